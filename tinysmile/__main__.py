@@ -1,0 +1,5 @@
+import sys
+
+from tinysmile.cli import main
+
+sys.exit(main())

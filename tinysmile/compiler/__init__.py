@@ -1,0 +1,1 @@
+"""The int8 model compiler: .tflite -> graph IR -> portable C, bit-exact with TFLite."""

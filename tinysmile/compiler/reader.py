@@ -1,0 +1,170 @@
+"""Read a .tflite flatbuffer into the graph IR, using the schema module LiteRT ships."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from tinysmile.compiler.ir import Graph, Op, Quant, Tensor
+from tinysmile.errors import TinysmileError, UnsupportedModelError
+
+_TENSOR_TYPES = {
+    getattr(schema.TensorType, n): n
+    for n in dir(schema.TensorType)
+    if not n.startswith("_") and isinstance(getattr(schema.TensorType, n), int)
+}
+_NUMPY_TYPES = {
+    "FLOAT32": np.float32,
+    "INT8": np.int8,
+    "UINT8": np.uint8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "BOOL": np.bool_,
+    "FLOAT16": np.float16,
+}
+_OPERATORS = {
+    getattr(schema.BuiltinOperator, n): n
+    for n in dir(schema.BuiltinOperator)
+    if not n.startswith("_") and isinstance(getattr(schema.BuiltinOperator, n), int)
+}
+_ENUMS = {
+    "padding": {schema.Padding.SAME: "SAME", schema.Padding.VALID: "VALID"},
+    "fusedActivationFunction": {
+        getattr(schema.ActivationFunctionType, n): n
+        for n in dir(schema.ActivationFunctionType)
+        if not n.startswith("_") and isinstance(getattr(schema.ActivationFunctionType, n), int)
+    },
+}
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def _snake(name: str) -> str:
+    return _CAMEL.sub("_", name).lower()
+
+
+def _options(obj: Any) -> dict[str, Any]:
+    """Builtin options as a dict with snake_case keys and enums as names."""
+    if obj is None:
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in vars(obj).items():
+        if key in _ENUMS:
+            value = _ENUMS[key].get(value, value)
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        out[_snake(key)] = value
+    if "fused_activation_function" in out:
+        out["activation"] = out.pop("fused_activation_function")
+    return out
+
+
+def _op_name(code: Any) -> str:
+    # builtinCode is the field to trust; deprecatedBuiltinCode only for old files.
+    value = max(int(code.builtinCode or 0), int(code.deprecatedBuiltinCode or 0))
+    if value == schema.BuiltinOperator.CUSTOM:
+        return f"CUSTOM:{(code.customCode or b'').decode(errors='replace')}"
+    return _OPERATORS.get(value, f"BUILTIN_{value}")
+
+
+def read_model(path: str | Path) -> Graph:
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise TinysmileError(f"{p}: cannot read ({exc.strerror})") from None
+    return parse_model(data, name=p.stem)
+
+
+def parse_model(data: bytes, name: str = "model") -> Graph:
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise TinysmileError(f"{name}: not a TFLite flatbuffer (no 'TFL3' identifier)")
+    try:
+        model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    except Exception as exc:  # the flatbuffer runtime raises struct/index errors
+        raise TinysmileError(
+            f"{name}: the TFLite flatbuffer is damaged or truncated ({type(exc).__name__})"
+        ) from None
+    if not model.subgraphs:
+        raise TinysmileError(f"{name}: the model has no subgraph")
+    if len(model.subgraphs) > 1:
+        raise UnsupportedModelError(
+            f"{name}: {len(model.subgraphs)} subgraphs (control flow) are not supported"
+        )
+    sg = model.subgraphs[0]
+    buffers = model.buffers or []
+
+    def buffer_data(index: int) -> bytes | None:
+        if index <= 0 or index >= len(buffers):
+            return None
+        buf = buffers[index]
+        if buf.data is not None and len(buf.data):
+            return bytes(np.asarray(buf.data, dtype=np.uint8))
+        if buf.offset and buf.offset > 1 and buf.size:
+            if buf.offset + buf.size > len(data):
+                raise TinysmileError(f"{name}: the file is truncated (a buffer ends past its end)")
+            return data[buf.offset : buf.offset + buf.size]
+        return None
+
+    tensors: list[Tensor] = []
+    for i, t in enumerate(sg.tensors or []):
+        tname = (t.name or b"").decode(errors="replace") or f"tensor_{i}"
+        type_name = _TENSOR_TYPES.get(t.type, str(t.type))
+        dtype = _NUMPY_TYPES.get(type_name)
+        if dtype is None:
+            raise UnsupportedModelError(f"tensor {i} '{tname}': type {type_name} is not supported")
+        shape = tuple(int(s) for s in (t.shape if t.shape is not None else []))
+        signature = (
+            tuple(int(s) for s in t.shapeSignature) if t.shapeSignature is not None else None
+        )
+        quant = None
+        q = t.quantization
+        if q is not None and q.scale is not None and len(q.scale):
+            zp = q.zeroPoint if q.zeroPoint is not None else [0] * len(q.scale)
+            quant = Quant(
+                scale=np.asarray(q.scale, dtype=np.float32).reshape(-1),
+                zero_point=np.asarray(zp, dtype=np.int64).reshape(-1),
+                axis=int(q.quantizedDimension or 0),
+            )
+        raw = buffer_data(t.buffer)
+        array = None
+        if raw is not None:
+            expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+            if len(raw) != expected:
+                raise TinysmileError(
+                    f"{name}: tensor {i} '{tname}' holds {len(raw)} bytes, its shape needs "
+                    f"{expected} (damaged file?)"
+                )
+            array = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+        tensors.append(Tensor(i, tname, shape, np.dtype(dtype), quant, array, signature))
+
+    codes = model.operatorCodes or []
+    ops: list[Op] = []
+    for i, o in enumerate(sg.operators or []):
+        if o.opcodeIndex >= len(codes):
+            raise TinysmileError(f"{name}: op {i} names operator code {o.opcodeIndex}, not present")
+        ops.append(
+            Op(
+                index=i,
+                kind=_op_name(codes[o.opcodeIndex]),
+                inputs=[int(x) for x in (o.inputs if o.inputs is not None else [])],
+                outputs=[int(x) for x in (o.outputs if o.outputs is not None else [])],
+                options=_options(o.builtinOptions),
+            )
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    description = (model.description or b"").decode(errors="replace")
+    return Graph(
+        name=name,
+        sha256=digest,
+        tensors=tensors,
+        ops=ops,
+        inputs=[int(x) for x in sg.inputs],
+        outputs=[int(x) for x in sg.outputs],
+        description=description,
+    )
