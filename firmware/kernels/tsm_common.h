@@ -1,0 +1,51 @@
+/* Integer arithmetic shared by every kernel. Python twin: tinysmile/compiler/quant.py. */
+#ifndef TSM_COMMON_H
+#define TSM_COMMON_H
+
+#include <stdint.h>
+
+#define TSM_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define TSM_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+static inline int32_t tsm_clamp(int32_t x, int32_t lo, int32_t hi)
+{
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+/* gemmlowp's SaturatingRoundingDoublingHighMul: (a * b * 2) >> 32 rounded half away from
+ * zero; the only overflow, INT32_MIN * INT32_MIN, saturates. */
+static inline int32_t tsm_sat_rounding_doubling_high_mul(int32_t a, int32_t b)
+{
+    int64_t ab;
+    int64_t nudge;
+    if (a == b && a == INT32_MIN) {
+        return INT32_MAX;
+    }
+    ab = (int64_t)a * (int64_t)b;
+    nudge = ab >= 0 ? (1LL << 30) : (1 - (1LL << 30));
+    /* C division truncates toward zero, which is what the reference kernels rely on. */
+    return (int32_t)((ab + nudge) / (1LL << 31));
+}
+
+/* Division by 2^exponent rounding half away from zero (gemmlowp's RoundingDivideByPOT). */
+static inline int32_t tsm_rounding_divide_by_pot(int32_t x, int32_t exponent)
+{
+    const int32_t mask = (int32_t)((1LL << exponent) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    /* >> on a negative int32 is arithmetic on every compiler we target (gcc, clang). */
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* x * multiplier * 2^shift, with multiplier in Q31: TFLite's MultiplyByQuantizedMultiplier
+ * with its two-step rounding. The left shift wraps like the reference does on overflow. */
+static inline int32_t tsm_requantize(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t left_shift = shift > 0 ? shift : 0;
+    const int32_t right_shift = shift > 0 ? 0 : -shift;
+    const int32_t shifted = (int32_t)((uint32_t)x << left_shift);
+    return tsm_rounding_divide_by_pot(tsm_sat_rounding_doubling_high_mul(shifted, multiplier),
+                                      right_shift);
+}
+
+#endif

@@ -1,0 +1,101 @@
+"""Test models built with TensorFlow: random weights, calibrated on random data, converted
+to full int8 with int8 input and output. Cached on disk by their recipe, so a test session
+converts each once."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+CACHE = Path(os.environ.get("TINYSMILE_TEST_CACHE", Path(__file__).parent / ".model_cache"))
+
+
+def convert(build: Callable, input_shape: tuple[int, ...], seed: int = 0, calib: int = 64,
+            int8_io: bool = True) -> bytes:
+    """Build the Keras model with build(tf, inputs) and convert it to full int8."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    inputs = tf.keras.Input(shape=input_shape[1:], batch_size=input_shape[0])
+    outputs = build(tf, inputs)
+    model = tf.keras.Model(inputs, outputs)
+    rng = np.random.default_rng(seed)
+    # Randomise every weight (BatchNorm statistics too), so nothing is trivially zero/one.
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if not ws:
+            continue
+        new = []
+        for w in ws:
+            if "batch_normalization" in layer.name and w.ndim == 1:
+                new.append(rng.uniform(0.5, 1.5, w.shape).astype(np.float32))
+            else:
+                new.append(rng.normal(0, 0.5, w.shape).astype(np.float32))
+        layer.set_weights(new)
+
+    def representative():
+        for _ in range(calib):
+            yield [rng.uniform(-1, 1, input_shape).astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if int8_io:
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def cached(name: str, build: Callable, input_shape: tuple[int, ...], **kw) -> bytes:
+    recipe = inspect.getsource(build) + repr(input_shape) + repr(sorted(kw.items()))
+    key = hashlib.sha256(recipe.encode()).hexdigest()[:12]
+    path = CACHE / f"{name}-{key}.tflite"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        data = convert(build, input_shape, **kw)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path.read_bytes()
+
+
+def _smile_like(tf, x):
+    L = tf.keras.layers
+    x = L.Conv2D(8, 5, strides=2, padding="same", activation="relu")(x)
+    x = L.MaxPooling2D(2)(x)
+    x = L.BatchNormalization()(x)
+    x = L.Conv2D(16, 3, padding="same", activation="relu")(x)
+    x = L.MaxPooling2D(2)(x)
+    x = L.Conv2D(16, 3, padding="same", activation="relu")(x)
+    x = L.MaxPooling2D(2)(x)
+    x = L.Flatten()(x)
+    x = L.Dropout(0.3)(x)
+    return L.Dense(1, activation="sigmoid")(x)
+
+
+def build_smile_like() -> bytes:
+    """64x64x1 -> conv 5x5/2 -> pool -> batch norm -> conv -> pool -> conv -> pool ->
+    flatten -> dropout -> dense -> sigmoid."""
+    return cached("smile_like", _smile_like, (1, 64, 64, 1))
+
+
+def _mobilenet_block(tf, x):
+    L = tf.keras.layers
+    x = L.Conv2D(16, 3, strides=2, padding="same", activation="relu6")(x)
+    y = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
+    y = L.Conv2D(16, 1, activation="relu6")(y)
+    x = L.Add()([x, y])
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Dense(3)(x)
+    return L.Softmax()(x)
+
+
+def build_mobilenet_block() -> bytes:
+    """Depthwise + pointwise conv, residual add, global average pool, softmax."""
+    return cached("mobilenet_block", _mobilenet_block, (1, 32, 32, 3))

@@ -1,0 +1,206 @@
+"""compile_model(): .tflite -> <prefix>_model.c/.h plus the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinysmile import __version__
+from tinysmile.compiler.clits import c_float, c_identifier, c_string
+from tinysmile.compiler.ir import Graph
+from tinysmile.compiler.program import Program, build_program
+from tinysmile.errors import TinysmileError
+from tinysmile.resources import firmware_dir
+from tinysmile.templating import render
+
+
+@dataclass
+class CompileResult:
+    c_path: Path
+    h_path: Path
+    sources: list[Path]  # firmware kernel .c files the model needs
+    include_dirs: list[Path]
+    report: dict[str, Any]
+    program: Program
+    prefix: str
+
+    @property
+    def graph(self) -> Graph:
+        return self.program.graph
+
+
+@dataclass
+class _LayerView:
+    position: int
+    op_index: int
+    kind: str
+    name: str
+    params_type: str | None
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    call: str | None = None
+    output_ptr: str = ""
+    output_size: int = 0
+
+
+def kernels_dir() -> Path:
+    return firmware_dir() / "kernels"
+
+
+def _pointer(prog: Program, tensor: int) -> str:
+    storage, offset = prog.plan.storage(tensor)
+    if storage == "input":
+        return "input"
+    if storage == "output":
+        return "output"
+    return f"(arena + {offset})"
+
+
+def generate(
+    prog: Program, prefix: str, perturb_layer: int | None = None
+) -> tuple[str, str, list[str], dict[str, Any]]:
+    """The .c text, the .h text, the kernel names used, and the report."""
+    g = prog.graph
+    prefix = c_identifier(prefix)
+    arrays = []
+    views = []
+    kernels: list[str] = []
+    report_layers = []
+    if perturb_layer is not None and not 0 <= perturb_layer < len(prog.layers):
+        raise TinysmileError(f"--perturb-layer {perturb_layer}: no such layer")
+    for layer in prog.layers:
+        out = g.tensor(layer.op.outputs[0])
+        view = _LayerView(
+            position=layer.position,
+            op_index=layer.op.index,
+            kind=layer.op.kind,
+            name=f"{prefix}_{layer.name}",
+            params_type=None,
+            output_ptr=_pointer(prog, layer.op.outputs[0]),
+            output_size=out.size,
+        )
+        emitted = layer.spec.emit(g, layer.op, layer.params, view.name)
+        weights = 0
+        if emitted is not None:
+            if perturb_layer == layer.position:
+                _perturb(emitted, layer)
+            arrays.extend(emitted.arrays)
+            weights = sum(a.nbytes for a in emitted.arrays)
+            # constant operands travel in the params struct; only activations are arguments
+            assert not any(g.tensor(t).is_const for t in emitted.inputs), layer.op.describe()
+            args = [f"&{view.name}_params"]
+            args += [_pointer(prog, t) for t in emitted.inputs]
+            args.append(view.output_ptr)
+            view.params_type = emitted.params_type
+            view.fields = emitted.fields
+            view.call = f"{emitted.kernel}({', '.join(args)})"
+            if layer.spec.kernel and layer.spec.kernel not in kernels:
+                kernels.append(layer.spec.kernel)
+        elif perturb_layer == layer.position:
+            raise TinysmileError(f"--perturb-layer {perturb_layer}: that layer has no weights")
+        views.append(view)
+        storage, offset = prog.plan.storage(layer.op.outputs[0])
+        report_layers.append(
+            {
+                "layer": layer.position,
+                "op": layer.op.index,
+                "kind": layer.op.kind,
+                "output_shape": list(out.shape),
+                "macs": layer.spec.macs(g, layer.op),
+                "weights_bytes": weights,
+                "output_bytes": out.nbytes,
+                "storage": storage,
+                "offset": offset if storage == "arena" else None,
+                "live_arena_bytes": prog.plan.live_bytes[layer.position],
+            }
+        )
+    x, y = g.input, g.output
+    arena = prog.plan.arena_size
+    context = {
+        "version": __version__,
+        "model_name": g.name,
+        "name_literal": c_string(g.name),
+        "sha256": g.sha256,
+        "prefix": prefix,
+        "macro": prefix.upper(),
+        "guard": f"{prefix.upper()}_MODEL_H",
+        "kernel_headers": [f"tsm_{k}.h" for k in kernels],
+        "arrays": arrays,
+        "layers": views,
+        "arena_size": arena,
+        "arena_words": (arena + 3) // 4,
+        "input_size": x.size,
+        "output_size": y.size,
+        "input_shape": list(x.shape),
+        "output_shape": list(y.shape),
+        "input_scale": c_float(x.scale),
+        "input_zero_point": x.zero_point,
+        "output_scale": c_float(y.scale),
+        "output_zero_point": y.zero_point,
+    }
+    c_text = render("model/model.c.j2", **context)
+    h_text = render("model/model.h.j2", **context)
+    peak = prog.plan.peak_op
+    report = {
+        "model": g.name,
+        "sha256": g.sha256,
+        "prefix": prefix,
+        "tinysmile_version": __version__,
+        "input": {"shape": list(x.shape), "scale": x.scale, "zero_point": x.zero_point},
+        "output": {"shape": list(y.shape), "scale": y.scale, "zero_point": y.zero_point},
+        "ops": sorted({layer.op.kind for layer in prog.layers}),
+        "layers": report_layers,
+        "macs": sum(r["macs"] for r in report_layers),
+        "weights_bytes": sum(r["weights_bytes"] for r in report_layers),
+        "arena_bytes": arena,
+        "io_bytes": x.nbytes + y.nbytes,
+        "peak_layer": peak,
+        "peak_layer_kind": prog.layers[peak].op.kind if prog.layers else None,
+        "stripped_edges": prog.stripped,
+        "perturbed_layer": perturb_layer,
+    }
+    return c_text, h_text, kernels, report
+
+
+def _perturb(emitted, layer) -> None:
+    """Test-only: change one weight so that parity checks have something to catch."""
+    for array in emitted.arrays:
+        if array.values.dtype == np.int8 and array.values.size:
+            values = array.values.copy()
+            flat = values.reshape(-1)
+            flat[0] = np.int8(-flat[0] - 1) if flat[0] != 0 else np.int8(77)
+            array.values = values
+            return
+    raise TinysmileError(f"--perturb-layer {layer.position}: that layer has no int8 weights")
+
+
+def compile_model(
+    model: str | Path | bytes,
+    out_dir: str | Path,
+    prefix: str = "model",
+    layer_hooks: bool = False,  # hooks are compiled in by -DTSM_LAYER_HOOKS; kept for callers
+    perturb_layer: int | None = None,
+) -> CompileResult:
+    """Compile a full-int8 .tflite; writes nothing when the model is refused."""
+    prog = build_program(model)
+    c_text, h_text, kernels, report = generate(prog, prefix, perturb_layer)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pfx = report["prefix"]
+    c_path = out / f"{pfx}_model.c"
+    h_path = out / f"{pfx}_model.h"
+    c_path.write_text(c_text)
+    h_path.write_text(h_text)
+    kdir = kernels_dir()
+    sources = [kdir / f"tsm_{k}.c" for k in kernels]
+    return CompileResult(
+        c_path=c_path,
+        h_path=h_path,
+        sources=sources,
+        include_dirs=[out, firmware_dir(), kdir],
+        report=report,
+        program=prog,
+        prefix=pfx,
+    )

@@ -1,0 +1,199 @@
+"""CONV_2D: int8 input, int8 weights (per channel or per tensor), int32 bias."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinysmile.compiler.clits import CArray
+from tinysmile.compiler.ir import Graph, Op
+from tinysmile.compiler.ops.base import (
+    Emitted,
+    OpDef,
+    activation_of,
+    compute_padding,
+    fail,
+    int_fields,
+    require_int8,
+)
+from tinysmile.compiler.quant import activation_range, quantize_multiplier_array, requantize
+
+
+def channel_multipliers(g: Graph, op: Op, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel (multiplier, shift) from input * filter / output scales.
+
+    TFLite forms the product in double from the float32 scales; so do we, so that the
+    Q31 multipliers match to the bit.
+    """
+    x, w = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
+    y = g.op_output(op)
+    assert w.quant is not None
+    scales = w.quant.scale.astype(np.float64)
+    if scales.size == 1:
+        scales = np.repeat(scales, channels)
+    real = (np.float64(x.scale) * scales) / np.float64(y.scale)
+    return quantize_multiplier_array(real)
+
+
+def validate_weights(g: Graph, op: Op, channel_axis: int) -> None:
+    require_int8(g, op, [op.inputs[0], op.outputs[0]])
+    w = g.tensor(op.inputs[1])
+    if not w.is_const:
+        raise fail(op, f"weights '{w.name}' are not constant")
+    if w.dtype != np.int8 or w.quant is None:
+        raise fail(op, f"weights '{w.name}' are {w.dtype}, only int8 weights are supported")
+    if np.any(w.quant.zero_point != 0):
+        raise fail(op, f"weights '{w.name}' have a non-zero zero point (not symmetric int8)")
+    if w.quant.per_channel and w.quant.axis != channel_axis:
+        raise fail(op, f"weights '{w.name}' are quantized along axis {w.quant.axis}")
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        b = g.tensor(op.inputs[2])
+        if b.dtype != np.int32 or not b.is_const:
+            raise fail(op, f"bias '{b.name}' is {b.dtype}, an int32 constant is required")
+
+
+def bias_of(g: Graph, op: Op, channels: int) -> np.ndarray:
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        return g.tensor(op.inputs[2]).data.astype(np.int64).reshape(channels)
+    return np.zeros(channels, dtype=np.int64)
+
+
+def validate_spatial(op: Op) -> None:
+    for key in ("dilation_h_factor", "dilation_w_factor"):
+        if int(op.options.get(key, 1) or 1) != 1:
+            raise fail(op, f"{key}={op.options[key]}: dilation > 1 is not supported")
+    if op.options.get("padding") not in ("SAME", "VALID"):
+        raise fail(op, f"padding {op.options.get('padding')} is not supported")
+
+
+def finish(acc: np.ndarray, p: dict[str, Any], channel_axis: int = -1) -> np.ndarray:
+    """Requantize an int64 accumulator, add the output offset, clamp, cast."""
+    y = requantize(acc, p["mult"], p["shift"]) + p["output_offset"]
+    return np.clip(y, p["activation_min"], p["activation_max"]).astype(np.int8)
+
+
+def padded_windows(
+    x: np.ndarray, p: dict[str, Any], fill: int
+) -> np.ndarray:
+    """(N, OH, OW, KH, KW, C) view of the input, padded with `fill` outside its bounds."""
+    n, h, w, c = x.shape
+    ph, pw = p["pad_h"], p["pad_w"]
+    need_h = (p["output_h"] - 1) * p["stride_h"] + p["filter_h"]
+    need_w = (p["output_w"] - 1) * p["stride_w"] + p["filter_w"]
+    padded = np.full((n, max(need_h, h + ph), max(need_w, w + pw), c), fill, dtype=np.int64)
+    padded[:, ph : ph + h, pw : pw + w, :] = x
+    win = np.lib.stride_tricks.sliding_window_view(padded, (p["filter_h"], p["filter_w"]), (1, 2))
+    win = win[:, : need_h - p["filter_h"] + 1 : p["stride_h"], : need_w - p["filter_w"] + 1 : p["stride_w"]]
+    # sliding_window_view puts the window axes last: (N, OH, OW, C, KH, KW)
+    return win.transpose(0, 1, 2, 4, 5, 3)
+
+
+def spatial_params(g: Graph, op: Op, filter_h: int, filter_w: int) -> dict[str, Any]:
+    x, y = g.tensor(op.inputs[0]), g.op_output(op)
+    _, ih, iw, ic = x.shape
+    sh, sw = int(op.options["stride_h"]), int(op.options["stride_w"])
+    oh, pad_h = compute_padding(op.options["padding"], ih, filter_h, sh)
+    ow, pad_w = compute_padding(op.options["padding"], iw, filter_w, sw)
+    if (oh, ow) != tuple(y.shape[1:3]):
+        raise fail(op, f"output shape {y.shape} does not follow from the input and padding")
+    lo, hi = activation_range(activation_of(op), y.scale, y.zero_point)
+    return {
+        "batches": x.shape[0],
+        "input_h": ih,
+        "input_w": iw,
+        "input_c": ic,
+        "output_h": oh,
+        "output_w": ow,
+        "output_c": y.shape[3],
+        "filter_h": filter_h,
+        "filter_w": filter_w,
+        "stride_h": sh,
+        "stride_w": sw,
+        "pad_h": pad_h,
+        "pad_w": pad_w,
+        "input_offset": -x.zero_point,
+        "output_offset": y.zero_point,
+        "activation_min": lo,
+        "activation_max": hi,
+    }
+
+
+SPATIAL_FIELDS = [
+    "batches",
+    "input_h",
+    "input_w",
+    "input_c",
+    "output_h",
+    "output_w",
+    "output_c",
+    "filter_h",
+    "filter_w",
+    "stride_h",
+    "stride_w",
+    "pad_h",
+    "pad_w",
+    "input_offset",
+    "output_offset",
+    "activation_min",
+    "activation_max",
+]
+
+
+def weight_arrays(name: str, g: Graph, op: Op, p: dict[str, Any]) -> tuple[list, list]:
+    """The filter, bias and multiplier arrays and their struct fields."""
+    arrays = [
+        CArray(f"{name}_filter", p["filter"].astype(np.int8)),
+        CArray(f"{name}_bias", p["bias"].astype(np.int32)),
+        CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
+        CArray(f"{name}_shift", p["shift"].astype(np.int32)),
+    ]
+    fields = [
+        ("filter", arrays[0].name),
+        ("bias", arrays[1].name),
+        ("output_multiplier", arrays[2].name),
+        ("output_shift", arrays[3].name),
+    ]
+    return arrays, fields
+
+
+class Conv2D(OpDef):
+    kinds = ("CONV_2D",)
+    kernel = "conv2d"
+
+    def validate(self, g: Graph, op: Op) -> None:
+        validate_weights(g, op, channel_axis=0)
+        validate_spatial(op)
+        x, w = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
+        if len(x.shape) != 4 or len(w.shape) != 4:
+            raise fail(op, "CONV_2D needs 4-D input and filter")
+        if w.shape[3] != x.shape[3]:
+            raise fail(op, f"grouped convolution (filter depth {w.shape[3]}, input {x.shape[3]})")
+
+    def prepare(self, g: Graph, op: Op) -> dict[str, Any]:
+        w = g.tensor(op.inputs[1])
+        p = spatial_params(g, op, w.shape[1], w.shape[2])
+        p["filter"] = w.data
+        p["bias"] = bias_of(g, op, w.shape[0])
+        p["mult"], p["shift"] = channel_multipliers(g, op, w.shape[0])
+        return p
+
+    def reference(self, g: Graph, op: Op, p: dict[str, Any], xs: list[np.ndarray]) -> np.ndarray:
+        x = xs[0].astype(np.int64) + p["input_offset"]
+        win = padded_windows(x, p, fill=0)  # zero after the offset = the zero point before it
+        acc = np.einsum("nhwijc,oijc->nhwo", win, p["filter"].astype(np.int64), optimize=True)
+        return finish(acc + p["bias"], p)
+
+    def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
+        arrays, fields = weight_arrays(name, g, op, p)
+        return Emitted(
+            kernel="tsm_conv2d",
+            params_type="tsm_conv2d_params_t",
+            fields=int_fields(p, SPATIAL_FIELDS) + fields,
+            arrays=arrays,
+            inputs=[op.inputs[0]],
+        )
+
+    def macs(self, g: Graph, op: Op) -> int:
+        w, y = g.tensor(op.inputs[1]), g.op_output(op)
+        return int(np.prod(y.shape)) * w.shape[1] * w.shape[2] * w.shape[3]
