@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "compile": "tinysmile.compiler.commands:compile_cmd",
     "run-host": "tinysmile.compiler.commands:run_host_cmd",
     "demo": "tinysmile.demo:demo_cmd",
+    "data": "tinysmile.data.commands:data_group",
 }
 
 

@@ -1,0 +1,268 @@
+"""Preprocessing: the one code path from an image to the model's input, at training
+and at serving time.
+
+The spec is recorded in the model bundle (`PreprocessSpec.to_dict()`), and training,
+quantization, the Pi runtime and verification all rebuild it with
+`PreprocessSpec.from_dict()`; train and serve then cannot silently disagree.
+
+Pipeline: image (grey, or BGR as OpenCV decodes it) -> grayscale -> square crop (the
+largest Haar face plus a margin, or the centre) -> resize to height x width -> uint8
+(H, W, 1). `to_float` maps those pixels to what Keras trains on; `to_int8` is what the
+int8 model's input QUANTIZE would make of that float, bit for bit.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinysmile.errors import TinysmileError
+
+FACE_CROPS = ("none", "haar")
+HAAR_CASCADE = "haarcascade_frontalface_default.xml"
+# Detection runs on a copy no larger than this (long side): a 12 MP frame would take
+# seconds otherwise, and faces a smile detector can use are never that small.
+DETECT_MAX_SIDE = 640
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How pixels become the model's input; defaults fit SMILEsmileD's 64x64 face crops."""
+
+    height: int = 64
+    width: int = 64
+    channels: int = 1
+    grayscale: bool = True
+    face_crop: str = "none"  # "none": input already a face crop; "haar": detect one
+    crop_margin: float = 0.2  # added on each side of the face box, as a fraction of its size
+    haar_scale_factor: float = 1.1
+    haar_min_neighbors: int = 5
+    haar_min_size: float = 0.1  # smallest face, as a fraction of the image's shorter side
+    # float = (pixel - pixel_mean) / pixel_std, computed in float32
+    pixel_mean: float = 0.0
+    pixel_std: float = 255.0
+
+    def __post_init__(self) -> None:
+        if self.channels != 1 or not self.grayscale:
+            raise TinysmileError(
+                f"preprocess spec: only 1-channel grayscale input is supported "
+                f"(got channels={self.channels}, grayscale={self.grayscale})"
+            )
+        if self.height < 1 or self.width < 1:
+            raise TinysmileError(f"preprocess spec: bad input size {self.height}x{self.width}")
+        if self.face_crop not in FACE_CROPS:
+            raise TinysmileError(
+                f"preprocess spec: face_crop {self.face_crop!r} is not one of {FACE_CROPS}"
+            )
+        if not self.pixel_std or not np.isfinite(self.pixel_std):
+            raise TinysmileError("preprocess spec: pixel_std must be non-zero and finite")
+        if self.crop_margin < 0:
+            raise TinysmileError("preprocess spec: crop_margin must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessSpec:
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise TinysmileError(f"preprocess spec: unknown field(s) {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            kind = known[name].type
+            try:
+                if kind == "int":
+                    if isinstance(value, bool) or int(value) != value:
+                        raise ValueError
+                    values[name] = int(value)
+                elif kind == "float":
+                    values[name] = float(value)
+                elif kind == "bool":
+                    if not isinstance(value, bool):
+                        raise ValueError
+                    values[name] = value
+                else:
+                    values[name] = str(value)
+            except (TypeError, ValueError):
+                raise TinysmileError(
+                    f"preprocess spec: field {name} must be {kind}, got {value!r}"
+                ) from None
+        return cls(**values)
+
+    def float_range(self) -> tuple[float, float]:
+        """The float values pixels 0 and 255 map to (the input range quantization sees)."""
+        lo, hi = to_float(self, np.array([0, 255], dtype=np.uint8))
+        return float(min(lo, hi)), float(max(lo, hi))
+
+
+@dataclass
+class Preprocessed:
+    pixels: np.ndarray  # uint8 (H, W, 1)
+    crop: tuple[int, int, int, int]  # x, y, w, h of the square taken from the input
+    face_found: bool  # False when face_crop == "haar" found no face (centre crop used)
+
+
+def decode_image(data: bytes, what: str = "image") -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, ...) to uint8 grey (H, W) or BGR (H, W, 3)."""
+    import cv2
+
+    buf = np.frombuffer(data, dtype=np.uint8)
+    image = cv2.imdecode(buf, cv2.IMREAD_ANYCOLOR) if buf.size else None
+    if image is None or image.size == 0:
+        raise TinysmileError(f"{what}: not a readable image")
+    return image
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file to uint8 grey (H, W) or BGR (H, W, 3)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise TinysmileError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    return decode_image(data, str(p))
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """uint8 grey (H, W) from grey, (H, W, 1), BGR or BGRA uint8."""
+    import cv2
+
+    if image.dtype != np.uint8:
+        raise TinysmileError(f"image must be uint8, got {image.dtype}")
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    raise TinysmileError(f"image has unsupported shape {image.shape}")
+
+
+@functools.lru_cache(maxsize=1)
+def _cascade() -> Any:
+    import cv2
+
+    path = Path(cv2.data.haarcascades) / HAAR_CASCADE
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        raise TinysmileError(f"{path}: OpenCV's Haar face cascade is missing or unreadable")
+    return cascade
+
+
+def detect_faces(spec: PreprocessSpec, gray: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Haar frontal faces as (x, y, w, h) in `gray`'s coordinates, largest first."""
+    import cv2
+
+    h, w = gray.shape
+    scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
+    small = gray
+    if scale < 1.0:
+        small = cv2.resize(
+            gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+        )
+    min_side = max(1, int(min(small.shape) * spec.haar_min_size))
+    found = _cascade().detectMultiScale(
+        small,
+        scaleFactor=spec.haar_scale_factor,
+        minNeighbors=spec.haar_min_neighbors,
+        minSize=(min_side, min_side),
+    )
+    boxes = [tuple(round(v / scale) for v in box) for box in found]
+    # Ties in area are broken by position so the choice never depends on detector order.
+    boxes.sort(key=lambda b: (-b[2] * b[3], b[1], b[0]))
+    return boxes  # type: ignore[return-value]
+
+
+def _centre_square(h: int, w: int) -> tuple[int, int, int, int]:
+    side = min(h, w)
+    return (w - side) // 2, (h - side) // 2, side, side
+
+
+def _face_square(
+    box: tuple[int, int, int, int], margin: float, h: int, w: int
+) -> tuple[int, int, int, int]:
+    x, y, bw, bh = box
+    side = round(max(bw, bh) * (1.0 + 2.0 * margin))
+    side = max(1, min(side, h, w))
+    # Centre on the face, then slide (not shrink) the square back inside the image.
+    cx2, cy2 = 2 * x + bw, 2 * y + bh  # twice the centre, to stay in integers
+    x0 = min(max((cx2 - side) // 2, 0), w - side)
+    y0 = min(max((cy2 - side) // 2, 0), h - side)
+    return x0, y0, side, side
+
+
+def preprocess_detailed(spec: PreprocessSpec, image: np.ndarray) -> Preprocessed:
+    """`preprocess`, also saying which square was used and whether a face was found."""
+    import cv2
+
+    gray = to_gray(image)
+    h, w = gray.shape
+    face_found = False
+    crop = _centre_square(h, w)
+    if spec.face_crop == "haar":
+        faces = detect_faces(spec, gray)
+        if faces:
+            face_found = True
+            crop = _face_square(faces[0], spec.crop_margin, h, w)
+    x, y, cw, ch = crop
+    square = gray[y : y + ch, x : x + cw]
+    if (cw, ch) != (spec.width, spec.height):
+        shrinking = cw > spec.width or ch > spec.height
+        square = cv2.resize(
+            square,
+            (spec.width, spec.height),
+            interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
+        )
+    pixels = np.ascontiguousarray(square, dtype=np.uint8).reshape(spec.height, spec.width, 1)
+    return Preprocessed(pixels=pixels, crop=crop, face_found=face_found)
+
+
+def preprocess(spec: PreprocessSpec, image: np.ndarray) -> np.ndarray:
+    """Image (grey or BGR uint8) -> the model's uint8 input (H, W, 1).
+
+    With face_crop "haar" and no face in sight this falls back to the centre square;
+    call `preprocess_detailed` to learn whether that happened.
+    """
+    return preprocess_detailed(spec, image).pixels
+
+
+def preprocess_file(spec: PreprocessSpec, path: str | Path) -> np.ndarray:
+    return preprocess(spec, load_image(path))
+
+
+def to_float(spec: PreprocessSpec, pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels (any shape) -> float32, as the float model is trained on."""
+    p = np.asarray(pixels)
+    if p.dtype != np.uint8:
+        raise TinysmileError(f"to_float expects uint8 pixels, got {p.dtype}")
+    return (p.astype(np.float32) - np.float32(spec.pixel_mean)) / np.float32(spec.pixel_std)
+
+
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    """std::round semantics (what TfLiteRound uses), exact for float32 inputs.
+
+    floor(|x| + 0.5) in float32 would round 0.49999997 up to 1; in float64 the sum of a
+    float32 and 0.5 is exact, so the floor is right.
+    """
+    x64 = np.asarray(x, dtype=np.float64)
+    return np.copysign(np.floor(np.abs(x64) + 0.5), x64)
+
+
+def to_int8(spec: PreprocessSpec, pixels: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """uint8 pixels -> int8, exactly as TFLite's QUANTIZE would quantize `to_float`'s output.
+
+    Reference kernel: q = clamp(zero_point + round(f / scale), -128, 127), with the
+    division done in float32 and round half away from zero.
+    """
+    if not scale > 0:
+        raise TinysmileError(f"to_int8: quantization scale must be > 0, got {scale}")
+    f = to_float(spec, pixels)
+    q = round_half_away(f / np.float32(scale)) + int(zero_point)
+    return np.clip(q, -128, 127).astype(np.int8)
