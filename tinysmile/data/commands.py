@@ -148,11 +148,10 @@ def _pct(x: float | None) -> str:
 @click.option("--json", "as_json", is_flag=True)
 def stats_cmd(store_dir: Path, as_json: bool) -> None:
     """Class balance per split, sources, rater agreement and duplicates."""
-    from tinysmile.data.stats import format_stats, store_stats
     from tinysmile.data.store import Store
 
     with Store(store_dir, create=False) as store:
-        stats = store_stats(store)
+        stats = store.stats()
     if as_json:
         click.echo(json.dumps(stats, indent=2))
     else:
@@ -187,6 +186,7 @@ def stats_cmd(store_dir: Path, as_json: bool) -> None:
 @click.option("--strength", type=float, default=1.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--size", type=int, default=64, show_default=True, help="Tile size in pixels.")
+@click.option("--face-crop", type=click.Choice(["none", "haar"]), default="none", show_default=True)
 def preview_cmd(
     store_dir: Path | None,
     folder: Path | None,
@@ -200,6 +200,7 @@ def preview_cmd(
     strength: float,
     seed: int,
     size: int,
+    face_crop: str,
 ) -> None:
     """Write a contact sheet of store (or folder) images, optionally augmented."""
     from tinysmile.data.preview import preview_sheet
@@ -218,5 +219,51 @@ def preview_cmd(
         strength=strength,
         seed=seed,
         tile=size,
+        face_crop=face_crop,
     )
     click.echo(f"wrote {out}: {info['rows']} rows x {info['columns']} columns")
+
+
+def format_stats(stats: dict) -> str:
+    lines = [f"store {stats['store']}: {stats['samples']} samples"]
+    for task, t in stats["tasks"].items():
+        names = t["labels"]
+        lines.append(f"task {task} ({t['samples']} samples)")
+        lines.append(
+            "  "
+            + "split".ljust(24)
+            + "".join(n.rjust(10) for n in names)
+            + "total".rjust(8)
+            + "  balance"
+        )
+        for title, rows in (("", t["splits"]), ("source ", t["sources"])):
+            for name, c in rows.items():
+                share = " / ".join(
+                    f"{100 * c[n] / c['total']:.0f}%" if c["total"] else "-" for n in names
+                )
+                lines.append(
+                    "  "
+                    + (title + name).ljust(24)
+                    + "".join(str(c[n]).rjust(10) for n in names)
+                    + str(c["total"]).rjust(8)
+                    + "  "
+                    + share
+                )
+        a = t["agreement"]
+        if a["images_with_votes"]:
+            lines.append(
+                f"  rater agreement: {a['images_with_votes']} images with votes, "
+                f"mean per-image agreement {_pct(a['mean_image_agreement'])}"
+            )
+        d = t["duplicates"]
+        lines.append(
+            f"  duplicates: {d['files']} files had the content of a stored sample "
+            f"({d['conflicting_labels']} with a different label)"
+        )
+    for imp in stats["imports"]:
+        lines.append(
+            f"import #{imp['run']} {imp['format']} {imp['path']} ({imp['task']}): "
+            f"{imp['added']} added, {imp['present']} present, {imp['duplicates']} duplicates, "
+            f"{imp['skipped']} skipped" + (f", {imp['dropped']} dropped" if imp["dropped"] else "")
+        )
+    return "\n".join(lines)

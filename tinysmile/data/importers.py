@@ -477,10 +477,10 @@ def list_celeba(path: Path, task: str, split_by: str = "source") -> Listing:
 # -- registry and the import loop ----------------------------------------------------
 
 
-def _list_votes(path: Path, task: str, **options: Any) -> Listing:
+def _list_votes(path: Path, task: str, resolve: str = "majority", **options: Any) -> Listing:
     from tinysmile.data.votes import list_votes
 
-    return list_votes(path, task, **options)
+    return list_votes(path, task, policy=resolve, **options)
 
 
 FORMATS: dict[str, Callable[..., Listing]] = {

@@ -336,3 +336,69 @@ class Store:
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Read-only helper for stats; not for callers outside tinysmile.data."""
         return list(self._db.execute(sql, args))
+
+    def stats(self) -> dict[str, Any]:
+        """Class balance per split, sources, rater agreement, duplicates, import runs."""
+        out: dict[str, Any] = {"store": str(self.root), "samples": self.count(), "tasks": {}}
+        for task in self.tasks():
+            names = TASK_LABELS[task]
+
+            def by_label(rows: list[tuple[Any, ...]], names: tuple[str, ...] = names) -> dict:
+                counts = dict.fromkeys(names, 0)
+                for label, n in rows:
+                    counts[names[label]] = n
+                return {**counts, "total": sum(counts.values())}
+
+            splits = {
+                split: by_label(
+                    self.query(
+                        "SELECT label, COUNT(*) FROM samples WHERE task=? AND split=?"
+                        " GROUP BY label",
+                        (task, split),
+                    )
+                )
+                for split in SPLITS
+            }
+            sources = {
+                source: by_label(
+                    self.query(
+                        "SELECT label, COUNT(*) FROM samples WHERE task=? AND source=?"
+                        " GROUP BY label",
+                        (task, source),
+                    )
+                )
+                for (source,) in self.query(
+                    "SELECT DISTINCT source FROM samples WHERE task=? ORDER BY source", (task,)
+                )
+            }
+            voted, mean_agreement = self.query(
+                "SELECT COUNT(*), AVG(agreement) FROM samples WHERE task=? AND agreement"
+                " IS NOT NULL",
+                (task,),
+            )[0]
+            dup, conflicts = self.query(
+                "SELECT COUNT(*), COALESCE(SUM(conflict), 0) FROM duplicates WHERE task=?",
+                (task,),
+            )[0]
+            out["tasks"][task] = {
+                "samples": self.count(task),
+                "labels": list(names),
+                "splits": splits,
+                "sources": sources,
+                "agreement": {"images_with_votes": voted, "mean_image_agreement": mean_agreement},
+                "duplicates": {"files": dup, "conflicting_labels": conflicts},
+            }
+        out["imports"] = []
+        for run, fmt, path, task, report in self.query(
+            "SELECT run, format, path, task, report FROM imports ORDER BY run"
+        ):
+            r = json.loads(report)
+            entry = {"run": run, "format": fmt, "path": path, "task": task}
+            for key in ("seen", "added", "present", "duplicates", "conflicts"):
+                entry[key] = r.get(key, 0)
+            entry["skipped"] = len(r.get("skipped", []))
+            entry["dropped"] = len(r.get("dropped", []))
+            if r.get("agreement"):
+                entry["agreement"] = r["agreement"]
+            out["imports"].append(entry)
+        return out
