@@ -1,0 +1,1 @@
+"""Devices: boards, the serial link, the emulated board, flash / verify / profile."""

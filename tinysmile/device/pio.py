@@ -1,0 +1,178 @@
+"""PlatformIO without its registry: give it the core package tool-scons from PyPI's scons.
+
+PlatformIO needs `tool-scons` (a version range in platformio.dependencies) and installs it
+from its registry on first use. Offline that fails (after a 60 s timeout), so this step
+builds the package folder itself: `$PLATFORMIO_CORE_DIR/packages/tool-scons/` holding the
+SCons package, a `scons.py` entry, a `package.json`, and a `.piopm` whose spec names owner
+`platformio` (without that owner PlatformIO does not recognise the package as its own).
+Idempotent; on a machine that reaches the registry it does nothing.
+
+    python -m tinysmile.device.pio --ensure-scons
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tinysmile.errors import TinysmileError
+
+REGISTRY_HOST = "api.registry.platformio.org"
+PACKAGE = "tool-scons"
+
+_SCONS_PY = '''#!/usr/bin/env python
+# Written by tinysmile: PlatformIO's tool-scons entry point, from PyPI's scons.
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from SCons.Script.Main import main  # noqa: E402
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def core_dir() -> Path:
+    d = os.environ.get("PLATFORMIO_CORE_DIR")
+    return Path(d) if d else Path.home() / ".platformio"
+
+
+def package_dir() -> Path:
+    return core_dir() / "packages" / PACKAGE
+
+
+def required_range() -> str:
+    from platformio.dependencies import get_core_dependencies
+
+    return get_core_dependencies()[PACKAGE]
+
+
+def pio_version_of(scons_version: str) -> str:
+    """PlatformIO's tool-scons numbering: SCons 4.11.1 is 4.41101.0 (major.MmmPP.0)."""
+    major, minor, patch = (int(v) for v in (scons_version.split(".") + ["0", "0"])[:3])
+    return f"{major}.{major}{minor:02d}{patch:02d}.0"
+
+
+def scons_version_for(requirement: str) -> str:
+    """The SCons release a tool-scons range such as "~4.41101.0" asks for."""
+    base = requirement.lstrip("~^=<>! ")
+    major, packed = base.split(".")[:2]
+    packed = packed[len(major) :]
+    return f"{int(major)}.{int(packed[:2])}.{int(packed[2:4])}"
+
+
+def satisfies(version: str, requirement: str) -> bool:
+    import semantic_version
+
+    return semantic_version.Version(version) in semantic_version.SimpleSpec(requirement)
+
+
+def installed_version() -> str | None:
+    """The tool-scons version PlatformIO will accept as installed, else None."""
+    pdir = package_dir()
+    try:
+        meta = json.loads((pdir / ".piopm").read_text())
+        manifest = json.loads((pdir / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    spec = meta.get("spec") or {}
+    if spec.get("owner") != "platformio" or spec.get("name") != PACKAGE:
+        return None
+    if not (pdir / "scons.py").is_file() or not (pdir / "SCons").is_dir():
+        return None
+    version = manifest.get("version") or ""
+    return version if satisfies(version, required_range()) else None
+
+
+def registry_reachable(timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((REGISTRY_HOST, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _scons_source(want: str) -> Path:
+    """A folder holding the SCons package of release `want`: the one installed in this
+    Python if it matches, else one fetched with pip (PyPI stays reachable offline)."""
+    try:
+        import SCons
+
+        if SCons.__version__ == want:
+            return Path(SCons.__file__).resolve().parent
+    except ImportError:
+        pass
+    target = Path(tempfile.mkdtemp(prefix="tinysmile-scons-"))
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+           f"scons=={want}"]
+    if subprocess.run(cmd, timeout=300).returncode != 0:
+        raise TinysmileError(f"could not fetch scons=={want} from PyPI for PlatformIO")
+    return target / "SCons"
+
+
+def ensure_scons(force: bool = False, check_network: bool = True) -> str:
+    """Make tool-scons available to PlatformIO; returns what was done, in one line."""
+    have = installed_version()
+    if have and not force:
+        return f"{PACKAGE} {have} already installed in {package_dir()}"
+    if check_network and not force and registry_reachable():
+        return f"PlatformIO registry reachable: PlatformIO installs {PACKAGE} itself"
+    requirement = required_range()
+    want = scons_version_for(requirement)
+    version = pio_version_of(want)
+    if not satisfies(version, requirement):
+        raise TinysmileError(f"cannot map {PACKAGE} {requirement} to an SCons release")
+    src = _scons_source(want)
+    pdir = package_dir()
+    # Build beside the final folder and rename: a half-written package never looks installed.
+    tmp = pdir.with_name(f".{PACKAGE}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copytree(src, tmp / "SCons", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp / "scons.py").write_text(_SCONS_PY)
+    manifest = {
+        "name": PACKAGE,
+        "version": version,
+        "description": f"SCons {want} from PyPI, installed by tinysmile for offline builds",
+        "system": "*",
+    }
+    (tmp / "package.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    piopm = {
+        "type": "tool",
+        "name": PACKAGE,
+        "version": version,
+        "spec": {"owner": "platformio", "id": None, "name": PACKAGE, "requirements": None,
+                 "uri": None},
+    }
+    (tmp / ".piopm").write_text(json.dumps(piopm) + "\n")
+    shutil.rmtree(pdir, ignore_errors=True)
+    tmp.rename(pdir)
+    return f"installed {PACKAGE} {version} (SCons {want}) into {pdir}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tinysmile.device.pio", description=__doc__)
+    ap.add_argument("--ensure-scons", action="store_true", help="install tool-scons if needed")
+    ap.add_argument("--force", action="store_true", help="reinstall even if present/online")
+    args = ap.parse_args(argv)
+    if not args.ensure_scons:
+        ap.print_help()
+        return 0
+    try:
+        print(f"setup: {ensure_scons(force=args.force)}")
+    except TinysmileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
