@@ -19,7 +19,15 @@ COMMANDS: dict[str, str] = {
     "compile": "tinysmile.compiler.commands:compile_cmd",
     "run-host": "tinysmile.compiler.commands:run_host_cmd",
     "demo": "tinysmile.demo:demo_cmd",
+    "flash": "tinysmile.device.commands:flash_cmd",
+    "verify": "tinysmile.device.commands:verify_cmd",
+    "profile": "tinysmile.device.commands:profile_cmd",
+    "stop": "tinysmile.device.commands:stop_cmd",
     "data": "tinysmile.data.commands:data_group",
+    "train": "tinysmile.train.commands:train_cmd",
+    "quantize": "tinysmile.train.commands:quantize_cmd",
+    "predict": "tinysmile.train.commands:predict_cmd",
+    "evaluate": "tinysmile.train.commands:evaluate_cmd",
 }
 
 

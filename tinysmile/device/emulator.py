@@ -87,15 +87,19 @@ def read_state(board_id: str) -> EmulatorState | None:
     return st
 
 
-def start(board: Board, elf: Path, model_sha256: str = "") -> EmulatorState:
-    """Boot the firmware; any emulator already running for this board is stopped first."""
-    stop(board.id)
+def start(board: Board, elf: Path, model_sha256: str = "", register: bool = True) -> EmulatorState:
+    """Boot the firmware. register=True (flash): it becomes the board's emulator, replacing
+    any running one, and is recorded for verify/profile/stop. register=False (verify and
+    profile's own): left alone by others; the caller ends it with kill()."""
+    if register:
+        stop(board.id)
     elf = Path(elf).resolve()
     if not elf.is_file():
         raise TinysmileError(f"{elf}: no such firmware image")
     sdir = state_dir()
     sdir.mkdir(parents=True, exist_ok=True)
-    log_path = sdir / f"emulator-{board.id}.log"
+    log_path = sdir / (f"emulator-{board.id}.log" if register else
+                       f"emulator-{board.id}-{os.getpid()}-{time.monotonic_ns()}.log")
     cmd = qemu_command(board, elf)
     log = open(log_path, "wb")  # noqa: SIM115 - handed to the child
     try:
@@ -127,8 +131,31 @@ def start(board: Board, elf: Path, model_sha256: str = "") -> EmulatorState:
         tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
         raise TinysmileError(f"QEMU did not start: {' | '.join(tail) or 'no output'}")
     st = EmulatorState(board.id, proc.pid, port, str(elf), model_sha256, str(log_path), time.time())
-    state_path(board.id).write_text(json.dumps(asdict(st), indent=2) + "\n")
+    _procs[proc.pid] = proc
+    if register:
+        state_path(board.id).write_text(json.dumps(asdict(st), indent=2) + "\n")
     return st
+
+
+_procs: dict[int, subprocess.Popen] = {}
+
+
+def kill(st: EmulatorState, timeout: float = 5.0) -> None:
+    """End an emulator this process started (and reap it)."""
+    proc = _procs.pop(st.pid, None)
+    if proc is None:
+        if st.alive() and _is_qemu(st.pid):
+            os.kill(st.pid, signal.SIGTERM)
+        return
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+    if f"-{os.getpid()}-" in Path(st.log).name:
+        Path(st.log).unlink(missing_ok=True)
 
 
 def stop(board_id: str | None = None, timeout: float = 5.0) -> list[EmulatorState]:

@@ -1,0 +1,239 @@
+"""`tinysmile flash / verify / profile / stop`. None of these import TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tinysmile.errors import TinysmileError
+
+DEFAULT_BOARD = "qemu-cortex-m4"
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _load(model: str | None, board_id: str):
+    from tinysmile.boards import load_board
+    from tinysmile.bundle import load_bundle
+
+    return load_bundle(model), load_board(board_id)
+
+
+def _compile_only(bundle) -> Any:
+    """The compile result for the host side (report, program) without a project."""
+    from tinysmile.compiler.api import compile_model
+
+    return compile_model(bundle.model_path, tempfile.mkdtemp(prefix="tinysmile-host-"))
+
+
+def fmt_bytes(n: int) -> str:
+    return f"{n:,} B" if n < 10 * 1024 else f"{n / 1024:,.1f} KiB"
+
+
+def flash(model: str | None, board_id: str, log=print) -> dict[str, Any]:
+    from tinysmile.device import emulator
+    from tinysmile.device.project import memory_summary, run_pio
+    from tinysmile.device.session import build
+
+    bundle, board = _load(model, board_id)
+    project = build(bundle, board, log=log)
+    log("uploading" + (" (booting the emulator)" if board.emulated else ""))
+    run_pio(project, "upload")
+    mem = memory_summary(project)
+    out: dict[str, Any] = {"board": board.id, "model": bundle.name,
+                           "sha256": bundle.model_hash(), "project": str(project.dir),
+                           "elf": str(project.elf), "memory": mem}
+    if board.emulated:
+        st = emulator.read_state(board.id)
+        if st is None:
+            raise TinysmileError("the emulator did not stay up after upload; see "
+                                 f"{project.dir / 'pio-upload.log'}")
+        out.update(port=st.port, pid=st.pid)
+    return out
+
+
+@click.command("flash")
+@click.argument("model", required=False)
+@click.option("--board", "board_id", default=DEFAULT_BOARD, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+def flash_cmd(model: str | None, board_id: str, as_json: bool) -> int:
+    """Compile MODEL, build the firmware with PlatformIO and flash it (the emulated board:
+    boot QEMU with its UART on a pseudo-terminal)."""
+    con = _console()
+    with con.status("flashing…") as status:
+        res = flash(model, board_id, log=lambda m: status.update(m))
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+        return 0
+    mem = res["memory"]
+    con.print(f"flashed {res['model']} to {res['board']}: RAM {fmt_bytes(mem['ram_total'])} "
+              f"(arena {fmt_bytes(mem['ram_arena'])}), flash {fmt_bytes(mem['flash_total'])}")
+    if "port" in res:
+        click.echo(f"emulator pid {res['pid']}, serial port {res['port']}")
+    return 0
+
+
+def run_verify(model: str | None, board_id: str, port: str | None, samples: int,
+               data: str | None, seed: int = 0, log=None, progress=None,
+               perturb_layer: int | None = None) -> dict[str, Any]:
+    import numpy as np
+
+    from tinysmile.device.session import connect
+    from tinysmile.device.verify import image_inputs, random_inputs, verify
+
+    if samples < 1:
+        raise TinysmileError("--samples must be at least 1")
+    bundle, board = _load(model, board_id)
+    host = _compile_only(bundle)
+    report = host.report
+    shape = tuple(report["input"]["shape"])
+    if data:
+        inputs = image_inputs(bundle, data, samples, report["input"]["scale"],
+                              report["input"]["zero_point"], shape)
+    else:
+        inputs = random_inputs(shape, samples, seed)
+    with connect(board, bundle, port, log=log, perturb_layer=perturb_layer) as conn:
+        res = verify(conn.client, bundle.model_path, host.program, report, inputs,
+                     progress=progress)
+        hello = conn.client.hello
+    counts = [board.ticks_to_count(t) for t in res.ticks]
+    return {
+        "board": board.id,
+        "model": bundle.name,
+        "sha256": bundle.model_hash(),
+        "port": conn.port,
+        "inputs": "images from " + str(data) if data else f"random int8 (seed {seed})",
+        "arena_bytes": hello.arena_size if hello else None,
+        "unit": board.counter_unit,
+        "per_inference": int(np.median(counts)) if counts else None,
+        **res.to_dict(),
+    }
+
+
+def describe_mismatch(m: dict[str, Any], unit: str = "") -> str:
+    s = (f"sample {m['sample']}: output{m['output_index']} device {m['device']} host "
+         f"{m['host']} ({m['differing']} output values differ)")
+    fl = m.get("first_layer")
+    if fl:
+        s += (f"; first differing layer: {fl['layer']} ({fl['kind']}), element "
+              f"{fl['index']} of {fl['shape']}: device {fl['device']}, host {fl['host']} "
+              f"({fl['differing']}/{fl['size']} values differ)")
+    elif m.get("note"):
+        s += f"; {m['note']}"
+    return s
+
+
+@click.command("verify")
+@click.argument("model", required=False)
+@click.option("--board", "board_id", default=DEFAULT_BOARD, show_default=True)
+@click.option("--port", default=None, help="serial port (default: the emulator / USB autodetect)")
+@click.option("--samples", default=32, show_default=True, help="how many inputs")
+@click.option("--data", default=None, type=click.Path(exists=True, file_okay=False),
+              help="folder of images to use instead of random inputs")
+@click.option("--seed", default=0, show_default=True, help="seed of the random inputs")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+def verify_cmd(model, board_id, port, samples, data, seed, as_json) -> int:
+    """Send inputs to the device and compare every output byte with LiteRT's reference
+    kernels; on a mismatch, name the first layer that differs. Exit 0 only if all match."""
+    from rich.progress import Progress
+
+    con = _console()
+    with Progress(console=con, transient=True) as bar:
+        task = bar.add_task("connecting", total=samples)
+        res = run_verify(
+            model, board_id, port, samples, data, seed,
+            log=lambda m: bar.update(task, description=m),
+            progress=lambda i, n: bar.update(task, completed=i, description="verifying"),
+        )
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+    else:
+        verdict = "PASS" if res["ok"] else "FAIL"
+        click.echo(f"{verdict}: {res['matched']}/{res['samples']} outputs bit-exact "
+                   f"({res['model']} on {res['board']}, {res['inputs']}); "
+                   f"{res['per_inference']:,} {res['unit']} per inference")
+        for m in res["mismatches"][:5]:
+            click.echo("  " + describe_mismatch(m))
+    return 0 if res["ok"] else 1
+
+
+def run_profile(model: str | None, board_id: str, port: str | None = None, log=None,
+                runs: int = 1) -> dict[str, Any]:
+    from tinysmile.device.profile import profile
+    from tinysmile.device.session import connect
+
+    bundle, board = _load(model, board_id)
+    host = _compile_only(bundle)
+    with connect(board, bundle, port, log=log) as conn:
+        results = [profile(conn.client, board, host.report) for _ in range(runs)]
+    out = results[0].to_dict()
+    out.update(board=board.id, model=bundle.name, sha256=bundle.model_hash())
+    if runs > 1:
+        out["repeat_totals"] = [r.total for r in results]
+    return out
+
+
+def profile_table(res: dict[str, Any]):
+    from rich.table import Table
+
+    unit = res["unit"]
+    t = Table(title=f"{res['model']} on {res['board']} ({unit})")
+    for col in ("layer", "kind", unit, "MACs", f"MACs/{unit[:-1]}", "share"):
+        t.add_column(col, justify="left" if col == "kind" else "right")
+    key = "macs_per_" + unit[:-1]
+    hooked = sum(layer["count"] for layer in res["layers"]) or 1
+    for layer in res["layers"]:
+        t.add_row(str(layer["layer"]), layer["kind"], f"{layer['count']:,}",
+                  f"{layer['macs']:,}", f"{layer[key]:.3f}",
+                  f"{100 * layer['count'] / hooked:.1f}%")
+    t.add_row("", "total", f"{res['total']:,}", f"{res['macs']:,}", f"{res[key]:.3f}", "",
+              style="bold")
+    return t
+
+
+@click.command("profile")
+@click.argument("model", required=False)
+@click.option("--board", "board_id", default=DEFAULT_BOARD, show_default=True)
+@click.option("--port", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def profile_cmd(model, board_id, port, as_json) -> int:
+    """Per-layer and total instruction counts (cycles on real boards), MACs per layer."""
+    from rich.console import Console
+
+    con = _console()
+    with con.status("profiling…") as status:
+        res = run_profile(model, board_id, port, log=lambda m: status.update(m))
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+    else:
+        Console(highlight=False).print(profile_table(res))
+        click.echo(f"per-layer counts include the profiling hook; total is one plain "
+                   f"inference: {res['total']:,} {res['unit']}")
+    return 0
+
+
+@click.command("stop")
+@click.option("--board", "board_id", default=None, help="only this board's emulator")
+def stop_cmd(board_id: str | None) -> int:
+    """End the emulator started by `tinysmile flash`."""
+    from tinysmile.device import emulator
+
+    stopped = emulator.stop(board_id)
+    if not stopped:
+        click.echo("no emulator running")
+    for st in stopped:
+        click.echo(f"stopped the {st.board} emulator (pid {st.pid})")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(flash_cmd())
