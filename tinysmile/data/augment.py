@@ -130,6 +130,8 @@ def sensor_noise(image: np.ndarray, rng: np.random.Generator, strength: float = 
 def jpeg(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
     import cv2
 
+    if strength <= 0:
+        return image.copy()
     quality = round(95 - rng.uniform(35.0, 85.0) * min(strength, 1.0))
     quality = max(5, min(95, quality))
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
