@@ -16,7 +16,7 @@ CACHE = Path(os.environ.get("TINYSMILE_TEST_CACHE", Path(__file__).parent / ".mo
 
 
 def convert(build: Callable, input_shape: tuple[int, ...], seed: int = 0, calib: int = 64,
-            int8_io: bool = True) -> bytes:
+            int8_io: bool = True, per_tensor: bool = False) -> bytes:
     """Build the Keras model with build(tf, inputs) and convert it to full int8."""
     import tensorflow as tf
 
@@ -46,6 +46,8 @@ def convert(build: Callable, input_shape: tuple[int, ...], seed: int = 0, calib:
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if per_tensor:
+        conv._experimental_disable_per_channel = True
     if int8_io:
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8

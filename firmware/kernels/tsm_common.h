@@ -48,4 +48,14 @@ static inline int32_t tsm_requantize(int32_t x, int32_t multiplier, int32_t shif
                                       right_shift);
 }
 
+/* The same product rounded once, half up, in 64 bits: what LiteRT's reference
+ * FULLY_CONNECTED does for int8 (its int64 MultiplyByQuantizedMultiplier). total_shift is
+ * 31 - shift, within 1..62 for every multiplier the compiler accepts (-31 <= shift <= 30). */
+static inline int32_t tsm_requantize_single(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t total_shift = 31 - shift;
+    const int64_t round = (int64_t)1 << (total_shift - 1);
+    return (int32_t)(((int64_t)x * (int64_t)multiplier + round) >> total_shift);
+}
+
 #endif

@@ -33,14 +33,20 @@ class CompileResult:
 
 
 @dataclass
+class _Call:
+    params_type: str
+    params_name: str
+    fields: list[tuple[str, str]]
+    expr: str
+
+
+@dataclass
 class _LayerView:
     position: int
     op_index: int
     kind: str
     name: str
-    params_type: str | None
-    fields: list[tuple[str, str]] = field(default_factory=list)
-    call: str | None = None
+    calls: list[_Call] = field(default_factory=list)
     output_ptr: str = ""
     output_size: int = 0
 
@@ -50,6 +56,8 @@ def kernels_dir() -> Path:
 
 
 def _pointer(prog: Program, tensor: int) -> str:
+    if tensor < 0:
+        return "NULL"
     storage, offset = prog.plan.storage(tensor)
     if storage == "input":
         return "input"
@@ -77,7 +85,6 @@ def generate(
             op_index=layer.op.index,
             kind=layer.op.kind,
             name=f"{prefix}_{layer.name}",
-            params_type=None,
             output_ptr=_pointer(prog, layer.op.outputs[0]),
             output_size=out.size,
         )
@@ -86,16 +93,19 @@ def generate(
         if emitted is not None:
             if perturb_layer == layer.position:
                 _perturb(emitted, layer)
-            arrays.extend(emitted.arrays)
-            weights = sum(a.nbytes for a in emitted.arrays)
-            # constant operands travel in the params struct; only activations are arguments
-            assert not any(g.tensor(t).is_const for t in emitted.inputs), layer.op.describe()
-            args = [f"&{view.name}_params"]
-            args += [_pointer(prog, t) for t in emitted.inputs]
-            args.append(view.output_ptr)
-            view.params_type = emitted.params_type
-            view.fields = emitted.fields
-            view.call = f"{emitted.kernel}({', '.join(args)})"
+            parts = emitted.parts or [emitted]
+            for k, part in enumerate(parts):
+                arrays.extend(part.arrays)
+                weights += sum(a.nbytes for a in part.arrays)
+                # constant operands travel in the params struct; only activations are args
+                assert not any(t >= 0 and g.tensor(t).is_const for t in part.inputs)
+                params_name = f"{view.name}_params" + (f"_{k}" if len(parts) > 1 else "")
+                args = [f"&{params_name}"] + [_pointer(prog, t) for t in part.inputs]
+                args.append(view.output_ptr)
+                view.calls.append(
+                    _Call(part.params_type, params_name, part.fields,
+                          f"{part.kernel}({', '.join(args)})")
+                )
             if layer.spec.kernel and layer.spec.kernel not in kernels:
                 kernels.append(layer.spec.kernel)
         elif perturb_layer == layer.position:
@@ -166,7 +176,7 @@ def generate(
 
 def _perturb(emitted, layer) -> None:
     """Test-only: change one weight so that parity checks have something to catch."""
-    for array in emitted.arrays:
+    for array in [a for part in (emitted.parts or [emitted]) for a in part.arrays]:
         if array.values.dtype == np.int8 and array.values.size:
             values = array.values.copy()
             flat = values.reshape(-1)

@@ -81,6 +81,20 @@ def requantize(x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | 
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
 
 
+def requantize_single(
+    x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int
+) -> np.ndarray:
+    """x * multiplier * 2^shift rounded once, half up, in 64 bits.
+
+    LiteRT's reference FULLY_CONNECTED for int8 takes this path (the int64-accumulator
+    MultiplyByQuantizedMultiplier) rather than the two-step rounding of requantize():
+    the two differ when the exact value lies just below a half.
+    """
+    total = 31 - np.asarray(shift, dtype=np.int64)
+    prod = np.asarray(x, dtype=np.int64) * np.asarray(multiplier, dtype=np.int64)
+    return (prod + (np.int64(1) << (total - 1))) >> total
+
+
 def quantize_float(value: float, scale: float, zero_point: int) -> int:
     """zero_point + round(value / scale), the division in float32 as TFLite does it."""
     q = np.float32(value) / np.float32(scale)

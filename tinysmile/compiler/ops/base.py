@@ -21,6 +21,8 @@ class Emitted:
     fields: list[tuple[str, str]] = field(default_factory=list)  # designated initializers
     arrays: list[CArray] = field(default_factory=list)
     inputs: list[int] = field(default_factory=list)  # tensor indices passed before the output
+    # a layer that needs several kernel calls (CONCATENATION: one per input) lists them here
+    parts: list[Emitted] = field(default_factory=list)
 
 
 class OpDef:

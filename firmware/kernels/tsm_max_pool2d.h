@@ -1,0 +1,8 @@
+#ifndef TSM_MAX_POOL2D_H
+#define TSM_MAX_POOL2D_H
+
+#include "tsm_pool.h"
+
+void tsm_max_pool2d(const tsm_pool_params_t *p, const int8_t *input, int8_t *output);
+
+#endif

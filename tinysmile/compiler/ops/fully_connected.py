@@ -1,0 +1,85 @@
+"""FULLY_CONNECTED: int8 input flattened to [batches, depth], int8 weights [out, depth]."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinysmile.compiler.ir import Graph, Op
+from tinysmile.compiler.ops.base import Emitted, OpDef, activation_of, fail, int_fields
+from tinysmile.compiler.ops.conv2d import (
+    bias_of,
+    channel_multipliers,
+    validate_weights,
+    weight_arrays,
+)
+from tinysmile.compiler.quant import activation_range, requantize_single
+
+FIELDS = [
+    "batches",
+    "input_depth",
+    "output_depth",
+    "input_offset",
+    "output_offset",
+    "activation_min",
+    "activation_max",
+    "per_channel",
+]
+
+
+class FullyConnected(OpDef):
+    kinds = ("FULLY_CONNECTED",)
+    kernel = "fully_connected"
+
+    def validate(self, g: Graph, op: Op) -> None:
+        validate_weights(g, op, channel_axis=0)
+        x, w = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
+        if op.options.get("weights_format", 0) not in (0, "DEFAULT"):
+            raise fail(op, "shuffled weights format is not supported")
+        if len(w.shape) != 2 or x.size % w.shape[1]:
+            raise fail(op, f"weights {list(w.shape)} do not fit input {list(x.shape)}")
+        _, shift = channel_multipliers(g, op, w.shape[0])
+        if shift.max() > 30:
+            raise fail(op, "an output multiplier above 2^30 (scales out of range)")
+
+    def prepare(self, g: Graph, op: Op) -> dict[str, Any]:
+        x, w, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.op_output(op)
+        out_depth, depth = w.shape
+        lo, hi = activation_range(activation_of(op), y.scale, y.zero_point)
+        mult, shift = channel_multipliers(g, op, out_depth)
+        per_channel = int(w.quant.per_channel)
+        return {
+            "batches": x.size // depth,
+            "input_depth": depth,
+            "output_depth": out_depth,
+            "input_offset": -x.zero_point,
+            "output_offset": y.zero_point,
+            "activation_min": lo,
+            "activation_max": hi,
+            "per_channel": per_channel,
+            "filter": w.data,
+            "bias": bias_of(g, op, out_depth),
+            "mult": mult if per_channel else mult[:1],
+            "shift": shift if per_channel else shift[:1],
+        }
+
+    def reference(self, g: Graph, op: Op, p: dict[str, Any], xs: list[np.ndarray]) -> np.ndarray:
+        x = xs[0].astype(np.int64).reshape(p["batches"], p["input_depth"]) + p["input_offset"]
+        acc = x @ p["filter"].astype(np.int64).T + p["bias"]
+        y = requantize_single(acc, p["mult"], p["shift"]) + p["output_offset"]
+        return np.clip(y, p["activation_min"], p["activation_max"]).astype(np.int8)
+
+    def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
+        arrays, fields = weight_arrays(name, g, op, p)
+        return Emitted(
+            kernel="tsm_fully_connected",
+            params_type="tsm_fully_connected_params_t",
+            fields=int_fields(p, FIELDS) + fields,
+            arrays=arrays,
+            inputs=[op.inputs[0]],
+        )
+
+    def macs(self, g: Graph, op: Op) -> int:
+        x, w = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
+        return (x.size // w.shape[1]) * w.shape[0] * w.shape[1]
