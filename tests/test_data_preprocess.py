@@ -14,9 +14,11 @@ from numpy.testing import assert_array_equal
 from tinysmile.data.preprocess import (
     PreprocessSpec,
     decode_image,
+    detect_faces,
     load_image,
     preprocess,
     preprocess_detailed,
+    preprocess_files,
     round_half_away,
     to_float,
     to_int8,
@@ -79,7 +81,7 @@ def test_preprocess_gray_and_bgr_centre_crop():
 
 
 @needs_smilesmiled
-def test_haar_finds_face_and_falls_back_when_none():
+def test_haar_finds_face_and_falls_back_when_none(tmp_path):
     face = load_image(POSITIVES / "100.jpg")  # one Haar does find once pasted into a scene
     big = cv2.resize(face, (128, 128), interpolation=cv2.INTER_LINEAR)
     canvas = np.full((240, 320), 128, dtype=np.uint8)
@@ -93,6 +95,17 @@ def test_haar_finds_face_and_falls_back_when_none():
     # boxes are looser than SMILEsmileD's crops, so only the centre is pinned down.
     assert abs(x + w / 2 - 214) <= 20 and abs(y + h / 2 - 124) <= 20
     assert r.pixels.shape == (64, 64, 1)
+
+    # import --detect-faces records the same box in the store
+    from tinysmile.data.importers import import_dataset
+    from tinysmile.data.store import Store
+
+    (tmp_path / "scenes" / "smile").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "scenes" / "smile" / "scene.png"), canvas)
+    with Store(tmp_path / "store") as store:
+        assert import_dataset("folder", tmp_path / "scenes", store, detect_faces=True).added == 1
+        (sample,) = store.samples()
+    assert sample.face_box == tuple(detect_faces(spec, canvas)[0])
 
     flat = np.full((100, 160), 90, dtype=np.uint8)
     flat[:, :30] = 10
@@ -182,13 +195,21 @@ def test_train_and_serve_paths_give_the_same_bytes(tmp_path):
     from tinysmile.data.importers import import_dataset
     from tinysmile.data.store import Store
 
-    spec = PreprocessSpec.from_dict(PreprocessSpec().to_dict())  # as read back from a bundle
+    from tinysmile.bundle import load_bundle, write_bundle
+
+    # training records the spec in the bundle; serving reads it back from bundle.json
+    train_spec = PreprocessSpec()
+    write_bundle(tmp_path / "bundle", b"not a real model", {"preprocess": train_spec.to_dict()})
+    spec = PreprocessSpec.from_dict(load_bundle(tmp_path / "bundle").preprocess)
+    assert spec == train_spec
     with Store(tmp_path / "store") as store:
         import_dataset("smilesmiled", SMILESMILED, store, limit=12)
         samples = store.samples()
     assert len(samples) == 12
-    for sample in samples:
-        train = to_int8(spec, preprocess(spec, load_image(sample.path)), 1 / 255, -128)
+    batch = preprocess_files(spec, [s.path for s in samples])
+    assert batch.shape == (12, 64, 64, 1) and batch.dtype == np.uint8
+    for sample, pixels in zip(samples, batch):
+        train = to_int8(spec, pixels, 1 / 255, -128)
         serve_bytes = (Path(sample.original)).read_bytes()  # the untouched original file
         serve = to_int8(spec, preprocess(spec, decode_image(serve_bytes)), 1 / 255, -128)
         assert_array_equal(train, serve)

@@ -14,6 +14,7 @@ int8 model's input QUANTIZE would make of that float, bit for bit.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,14 @@ def preprocess(spec: PreprocessSpec, image: np.ndarray) -> np.ndarray:
 
 def preprocess_file(spec: PreprocessSpec, path: str | Path) -> np.ndarray:
     return preprocess(spec, load_image(path))
+
+
+def preprocess_files(spec: PreprocessSpec, paths: Sequence[str | Path]) -> np.ndarray:
+    """uint8 (N, H, W, 1) for a list of image files (e.g. a store split's sample paths)."""
+    out = np.empty((len(paths), spec.height, spec.width, 1), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        out[i] = preprocess_file(spec, path)
+    return out
 
 
 def to_float(spec: PreprocessSpec, pixels: np.ndarray) -> np.ndarray:
