@@ -192,10 +192,9 @@ def test_to_int8_matches_litert_quantize(mean, std, scale, zero_point):
 @needs_smilesmiled
 def test_train_and_serve_paths_give_the_same_bytes(tmp_path):
     """Training reads store files; serving gets encoded frames (or arrays) from a camera."""
+    from tinysmile.bundle import load_bundle, write_bundle
     from tinysmile.data.importers import import_dataset
     from tinysmile.data.store import Store
-
-    from tinysmile.bundle import load_bundle, write_bundle
 
     # training records the spec in the bundle; serving reads it back from bundle.json
     train_spec = PreprocessSpec()
