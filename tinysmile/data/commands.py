@@ -126,17 +126,20 @@ def import_cmd(
         + (f", {len(report.dropped)} dropped (votes unresolved)" if report.dropped else "")
     )
     if report.agreement:
-        a = report.agreement
-        click.echo(
-            f"votes ({a['policy']}): {a['images']} images, {a['kept']} kept, "
-            f"pairwise agreement {_pct(a['pairwise_agreement'])}, "
-            f"estimated rater error {_pct(a['rater_error'])}, "
-            f"estimated label error {_pct(a['label_error'])}"
-        )
+        click.echo(_agreement_line(report.agreement))
     for what, why in report.skipped[:show_skipped]:
         click.echo(f"  skipped {what}: {why}")
     if len(report.skipped) > show_skipped:
         click.echo(f"  ... and {len(report.skipped) - show_skipped} more skipped (see --json)")
+
+
+def _agreement_line(a: dict) -> str:
+    return (
+        f"votes ({a['policy']}): {a['images']} images, {a['kept']} kept, "
+        f"pairwise agreement {_pct(a['pairwise_agreement'])}, "
+        f"estimated rater error {_pct(a['rater_error'])}, "
+        f"estimated label error {_pct(a['label_error'])}"
+    )
 
 
 def _pct(x: float | None) -> str:
@@ -266,4 +269,6 @@ def format_stats(stats: dict) -> str:
             f"{imp['added']} added, {imp['present']} present, {imp['duplicates']} duplicates, "
             f"{imp['skipped']} skipped" + (f", {imp['dropped']} dropped" if imp["dropped"] else "")
         )
+        if "agreement" in imp:
+            lines.append("  " + _agreement_line(imp["agreement"]))
     return "\n".join(lines)

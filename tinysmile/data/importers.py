@@ -91,7 +91,7 @@ def _read_text_lines(path: Path) -> list[str]:
         raise TinysmileError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def _validate(data: bytes, suffix: str) -> str | None:
+def _validate(data: bytes) -> str | None:
     """Why these bytes are not a usable image, or None when they are."""
     import cv2
 
@@ -599,7 +599,7 @@ def import_dataset(
                 except OSError as exc:
                     report.skipped.append((item.original, f"cannot read ({exc.strerror or exc})"))
                     continue
-                why = _validate(data, item.suffix)
+                why = _validate(data)
                 if why is not None:
                     report.skipped.append((item.original, why))
                     continue
