@@ -1,0 +1,96 @@
+"""Samples from a store (or a class-per-folder tree) as preprocessed uint8 arrays.
+
+No TensorFlow here: `tinysmile evaluate` uses this too. Every image goes through the
+data package's `load_image` + `preprocess`, the same call the serving side makes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tinysmile.data.preprocess import PreprocessSpec, load_image, preprocess
+from tinysmile.errors import TinysmileError
+
+
+@dataclass
+class Arrays:
+    pixels: np.ndarray  # uint8 (N, H, W, 1)
+    labels: np.ndarray  # int64 (N,)
+    names: list[str]  # sample id or file path, for reports
+
+
+def is_store(path: Path) -> bool:
+    from tinysmile.data.store import DB_FILE
+
+    return (path / DB_FILE).is_file()
+
+
+def store_samples(store_dir: str | Path, split: str | None, task: str = "smile") -> list:
+    from tinysmile.data.store import Store
+
+    root = Path(store_dir)
+    if not is_store(root):
+        raise TinysmileError(
+            f"{root}: not a dataset store (create one with `tinysmile data import`)"
+        )
+    with Store(root, create=False) as store:
+        return store.samples(split=split, task=task)
+
+
+def subset(samples: list, limit: int | None) -> list:
+    """The first `limit` samples by id: ids are content hashes, so this is a fixed
+    pseudo-random subset that keeps the class balance roughly intact."""
+    if limit is None or limit >= len(samples):
+        return list(samples)
+    return sorted(samples, key=lambda s: s.id)[:limit]
+
+
+def load_samples(spec: PreprocessSpec, samples: list) -> Arrays:
+    if not samples:
+        raise TinysmileError("no samples to load")
+    pixels = np.empty((len(samples), spec.height, spec.width, 1), dtype=np.uint8)
+    for i, s in enumerate(samples):
+        pixels[i] = preprocess(spec, load_image(s.path))
+    labels = np.array([int(s.label) for s in samples], dtype=np.int64)
+    return Arrays(pixels=pixels, labels=labels, names=[s.id for s in samples])
+
+
+def load_folder(spec: PreprocessSpec, folder: str | Path, task: str = "smile") -> Arrays:
+    """A class-per-folder tree (smile/ and no_smile/, or aliases the data importers know)."""
+    from tinysmile.data.importers import list_folder
+
+    listing = list_folder(Path(folder), task)
+    items = [it for it in listing.items if it.path is not None]
+    if not items:
+        raise TinysmileError(f"{folder}: no images in the class folders")
+    pixels = np.empty((len(items), spec.height, spec.width, 1), dtype=np.uint8)
+    for i, it in enumerate(items):
+        pixels[i] = preprocess(spec, load_image(it.path))
+    labels = np.array([it.label for it in items], dtype=np.int64)
+    return Arrays(pixels=pixels, labels=labels, names=[str(it.path) for it in items])
+
+
+def load_data(
+    spec: PreprocessSpec,
+    path: str | Path,
+    split: str | None,
+    task: str = "smile",
+    limit: int | None = None,
+) -> Arrays:
+    """A store (one split, or all when split is None) or a class-per-folder tree."""
+    p = Path(path)
+    if not p.exists():
+        raise TinysmileError(f"{p}: no such store or folder")
+    if is_store(p):
+        samples = subset(store_samples(p, split, task), limit)
+        if not samples:
+            where = f"split {split!r}" if split else "any split"
+            raise TinysmileError(f"{p}: no {task} samples in {where}")
+        return load_samples(spec, samples)
+    arrays = load_folder(spec, p, task)
+    if limit is not None and limit < len(arrays.labels):
+        arrays = Arrays(arrays.pixels[:limit], arrays.labels[:limit], arrays.names[:limit])
+    return arrays

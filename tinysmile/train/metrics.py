@@ -1,0 +1,166 @@
+"""Binary-classification metrics in numpy: AUC, ROC/PR curves, thresholds.
+
+No TensorFlow and no scikit-learn, so `tinysmile evaluate` stays light. Scores can be
+floats (the float model's probabilities) or int8 outputs: a threshold t means
+"smile when score >= t" in both cases.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinysmile.errors import TinysmileError
+
+DEFAULT_TARGET_PRECISION = 0.90
+
+
+def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(labels).astype(np.int64).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if y.shape != s.shape:
+        raise TinysmileError(f"{y.size} labels but {s.size} scores")
+    if y.size and not np.isin(y, (0, 1)).all():
+        raise TinysmileError("binary metrics need labels 0/1")
+    return y, s
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U, ties counted one half); NaN if one class."""
+    y, s = _check(labels, scores)
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    # Average ranks make tied scores (common with int8 outputs) count one half.
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(s.size, dtype=np.float64)
+    sorted_s = s[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_s)) + 1]
+    ends = np.r_[starts[1:], s.size]
+    for a, b in zip(starts, ends):
+        ranks[order[a:b]] = (a + b + 1) / 2.0  # 1-based average rank
+    u = ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def curve_points(labels: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:
+    """Per distinct threshold (descending): tp, fp, fn, tn, precision, recall, fpr."""
+    y, s = _check(labels, scores)
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    last_of_run = np.r_[np.flatnonzero(np.diff(s_sorted)), s.size - 1]
+    tp = np.cumsum(y_sorted)[last_of_run]
+    fp = (last_of_run + 1) - tp
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 1.0)
+        recall = tp / n_pos if n_pos else np.zeros_like(tp, dtype=np.float64)
+        fpr = fp / n_neg if n_neg else np.zeros_like(fp, dtype=np.float64)
+    return {
+        "threshold": s_sorted[last_of_run],
+        "tp": tp,
+        "fp": fp,
+        "fn": n_pos - tp,
+        "tn": n_neg - fp,
+        "precision": precision,
+        "recall": recall,
+        "fpr": fpr,
+    }
+
+
+def at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Counts and rates of the decision "positive when score >= threshold"."""
+    y, s = _check(labels, scores)
+    pred = s >= threshold
+    tp = int(np.sum(pred & (y == 1)))
+    fp = int(np.sum(pred & (y == 0)))
+    fn = int(np.sum(~pred & (y == 1)))
+    tn = int(np.sum(~pred & (y == 0)))
+    n = y.size
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
+    return {
+        "threshold": float(threshold),
+        "accuracy": (tp + tn) / n if n else float("nan"),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+    }
+
+
+def threshold_for_precision(
+    labels: np.ndarray, scores: np.ndarray, target: float = DEFAULT_TARGET_PRECISION
+) -> tuple[float, bool]:
+    """The lowest threshold whose precision reaches `target` (so recall is highest).
+
+    Returns (threshold, reached). When no threshold reaches the target, the threshold
+    with the best F1 is returned with reached=False.
+    """
+    pts = curve_points(labels, scores)
+    if pts["threshold"].size == 0:
+        raise TinysmileError("no samples to choose a threshold on")
+    ok = np.flatnonzero((pts["precision"] >= target) & (pts["tp"] > 0))
+    if ok.size:
+        # Points run from the highest threshold down; the last qualifying one has the
+        # most recall.
+        return float(pts["threshold"][ok[-1]]), True
+    tp, fp, fn = pts["tp"], pts["fp"], pts["fn"]
+    f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+    return float(pts["threshold"][int(np.argmax(f1))]), False
+
+
+def summary(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+) -> dict[str, Any]:
+    """AUC plus the decision metrics at `threshold`, with the class counts."""
+    y, s = _check(labels, scores)
+    out = {"n": int(y.size), "positives": int(y.sum()), "auc": roc_auc(y, s)}
+    out.update(at_threshold(y, s, threshold))
+    return out
+
+
+def plot_curves(labels: np.ndarray, scores: np.ndarray, out_dir: Any, title: str) -> list[str]:
+    """roc.png and pr.png in out_dir; returns their file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on CI or on the training box
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    pts = curve_points(labels, scores)
+    auc = roc_auc(labels, scores)
+    fpr = np.r_[0.0, pts["fpr"]]
+    tpr = np.r_[0.0, pts["recall"]]
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+    ax.plot(fpr, tpr, lw=1.5, label=f"AUC {auc:.4f}")
+    ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC — {title}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out / "roc.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+    ax.plot(pts["recall"], pts["precision"], lw=1.5)
+    ax.set(xlabel="recall", ylabel="precision", title=f"precision-recall — {title}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    fig.tight_layout()
+    fig.savefig(out / "pr.png")
+    plt.close(fig)
+    return ["roc.png", "pr.png"]

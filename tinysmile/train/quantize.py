@@ -1,0 +1,322 @@
+"""`tinysmile quantize`: a training run -> a full-int8 model bundle.
+
+The representative set is drawn from the run's training split (no augmentation: the
+ranges must be those of real inputs). The int8 model is then evaluated with LiteRT's
+reference kernels on the validation split (and on test, for the record), against the
+float model, and the decision threshold is re-chosen on the int8 output because that
+integer comparison is what the device makes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinysmile import __version__
+from tinysmile.bundle import write_bundle
+from tinysmile.data.preprocess import PreprocessSpec, to_float, to_int8
+from tinysmile.errors import TinysmileError
+from tinysmile.train import metrics as M
+from tinysmile.train.dataset import Arrays, load_samples, store_samples, subset
+from tinysmile.train.infer import op_names, run_tflite
+from tinysmile.train.train import LABELS, LAYERS_FILE, MODEL_FILE, import_tensorflow, load_run
+
+# What the C compiler implements (QUANTIZE/DEQUANTIZE only appear at the edges of a
+# model with float input/output, which full-int8 conversion does not produce).
+SUPPORTED_OPS = frozenset(
+    {
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "FULLY_CONNECTED",
+        "MAX_POOL_2D",
+        "AVERAGE_POOL_2D",
+        "MEAN",
+        "ADD",
+        "MUL",
+        "PAD",
+        "RESHAPE",
+        "SQUEEZE",
+        "CONCATENATION",
+        "LOGISTIC",
+        "SOFTMAX",
+        "RELU",
+        "RELU6",
+    }
+)
+QUANTIZE_FILE = "quantize.json"
+
+
+def check_ops(model: bytes) -> list[str]:
+    ops = op_names(model)
+    bad = [f"{name} (op {i})" for i, name in enumerate(ops) if name not in SUPPORTED_OPS]
+    if bad:
+        raise TinysmileError(
+            "the int8 model uses ops the compiler does not support: " + ", ".join(bad)
+        )
+    return ops
+
+
+def representative_pixels(
+    spec: PreprocessSpec, store: Path, count: int, seed: int, limit: int | None
+) -> np.ndarray:
+    samples = subset(store_samples(store, "train"), limit)
+    if not samples:
+        raise TinysmileError(f"{store}: no training samples for the representative set")
+    rng = np.random.default_rng([seed, 1])
+    pick = rng.choice(len(samples), size=min(count, len(samples)), replace=False)
+    return load_samples(spec, [samples[i] for i in sorted(pick)]).pixels
+
+
+def convert_int8(model: Any, spec: PreprocessSpec, rep_pixels: np.ndarray) -> bytes:
+    """Full-int8 TFLite of a Keras model (int8 input and output)."""
+    tf = import_tensorflow()
+    from tinysmile.train.arch import export_model
+
+    fixed = export_model(model)
+
+    def representative() -> Any:
+        for p in rep_pixels:
+            yield [to_float(spec, p[None])]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return bytes(converter.convert())
+
+
+def io_quantization(model: bytes) -> tuple[tuple[float, int], tuple[float, int]]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=model)
+    inp = it.get_input_details()[0]["quantization"]
+    out = it.get_output_details()[0]["quantization"]
+    return (float(inp[0]), int(inp[1])), (float(out[0]), int(out[1]))
+
+
+def int8_scores(model: bytes, spec: PreprocessSpec, pixels: np.ndarray) -> np.ndarray:
+    (s, zp), _ = io_quantization(model)
+    return run_tflite(model, to_int8(spec, pixels, s, zp))[:, 0].astype(np.int64)
+
+
+def compare(
+    labels: np.ndarray,
+    float_scores: np.ndarray,
+    float_threshold: float,
+    q_scores: np.ndarray,
+    q_threshold: int,
+    out_q: tuple[float, int],
+) -> dict[str, Any]:
+    """Float vs int8 on one split: AUCs, metrics at each threshold, decision flips."""
+    f = M.summary(labels, float_scores, float_threshold)
+    q = M.summary(labels, q_scores, q_threshold)
+    scale, zp = out_q
+    q["threshold_probability"] = (q_threshold - zp) * scale
+    flips = np.mean((float_scores >= float_threshold) != (q_scores >= q_threshold))
+    return {
+        "float": f,
+        "int8": q,
+        "auc_drop": f["auc"] - q["auc"],
+        "flipped_fraction": float(flips),
+        "flipped": int(np.sum((float_scores >= float_threshold) != (q_scores >= q_threshold))),
+    }
+
+
+def quantize_run(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    calibration: int = 500,
+    name: str | None = None,
+    command: str | None = None,
+    say: Any = print,
+) -> dict[str, Any]:
+    run, info, spec = load_run(run_dir)
+    store = Path(info["data"])
+    seed = int(info.get("seed", 0))
+    limit = info.get("limit")
+    target = float(info.get("target_precision", M.DEFAULT_TARGET_PRECISION))
+    bundle_dir = Path(out) if out is not None else run / "bundle"
+
+    import_tensorflow()
+    import keras
+
+    model = keras.models.load_model(run / MODEL_FILE)
+    rep = representative_pixels(spec, store, calibration, seed, limit)
+    say(f"converting to full int8 with {len(rep)} representative training images")
+    tflite = convert_int8(model, spec, rep)
+    ops = check_ops(tflite)
+    in_q, out_q = io_quantization(tflite)
+
+    from tinysmile.train.train import predict_float
+
+    report: dict[str, Any] = {"ops": ops, "model_bytes": len(tflite)}
+    splits: dict[str, Arrays] = {}
+    for split in ("val", "test"):
+        lim = None if limit is None else max(int(limit) // 4, 1)
+        samples = subset(store_samples(store, split), lim)
+        if samples:
+            splits[split] = load_samples(spec, samples)
+    if "val" not in splits:
+        raise TinysmileError(f"{store}: no validation samples to evaluate the int8 model on")
+
+    scores = {
+        s: (predict_float(model, spec, a.pixels), int8_scores(tflite, spec, a.pixels))
+        for s, a in splits.items()
+    }
+    val = splits["val"]
+    f_val, q_val = scores["val"]
+    f_thr, _ = M.threshold_for_precision(val.labels, f_val, target)
+    q_thr_f, reached = M.threshold_for_precision(val.labels, q_val, target)
+    q_thr = int(q_thr_f)
+    for split, arrays in splits.items():
+        if len(set(arrays.labels.tolist())) == 2:
+            f_s, q_s = scores[split]
+            report[split] = compare(arrays.labels, f_s, f_thr, q_s, q_thr, out_q)
+
+    layers = json.loads((run / LAYERS_FILE).read_text()) if (run / LAYERS_FILE).is_file() else []
+    macs = sum(int(layer["macs"]) for layer in layers)
+    params = sum(int(layer["params"]) for layer in layers)
+    meta: dict[str, Any] = {
+        "name": name or bundle_dir.name,
+        "task": info.get("task", "smile"),
+        "labels": LABELS[info.get("task", "smile")],
+        "decision": "smile when the int8 output >= threshold_int8",
+        "threshold": float((q_thr - out_q[1]) * out_q[0]),
+        "threshold_int8": q_thr,
+        "threshold_rule": {
+            "chosen_on": "val",
+            "target_precision": target,
+            "target_reached": reached,
+        },
+        "preprocess": spec.to_dict(),
+        "input": {
+            "shape": [1, spec.height, spec.width, 1],
+            "dtype": "int8",
+            "scale": in_q[0],
+            "zero_point": in_q[1],
+        },
+        "output": {
+            "shape": [1, 1],
+            "dtype": "int8",
+            "scale": out_q[0],
+            "zero_point": out_q[1],
+            "meaning": "probability of a smile",
+        },
+        "ops": sorted(set(ops)),
+        "macs": macs,
+        "params": params,
+        "layers": layers,
+        "metrics": {k: report[k] for k in ("val", "test") if k in report},
+        "provenance": {
+            "data": info.get("data"),
+            "train_samples": info.get("train_samples"),
+            "val_samples": info.get("val_samples"),
+            "split": "80/10/10 by content hash (tinysmile.data.store)",
+            "arch": info.get("arch"),
+            "seed": seed,
+            "epochs": info.get("epochs"),
+            "epochs_run": len(info.get("history", {}).get("loss", [])) or None,
+            "train_seconds": info.get("train_seconds"),
+            "cpu_count": info.get("cpu_count"),
+            "train_command": info.get("command"),
+            "quantize_command": command or " ".join(sys.argv),
+            "representative_samples": len(rep),
+            "tinysmile_version": __version__,
+            "run": str(run.resolve()),
+        },
+    }
+    bundle = write_bundle(bundle_dir, tflite, meta)
+    (bundle_dir / "MODEL_CARD.md").write_text(model_card(bundle.meta))
+    (run / QUANTIZE_FILE).write_text(
+        json.dumps({**report, "bundle": str(bundle_dir)}, indent=2) + "\n"
+    )
+    report["bundle"] = str(bundle_dir)
+    report["threshold_int8"] = q_thr
+    return report
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def model_card(meta: dict[str, Any]) -> str:
+    """MODEL_CARD.md from a bundle's metadata (so the card cannot drift from the bundle)."""
+    prov = meta.get("provenance", {})
+    lines = [
+        f"# {meta.get('name')}",
+        "",
+        (
+            f"Task: {meta.get('task')} — labels {meta.get('labels')}; "
+            f"{meta.get('decision')} (threshold_int8 = {meta.get('threshold_int8')}, "
+            f"probability {_fmt(meta.get('threshold'))})."
+        ),
+        "",
+        (
+            f"Architecture: `{prov.get('arch')}`; {meta.get('macs'):,} MACs per inference, "
+            f"{meta.get('params'):,} parameters; int8 input {meta['input']['shape']}, "
+            f"ops: {', '.join(meta.get('ops', []))}."
+        ),
+        "",
+        "## Data",
+        "",
+        f"- Store: `{prov.get('data')}`; split {prov.get('split')}.",
+        (
+            f"- Trained on {prov.get('train_samples')} train images, early-stopped and "
+            f"thresholded on {prov.get('val_samples')} validation images. The test split was "
+            "never used for training, early stopping or the threshold."
+        ),
+        f"- Preprocessing: `{json.dumps(meta.get('preprocess'), sort_keys=True)}`",
+        "",
+        "## Metrics",
+        "",
+        "| split | n | float AUC | int8 AUC | AUC drop | int8 accuracy | precision | recall | F1 | flipped decisions |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for split, m in meta.get("metrics", {}).items():
+        q = m["int8"]
+        lines.append(
+            f"| {split} | {q['n']} | {_fmt(m['float']['auc'])} | {_fmt(q['auc'])} | "
+            f"{_fmt(m['auc_drop'])} | {_fmt(q['accuracy'])} | {_fmt(q['precision'])} | "
+            f"{_fmt(q['recall'])} | {_fmt(q['f1'])} | {m['flipped']} ({_fmt(100 * m['flipped_fraction'], 2)} %) |"
+        )
+    rule = meta.get("threshold_rule", {})
+    lines += [
+        "",
+        (
+            f"Threshold: the lowest int8 output reaching precision {rule.get('target_precision')} "
+            f"on validation (reached: {rule.get('target_reached')})."
+        ),
+        "",
+        "## Per layer",
+        "",
+        "| layer | kind | output | MACs | params |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for layer in meta.get("layers", []):
+        lines.append(
+            f"| {layer['name']} | {layer['kind']} | {layer['output_shape']} | "
+            f"{layer['macs']:,} | {layer['params']:,} |"
+        )
+    lines += [
+        "",
+        "## Provenance",
+        "",
+        (
+            f"- Seed {prov.get('seed')}, {prov.get('epochs_run')} epochs run (max {prov.get('epochs')}), "
+            f"training took {prov.get('train_seconds')} s on {prov.get('cpu_count')} CPU cores."
+        ),
+        f"- Train: `{prov.get('train_command')}`",
+        f"- Quantize: `{prov.get('quantize_command')}`",
+        f"- tinysmile {prov.get('tinysmile_version')}; model sha256 `{meta.get('model_sha256')}`.",
+        "",
+    ]
+    return "\n".join(lines)

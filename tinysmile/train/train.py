@@ -1,0 +1,276 @@
+"""`tinysmile train`: fit one architecture on a store's train split.
+
+Class weighting, on-the-fly augmentation (the data package's transforms plus a
+horizontal flip), cosine-decayed Adam, early stopping on validation AUC with the best
+weights restored. The run directory receives the float model, the preprocess spec,
+metrics at a threshold chosen on the validation split, ROC/PR plots and the per-layer
+cost. TensorFlow is imported inside the functions only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinysmile import __version__
+from tinysmile.data.augment import augment
+from tinysmile.data.preprocess import PreprocessSpec, to_float
+from tinysmile.errors import TinysmileError
+from tinysmile.train import metrics as M
+from tinysmile.train.arch import check_arch, layer_costs, total_macs, total_params
+from tinysmile.train.dataset import Arrays, is_store, load_samples, store_samples, subset
+
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.json"
+LAYERS_FILE = "layers.json"
+SPEC_FILE = "preprocess.json"
+MODEL_FILE = "model.keras"
+LABELS = {"smile": ["no_smile", "smile"]}
+
+
+def import_tensorflow() -> Any:
+    """TensorFlow with its C++ start-up chatter silenced (it goes to stderr otherwise)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf
+
+
+def seed_everything(seed: int) -> None:
+    import keras
+
+    # Python, numpy and the backend at once; op determinism is left off because on 2
+    # cores it costs more time than the run-to-run jitter it removes is worth.
+    keras.utils.set_random_seed(seed)
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Weights that make both classes count equally in the loss (mean weight 1)."""
+    n = labels.size
+    out = {}
+    for c in (0, 1):
+        k = int(np.sum(labels == c))
+        if k == 0:
+            raise TinysmileError(f"the training split has no samples of class {c}")
+        out[c] = n / (2.0 * k)
+    return out
+
+
+def augment_batch(
+    pixels: np.ndarray, rng: np.random.Generator, strength: float, flip: bool = True
+) -> np.ndarray:
+    out = np.empty_like(pixels)
+    for i, p in enumerate(pixels):
+        a = augment(p, rng, strength) if strength > 0 else p
+        # A smile is left-right symmetric; the data transforms have no mirror.
+        if flip and rng.random() < 0.5:
+            a = a[:, ::-1]
+        out[i] = a
+    return out
+
+
+def _batches(
+    spec: PreprocessSpec,
+    data: Arrays,
+    weights: dict[int, float],
+    batch_size: int,
+    seed: int,
+    strength: float,
+) -> Any:
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        # Order and augmentation depend only on (seed, epoch, batch index), so a run is
+        # reproducible whatever order the batches are fetched in.
+        def __init__(self) -> None:
+            # Two threads: augmentation (numpy/OpenCV, which release the GIL) runs while
+            # TensorFlow computes the previous batch.
+            super().__init__(workers=2, use_multiprocessing=False, max_queue_size=8)
+            self.epoch = 0
+            self.n = data.labels.size
+            self.order = np.random.default_rng([seed, 0]).permutation(self.n)
+            self.w = np.where(data.labels == 1, weights[1], weights[0]).astype(np.float32)
+
+        def __len__(self) -> int:
+            return max(1, self.n // batch_size)
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            idx = self.order[i * batch_size : (i + 1) * batch_size]
+            rng = np.random.default_rng([seed, self.epoch, i])
+            x = to_float(spec, augment_batch(data.pixels[idx], rng, strength))
+            return x, data.labels[idx].astype(np.float32), self.w[idx]
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self.order = np.random.default_rng([seed, self.epoch]).permutation(self.n)
+
+    return Batches()
+
+
+def predict_float(model: Any, spec: PreprocessSpec, pixels: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(to_float(spec, pixels), batch_size=256, verbose=0)).reshape(-1)
+
+
+def _load_split(
+    spec: PreprocessSpec, store: Path, split: str, limit: int | None, say: Any
+) -> Arrays | None:
+    samples = subset(store_samples(store, split), limit)
+    if not samples:
+        return None
+    t = time.perf_counter()
+    arrays = load_samples(spec, samples)
+    say(
+        f"{split}: {arrays.labels.size} images ({int(arrays.labels.sum())} smiling), "
+        f"loaded in {time.perf_counter() - t:.1f} s"
+    )
+    return arrays
+
+
+def train_run(
+    data: str | Path,
+    arch: str,
+    out: str | Path,
+    *,
+    epochs: int = 40,
+    seed: int = 0,
+    batch_size: int = 64,
+    learning_rate: float = 3e-3,
+    patience: int = 8,
+    limit: int | None = None,
+    augment_strength: float = 1.0,
+    target_precision: float = M.DEFAULT_TARGET_PRECISION,
+    spec: PreprocessSpec | None = None,
+    command: str | None = None,
+    verbose: int = 1,
+    say: Any = print,
+) -> dict[str, Any]:
+    """Train and write the run directory; returns the metrics dict."""
+    check_arch(arch)
+    store = Path(data)
+    if not store.exists() or not is_store(store):
+        raise TinysmileError(
+            f"{store}: not a dataset store (create one with `tinysmile data import`)"
+        )
+    if epochs < 1:
+        raise TinysmileError(f"--epochs must be >= 1, got {epochs}")
+    if not 0 < target_precision < 1:
+        raise TinysmileError(f"target precision must be in (0, 1), got {target_precision}")
+    spec = spec or PreprocessSpec()
+    run = Path(out)
+    run.mkdir(parents=True, exist_ok=True)
+
+    train = _load_split(spec, store, "train", limit, say)
+    val = _load_split(spec, store, "val", None if limit is None else max(limit // 4, 1), say)
+    if train is None or val is None:
+        raise TinysmileError(f"{store}: training needs samples in both the train and val splits")
+    if len(set(val.labels.tolist())) < 2:
+        raise TinysmileError(f"{store}: the val split has one class only; AUC is undefined")
+    weights = class_weights(train.labels)
+
+    import_tensorflow()
+    import keras
+
+    from tinysmile.train.arch import build_model, export_model
+
+    seed_everything(seed)
+    model = build_model(arch, (spec.height, spec.width, 1))
+    batches = _batches(spec, train, weights, batch_size, seed, augment_strength)
+    steps = len(batches) * epochs
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(name="auc", num_thresholds=500)],
+    )
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_auc", mode="max", patience=patience, restore_best_weights=True, verbose=0
+    )
+    say(
+        f"training {arch} on {train.labels.size} images, {epochs} epochs max, "
+        f"batch {batch_size}, seed {seed}"
+    )
+    t0 = time.perf_counter()
+    history = model.fit(
+        batches,
+        epochs=epochs,
+        validation_data=(to_float(spec, val.pixels), val.labels.astype(np.float32)),
+        validation_batch_size=256,
+        callbacks=[stop],
+        verbose=verbose,
+    )
+    train_seconds = time.perf_counter() - t0
+    hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    best_epoch = int(np.argmax(hist["val_auc"])) + 1 if hist.get("val_auc") else len(hist["loss"])
+
+    # The threshold is chosen on validation, then applied unchanged to test.
+    val_scores = predict_float(model, spec, val.pixels)
+    threshold, reached = M.threshold_for_precision(val.labels, val_scores, target_precision)
+    result: dict[str, Any] = {
+        "arch": arch,
+        "target_precision": target_precision,
+        "target_precision_reached": reached,
+        "threshold": threshold,
+        "val": M.summary(val.labels, val_scores, threshold),
+        "train_seconds": round(train_seconds, 1),
+        "epochs_run": len(hist["loss"]),
+        "best_epoch": best_epoch,
+    }
+    test = _load_split(spec, store, "test", None if limit is None else max(limit // 4, 1), say)
+    if test is not None and len(set(test.labels.tolist())) == 2:
+        result["test"] = M.summary(test.labels, predict_float(model, spec, test.pixels), threshold)
+    M.plot_curves(val.labels, val_scores, run, f"{arch}, validation")
+
+    costs = layer_costs(export_model(model))
+    result["macs"] = total_macs(costs)
+    result["params"] = total_params(costs)
+
+    model.save(run / MODEL_FILE)
+    (run / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
+    (run / LAYERS_FILE).write_text(json.dumps([c.to_dict() for c in costs], indent=2) + "\n")
+    (run / METRICS_FILE).write_text(
+        json.dumps({**result, "layers": [c.to_dict() for c in costs]}, indent=2) + "\n"
+    )
+    (run / RUN_FILE).write_text(
+        json.dumps(
+            {
+                "arch": arch,
+                "data": str(store.resolve()),
+                "task": "smile",
+                "seed": seed,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "learning_rate": learning_rate,
+                "patience": patience,
+                "limit": limit,
+                "augment_strength": augment_strength,
+                "target_precision": target_precision,
+                "class_weights": {str(k): v for k, v in weights.items()},
+                "train_samples": int(train.labels.size),
+                "val_samples": int(val.labels.size),
+                "train_seconds": round(train_seconds, 1),
+                "cpu_count": os.cpu_count(),
+                "command": command or " ".join(sys.argv),
+                "tinysmile_version": __version__,
+                "history": hist,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return result
+
+
+def load_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], PreprocessSpec]:
+    run = Path(run_dir)
+    for name in (RUN_FILE, MODEL_FILE, SPEC_FILE):
+        if not (run / name).is_file():
+            raise TinysmileError(f"{run}: not a training run (no {name}; run `tinysmile train`)")
+    info = json.loads((run / RUN_FILE).read_text())
+    spec = PreprocessSpec.from_dict(json.loads((run / SPEC_FILE).read_text()))
+    return run, info, spec
