@@ -93,7 +93,13 @@ def import_cmd(
     as_json: bool,
     show_skipped: int,
 ) -> None:
-    """Import a dataset at PATH into the store; re-running it adds nothing."""
+    """Import a dataset at PATH into the store; re-running it adds nothing.
+
+    FORMAT is one of: folder (one sub-folder per class), smilesmiled, genki4k
+    (files/ + labels.txt, or GENKI-R2009a), fer2013 (the CSV), celeba (the root with
+    list_attr_celeba.txt), votes (a CSV of rater answers). Corrupt images are skipped
+    and listed; the import goes on.
+    """
     from tinysmile.data.importers import import_dataset
     from tinysmile.data.store import Store
 
