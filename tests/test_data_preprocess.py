@@ -20,6 +20,7 @@ from tinysmile.data.preprocess import (
     preprocess_detailed,
     preprocess_files,
     round_half_away,
+    spec_for_sources,
     to_float,
     to_int8,
 )
@@ -51,6 +52,13 @@ def test_spec_round_trip_and_validation():
         PreprocessSpec.from_dict({"height": 6.5})
     with pytest.raises(TinysmileError, match="grayscale"):
         PreprocessSpec(channels=3)
+
+
+def test_spec_for_sources():
+    assert spec_for_sources(["smilesmiled"]).face_crop == "none"
+    assert spec_for_sources(["smilesmiled", "fer2013", "folder"]).face_crop == "none"
+    assert spec_for_sources(["smilesmiled", "genki4k"]).face_crop == "haar"
+    assert spec_for_sources(["celeba"], 32, 48) == PreprocessSpec(32, 48, face_crop="haar")
 
 
 def test_load_image_errors(tmp_path):
@@ -205,6 +213,7 @@ def test_train_and_serve_paths_give_the_same_bytes(tmp_path):
         import_dataset("smilesmiled", SMILESMILED, store, limit=12)
         samples = store.samples()
     assert len(samples) == 12
+    assert spec_for_sources(Store(tmp_path / "store").sources()) == train_spec
     batch = preprocess_files(spec, [s.path for s in samples])
     assert batch.shape == (12, 64, 64, 1) and batch.dtype == np.uint8
     for sample, pixels in zip(samples, batch):

@@ -14,7 +14,7 @@ int8 model's input QUANTIZE would make of that float, bit for bit.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,21 @@ class PreprocessSpec:
         """The float values pixels 0 and 255 map to (the input range quantization sees)."""
         lo, hi = to_float(self, np.array([0, 255], dtype=np.uint8))
         return float(min(lo, hi)), float(max(lo, hi))
+
+
+# Importers whose images are whole scenes or loose portraits, where the face has to be
+# found; SMILEsmileD and FER2013 ship tight face crops already.
+NEEDS_FACE_DETECTION = frozenset({"genki4k", "celeba"})
+
+
+def spec_for_sources(sources: Iterable[str], height: int = 64, width: int = 64) -> PreprocessSpec:
+    """The spec to train with on data from these importers (face crop only when needed).
+
+    Folder and votes imports are assumed to hold face crops; pass face_crop="haar" to
+    PreprocessSpec yourself when they do not.
+    """
+    crop = "haar" if NEEDS_FACE_DETECTION & set(sources) else "none"
+    return PreprocessSpec(height=height, width=width, face_crop=crop)
 
 
 @dataclass

@@ -330,6 +330,13 @@ class Store:
             return self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
         return self._db.execute("SELECT COUNT(*) FROM samples WHERE task=?", (task,)).fetchone()[0]
 
+    def sources(self, task: str = "smile") -> list[str]:
+        """Importers that contributed samples to a task (feeds `spec_for_sources`)."""
+        rows = self._db.execute(
+            "SELECT DISTINCT source FROM samples WHERE task=? ORDER BY source", (task,)
+        )
+        return [r[0] for r in rows]
+
     def tasks(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT DISTINCT task FROM samples ORDER BY task")]
 
