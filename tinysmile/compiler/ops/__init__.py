@@ -9,12 +9,15 @@ from tinysmile.compiler.ops.concatenation import Concatenation
 from tinysmile.compiler.ops.conv2d import Conv2D
 from tinysmile.compiler.ops.depthwise_conv2d import DepthwiseConv2D
 from tinysmile.compiler.ops.fully_connected import FullyConnected
+from tinysmile.compiler.ops.logistic import Logistic
 from tinysmile.compiler.ops.max_pool2d import MaxPool2D
+from tinysmile.compiler.ops.mean import Mean
 from tinysmile.compiler.ops.mul import Mul
 from tinysmile.compiler.ops.pad import Pad
 from tinysmile.compiler.ops.quantize import Quantize
 from tinysmile.compiler.ops.relu import Relu
 from tinysmile.compiler.ops.reshape import Reshape
+from tinysmile.compiler.ops.softmax import Softmax
 
 _OPS: list[OpDef] = [
     Conv2D(),
@@ -29,6 +32,9 @@ _OPS: list[OpDef] = [
     Concatenation(),
     Relu(),
     Quantize(),
+    Logistic(),
+    Softmax(),
+    Mean(),
 ]
 
 REGISTRY: dict[str, OpDef] = {kind: op for op in _OPS for kind in op.kinds}
