@@ -310,6 +310,12 @@ def test_smilesmiled_import_subset_balance_and_cli(tmp_path, capsys):
     again = json.loads(capsys.readouterr().out)
     assert (again["added"], again["present"]) == (0, 400)
 
+    sheet = tmp_path / "sheet.png"
+    argv = ["data", "preview", "--store", str(store_dir), "--out", str(sheet), "--count", "3"]
+    assert main([*argv, "--augment", "--variants", "4", "--split", "val"]) == 0
+    assert "3 rows x 5 columns" in capsys.readouterr().out
+    assert cv2.imread(str(sheet), cv2.IMREAD_UNCHANGED).shape == (3 * 78 + 2, 5 * 66 + 2)
+
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["data", "import", "genki4k", str(tmp_path), "--store", str(tmp_path / "s")]) == 2

@@ -254,6 +254,8 @@ class Store:
             return AddResult(added=False, id=sample_id, duplicate=True, conflict=bool(conflict))
         rel = self._image_relpath(sample_id, suffix.lower())
         target = self.root / rel
+        # The file lands before the row commits; after a crash it is an orphan that the
+        # next import of the same content simply reuses (names are content hashes).
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + ".part")
