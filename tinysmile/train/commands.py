@@ -128,14 +128,27 @@ def train_cmd(
     show_default=True,
     help="Representative training images for the int8 ranges.",
 )
-def quantize_cmd(run: Path, out: Path | None, name: str | None, calibration: int) -> None:
+@click.option(
+    "--reproduce",
+    default=None,
+    help="The command that rebuilds this bundle from scratch, for the model card.",
+)
+def quantize_cmd(
+    run: Path, out: Path | None, name: str | None, calibration: int, reproduce: str | None
+) -> None:
     """Full-int8 conversion of a training run, checked with LiteRT; writes a bundle."""
     from tinysmile.train.quantize import quantize_run
 
     if calibration < 1:
         raise TinysmileError(f"--calibration must be >= 1, got {calibration}")
     report = quantize_run(
-        run, out, calibration=calibration, name=name, command=_command_line(), say=_echo_err
+        run,
+        out,
+        calibration=calibration,
+        name=name,
+        command=_command_line(),
+        reproduce=reproduce,
+        say=_echo_err,
     )
     for split in ("val", "test"):
         if split in report:

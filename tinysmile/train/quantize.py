@@ -9,8 +9,11 @@ integer comparison is what the device makes.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -82,13 +85,18 @@ def convert_int8(model: Any, spec: PreprocessSpec, rep_pixels: np.ndarray) -> by
         for p in rep_pixels:
             yield [to_float(spec, p[None])]
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    return bytes(converter.convert())
+    # The export step prints its SavedModel signature to stdout and warns that the
+    # float input has no statistics (the representative set provides them): noise for
+    # a user of `tinysmile quantize`.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+        return bytes(converter.convert())
 
 
 def io_quantization(model: bytes) -> tuple[tuple[float, int], tuple[float, int]]:
@@ -135,6 +143,7 @@ def quantize_run(
     calibration: int = 500,
     name: str | None = None,
     command: str | None = None,
+    reproduce: str | None = None,
     say: Any = print,
 ) -> dict[str, Any]:
     run, info, spec = load_run(run_dir)
@@ -224,9 +233,11 @@ def quantize_run(
             "epochs": info.get("epochs"),
             "epochs_run": len(info.get("history", {}).get("loss", [])) or None,
             "train_seconds": info.get("train_seconds"),
+            "train_total_seconds": info.get("total_seconds"),
             "cpu_count": info.get("cpu_count"),
             "train_command": info.get("command"),
             "quantize_command": command or " ".join(sys.argv),
+            "reproduce": reproduce,
             "representative_samples": len(rep),
             "tinysmile_version": __version__,
             "run": str(run.resolve()),
@@ -246,6 +257,56 @@ def _fmt(x: Any, digits: int = 4) -> str:
     if isinstance(x, float):
         return f"{x:.{digits}f}"
     return str(x)
+
+
+# The targets of the bundled default model (issue 4), checked on the test split.
+TARGET_MACS = 1_300_000
+TARGET_AUC = 0.95
+TARGET_AUC_DROP = 0.005
+TARGET_TRAIN_SECONDS = 15 * 60
+
+
+def _targets(meta: dict[str, Any]) -> list[str]:
+    test = meta.get("metrics", {}).get("test")
+    prov = meta.get("provenance", {})
+    rows = [
+        (
+            "int8 MACs",
+            f"<= {TARGET_MACS:,}",
+            f"{meta.get('macs'):,}",
+            meta.get("macs", 10**12) <= TARGET_MACS,
+        )
+    ]
+    if test is not None:
+        rows.append(
+            (
+                "int8 AUC (test)",
+                f">= {TARGET_AUC}",
+                _fmt(test["int8"]["auc"]),
+                test["int8"]["auc"] >= TARGET_AUC,
+            )
+        )
+        rows.append(
+            (
+                "float - int8 AUC (test)",
+                f"<= {TARGET_AUC_DROP}",
+                _fmt(test["auc_drop"]),
+                test["auc_drop"] <= TARGET_AUC_DROP,
+            )
+        )
+    total = prov.get("train_total_seconds") or prov.get("train_seconds")
+    if total is not None:
+        rows.append(
+            (
+                f"training time ({prov.get('cpu_count')} CPU cores)",
+                f"<= {TARGET_TRAIN_SECONDS // 60} min",
+                f"{total / 60:.1f} min",
+                total <= TARGET_TRAIN_SECONDS,
+            )
+        )
+    out = ["## Targets", "", "| target | required | measured | met |", "| --- | --- | --- | --- |"]
+    out += [f"| {a} | {b} | {c} | {'yes' if ok else 'NO'} |" for a, b, c, ok in rows]
+    return out
 
 
 def model_card(meta: dict[str, Any]) -> str:
@@ -281,7 +342,10 @@ def model_card(meta: dict[str, Any]) -> str:
         "| split | n | float AUC | int8 AUC | AUC drop | int8 accuracy | precision | recall | F1 | flipped decisions |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for split, m in meta.get("metrics", {}).items():
+    for split in ("val", "test"):
+        m = meta.get("metrics", {}).get(split)
+        if m is None:
+            continue
         q = m["int8"]
         lines.append(
             f"| {split} | {q['n']} | {_fmt(m['float']['auc'])} | {_fmt(q['auc'])} | "
@@ -306,10 +370,10 @@ def model_card(meta: dict[str, Any]) -> str:
             f"| {layer['name']} | {layer['kind']} | {layer['output_shape']} | "
             f"{layer['macs']:,} | {layer['params']:,} |"
         )
+    lines += ["", *_targets(meta), "", "## Provenance", ""]
+    if prov.get("reproduce"):
+        lines.append(f"- Reproduce: `{prov['reproduce']}`")
     lines += [
-        "",
-        "## Provenance",
-        "",
         (
             f"- Seed {prov.get('seed')}, {prov.get('epochs_run')} epochs run (max {prov.get('epochs')}), "
             f"training took {prov.get('train_seconds')} s on {prov.get('cpu_count')} CPU cores."

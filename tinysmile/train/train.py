@@ -162,6 +162,7 @@ def train_run(
     if not 0 < target_precision < 1:
         raise TinysmileError(f"target precision must be in (0, 1), got {target_precision}")
     spec = spec or PreprocessSpec()
+    started = time.perf_counter()
     run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
 
@@ -254,6 +255,8 @@ def train_run(
                 "train_samples": int(train.labels.size),
                 "val_samples": int(val.labels.size),
                 "train_seconds": round(train_seconds, 1),
+                # Loading, fitting, evaluating and saving: the command's wall time.
+                "total_seconds": round(time.perf_counter() - started, 1),
                 "cpu_count": os.cpu_count(),
                 "command": command or " ".join(sys.argv),
                 "tinysmile_version": __version__,
