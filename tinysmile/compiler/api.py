@@ -59,8 +59,6 @@ def _pointer(prog: Program, tensor: int) -> str:
     if tensor < 0:
         return "NULL"
     storage, offset = prog.plan.storage(tensor)
-    if storage == "input":
-        return "input"
     if storage == "output":
         return "output"
     return f"(arena + {offset})"
@@ -141,6 +139,7 @@ def generate(
         "layers": views,
         "arena_size": arena,
         "arena_words": (arena + 3) // 4,
+        "input_offset": prog.plan.storage(g.inputs[0])[1],
         "input_size": x.size,
         "output_size": y.size,
         "input_shape": list(x.shape),
@@ -165,7 +164,7 @@ def generate(
         "macs": sum(r["macs"] for r in report_layers),
         "weights_bytes": sum(r["weights_bytes"] for r in report_layers),
         "arena_bytes": arena,
-        "io_bytes": x.nbytes + y.nbytes,
+        "output_buffer_bytes": y.nbytes,
         "peak_layer": peak,
         "peak_layer_kind": prog.layers[peak].op.kind if prog.layers else None,
         "stripped_edges": prog.stripped,

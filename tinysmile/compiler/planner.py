@@ -6,6 +6,10 @@ dies there. The model's input group lives in the caller's input buffer and its o
 group in the caller's output buffer; every other group gets an offset in the arena,
 placed greedily, largest first, at the lowest offset that overlaps no group alive at the
 same time (the strategy TFLM's greedy planner uses too).
+
+The input lives in the arena too: invoke() copies it in (or the caller fills it in place
+through <prefix>_input_buffer()), so its bytes are reused once the first layers have
+read it. The output group is the caller's output buffer.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ class Group:
     size: int
     first: int  # op index that first writes it (-1: before the first op)
     last: int  # op index that last reads it (len(ops): after the last op)
-    storage: str = "arena"  # "arena", "input" or "output"
+    storage: str = "arena"  # "arena" or "output"
     offset: int = 0
 
 
@@ -81,7 +85,6 @@ def plan_memory(g: Graph) -> Plan:
             spec.in_place
             and last_use.get(src) == op.index
             and g.tensor(src).nbytes == g.tensor(out).nbytes
-            and find(src) not in {find(i) for i in g.inputs}
         ):
             union(src, out)
 
@@ -99,9 +102,7 @@ def plan_memory(g: Graph) -> Plan:
         storage = "arena"
         if root in input_roots and root in output_roots:
             raise UnsupportedModelError("the model's output is its input (no computation)")
-        if root in input_roots:
-            storage = "input"
-        elif root in output_roots:
+        if root in output_roots:
             storage = "output"
         for t in ts:
             group_of[t] = len(groups)
