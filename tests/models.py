@@ -12,12 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
+RECIPE_VERSION = "2"  # bump when convert() changes what it produces
 CACHE = Path(os.environ.get("TINYSMILE_TEST_CACHE", Path(__file__).parent / ".model_cache"))
 
 
 def convert(build: Callable, input_shape: tuple[int, ...], seed: int = 0, calib: int = 64,
-            int8_io: bool = True, per_tensor: bool = False) -> bytes:
-    """Build the Keras model with build(tf, inputs) and convert it to full int8."""
+            int8_io: bool = True, per_tensor: bool = False, mode: str = "int8") -> bytes:
+    """Build the Keras model with build(tf, inputs) and convert it: "int8" (full integer,
+    the default), or the kinds the compiler must refuse: "float", "dynamic" (dynamic-range
+    quantization) and "int16" (16-bit activations)."""
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(seed)
@@ -25,7 +28,9 @@ def convert(build: Callable, input_shape: tuple[int, ...], seed: int = 0, calib:
     outputs = build(tf, inputs)
     model = tf.keras.Model(inputs, outputs)
     rng = np.random.default_rng(seed)
-    # Randomise every weight (BatchNorm statistics too), so nothing is trivially zero/one.
+    # Kernels keep Keras' random initialisation (scaled to fan-in, so activations neither
+    # vanish nor saturate); biases and BatchNorm statistics, zero or one by default, are
+    # randomised so that nothing is trivially zero or one.
     for layer in model.layers:
         ws = layer.get_weights()
         if not ws:
@@ -34,17 +39,30 @@ def convert(build: Callable, input_shape: tuple[int, ...], seed: int = 0, calib:
         for w in ws:
             if "batch_normalization" in layer.name and w.ndim == 1:
                 new.append(rng.uniform(0.5, 1.5, w.shape).astype(np.float32))
+            elif w.ndim == 1:
+                new.append(rng.normal(0, 0.2, w.shape).astype(np.float32))
             else:
-                new.append(rng.normal(0, 0.5, w.shape).astype(np.float32))
+                new.append(w)
         layer.set_weights(new)
+
+    calib_shape = tuple(1 if d is None else d for d in input_shape)
 
     def representative():
         for _ in range(calib):
-            yield [rng.uniform(-1, 1, input_shape).astype(np.float32)]
+            yield [rng.uniform(-1, 1, calib_shape).astype(np.float32)]
 
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode == "float":
+        return conv.convert()
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "dynamic":
+        return conv.convert()
     conv.representative_dataset = representative
+    if mode == "int16":
+        conv.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+        return conv.convert()
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     if per_tensor:
         conv._experimental_disable_per_channel = True
@@ -55,7 +73,7 @@ def convert(build: Callable, input_shape: tuple[int, ...], seed: int = 0, calib:
 
 
 def cached(name: str, build: Callable, input_shape: tuple[int, ...], **kw) -> bytes:
-    recipe = inspect.getsource(build) + repr(input_shape) + repr(sorted(kw.items()))
+    recipe = RECIPE_VERSION + inspect.getsource(build) + repr(input_shape) + repr(sorted(kw.items()))
     key = hashlib.sha256(recipe.encode()).hexdigest()[:12]
     path = CACHE / f"{name}-{key}.tflite"
     if not path.exists():

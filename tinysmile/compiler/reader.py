@@ -78,17 +78,18 @@ def read_model(path: str | Path) -> Graph:
         data = p.read_bytes()
     except OSError as exc:
         raise TinysmileError(f"{p}: cannot read ({exc.strerror})") from None
-    return parse_model(data, name=p.stem)
+    return parse_model(data, name=p.stem, source=str(p))
 
 
-def parse_model(data: bytes, name: str = "model") -> Graph:
+def parse_model(data: bytes, name: str = "model", source: str | None = None) -> Graph:
+    where = source or name
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise TinysmileError(f"{name}: not a TFLite flatbuffer (no 'TFL3' identifier)")
+        raise TinysmileError(f"{where}: not a TFLite flatbuffer (no 'TFL3' identifier)")
     try:
         model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
     except Exception as exc:  # the flatbuffer runtime raises struct/index errors
         raise TinysmileError(
-            f"{name}: the TFLite flatbuffer is damaged or truncated ({type(exc).__name__})"
+            f"{where}: the TFLite flatbuffer is damaged or truncated ({type(exc).__name__})"
         ) from None
     if not model.subgraphs:
         raise TinysmileError(f"{name}: the model has no subgraph")
@@ -107,7 +108,7 @@ def parse_model(data: bytes, name: str = "model") -> Graph:
             return bytes(np.asarray(buf.data, dtype=np.uint8))
         if buf.offset and buf.offset > 1 and buf.size:
             if buf.offset + buf.size > len(data):
-                raise TinysmileError(f"{name}: the file is truncated (a buffer ends past its end)")
+                raise TinysmileError(f"{where}: the file is truncated (a buffer ends past its end)")
             return data[buf.offset : buf.offset + buf.size]
         return None
 
@@ -137,8 +138,8 @@ def parse_model(data: bytes, name: str = "model") -> Graph:
             expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
             if len(raw) != expected:
                 raise TinysmileError(
-                    f"{name}: tensor {i} '{tname}' holds {len(raw)} bytes, its shape needs "
-                    f"{expected} (damaged file?)"
+                    f"{where}: tensor {i} '{tname}' holds {len(raw)} bytes, its shape needs "
+                    f"{expected} (damaged or truncated file)"
                 )
             array = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
         tensors.append(Tensor(i, tname, shape, np.dtype(dtype), quant, array, signature))

@@ -1,13 +1,13 @@
 """What TFLite Micro needs for the same model: its recording allocator's arena report.
 
-The bar for the planner, and (issue: real boards) the arena size a TFLM sketch gets.
-Needs the `tflite-micro` package (extra `tflm`).
+The bar for the planner, and the arena size a TFLM sketch gets. Needs the `tflite-micro`
+package (extra `tflm`).
 """
 
 from __future__ import annotations
 
-import os
 import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -16,32 +16,36 @@ from tinysmile.errors import TinysmileError
 
 _LINE = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 
+# The report is printed by TFLM's C++ through a stdio buffer of its own, which is flushed
+# only at exit: a child process is the reliable way to read it.
+_PROBE = """
+import sys
+from tflite_micro.python.tflite_micro import runtime
+interp = runtime.Interpreter.from_bytes(open(sys.argv[1], "rb").read(), arena_size=int(sys.argv[2]))
+interp.print_allocations()
+"""
+
 
 def tflm_arena(model: str | Path | bytes, arena_size: int = 4 << 20) -> dict[str, int]:
     """{'total', 'head', 'tail'} bytes: head is the non-persistent part (activations)."""
-    try:
-        from tflite_micro.python.tflite_micro import runtime
-    except ImportError:
+    data = model if isinstance(model, bytes | bytearray) else Path(model).read_bytes()
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
+        f.write(data)
+        f.flush()
+        proc = subprocess.run(
+            [sys.executable, "-c", _PROBE, f.name, str(arena_size)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    if "No module named 'tflite_micro'" in proc.stderr:
         raise TinysmileError(
             "the tflite-micro package is not installed (pip install 'tinysmile[tflm]')"
-        ) from None
-    data = model if isinstance(model, bytes | bytearray) else Path(model).read_bytes()
-    interp = runtime.Interpreter.from_bytes(bytes(data), arena_size=arena_size)
-    # The recording allocator prints from C++ straight to file descriptor 1.
-    sys.stdout.flush()
-    fd = sys.stdout.fileno() if hasattr(sys.stdout, "fileno") else 1
-    saved = os.dup(fd)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), fd)
-        try:
-            interp.print_allocations()
-        finally:
-            sys.stdout.flush()
-            os.dup2(saved, fd)
-            os.close(saved)
-        capture.seek(0)
-        text = capture.read().decode(errors="replace")
-    found = {k: int(v) for k, v in _LINE.findall(text)}
+        )
+    found = {k: int(v) for k, v in _LINE.findall(proc.stdout + proc.stderr)}
     if set(found) != {"total", "head", "tail"}:
-        raise TinysmileError(f"unexpected TFLM allocation report: {text[:200]!r}")
+        raise TinysmileError(
+            f"TFLite Micro gave no allocation report (exit {proc.returncode}):"
+            f" {proc.stderr.strip()[-300:]}"
+        )
     return found

@@ -1,0 +1,80 @@
+"""Whole models: the smile-like CNN and a MobileNet-like block, bit-exact with LiteRT and
+TFLite Micro, per layer too, within the arena TFLM needs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from models import build_mobilenet_block, build_smile_like
+from parity import assert_parity, random_inputs
+
+from tinysmile.compiler.hostrun import compile_and_build
+from tinysmile.compiler.program import build_program
+from tinysmile.compiler.reference import reference_layers
+from tinysmile.compiler.tflm import tflm_arena
+
+pytestmark = pytest.mark.slow
+
+MODELS = {"smile_like": build_smile_like, "mobilenet_block": build_mobilenet_block}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_parity_with_litert(name, tmp_path):
+    report = assert_parity(MODELS[name](), tmp_path, n=250, seed=1)
+    expected_ops = {
+        "smile_like": {"CONV_2D", "MAX_POOL_2D", "MUL", "ADD", "RESHAPE", "FULLY_CONNECTED",
+                       "LOGISTIC"},
+        "mobilenet_block": {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED",
+                            "SOFTMAX"},
+    }[name]
+    assert expected_ops <= set(report["ops"])
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_parity_with_tflite_micro(name, tmp_path):
+    from tflite_micro.python.tflite_micro import runtime
+
+    model = MODELS[name]()
+    binary = compile_and_build(model, tmp_path, sanitize=False)
+    x = random_inputs(model, 40, seed=2)
+    interp = runtime.Interpreter.from_bytes(model, arena_size=1 << 20)
+    expected = []
+    for row in x:
+        interp.set_input(row, 0)
+        interp.invoke()
+        expected.append(interp.get_output(0).reshape(-1).copy())
+    np.testing.assert_array_equal(binary.run(x), np.stack(expected))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_layer_matches_the_numpy_twin(name, tmp_path):
+    model = MODELS[name]()
+    binary = compile_and_build(model, tmp_path, layer_hooks=True)
+    x = random_inputs(model, 8, seed=3)
+    dumps = binary.run(x)
+    for row, layers in zip(x, dumps):
+        twins = reference_layers(binary.compiled.program, row)
+        assert len(layers) == len(twins) + 1
+        for k, (got, want) in enumerate(zip(layers, twins)):
+            np.testing.assert_array_equal(got, want.reshape(-1), err_msg=f"layer {k}")
+        np.testing.assert_array_equal(layers[-1], twins[-1].reshape(-1))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_arena_not_larger_than_tflm(name):
+    model = MODELS[name]()
+    ours = build_program(model).plan.arena_size
+    tflm = tflm_arena(model)
+    assert ours <= tflm["head"], (ours, tflm)
+
+
+def test_planner_never_overlaps_live_tensors():
+    for build in MODELS.values():
+        prog = build_program(build())
+        arena = [grp for grp in prog.plan.groups if grp.storage == "arena"]
+        for i, a in enumerate(arena):
+            assert a.offset + a.size <= prog.plan.arena_size
+            for b in arena[i + 1 :]:
+                alive_together = a.first <= b.last and b.first <= a.last
+                disjoint = a.offset + a.size <= b.offset or b.offset + b.size <= a.offset
+                assert not alive_together or disjoint, (a, b)
