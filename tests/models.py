@@ -16,8 +16,15 @@ RECIPE_VERSION = "2"  # bump when convert() changes what it produces
 CACHE = Path(os.environ.get("TINYSMILE_TEST_CACHE", Path(__file__).parent / ".model_cache"))
 
 
-def convert(build: Callable, input_shape: tuple[int, ...], seed: int = 0, calib: int = 64,
-            int8_io: bool = True, per_tensor: bool = False, mode: str = "int8") -> bytes:
+def convert(
+    build: Callable,
+    input_shape: tuple[int, ...],
+    seed: int = 0,
+    calib: int = 64,
+    int8_io: bool = True,
+    per_tensor: bool = False,
+    mode: str = "int8",
+) -> bytes:
     """Build the Keras model with build(tf, inputs) and convert it: "int8" (full integer,
     the default), or the kinds the compiler must refuse: "float", "dynamic" (dynamic-range
     quantization) and "int16" (16-bit activations)."""
@@ -73,7 +80,9 @@ def convert(build: Callable, input_shape: tuple[int, ...], seed: int = 0, calib:
 
 
 def cached(name: str, build: Callable, input_shape: tuple[int, ...], **kw) -> bytes:
-    recipe = RECIPE_VERSION + inspect.getsource(build) + repr(input_shape) + repr(sorted(kw.items()))
+    recipe = (
+        RECIPE_VERSION + inspect.getsource(build) + repr(input_shape) + repr(sorted(kw.items()))
+    )
     key = hashlib.sha256(recipe.encode()).hexdigest()[:12]
     path = CACHE / f"{name}-{key}.tflite"
     if not path.exists():

@@ -20,8 +20,9 @@ sys.exit(code)
 
 
 def tinysmile(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", RUN, *args], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", RUN, *args], capture_output=True, check=False, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,9 @@ def smile_model(tmp_path_factory):
 
 
 def test_compile_writes_c_and_reports_json(smile_model, tmp_path):
-    proc = tinysmile("compile", str(smile_model), "--out", str(tmp_path), "--prefix", "smile",
-                     "--json")
+    proc = tinysmile(
+        "compile", str(smile_model), "--out", str(tmp_path), "--prefix", "smile", "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     c_text = (tmp_path / "smile_model.c").read_text()
@@ -59,8 +61,15 @@ def test_run_host_matches_litert(smile_model, tmp_path):
     x = np.random.default_rng(7).integers(-128, 128, (24, 1, 64, 64, 1), dtype=np.int8)
     np.save(tmp_path / "in.npy", x)
     out = tmp_path / "out.npy"
-    proc = tinysmile("run-host", str(smile_model), "--inputs", str(tmp_path / "in.npy"),
-                     "--output", str(out), "--json")
+    proc = tinysmile(
+        "run-host",
+        str(smile_model),
+        "--inputs",
+        str(tmp_path / "in.npy"),
+        "--output",
+        str(out),
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["bit_exact"] and result["matching_samples"] == 24

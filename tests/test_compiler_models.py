@@ -22,10 +22,23 @@ MODELS = {"smile_like": build_smile_like, "mobilenet_block": build_mobilenet_blo
 def test_model_parity_with_litert(name, tmp_path):
     report = assert_parity(MODELS[name](), tmp_path, n=250, seed=1)
     expected_ops = {
-        "smile_like": {"CONV_2D", "MAX_POOL_2D", "MUL", "ADD", "RESHAPE", "FULLY_CONNECTED",
-                       "LOGISTIC"},
-        "mobilenet_block": {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED",
-                            "SOFTMAX"},
+        "smile_like": {
+            "CONV_2D",
+            "MAX_POOL_2D",
+            "MUL",
+            "ADD",
+            "RESHAPE",
+            "FULLY_CONNECTED",
+            "LOGISTIC",
+        },
+        "mobilenet_block": {
+            "CONV_2D",
+            "DEPTHWISE_CONV_2D",
+            "ADD",
+            "MEAN",
+            "FULLY_CONNECTED",
+            "SOFTMAX",
+        },
     }[name]
     assert expected_ops <= set(report["ops"])
 

@@ -101,8 +101,12 @@ def generate(
                 args = [f"&{params_name}"] + [_pointer(prog, t) for t in part.inputs]
                 args.append(view.output_ptr)
                 view.calls.append(
-                    _Call(part.params_type, params_name, part.fields,
-                          f"{part.kernel}({', '.join(args)})")
+                    _Call(
+                        part.params_type,
+                        params_name,
+                        part.fields,
+                        f"{part.kernel}({', '.join(args)})",
+                    )
                 )
             if layer.spec.kernel and layer.spec.kernel not in kernels:
                 kernels.append(layer.spec.kernel)

@@ -57,14 +57,24 @@ def _default_prefix(path: Path) -> str:
 
 @click.command("compile")
 @click.argument("model", required=False)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
-              help="Folder for NAME_model.c and NAME_model.h (created if needed).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Folder for NAME_model.c and NAME_model.h (created if needed).",
+)
 @click.option("--prefix", help="Prefix of the files and C symbols (default: the model's name).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--perturb-layer", type=int, hidden=True,
-              help="Test only: change one weight of this layer so parity checks must fail.")
-def compile_cmd(model: str | None, out_dir: str, prefix: str | None, as_json: bool,
-                perturb_layer: int | None) -> None:
+@click.option(
+    "--perturb-layer",
+    type=int,
+    hidden=True,
+    help="Test only: change one weight of this layer so parity checks must fail.",
+)
+def compile_cmd(
+    model: str | None, out_dir: str, prefix: str | None, as_json: bool, perturb_layer: int | None
+) -> None:
     """Compile a full-int8 MODEL (.tflite or bundle; default: the bundled smile model) to
     C: const weights, one static arena, one invoke function, no interpreter.
 
@@ -75,8 +85,9 @@ def compile_cmd(model: str | None, out_dir: str, prefix: str | None, as_json: bo
 
     path = _model_path(model)
     start = time.perf_counter()
-    result = compile_model(path, out_dir, prefix=prefix or _default_prefix(path),
-                           perturb_layer=perturb_layer)
+    result = compile_model(
+        path, out_dir, prefix=prefix or _default_prefix(path), perturb_layer=perturb_layer
+    )
     report = dict(result.report)
     report["compile_seconds"] = round(time.perf_counter() - start, 3)
     report["files"] = [str(result.c_path), str(result.h_path)]
@@ -105,14 +116,25 @@ def _load_inputs(path: str, size: int) -> np.ndarray:
 
 @click.command("run-host")
 @click.argument("model", required=False)
-@click.option("--inputs", "inputs_path", required=True, type=click.Path(dir_okay=False),
-              help="int8 .npy, batch first (each sample the model's input shape).")
-@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False),
-              help="Where to write the int8 outputs (.npy, batch first).")
+@click.option(
+    "--inputs",
+    "inputs_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="int8 .npy, batch first (each sample the model's input shape).",
+)
+@click.option(
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the int8 outputs (.npy, batch first).",
+)
 @click.option("--no-sanitize", is_flag=True, help="Build without AddressSanitizer/UBSan.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def run_host_cmd(model: str | None, inputs_path: str, output_path: str, no_sanitize: bool,
-                 as_json: bool) -> int:
+def run_host_cmd(
+    model: str | None, inputs_path: str, output_path: str, no_sanitize: bool, as_json: bool
+) -> int:
     """Compile MODEL to C, build it with the host C compiler, run it on every input, write
     the outputs, and check them byte for byte against LiteRT's reference kernels.
 
@@ -124,8 +146,9 @@ def run_host_cmd(model: str | None, inputs_path: str, output_path: str, no_sanit
 
     path = _model_path(model)
     with tempfile.TemporaryDirectory(prefix="tinysmile-run-host-") as work:
-        binary = compile_and_build(path, work, prefix=_default_prefix(path),
-                                   sanitize=not no_sanitize)
+        binary = compile_and_build(
+            path, work, prefix=_default_prefix(path), sanitize=not no_sanitize
+        )
         g = binary.compiled.program.graph
         x = _load_inputs(inputs_path, g.input.size)
         n = x.shape[0]
@@ -151,7 +174,5 @@ def run_host_cmd(model: str | None, inputs_path: str, output_path: str, no_sanit
         click.echo(json.dumps(result, indent=2))
     else:
         verdict = "bit-exact" if result["bit_exact"] else f"MISMATCH on {len(mismatched)} samples"
-        click.echo(
-            f"{n} samples -> {output_path}: {verdict} against LiteRT (reference kernels)"
-        )
+        click.echo(f"{n} samples -> {output_path}: {verdict} against LiteRT (reference kernels)")
     return 0 if result["bit_exact"] else 1

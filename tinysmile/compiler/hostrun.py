@@ -39,7 +39,12 @@ class HostBinary:
             )
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0", UBSAN_OPTIONS="print_stacktrace=1")
         proc = subprocess.run(
-            [str(self.path)], input=data.tobytes(), capture_output=True, timeout=timeout, env=env
+            [str(self.path)],
+            input=data.tobytes(),
+            capture_output=True,
+            timeout=timeout,
+            env=env,
+            check=False,
         )
         if proc.returncode != 0:
             raise TinysmileError(
@@ -100,7 +105,7 @@ def build_host(
         cmd = [host_compiler(), *flags]
         cmd += [f"-I{d}" for d in compiled.include_dirs]
         cmd += [str(s) for s in sources] + ["-o", str(exe), "-lm"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise TinysmileError(
                 "the generated C does not compile on the host:\n" + proc.stderr[-4000:]

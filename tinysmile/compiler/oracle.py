@@ -46,7 +46,9 @@ def litert_reference(
     inputs = np.asarray(inputs)
     results = []
     for row in inputs.reshape(inputs.shape[0], -1):
-        interp.set_tensor(inp["index"], _to_model_input(inp, row, input_quant).reshape(inp["shape"]))
+        interp.set_tensor(
+            inp["index"], _to_model_input(inp, row, input_quant).reshape(inp["shape"])
+        )
         interp.invoke()
         y = interp.get_tensor(out["index"])
         if y.dtype == np.float32 and output_quant is not None:

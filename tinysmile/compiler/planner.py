@@ -79,9 +79,7 @@ def plan_memory(g: Graph) -> Plan:
         src = op.inputs[0] if op.inputs else -1
         if spec is None or src < 0 or g.tensor(src).is_const:
             continue
-        if spec.alias:
-            union(src, out)
-        elif (
+        if spec.alias or (
             spec.in_place
             and last_use.get(src) == op.index
             and g.tensor(src).nbytes == g.tensor(out).nbytes

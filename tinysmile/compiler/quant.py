@@ -18,7 +18,7 @@ INT32_MAX = 2**31 - 1
 
 def round_half_away(x: float) -> int:
     """C's round() / std::round: halves go away from zero."""
-    return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)
+    return math.floor(abs(x) + 0.5) * (1 if x >= 0 else -1)
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:

@@ -87,7 +87,7 @@ def parse_model(data: bytes, name: str = "model", source: str | None = None) -> 
         raise TinysmileError(f"{where}: not a TFLite flatbuffer (no 'TFL3' identifier)")
     try:
         model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-    except Exception as exc:  # the flatbuffer runtime raises struct/index errors
+    except Exception as exc:  # noqa: BLE001 - the flatbuffer runtime raises many kinds
         raise TinysmileError(
             f"{where}: the TFLite flatbuffer is damaged or truncated ({type(exc).__name__})"
         ) from None

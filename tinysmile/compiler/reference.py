@@ -14,7 +14,9 @@ def _as_program(model: Program | Graph | str | Path | bytes) -> Program:
     return model if isinstance(model, Program) else build_program(model)
 
 
-def reference_layers(model: Program | Graph | str | Path | bytes, x: np.ndarray) -> list[np.ndarray]:
+def reference_layers(
+    model: Program | Graph | str | Path | bytes, x: np.ndarray
+) -> list[np.ndarray]:
     """Every layer's int8 output for one input, in execution order (the hooks' order)."""
     prog = _as_program(model)
     g = prog.graph

@@ -37,6 +37,7 @@ def tflm_arena(model: str | Path | bytes, arena_size: int = 4 << 20) -> dict[str
             capture_output=True,
             text=True,
             timeout=120,
+            check=False,
         )
     if "No module named 'tflite_micro'" in proc.stderr:
         raise TinysmileError(

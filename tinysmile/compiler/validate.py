@@ -15,12 +15,12 @@ _DYNAMIC_SHAPE_OPS = {"SHAPE", "STRIDED_SLICE", "PACK"}
 def validate_graph(g: Graph) -> None:
     dynamic = [op for op in g.ops if op.kind in _DYNAMIC_SHAPE_OPS]
     for t in g.tensors:
-        if t.shape_signature is not None and any(s < 0 for s in t.shape_signature):
-            if not t.is_const:
-                raise UnsupportedModelError(
-                    f"tensor {t.index} '{t.name}' has a dynamic shape {list(t.shape_signature)}:"
-                    " export the model with a fixed batch size of 1"
-                )
+        dynamic_sig = t.shape_signature is not None and any(s < 0 for s in t.shape_signature)
+        if dynamic_sig and not t.is_const:
+            raise UnsupportedModelError(
+                f"tensor {t.index} '{t.name}' has a dynamic shape {list(t.shape_signature)}:"
+                " export the model with a fixed batch size of 1"
+            )
     if dynamic:
         op = dynamic[0]
         raise UnsupportedModelError(
@@ -32,9 +32,13 @@ def validate_graph(g: Graph) -> None:
     if any(t.dtype == np.float32 for t in activations):
         int8_weights = any(t.is_const and t.dtype == np.int8 for t in g.tensors)
         float_ops = [
-            op for op in g.ops if op.kind not in ("QUANTIZE", "DEQUANTIZE")
-            and any(i >= 0 and g.tensor(i).dtype == np.float32 and not g.tensor(i).is_const
-                    for i in op.inputs)
+            op
+            for op in g.ops
+            if op.kind not in ("QUANTIZE", "DEQUANTIZE")
+            and any(
+                i >= 0 and g.tensor(i).dtype == np.float32 and not g.tensor(i).is_const
+                for i in op.inputs
+            )
         ]
         if float_ops:
             op = float_ops[0]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tinysmile.compiler.ops.base import OpDef
 from tinysmile.compiler.ops.add import Add
 from tinysmile.compiler.ops.average_pool2d import AveragePool2D
+from tinysmile.compiler.ops.base import OpDef
 from tinysmile.compiler.ops.concatenation import Concatenation
 from tinysmile.compiler.ops.conv2d import Conv2D
 from tinysmile.compiler.ops.depthwise_conv2d import DepthwiseConv2D

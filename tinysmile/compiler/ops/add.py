@@ -53,7 +53,9 @@ class Add(Binary):
 
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
         arrays, fields, inputs = self.operand_fields(g, op, name)
-        return Emitted("tsm_add", "tsm_add_params_t", fields + int_fields(p, FIELDS), arrays, inputs)
+        return Emitted(
+            "tsm_add", "tsm_add_params_t", fields + int_fields(p, FIELDS), arrays, inputs
+        )
 
     def macs(self, g: Graph, op: Op) -> int:
         return 0

@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 
 from tinysmile.compiler.ir import Graph, Op
-from tinysmile.compiler.ops.base import Emitted, OpDef, activation_of, fail, int_fields, require_int8
+from tinysmile.compiler.ops.base import (
+    Emitted,
+    OpDef,
+    activation_of,
+    fail,
+    int_fields,
+    require_int8,
+)
 
 
 class Concatenation(OpDef):
@@ -35,8 +42,14 @@ class Concatenation(OpDef):
         parts, offset = [], 0
         for t in op.inputs:
             chunk = int(np.prod(g.tensor(t).shape[axis:], dtype=np.int64))
-            parts.append({"outer": outer, "input_chunk": chunk, "output_chunk": out_chunk,
-                          "output_offset": offset})
+            parts.append(
+                {
+                    "outer": outer,
+                    "input_chunk": chunk,
+                    "output_chunk": out_chunk,
+                    "output_offset": offset,
+                }
+            )
             offset += chunk
         return {"axis": axis, "parts": parts}
 
@@ -46,8 +59,12 @@ class Concatenation(OpDef):
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
         names = ["outer", "input_chunk", "output_chunk", "output_offset"]
         parts = [
-            Emitted("tsm_concatenation", "tsm_concatenation_params_t", int_fields(part, names),
-                    inputs=[t])
+            Emitted(
+                "tsm_concatenation",
+                "tsm_concatenation_params_t",
+                int_fields(part, names),
+                inputs=[t],
+            )
             for part, t in zip(p["parts"], op.inputs)
         ]
         return Emitted("tsm_concatenation", "tsm_concatenation_params_t", parts=parts)

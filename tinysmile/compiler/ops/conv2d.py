@@ -73,9 +73,7 @@ def finish(acc: np.ndarray, p: dict[str, Any], channel_axis: int = -1) -> np.nda
     return np.clip(y, p["activation_min"], p["activation_max"]).astype(np.int8)
 
 
-def padded_windows(
-    x: np.ndarray, p: dict[str, Any], fill: int
-) -> np.ndarray:
+def padded_windows(x: np.ndarray, p: dict[str, Any], fill: int) -> np.ndarray:
     """(N, OH, OW, KH, KW, C) view of the input, padded with `fill` outside its bounds."""
     n, h, w, c = x.shape
     ph, pw = p["pad_h"], p["pad_w"]
@@ -84,7 +82,11 @@ def padded_windows(
     padded = np.full((n, max(need_h, h + ph), max(need_w, w + pw), c), fill, dtype=np.int64)
     padded[:, ph : ph + h, pw : pw + w, :] = x
     win = np.lib.stride_tricks.sliding_window_view(padded, (p["filter_h"], p["filter_w"]), (1, 2))
-    win = win[:, : need_h - p["filter_h"] + 1 : p["stride_h"], : need_w - p["filter_w"] + 1 : p["stride_w"]]
+    win = win[
+        :,
+        : need_h - p["filter_h"] + 1 : p["stride_h"],
+        : need_w - p["filter_w"] + 1 : p["stride_w"],
+    ]
     # sliding_window_view puts the window axes last: (N, OH, OW, C, KH, KW)
     return win.transpose(0, 1, 2, 4, 5, 3)
 

@@ -39,7 +39,9 @@ class Mul(Binary):
 
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
         arrays, fields, inputs = self.operand_fields(g, op, name)
-        return Emitted("tsm_mul", "tsm_mul_params_t", fields + int_fields(p, FIELDS), arrays, inputs)
+        return Emitted(
+            "tsm_mul", "tsm_mul_params_t", fields + int_fields(p, FIELDS), arrays, inputs
+        )
 
     def macs(self, g: Graph, op: Op) -> int:
         return g.op_output(op).size

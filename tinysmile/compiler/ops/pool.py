@@ -43,7 +43,9 @@ class Pool2D(OpDef):
         if len(x.shape) != 4:
             raise fail(op, "pooling needs a 4-D NHWC input")
         if x.scale != y.scale or x.zero_point != y.zero_point:
-            raise fail(op, "input and output quantization differ (the int8 kernel does not rescale)")
+            raise fail(
+                op, "input and output quantization differ (the int8 kernel does not rescale)"
+            )
         if op.options.get("padding") not in ("SAME", "VALID"):
             raise fail(op, f"padding {op.options.get('padding')} is not supported")
         activation_of(op)
@@ -58,11 +60,22 @@ class Pool2D(OpDef):
         if (oh, ow) != tuple(y.shape[1:3]):
             raise fail(op, f"output shape {list(y.shape)} does not follow from the window")
         lo, hi = activation_range(activation_of(op), y.scale, y.zero_point)
-        return dict(
-            batches=n, input_h=ih, input_w=iw, channels=c, output_h=oh, output_w=ow,
-            filter_h=fh, filter_w=fw, stride_h=sh, stride_w=sw, pad_h=pad_h, pad_w=pad_w,
-            activation_min=lo, activation_max=hi,
-        )
+        return {
+            "batches": n,
+            "input_h": ih,
+            "input_w": iw,
+            "channels": c,
+            "output_h": oh,
+            "output_w": ow,
+            "filter_h": fh,
+            "filter_w": fw,
+            "stride_h": sh,
+            "stride_w": sw,
+            "pad_h": pad_h,
+            "pad_w": pad_w,
+            "activation_min": lo,
+            "activation_max": hi,
+        }
 
     def windows(self, x: np.ndarray, p: dict[str, Any]):
         """Yield (oy, ox, window) with each window clipped to the input: (N, h, w, C)."""

@@ -19,8 +19,11 @@ class Quantize(Rescale):
     def validate(self, g: Graph, op: Op) -> None:
         x = g.tensor(op.inputs[0])
         if x.dtype != np.int8:
-            raise fail(op, f"QUANTIZE from {x.dtype} inside the model (only int8 -> int8, or"
-                       " float at the model's input edge)")
+            raise fail(
+                op,
+                f"QUANTIZE from {x.dtype} inside the model (only int8 -> int8, or"
+                " float at the model's input edge)",
+            )
         super().validate(g, op)
 
     def prepare(self, g: Graph, op: Op) -> dict[str, Any]:
