@@ -100,3 +100,18 @@ def test_table_rounding() -> None:
     assert t[128] == 0  # input 0
     assert t[0] == -128 + round(256 / (1 + np.exp(12.8)))  # input -128 -> x = -12.8
     assert t[255] == 127  # 256 * sigmoid(12.7) rounds to 256, clamped
+
+
+def test_table_at_many_scales() -> None:
+    """The compile-time table equals LiteRT's for 150 random input quantizations (LiteRT
+    only, no C build: the C kernel is a plain lookup checked above). Finds float32 vs
+    float64 slips that a handful of scales would miss."""
+    base = model("logistic_only")
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, 1, 16, 16, 1)
+    rng = np.random.default_rng(8)
+    for _ in range(150):
+        scale = float(np.float32(10 ** rng.uniform(-3, 0)))
+        zero_point = int(rng.integers(-128, 128))
+        expected = litert_reference(with_input_quant(base, scale, zero_point), x).ravel()
+        table = sigmoid_table(scale, zero_point, 1 / 256, -128)
+        np.testing.assert_array_equal(table, expected, err_msg=f"scale {scale} zp {zero_point}")

@@ -100,3 +100,28 @@ def test_diff_min() -> None:
     assert softmax_scaling(1000.0, 1.0) == ((1 << 31) - 1, 31, 0)
     # scale 1/16: real multiplier 2^22 -> Q31 0.5 with shift 23; radius 31 * 2^26 / 2^23
     assert softmax_scaling(1.0, 1 / 16) == (1 << 30, 23, -248)
+
+
+def with_input_scale(model_bytes: bytes, scale: float) -> bytes:
+    m = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    sub = m.subgraphs[0]
+    sub.tensors[sub.inputs[0]].quantization.scale = [scale]
+    b = flatbuffers.Builder(0)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def test_many_scalings() -> None:
+    """The numpy twin equals LiteRT for 60 random (input scale, beta) pairs (LiteRT only,
+    no C build: the C kernel's arithmetic is checked above and in test_fixedpoint)."""
+    base = model("softmax_only")
+    rng = np.random.default_rng(9)
+    x = rng.integers(-128, 128, (40, 1, 10), dtype=np.int8)
+    x[20:] = rng.integers(-5, 5, (20, 1, 10), dtype=np.int8)
+    for _ in range(60):
+        scale = float(np.float32(10 ** rng.uniform(-3, 0)))
+        beta = float(np.float32(10 ** rng.uniform(-1, 1)))
+        m = with_beta(with_input_scale(base, scale), beta)
+        expected = litert_reference(m, x).reshape(40, -1)
+        got = reference_invoke(m, x).reshape(40, -1)
+        np.testing.assert_array_equal(got, expected, err_msg=f"scale {scale} beta {beta}")
