@@ -63,12 +63,12 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def qemu_command(board: Board, elf: Path) -> list[str]:
+def qemu_command(board: Board, elf: Path, icount: bool = True) -> list[str]:
     q = board.qemu
     if not q:
         raise TinysmileError(f"board {board.id} is not an emulated board")
     cmd = [q.get("system", "qemu-system-arm"), "-M", q["machine"], *q.get("extra_args", [])]
-    if "icount_shift" in q:
+    if icount and "icount_shift" in q:
         # sleep=off: virtual time follows instructions only, never the host's clock.
         cmd += ["-icount", f"shift={q['icount_shift']},sleep=off"]
     cmd += ["-serial", "pty", "-kernel", str(elf)]
@@ -87,10 +87,12 @@ def read_state(board_id: str) -> EmulatorState | None:
     return st
 
 
-def start(board: Board, elf: Path, model_sha256: str = "", register: bool = True) -> EmulatorState:
+def start(board: Board, elf: Path, model_sha256: str = "", register: bool = True,
+          icount: bool = True) -> EmulatorState:
     """Boot the firmware. register=True (flash): it becomes the board's emulator, replacing
     any running one, and is recorded for verify/profile/stop. register=False (verify and
-    profile's own): left alone by others; the caller ends it with kill()."""
+    profile's own): left alone by others; the caller ends it with kill().
+    icount=False runs faster but its tick counts mean nothing (parity-only runs)."""
     if register:
         stop(board.id)
     elf = Path(elf).resolve()
@@ -100,7 +102,7 @@ def start(board: Board, elf: Path, model_sha256: str = "", register: bool = True
     sdir.mkdir(parents=True, exist_ok=True)
     log_path = sdir / (f"emulator-{board.id}.log" if register else
                        f"emulator-{board.id}-{os.getpid()}-{time.monotonic_ns()}.log")
-    cmd = qemu_command(board, elf)
+    cmd = qemu_command(board, elf, icount)
     log = open(log_path, "wb")  # noqa: SIM115 - handed to the child
     try:
         proc = subprocess.Popen(

@@ -1,0 +1,236 @@
+"""On the emulated Cortex-M4 (real QEMU, real firmware built with PlatformIO): parity with
+LiteRT for the compiler's test models, a perturbed build caught at the right layer, and
+repeatable instruction counts. Firmware is built once per model per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinysmile.boards import load_board
+from tinysmile.bundle import load_bundle
+from tinysmile.errors import TinysmileError
+
+BOARD = "qemu-cortex-m4"
+SAMPLES = 64
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
+        reason="needs qemu-system-arm and arm-none-eabi-gcc (scripts/setup.sh installs them)",
+    ),
+]
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tinysmile-state")
+    old = os.environ.get("TINYSMILE_STATE_DIR")
+    os.environ["TINYSMILE_STATE_DIR"] = str(d)
+    yield d
+    from tinysmile.device import emulator
+
+    emulator.stop()
+    if old is None:
+        os.environ.pop("TINYSMILE_STATE_DIR", None)
+    else:
+        os.environ["TINYSMILE_STATE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    from models import build_mobilenet_block, build_smile_like
+
+    d = tmp_path_factory.mktemp("models")
+    out = {}
+    for name, build in (("smile_like", build_smile_like), ("mobilenet_block", build_mobilenet_block)):
+        path = d / f"{name}.tflite"
+        path.write_bytes(build())
+        out[name] = path
+    return out
+
+
+class Built:
+    def __init__(self, project, host):
+        self.project = project
+        self.host = host  # CompileResult of the unperturbed model: the host's view
+
+
+@pytest.fixture(scope="session")
+def firmware(state_dir, models):
+    from tinysmile.compiler.api import compile_model
+    from tinysmile.device.session import build
+
+    board = load_board(BOARD)
+    cache: dict = {}
+
+    def get(name: str, perturb_layer: int | None = None) -> Built:
+        key = (name, perturb_layer)
+        if key not in cache:
+            bundle = load_bundle(models[name])
+            project = build(bundle, board, out_dir=state_dir / f"proj-{name}-{perturb_layer}",
+                            perturb_layer=perturb_layer)
+            host = compile_model(bundle.model_path, state_dir / f"host-{name}")
+            cache[key] = Built(project, host)
+        return cache[key]
+
+    return get
+
+
+@contextmanager
+def running(built: Built, icount: bool = False):
+    # Parity does not depend on timing, and QEMU runs about twice as fast without -icount;
+    # the profile test turns it on.
+    from tinysmile.device import emulator
+    from tinysmile.device.session import client_for
+
+    board = load_board(BOARD)
+    st = emulator.start(board, built.project.elf, built.project.model_sha256, register=False,
+                        icount=icount)
+    client = client_for(board, st.port)
+    try:
+        client.handshake()
+        yield client
+    finally:
+        client.close()
+        emulator.kill(st)
+
+
+def _verify(built: Built, client, n: int, seed: int = 0):
+    from tinysmile.device.verify import random_inputs, verify
+
+    report = built.host.report
+    inputs = random_inputs(tuple(report["input"]["shape"]), n, seed)
+    return verify(client, built.project.bundle.model_path, built.host.program, report, inputs)
+
+
+@pytest.mark.parametrize("name", ["smile_like", "mobilenet_block"])
+def test_bit_exact_on_the_emulator(firmware, name):
+    built = firmware(name)
+    with running(built) as client:
+        hello = client.hello
+        assert hello.model_sha256 == built.project.bundle.model_hash()
+        assert hello.board == BOARD
+        assert hello.num_layers == len(built.host.report["layers"])
+        assert hello.arena_size == built.host.report["arena_bytes"]
+        res = _verify(built, client, SAMPLES, seed=11)
+    assert res.samples == SAMPLES
+    assert res.mismatches == []
+    assert res.matched == SAMPLES
+    assert res.ok
+
+
+def _weighted_layers(report) -> list[int]:
+    return [r["layer"] for r in report["layers"] if r["weights_bytes"] > 0]
+
+
+# Which weighted layer to perturb: ones whose change reaches the outputs of these seeded
+# inputs (a weight change can vanish in pooling or a saturated sigmoid; then nothing is
+# wrong to catch). The first conv of the smile net, the dense layer of the block.
+@pytest.mark.parametrize("name,which", [("smile_like", 0), ("mobilenet_block", 3)])
+def test_perturbed_build_is_caught_at_the_right_layer(firmware, name, which):
+    layer = _weighted_layers(firmware(name).host.report)[which]
+    built = firmware(name, perturb_layer=layer)
+    with running(built) as client:
+        res = _verify(built, client, 16, seed=3)
+    assert not res.ok
+    first = res.mismatches[0].first_layer
+    assert first is not None
+    assert first.layer == layer
+    assert first.kind == built.host.report["layers"][layer]["kind"]
+    assert first.device != first.host
+
+
+def test_profile_is_repeatable(firmware):
+    from tinysmile.device.profile import profile
+
+    built = firmware("smile_like")
+    board = load_board(BOARD)
+    report = built.host.report
+    with running(built, icount=True) as client:
+        a = profile(client, board, report)
+        b = profile(client, board, report)
+    assert a.total > 0
+    assert a.total == b.total
+    assert [layer.count for layer in a.layers] == [layer.count for layer in b.layers]
+    assert len(a.layers) == len(report["layers"])
+    assert all(layer.count > 0 for layer in a.layers)
+    # The hooked run costs more than the plain one, but not much (a few per layer).
+    assert a.total < a.hooked_total < a.total + 200 * len(a.layers)
+    assert [layer.macs for layer in a.layers] == [r["macs"] for r in report["layers"]]
+
+
+def test_another_model_is_refused(firmware, models, tmp_path):
+    from tinysmile.device import emulator
+    from tinysmile.device.session import connect
+
+    built = firmware("mobilenet_block")
+    board = load_board(BOARD)
+    st = emulator.start(board, built.project.elf, built.project.model_sha256, register=False)
+    try:
+        with pytest.raises(TinysmileError, match="runs model .* flash it first"):
+            with connect(board, load_bundle(models["smile_like"]), port=st.port):
+                pass
+    finally:
+        emulator.kill(st)
+
+
+def test_cli_flash_verify_profile_stop_without_tensorflow(firmware, models, state_dir):
+    # The user's path, in a fresh interpreter that must never import TensorFlow.
+    firmware("smile_like")  # warm PlatformIO's build folder for this model
+    model = str(models["smile_like"])
+    code = (
+        "import sys, json\n"
+        "from tinysmile.cli import main\n"
+        f"assert main(['flash', {model!r}, '--board', {BOARD!r}, '--json']) == 0\n"
+        f"assert main(['verify', {model!r}, '--samples', '4', '--json']) == 0\n"
+        f"assert main(['profile', {model!r}, '--json']) == 0\n"
+        "assert main(['stop']) == 0\n"
+        "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n"
+    )
+    env = dict(os.environ, TINYSMILE_STATE_DIR=str(state_dir / "cli"))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    outs = [json.loads(chunk) for chunk in _json_objects(res.stdout)]
+    flashed, verified, profiled = outs[:3]
+    assert flashed["board"] == BOARD and flashed["port"].startswith("/dev/")
+    assert verified["ok"] is True and verified["matched"] == 4
+    assert verified["port"] == flashed["port"]  # reused the flashed emulator
+    assert profiled["total"] > 0 and len(profiled["layers"]) > 0
+    assert not list((state_dir / "cli").glob("emulator-*.json"))  # stop removed the state
+    from tinysmile.device.emulator import pid_alive
+
+    assert not pid_alive(flashed["pid"])
+
+
+def _json_objects(text: str) -> list[str]:
+    dec = json.JSONDecoder()
+    out, i = [], 0
+    while True:
+        j = text.find("{", i)
+        if j < 0:
+            return out
+        obj, end = dec.raw_decode(text, j)
+        out.append(json.dumps(obj))
+        i = end
+
+
+def test_verify_exit_status_on_mismatch(firmware, models, state_dir):
+    from tinysmile.device.commands import run_verify
+
+    layer = _weighted_layers(firmware("smile_like").host.report)[0]
+    firmware("smile_like", perturb_layer=layer)
+    res = run_verify(str(models["smile_like"]), BOARD, None, 16, None, seed=3,
+                     perturb_layer=layer)
+    assert res["ok"] is False
+    assert res["mismatches"][0]["first_layer"]["layer"] == layer
