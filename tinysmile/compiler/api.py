@@ -178,13 +178,18 @@ def generate(
 
 
 def _perturb(emitted, layer) -> None:
-    """Test-only: change one weight so that parity checks have something to catch."""
+    """Test-only: change one weight so that parity checks have something to catch.
+
+    The weight with the largest magnitude has its sign flipped: a small weight nudged by
+    one step is often absorbed by rounding or a ReLU clamp and would test nothing.
+    """
     for array in [a for part in (emitted.parts or [emitted]) for a in part.arrays]:
         if array.values.dtype == np.int8 and array.values.size:
-            values = array.values.copy()
+            values = array.values.astype(np.int16).copy()
             flat = values.reshape(-1)
-            flat[0] = np.int8(-flat[0] - 1) if flat[0] != 0 else np.int8(77)
-            array.values = values
+            k = int(np.argmax(np.abs(flat)))
+            flat[k] = -flat[k] if flat[k] != 0 else 100
+            array.values = np.clip(values, -127, 127).astype(np.int8)
             return
     raise TinysmileError(f"--perturb-layer {layer.position}: that layer has no int8 weights")
 
