@@ -83,6 +83,8 @@ def plan_memory(g: Graph) -> Plan:
             spec.in_place
             and last_use.get(src) == op.index
             and g.tensor(src).nbytes == g.tensor(out).nbytes
+            # the input lives in the arena and the output in the caller's buffer: never one
+            and not (find(src) in {find(i) for i in g.inputs} and out in g.outputs)
         ):
             union(src, out)
 
