@@ -26,14 +26,30 @@ def host_cc() -> str | None:
     return None
 
 
-def build_host(out: Path, sources: list[Path], defines: dict[str, str] | None = None,
-               sanitize: str | None = "address,undefined", cc: str | None = None,
-               extra: list[str] | None = None) -> Path:
+def build_host(
+    out: Path,
+    sources: list[Path],
+    defines: dict[str, str] | None = None,
+    sanitize: str | None = "address,undefined",
+    cc: str | None = None,
+    extra: list[str] | None = None,
+) -> Path:
     cc = cc or host_cc()
     assert cc, "no host C compiler (clang or gcc)"
     fw = firmware_dir()
-    cmd = [cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
-           f"-I{fw / 'protocol'}", f"-I{fw}", "-o", str(out)]
+    cmd = [
+        cc,
+        "-std=c99",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-O1",
+        "-g",
+        f"-I{fw / 'protocol'}",
+        f"-I{fw}",
+        "-o",
+        str(out),
+    ]
     if sanitize:
         cmd += [f"-fsanitize={sanitize}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
     cmd += [f"-D{k}={v}" for k, v in (defines or {}).items()]
@@ -93,9 +109,15 @@ class FakeDevice:
     `reset_before` set of request indices at which the device "reboots" (loses its input,
     sends BOOT) instead of answering."""
 
-    def __init__(self, transport, faults=None, delay: dict[int, float] | None = None,
-                 reset_before: set[int] | None = None, silent: bool = False,
-                 sha256: str = "ab" * 32) -> None:
+    def __init__(
+        self,
+        transport,
+        faults=None,
+        delay: dict[int, float] | None = None,
+        reset_before: set[int] | None = None,
+        silent: bool = False,
+        sha256: str = "ab" * 32,
+    ) -> None:
         self.t = transport
         self.parser = p.FrameParser(max_payload=4096)
         self.faults = faults or []

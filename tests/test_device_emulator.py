@@ -10,9 +10,7 @@ import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tinysmile.boards import load_board
@@ -52,7 +50,10 @@ def models(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("models")
     out = {}
-    for name, build in (("smile_like", build_smile_like), ("mobilenet_block", build_mobilenet_block)):
+    for name, build in (
+        ("smile_like", build_smile_like),
+        ("mobilenet_block", build_mobilenet_block),
+    ):
         path = d / f"{name}.tflite"
         path.write_bytes(build())
         out[name] = path
@@ -77,8 +78,12 @@ def firmware(state_dir, models):
         key = (name, perturb_layer)
         if key not in cache:
             bundle = load_bundle(models[name])
-            project = build(bundle, board, out_dir=state_dir / f"proj-{name}-{perturb_layer}",
-                            perturb_layer=perturb_layer)
+            project = build(
+                bundle,
+                board,
+                out_dir=state_dir / f"proj-{name}-{perturb_layer}",
+                perturb_layer=perturb_layer,
+            )
             host = compile_model(bundle.model_path, state_dir / f"host-{name}")
             cache[key] = Built(project, host)
         return cache[key]
@@ -94,8 +99,9 @@ def running(built: Built, icount: bool = False):
     from tinysmile.device.session import client_for
 
     board = load_board(BOARD)
-    st = emulator.start(board, built.project.elf, built.project.model_sha256, register=False,
-                        icount=icount)
+    st = emulator.start(
+        board, built.project.elf, built.project.model_sha256, register=False, icount=icount
+    )
     client = client_for(board, st.port)
     try:
         client.handshake()
@@ -177,9 +183,11 @@ def test_another_model_is_refused(firmware, models, tmp_path):
     board = load_board(BOARD)
     st = emulator.start(board, built.project.elf, built.project.model_sha256, register=False)
     try:
-        with pytest.raises(TinysmileError, match="runs model .* flash it first"):
-            with connect(board, load_bundle(models["smile_like"]), port=st.port):
-                pass
+        with (
+            pytest.raises(TinysmileError, match="runs model .* flash it first"),
+            connect(board, load_bundle(models["smile_like"]), port=st.port),
+        ):
+            pass
     finally:
         emulator.kill(st)
 
@@ -198,8 +206,14 @@ def test_cli_flash_verify_profile_stop_without_tensorflow(firmware, models, stat
         "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n"
     )
     env = dict(os.environ, TINYSMILE_STATE_DIR=str(state_dir / "cli"))
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300, env=env)
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     outs = [json.loads(chunk) for chunk in _json_objects(res.stdout)]
     flashed, verified, profiled = outs[:3]
@@ -230,7 +244,6 @@ def test_verify_exit_status_on_mismatch(firmware, models, state_dir):
 
     layer = _weighted_layers(firmware("smile_like").host.report)[0]
     firmware("smile_like", perturb_layer=layer)
-    res = run_verify(str(models["smile_like"]), BOARD, None, 16, None, seed=3,
-                     perturb_layer=layer)
+    res = run_verify(str(models["smile_like"]), BOARD, None, 16, None, seed=3, perturb_layer=layer)
     assert res["ok"] is False
     assert res["mismatches"][0]["first_layer"]["layer"] == layer

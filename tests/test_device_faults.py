@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 import pytest
-
 from device_helpers import FakeDevice, LoopbackTransport, standin_layers
+
 from tinysmile.device import protocol as p
 from tinysmile.device.client import DeviceClient, DeviceError, DeviceTimeout
 from tinysmile.errors import TinysmileError
@@ -75,8 +75,9 @@ def test_garbage_between_frames_is_skipped():
     assert c.retried == 0
 
 
-@pytest.mark.parametrize("fault", [flip_bit_in({1, 4}), truncate_in({1, 4})],
-                         ids=["flipped-bit", "truncated"])
+@pytest.mark.parametrize(
+    "fault", [flip_bit_in({1, 4}), truncate_in({1, 4})], ids=["flipped-bit", "truncated"]
+)
 def test_corrupted_reply_is_retried_never_used(fault):
     c, _ = _client(faults=[fault])
     c.handshake()
@@ -119,7 +120,7 @@ def test_reset_during_infer_is_resent():
 def test_reset_between_infer_and_layer_reinfers():
     # The device lost its input: LAYER must not answer from stale memory, and the client
     # must get the layer for *this* input.
-    c, dev = _client(reset_before={2})
+    c, _ = _client(reset_before={2})
     c.handshake()
     x = _x(6)
     c.infer(x)

@@ -8,10 +8,10 @@ import subprocess
 import zlib
 
 import pytest
+from device_helpers import FUZZ, build_host, host_cc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device_helpers import FUZZ, build_host, host_cc
 from tinysmile.device import protocol as p
 from tinysmile.resources import firmware_dir
 
@@ -29,9 +29,12 @@ def test_known_frame_bytes():
     assert p.crc16(b"123456789") == 0x29B1  # CRC-16/CCITT-FALSE check value
 
 
-@given(st.lists(st.tuples(st.integers(0, 255), st.integers(0, 255), st.binary(max_size=300)),
-                max_size=8),
-       st.integers(1, 64))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 255), st.integers(0, 255), st.binary(max_size=300)), max_size=8
+    ),
+    st.integers(1, 64),
+)
 @settings(max_examples=200, deadline=None)
 def test_roundtrip_any_chunking(frames, chunk):
     stream = b"".join(p.encode_frame(t, s, pl) for t, s, pl in frames)
@@ -83,20 +86,30 @@ def twin(tmp_path_factory):
     if host_cc() is None:
         pytest.skip("no host C compiler")
     out = tmp_path_factory.mktemp("twin") / "twin"
-    return build_host(out, [FUZZ / "tsm_protocol_twin.c",
-                            firmware_dir() / "protocol" / "tsm_protocol.c"],
-                      defines={"TSM_PROTO_MAX_PAYLOAD": "4096u"})
+    return build_host(
+        out,
+        [FUZZ / "tsm_protocol_twin.c", firmware_dir() / "protocol" / "tsm_protocol.c"],
+        defines={"TSM_PROTO_MAX_PAYLOAD": "4096u"},
+    )
 
 
 def _stream(rng: random.Random) -> bytes:
     parts = []
     for _ in range(rng.randrange(1, 10)):
         kind = rng.randrange(5)
-        frame = bytearray(p.encode_frame(rng.randrange(256), rng.randrange(256),
-                                         rng.randbytes(rng.choice([0, 1, 17, 300, 4096]))))
+        frame = bytearray(
+            p.encode_frame(
+                rng.randrange(256),
+                rng.randrange(256),
+                rng.randbytes(rng.choice([0, 1, 17, 300, 4096])),
+            )
+        )
         if kind == 0:
-            parts.append(bytes(rng.choice([0xA5, 0x5A, rng.randrange(256)])
-                               for _ in range(rng.randrange(40))))
+            parts.append(
+                bytes(
+                    rng.choice([0xA5, 0x5A, rng.randrange(256)]) for _ in range(rng.randrange(40))
+                )
+            )
             continue
         if kind == 1:
             frame[rng.randrange(2, len(frame))] ^= 1 << rng.randrange(8)
@@ -110,8 +123,13 @@ def test_host_and_device_parsers_agree(twin):
     rng = random.Random(1234)
     for _ in range(60):
         data = _stream(rng)
-        out = subprocess.run([str(twin)], input=data, capture_output=True, check=True,
-                             timeout=60).stdout.decode().splitlines()
-        mine = [f"{f.type} {f.seq} {f.payload.hex()}"
-                for f in p.FrameParser(max_payload=4096).feed(data)]
+        out = (
+            subprocess.run([str(twin)], input=data, capture_output=True, check=True, timeout=60)
+            .stdout.decode()
+            .splitlines()
+        )
+        mine = [
+            f"{f.type} {f.seq} {f.payload.hex()}"
+            for f in p.FrameParser(max_payload=4096).feed(data)
+        ]
         assert out == mine

@@ -68,7 +68,17 @@ def list_boards() -> list[str]:
     return sorted(p.stem for p in boards_dir().glob("*.toml"))
 
 
-def load_board(board_id: str) -> Board:
+def default_board_id() -> str:
+    """The board marked `default = true` in its file (the emulated one, shipped)."""
+    for board_id in list_boards():
+        if load_board(board_id).get("default", False):
+            return board_id
+    raise TinysmileError("no board file is marked default = true; pass --board")
+
+
+def load_board(board_id: str | None) -> Board:
+    if board_id is None:
+        board_id = default_board_id()
     path = boards_dir() / f"{board_id}.toml"
     if not path.is_file():
         raise TinysmileError(

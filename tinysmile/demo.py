@@ -18,7 +18,6 @@ import click
 from tinysmile.bundle import default_bundle_path, write_bundle
 from tinysmile.errors import TinysmileError
 
-BOARD = "qemu-cortex-m4"
 SAMPLES = 32
 
 
@@ -27,8 +26,10 @@ def _example_model(log) -> Path:
 
     helper = Path(__file__).resolve().parent.parent / "tests" / "models.py"
     if not helper.is_file():
-        raise TinysmileError("the bundled default model is missing and so is the test helper "
-                             "that builds an example; pass a model to `tinysmile flash`")
+        raise TinysmileError(
+            "the bundled default model is missing and so is the test helper "
+            "that builds an example; pass a model to `tinysmile flash`"
+        )
     log("no bundled default model yet: building the example smile-like CNN (TensorFlow)")
     spec = importlib.util.spec_from_file_location("tinysmile_test_models", helper)
     mod = importlib.util.module_from_spec(spec)
@@ -37,28 +38,42 @@ def _example_model(log) -> Path:
     try:
         model = mod.build_smile_like()
     except ImportError as exc:
-        raise TinysmileError(f"building the example model needs TensorFlow ({exc}): "
-                             "run scripts/setup.sh") from None
-    bundle = write_bundle(state_dir() / "example_smile", model,
-                          {"name": "example_smile", "labels": ["no_smile", "smile"],
-                           "provenance": {"source": "tests/models.py:build_smile_like",
-                                          "weights": "random (example only)"}})
+        raise TinysmileError(
+            f"building the example model needs TensorFlow ({exc}): run scripts/setup.sh"
+        ) from None
+    bundle = write_bundle(
+        state_dir() / "example_smile",
+        model,
+        {
+            "name": "example_smile",
+            "labels": ["no_smile", "smile"],
+            "provenance": {
+                "source": "tests/models.py:build_smile_like",
+                "weights": "random (example only)",
+            },
+        },
+    )
     return bundle.path
 
 
 def run_demo(log, progress=None) -> dict:
+    from tinysmile.boards import load_board
     from tinysmile.device import emulator
     from tinysmile.device.commands import flash, run_verify
 
+    board = load_board(None)
+    if not board.emulated:
+        raise TinysmileError(f"the default board {board.id} is not an emulated board")
     model = default_bundle_path()
     if not (model / "model.tflite").is_file():
         model = _example_model(log)
-    flashed = flash(str(model), BOARD, log=log)
+    flashed = flash(str(model), board.id, log=log)
     try:
-        res = run_verify(str(model), BOARD, flashed.get("port"), SAMPLES, None, log=log,
-                         progress=progress)
+        res = run_verify(
+            str(model), board.id, flashed.get("port"), SAMPLES, None, log=log, progress=progress
+        )
     finally:
-        emulator.stop(BOARD)
+        emulator.stop(board.id)
     return {"flash": flashed, "verify": res}
 
 
@@ -86,15 +101,21 @@ def demo_cmd(as_json: bool) -> int:
     mem = f["memory"]
     click.echo(f"model      {f['model']} (sha256 {f['sha256'][:16]}…)")
     click.echo(f"board      {f['board']}")
-    click.echo(f"RAM        {fmt_bytes(mem['ram_total'])}  (arena {fmt_bytes(mem['ram_arena'])}, "
-               f"stack {fmt_bytes(mem['ram_stack'])}, .data {fmt_bytes(mem['ram_data'])}, "
-               f".bss {fmt_bytes(mem['ram_bss'])})")
-    click.echo(f"flash      {fmt_bytes(mem['flash_total'])}  (.text {fmt_bytes(mem['flash_text'])}, "
-               f".rodata {fmt_bytes(mem['flash_rodata'])}; weights {fmt_bytes(mem['weights_bytes'])})")
+    click.echo(
+        f"RAM        {fmt_bytes(mem['ram_total'])}  (arena {fmt_bytes(mem['ram_arena'])}, "
+        f"stack {fmt_bytes(mem['ram_stack'])}, .data {fmt_bytes(mem['ram_data'])}, "
+        f".bss {fmt_bytes(mem['ram_bss'])})"
+    )
+    click.echo(
+        f"flash      {fmt_bytes(mem['flash_total'])}  (.text {fmt_bytes(mem['flash_text'])}, "
+        f".rodata {fmt_bytes(mem['flash_rodata'])}; weights {fmt_bytes(mem['weights_bytes'])})"
+    )
     click.echo(f"per inference  {v['per_inference']:,} {v['unit']}")
     verdict = "PASS" if v["ok"] else "FAIL"
-    click.echo(f"parity     {verdict}: {v['matched']}/{v['samples']} outputs bit-exact with "
-               f"LiteRT (BUILTIN_REF)")
+    click.echo(
+        f"parity     {verdict}: {v['matched']}/{v['samples']} outputs bit-exact with "
+        f"LiteRT (BUILTIN_REF)"
+    )
     for m in v["mismatches"][:5]:
         click.echo("  " + describe_mismatch(m))
     return 0 if v["ok"] else 1

@@ -60,8 +60,13 @@ class DeviceClient:
         self.seq = (self.seq + 1) & 0xFF
         return self.seq
 
-    def request(self, msg_type: int, payload: bytes = b"", timeout: float | None = None,
-                reply_bytes: int = 0) -> bytes:
+    def request(
+        self,
+        msg_type: int,
+        payload: bytes = b"",
+        timeout: float | None = None,
+        reply_bytes: int = 0,
+    ) -> bytes:
         name = _NAMES.get(msg_type, f"type {msg_type:#x}")
         wait = (timeout or self.timeout) + self.per_byte_s * (len(payload) + reply_bytes)
         for attempt in range(self.retries + 1):

@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import click
 
 from tinysmile.errors import TinysmileError
-
-DEFAULT_BOARD = "qemu-cortex-m4"
 
 
 def _console():
@@ -21,7 +18,7 @@ def _console():
     return Console(stderr=True, highlight=False)
 
 
-def _load(model: str | None, board_id: str):
+def _load(model: str | None, board_id: str | None):
     from tinysmile.boards import load_board
     from tinysmile.bundle import load_bundle
 
@@ -39,7 +36,7 @@ def fmt_bytes(n: int) -> str:
     return f"{n:,} B" if n < 10 * 1024 else f"{n / 1024:,.1f} KiB"
 
 
-def flash(model: str | None, board_id: str, log=print) -> dict[str, Any]:
+def flash(model: str | None, board_id: str | None, log=print) -> dict[str, Any]:
     from tinysmile.device import emulator
     from tinysmile.device.project import memory_summary, run_pio
     from tinysmile.device.session import build
@@ -49,21 +46,32 @@ def flash(model: str | None, board_id: str, log=print) -> dict[str, Any]:
     log("uploading" + (" (booting the emulator)" if board.emulated else ""))
     run_pio(project, "upload")
     mem = memory_summary(project)
-    out: dict[str, Any] = {"board": board.id, "model": bundle.name,
-                           "sha256": bundle.model_hash(), "project": str(project.dir),
-                           "elf": str(project.elf), "memory": mem}
+    out: dict[str, Any] = {
+        "board": board.id,
+        "model": bundle.name,
+        "sha256": bundle.model_hash(),
+        "project": str(project.dir),
+        "elf": str(project.elf),
+        "memory": mem,
+    }
     if board.emulated:
         st = emulator.read_state(board.id)
         if st is None:
-            raise TinysmileError("the emulator did not stay up after upload; see "
-                                 f"{project.dir / 'pio-upload.log'}")
+            raise TinysmileError(
+                f"the emulator did not stay up after upload; see {project.dir / 'pio-upload.log'}"
+            )
         out.update(port=st.port, pid=st.pid)
     return out
 
 
 @click.command("flash")
 @click.argument("model", required=False)
-@click.option("--board", "board_id", default=DEFAULT_BOARD, show_default=True)
+@click.option(
+    "--board",
+    "board_id",
+    default=None,
+    help="a board from boards/*.toml (default: the one marked default, the emulator)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def flash_cmd(model: str | None, board_id: str, as_json: bool) -> int:
     """Compile MODEL, build the firmware with PlatformIO and flash it (the emulated board:
@@ -75,16 +83,26 @@ def flash_cmd(model: str | None, board_id: str, as_json: bool) -> int:
         click.echo(json.dumps(res, indent=2))
         return 0
     mem = res["memory"]
-    con.print(f"flashed {res['model']} to {res['board']}: RAM {fmt_bytes(mem['ram_total'])} "
-              f"(arena {fmt_bytes(mem['ram_arena'])}), flash {fmt_bytes(mem['flash_total'])}")
+    con.print(
+        f"flashed {res['model']} to {res['board']}: RAM {fmt_bytes(mem['ram_total'])} "
+        f"(arena {fmt_bytes(mem['ram_arena'])}), flash {fmt_bytes(mem['flash_total'])}"
+    )
     if "port" in res:
         click.echo(f"emulator pid {res['pid']}, serial port {res['port']}")
     return 0
 
 
-def run_verify(model: str | None, board_id: str, port: str | None, samples: int,
-               data: str | None, seed: int = 0, log=None, progress=None,
-               perturb_layer: int | None = None) -> dict[str, Any]:
+def run_verify(
+    model: str | None,
+    board_id: str | None,
+    port: str | None,
+    samples: int,
+    data: str | None,
+    seed: int = 0,
+    log=None,
+    progress=None,
+    perturb_layer: int | None = None,
+) -> dict[str, Any]:
     import numpy as np
 
     from tinysmile.device.session import connect
@@ -97,13 +115,15 @@ def run_verify(model: str | None, board_id: str, port: str | None, samples: int,
     report = host.report
     shape = tuple(report["input"]["shape"])
     if data:
-        inputs = image_inputs(bundle, data, samples, report["input"]["scale"],
-                              report["input"]["zero_point"], shape)
+        inputs = image_inputs(
+            bundle, data, samples, report["input"]["scale"], report["input"]["zero_point"], shape
+        )
     else:
         inputs = random_inputs(shape, samples, seed)
     with connect(board, bundle, port, log=log, perturb_layer=perturb_layer) as conn:
-        res = verify(conn.client, bundle.model_path, host.program, report, inputs,
-                     progress=progress)
+        res = verify(
+            conn.client, bundle.model_path, host.program, report, inputs, progress=progress
+        )
         hello = conn.client.hello
     counts = [board.ticks_to_count(t) for t in res.ticks]
     return {
@@ -120,13 +140,17 @@ def run_verify(model: str | None, board_id: str, port: str | None, samples: int,
 
 
 def describe_mismatch(m: dict[str, Any], unit: str = "") -> str:
-    s = (f"sample {m['sample']}: output{m['output_index']} device {m['device']} host "
-         f"{m['host']} ({m['differing']} output values differ)")
+    s = (
+        f"sample {m['sample']}: output{m['output_index']} device {m['device']} host "
+        f"{m['host']} ({m['differing']} output values differ)"
+    )
     fl = m.get("first_layer")
     if fl:
-        s += (f"; first differing layer: {fl['layer']} ({fl['kind']}), element "
-              f"{fl['index']} of {fl['shape']}: device {fl['device']}, host {fl['host']} "
-              f"({fl['differing']}/{fl['size']} values differ)")
+        s += (
+            f"; first differing layer: {fl['layer']} ({fl['kind']}), element "
+            f"{fl['index']} of {fl['shape']}: device {fl['device']}, host {fl['host']} "
+            f"({fl['differing']}/{fl['size']} values differ)"
+        )
     elif m.get("note"):
         s += f"; {m['note']}"
     return s
@@ -134,11 +158,20 @@ def describe_mismatch(m: dict[str, Any], unit: str = "") -> str:
 
 @click.command("verify")
 @click.argument("model", required=False)
-@click.option("--board", "board_id", default=DEFAULT_BOARD, show_default=True)
+@click.option(
+    "--board",
+    "board_id",
+    default=None,
+    help="a board from boards/*.toml (default: the one marked default, the emulator)",
+)
 @click.option("--port", default=None, help="serial port (default: the emulator / USB autodetect)")
 @click.option("--samples", default=32, show_default=True, help="how many inputs")
-@click.option("--data", default=None, type=click.Path(exists=True, file_okay=False),
-              help="folder of images to use instead of random inputs")
+@click.option(
+    "--data",
+    default=None,
+    type=click.Path(exists=True, file_okay=False),
+    help="folder of images to use instead of random inputs",
+)
 @click.option("--seed", default=0, show_default=True, help="seed of the random inputs")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def verify_cmd(model, board_id, port, samples, data, seed, as_json) -> int:
@@ -150,7 +183,12 @@ def verify_cmd(model, board_id, port, samples, data, seed, as_json) -> int:
     with Progress(console=con, transient=True) as bar:
         task = bar.add_task("connecting", total=samples)
         res = run_verify(
-            model, board_id, port, samples, data, seed,
+            model,
+            board_id,
+            port,
+            samples,
+            data,
+            seed,
             log=lambda m: bar.update(task, description=m),
             progress=lambda i, n: bar.update(task, completed=i, description="verifying"),
         )
@@ -158,16 +196,19 @@ def verify_cmd(model, board_id, port, samples, data, seed, as_json) -> int:
         click.echo(json.dumps(res, indent=2))
     else:
         verdict = "PASS" if res["ok"] else "FAIL"
-        click.echo(f"{verdict}: {res['matched']}/{res['samples']} outputs bit-exact "
-                   f"({res['model']} on {res['board']}, {res['inputs']}); "
-                   f"{res['per_inference']:,} {res['unit']} per inference")
+        click.echo(
+            f"{verdict}: {res['matched']}/{res['samples']} outputs bit-exact "
+            f"({res['model']} on {res['board']}, {res['inputs']}); "
+            f"{res['per_inference']:,} {res['unit']} per inference"
+        )
         for m in res["mismatches"][:5]:
             click.echo("  " + describe_mismatch(m))
     return 0 if res["ok"] else 1
 
 
-def run_profile(model: str | None, board_id: str, port: str | None = None, log=None,
-                runs: int = 1) -> dict[str, Any]:
+def run_profile(
+    model: str | None, board_id: str | None, port: str | None = None, log=None, runs: int = 1
+) -> dict[str, Any]:
     from tinysmile.device.profile import profile
     from tinysmile.device.session import connect
 
@@ -192,17 +233,28 @@ def profile_table(res: dict[str, Any]):
     key = "macs_per_" + unit[:-1]
     hooked = sum(layer["count"] for layer in res["layers"]) or 1
     for layer in res["layers"]:
-        t.add_row(str(layer["layer"]), layer["kind"], f"{layer['count']:,}",
-                  f"{layer['macs']:,}", f"{layer[key]:.3f}",
-                  f"{100 * layer['count'] / hooked:.1f}%")
-    t.add_row("", "total", f"{res['total']:,}", f"{res['macs']:,}", f"{res[key]:.3f}", "",
-              style="bold")
+        t.add_row(
+            str(layer["layer"]),
+            layer["kind"],
+            f"{layer['count']:,}",
+            f"{layer['macs']:,}",
+            f"{layer[key]:.3f}",
+            f"{100 * layer['count'] / hooked:.1f}%",
+        )
+    t.add_row(
+        "", "total", f"{res['total']:,}", f"{res['macs']:,}", f"{res[key]:.3f}", "", style="bold"
+    )
     return t
 
 
 @click.command("profile")
 @click.argument("model", required=False)
-@click.option("--board", "board_id", default=DEFAULT_BOARD, show_default=True)
+@click.option(
+    "--board",
+    "board_id",
+    default=None,
+    help="a board from boards/*.toml (default: the one marked default, the emulator)",
+)
 @click.option("--port", default=None)
 @click.option("--json", "as_json", is_flag=True)
 def profile_cmd(model, board_id, port, as_json) -> int:
@@ -216,8 +268,10 @@ def profile_cmd(model, board_id, port, as_json) -> int:
         click.echo(json.dumps(res, indent=2))
     else:
         Console(highlight=False).print(profile_table(res))
-        click.echo(f"per-layer counts include the profiling hook; total is one plain "
-                   f"inference: {res['total']:,} {res['unit']}")
+        click.echo(
+            f"per-layer counts include the profiling hook; total is one plain "
+            f"inference: {res['total']:,} {res['unit']}"
+        )
     return 0
 
 

@@ -87,8 +87,9 @@ def read_state(board_id: str) -> EmulatorState | None:
     return st
 
 
-def start(board: Board, elf: Path, model_sha256: str = "", register: bool = True,
-          icount: bool = True) -> EmulatorState:
+def start(
+    board: Board, elf: Path, model_sha256: str = "", register: bool = True, icount: bool = True
+) -> EmulatorState:
     """Boot the firmware. register=True (flash): it becomes the board's emulator, replacing
     any running one, and is recorded for verify/profile/stop. register=False (verify and
     profile's own): left alone by others; the caller ends it with kill().
@@ -100,8 +101,11 @@ def start(board: Board, elf: Path, model_sha256: str = "", register: bool = True
         raise TinysmileError(f"{elf}: no such firmware image")
     sdir = state_dir()
     sdir.mkdir(parents=True, exist_ok=True)
-    log_path = sdir / (f"emulator-{board.id}.log" if register else
-                       f"emulator-{board.id}-{os.getpid()}-{time.monotonic_ns()}.log")
+    log_path = sdir / (
+        f"emulator-{board.id}.log"
+        if register
+        else f"emulator-{board.id}-{os.getpid()}-{time.monotonic_ns()}.log"
+    )
     cmd = qemu_command(board, elf, icount)
     log = open(log_path, "wb")  # noqa: SIM115 - handed to the child
     try:

@@ -27,7 +27,7 @@ from tinysmile.errors import TinysmileError
 REGISTRY_HOST = "api.registry.platformio.org"
 PACKAGE = "tool-scons"
 
-_SCONS_PY = '''#!/usr/bin/env python
+_SCONS_PY = """#!/usr/bin/env python
 # Written by tinysmile: PlatformIO's tool-scons entry point, from PyPI's scons.
 import os
 import sys
@@ -37,7 +37,7 @@ from SCons.Script.Main import main  # noqa: E402
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 
 def core_dir() -> Path:
@@ -111,9 +111,18 @@ def _scons_source(want: str) -> Path:
     except ImportError:
         pass
     target = Path(tempfile.mkdtemp(prefix="tinysmile-scons-"))
-    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
-           f"scons=={want}"]
-    if subprocess.run(cmd, timeout=300).returncode != 0:
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "--target",
+        str(target),
+        f"scons=={want}",
+    ]
+    if subprocess.run(cmd, timeout=300, check=False).returncode != 0:
         raise TinysmileError(f"could not fetch scons=={want} from PyPI for PlatformIO")
     return target / "SCons"
 
@@ -149,8 +158,13 @@ def ensure_scons(force: bool = False, check_network: bool = True) -> str:
         "type": "tool",
         "name": PACKAGE,
         "version": version,
-        "spec": {"owner": "platformio", "id": None, "name": PACKAGE, "requirements": None,
-                 "uri": None},
+        "spec": {
+            "owner": "platformio",
+            "id": None,
+            "name": PACKAGE,
+            "requirements": None,
+            "uri": None,
+        },
     }
     (tmp / ".piopm").write_text(json.dumps(piopm) + "\n")
     shutil.rmtree(pdir, ignore_errors=True)

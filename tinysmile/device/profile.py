@@ -43,8 +43,9 @@ class ProfileResult:
         return d
 
 
-def profile(client: DeviceClient, board: Board, report: dict[str, Any],
-            x: np.ndarray | None = None) -> ProfileResult:
+def profile(
+    client: DeviceClient, board: Board, report: dict[str, Any], x: np.ndarray | None = None
+) -> ProfileResult:
     """Profile one input (seeded random when None): a plain INFER for the total, then
     PROFILE for the per-layer split (its hook adds a few instructions per layer)."""
     if x is None:

@@ -133,7 +133,10 @@ def generate_project(
     if src.exists():
         shutil.rmtree(src)
     compiled = compile_model(
-        bundle.model_path, src / "model", prefix=PREFIX, layer_hooks=True,
+        bundle.model_path,
+        src / "model",
+        prefix=PREFIX,
+        layer_hooks=True,
         perturb_layer=perturb_layer,
     )
     report = compiled.report
@@ -233,8 +236,13 @@ def generate_project(
     )
     (out / "tinysmile.json").write_text(
         json.dumps(
-            {"board": board.id, "model": str(bundle.model_path), "sha256": report["sha256"],
-             "perturb_layer": perturb_layer, "report": report},
+            {
+                "board": board.id,
+                "model": str(bundle.model_path),
+                "sha256": report["sha256"],
+                "perturb_layer": perturb_layer,
+                "report": report,
+            },
             indent=2,
             default=str,
         )
@@ -261,8 +269,9 @@ def _pio_env() -> dict[str, str]:
     return env
 
 
-def run_pio(project: Project, target: str | None = None, timeout: float = 600.0,
-            log: Path | None = None) -> None:
+def run_pio(
+    project: Project, target: str | None = None, timeout: float = 600.0, log: Path | None = None
+) -> None:
     """`pio run` (optionally -t target) in the project; the log goes to .pio/tinysmile.log."""
     from tinysmile.device.pio import ensure_scons
 
@@ -273,16 +282,25 @@ def run_pio(project: Project, target: str | None = None, timeout: float = 600.0,
     log = log or project.dir / f"pio-{target or 'build'}.log"
     try:
         with open(log, "wb") as fh:
-            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=_pio_env(),
-                                  timeout=timeout, stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                cmd,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=_pio_env(),
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
     except subprocess.TimeoutExpired:
         raise TinysmileError(f"`pio run` took over {timeout:.0f} s; log: {log}") from None
     if proc.returncode != 0:
         text = log.read_text(errors="replace")
         overflow = [ln for ln in text.splitlines() if "overflowed by" in ln]
         if overflow:
-            raise TinysmileError(f"the firmware does not fit {project.board.id}: "
-                                 f"{overflow[0].split(': ')[-1].strip()}; log: {log}")
+            raise TinysmileError(
+                f"the firmware does not fit {project.board.id}: "
+                f"{overflow[0].split(': ')[-1].strip()}; log: {log}"
+            )
         tail = [ln for ln in text.splitlines() if ln.strip()][-6:]
         raise TinysmileError(f"`pio run` failed (log: {log}): " + " | ".join(tail))
 

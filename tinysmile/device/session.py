@@ -23,14 +23,19 @@ Log = Callable[[str], None]
 
 def project_dir(board: Board, bundle: Bundle, perturb_layer: int | None = None) -> Path:
     """A per-model build folder under the state dir, so a rebuild is incremental."""
-    key = hashlib.sha256(
-        f"{bundle.model_hash()}:{board.id}:{perturb_layer}".encode()
-    ).hexdigest()[:16]
+    key = hashlib.sha256(f"{bundle.model_hash()}:{board.id}:{perturb_layer}".encode()).hexdigest()[
+        :16
+    ]
     return emulator.state_dir() / "projects" / f"{board.id}-{key}"
 
 
-def build(bundle: Bundle, board: Board, out_dir: Path | None = None,
-          perturb_layer: int | None = None, log: Log | None = None) -> Project:
+def build(
+    bundle: Bundle,
+    board: Board,
+    out_dir: Path | None = None,
+    perturb_layer: int | None = None,
+    log: Log | None = None,
+) -> Project:
     log = log or (lambda m: None)
     out = out_dir or project_dir(board, bundle, perturb_layer)
     log(f"compiling {bundle.name} for {board.id}")
@@ -92,7 +97,9 @@ def connect(
                 f"no {board.id} found on USB (looked for {', '.join(board.serial.get('usb_ids', [])) or 'no VID:PID'}); pass --port"
             )
         if len(found) > 1:
-            raise TinysmileError(f"several {board.id} boards found ({', '.join(found)}); pass --port")
+            raise TinysmileError(
+                f"several {board.id} boards found ({', '.join(found)}); pass --port"
+            )
         port = found[0]
     try:
         client = client_for(board, port, log)

@@ -61,10 +61,11 @@ class SerialTransport:
             raise TinysmileError(f"{self.port}: read failed: {exc}") from None
 
     def close(self) -> None:
-        try:
+        import contextlib
+
+        # Closing a port whose device vanished is not an error worth reporting.
+        with contextlib.suppress(Exception):
             self.ser.close()
-        except Exception:  # noqa: BLE001 - closing a vanished port is not an error
-            pass
 
 
 def find_ports(usb_ids: list[str]) -> list[str]:

@@ -61,8 +61,9 @@ def random_inputs(shape: tuple[int, ...], n: int, seed: int = 0) -> np.ndarray:
     return rng.integers(-128, 128, size=(n, *shape), dtype=np.int16).astype(np.int8)
 
 
-def image_inputs(bundle, data_dir: str | Path, n: int, scale: float, zero_point: int,
-                 shape: tuple[int, ...]) -> np.ndarray:
+def image_inputs(
+    bundle, data_dir: str | Path, n: int, scale: float, zero_point: int, shape: tuple[int, ...]
+) -> np.ndarray:
     """Up to n images from data_dir through the bundle's own preprocessing."""
     from tinysmile.data.preprocess import PreprocessSpec, load_image, preprocess, to_int8
 
@@ -151,8 +152,10 @@ def verify(
                 located = True
                 mm.first_layer = locate_layer(client, program, x)
                 if mm.first_layer is None:
-                    mm.note = ("every layer matches tinysmile's reference, which then differs "
-                               "from LiteRT: a compiler reference bug, not the device")
+                    mm.note = (
+                        "every layer matches tinysmile's reference, which then differs "
+                        "from LiteRT: a compiler reference bug, not the device"
+                    )
             res.mismatches.append(mm)
         if progress:
             progress(i + 1, len(inputs))

@@ -52,8 +52,7 @@ upload = env.Alias(
     "upload",
     target_elf,
     env.VerboseAction(
-        '"%s" -m tinysmile.device.emulator start --board %s --elf $SOURCE --model-sha256 %s'
-        % (
+        '"{}" -m tinysmile.device.emulator start --board {} --elf $SOURCE --model-sha256 {}'.format(
             env.subst("$PYTHONEXE") or sys.executable,
             env.GetProjectOption("custom_tinysmile_board"),
             env.GetProjectOption("custom_tinysmile_model_sha256", "-"),
