@@ -178,7 +178,7 @@ class FakeDevice:
                 return err(2, "input size differs from the model's")
             self.input = f.payload
             out = standin_layers(np.frombuffer(f.payload, dtype=np.int8))[-1].tobytes()
-            return ok(struct.pack("<IQ", zlib.crc32(f.payload), 1234) + out)
+            return ok(struct.pack("<IQQ", zlib.crc32(f.payload), 3, 1234) + out)
         if f.type == p.MSG_LAYER:
             if self.input is None:
                 return err(3, "no inference since reset")
@@ -190,5 +190,5 @@ class FakeDevice:
         if f.type == p.MSG_PROFILE:
             if self.input is None:
                 return err(3, "no inference since reset")
-            return ok(struct.pack("<IQH2Q", zlib.crc32(self.input), 1300, 2, 700, 1290))
+            return ok(struct.pack("<IQQH2Q", zlib.crc32(self.input), 3, 1300, 2, 700, 1290))
         return err(1, "unknown request type")

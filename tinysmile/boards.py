@@ -63,6 +63,11 @@ class Board:
         q = Fraction(ticks) / ratio
         return -((-q.numerator) // q.denominator)
 
+    def count_between(self, start_ticks: int, end_ticks: int) -> int:
+        """Counter units between two stamps taken since the same counter restart: each
+        stamp is converted on its own (see ticks_to_count), then subtracted."""
+        return self.ticks_to_count(end_ticks) - self.ticks_to_count(start_ticks)
+
 
 def list_boards() -> list[str]:
     return sorted(p.stem for p in boards_dir().glob("*.toml"))

@@ -11,9 +11,13 @@
  *         u8 output_rank, u32 output_shape[4], f32 input_scale, i32 input_zero_point,
  *         f32 output_scale, i32 output_zero_point, u16 num_layers,
  *         str board, str model name, str sha256   (str = u8 length + bytes)
- * INFER   u32 crc32(input), u64 ticks, output[output_size]
+ * INFER   u32 crc32(input), u64 start, u64 end, output[output_size]
  * LAYER   u16 layer, u32 crc32(input), u32 size, data[size]
- * PROFILE u32 crc32(input), u64 total_ticks, u16 num_layers, u64 ticks_at_end_of_layer[n]
+ * PROFILE u32 crc32(input), u64 start, u64 end, u16 num_layers, u64 end_of_layer[n]
+ * Tick stamps count from the counter's restart just before the run, not from each other:
+ * under QEMU -icount a tick is 1.6 instructions, and only a stamp taken from the restart
+ * (an instruction boundary) maps back to an exact instruction count; a difference of two
+ * stamps would carry both stamps' rounding.
  * The input's CRC is echoed so the host can tell the reply was computed on the input it
  * sent (a device reset in between would otherwise answer LAYER from stale memory). */
 
@@ -138,11 +142,12 @@ static void tsm_handle_infer(uint8_t seq, const tsm_frame_t *f)
     tsm_port_ticks_restart();
     uint64_t start = tsm_port_ticks();
     tsm_harness_model.invoke(tsm_harness_model.input, tsm_harness_model.output);
-    uint64_t ticks = tsm_port_ticks() - start;
+    uint64_t end = tsm_port_ticks();
 
-    uint8_t head[12];
+    uint8_t head[20];
     tsm_put_u32(head, tsm_input_crc);
-    tsm_put_u64(head + 4, ticks);
+    tsm_put_u64(head + 4, start);
+    tsm_put_u64(head + 12, end);
     tsm_frame_writer_t w;
     tsm_frame_begin(&w, tsm_port_uart_write, TSM_MSG_INFER | TSM_MSG_REPLY, seq,
                     (uint16_t)(sizeof(head) + (uint32_t)info->output_size));
@@ -197,11 +202,11 @@ static void tsm_handle_layer(uint8_t seq, const tsm_frame_t *f)
 
 static void tsm_profile_hook(void *ctx, int32_t layer, const int8_t *data, int32_t size)
 {
-    tsm_hook_ctx_t *c = (tsm_hook_ctx_t *)ctx;
+    (void)ctx;
     (void)data;
     (void)size;
     if (layer >= 0 && layer < tsm_harness_model.info->num_layers) {
-        tsm_harness_model.layer_ticks[layer] = tsm_port_ticks() - c->start;
+        tsm_harness_model.layer_ticks[layer] = tsm_port_ticks();
     }
 }
 
@@ -213,7 +218,7 @@ static void tsm_handle_profile(uint8_t seq)
         return;
     }
     uint32_t n = (uint32_t)info->num_layers;
-    if (14u + 8u * n > 0xFFFFu) {
+    if (22u + 8u * n > 0xFFFFu) {
         tsm_send_error(seq, TSM_ERR_UNSUPPORTED, "too many layers for one frame");
         return;
     }
@@ -222,12 +227,13 @@ static void tsm_handle_profile(uint8_t seq)
     tsm_hook_ctx_t ctx = {-1, 0, tsm_port_ticks()};
     tsm_harness_model.invoke_hooked(tsm_harness_model.input, tsm_harness_model.output,
                                     tsm_profile_hook, &ctx);
-    uint64_t total = tsm_port_ticks() - ctx.start;
+    uint64_t end = tsm_port_ticks();
 
-    uint8_t head[14];
+    uint8_t head[22];
     tsm_put_u32(head, tsm_input_crc);
-    tsm_put_u64(head + 4, total);
-    tsm_put_u16(head + 12, n);
+    tsm_put_u64(head + 4, ctx.start);
+    tsm_put_u64(head + 12, end);
+    tsm_put_u16(head + 20, n);
     tsm_frame_writer_t w;
     tsm_frame_begin(&w, tsm_port_uart_write, TSM_MSG_PROFILE | TSM_MSG_REPLY, seq,
                     (uint16_t)(sizeof(head) + 8u * n));

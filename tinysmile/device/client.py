@@ -116,7 +116,7 @@ class DeviceClient:
     def infer(self, x: bytes) -> p.InferReply:
         out_size = self.hello.output_size if self.hello else 0
         for _ in range(self.retries + 1):
-            reply = p.decode_infer(self.request(p.MSG_INFER, x, reply_bytes=out_size + 12))
+            reply = p.decode_infer(self.request(p.MSG_INFER, x, reply_bytes=out_size + 20))
             if reply.input_crc != zlib.crc32(x):
                 self._log("INFER reply computed on another input; asking again")
                 continue

@@ -125,7 +125,7 @@ def run_verify(
             conn.client, bundle.model_path, host.program, report, inputs, progress=progress
         )
         hello = conn.client.hello
-    counts = [board.ticks_to_count(t) for t in res.ticks]
+    counts = [board.count_between(a, b) for a, b in res.stamps]
     return {
         "board": board.id,
         "model": bundle.name,

@@ -52,13 +52,13 @@ def profile(
         shape = tuple(report["input"]["shape"])
         x = np.random.default_rng(0).integers(-128, 128, size=shape).astype(np.int8)
     raw = x.astype(np.int8).tobytes()
-    total_ticks = client.infer(raw).ticks
+    plain = client.infer(raw)
     prof = client.profile(raw)
     layers = []
-    prev = 0
     rows = report["layers"]
-    # Convert cumulative tick stamps to the counter unit before differencing, so each
-    # layer's count is exact (the tick -> instruction map is not linear per interval).
+    # Stamps are converted to the counter unit before differencing, so each layer's
+    # count is exact (the tick -> instruction map is not linear per interval).
+    prev = board.ticks_to_count(prof.start_ticks)
     ends = [board.ticks_to_count(t) for t in prof.layer_end_ticks]
     for i, end in enumerate(ends):
         row = rows[i] if i < len(rows) else {"kind": "?", "macs": 0}
@@ -66,8 +66,8 @@ def profile(
         prev = end
     return ProfileResult(
         unit=board.counter_unit,
-        total=board.ticks_to_count(total_ticks),
-        hooked_total=board.ticks_to_count(prof.total_ticks),
+        total=board.count_between(plain.start_ticks, plain.end_ticks),
+        hooked_total=board.count_between(prof.start_ticks, prof.end_ticks),
         macs=int(report["macs"]),
         layers=layers,
     )

@@ -193,14 +193,19 @@ def decode_hello(payload: bytes) -> Hello:
 @dataclass(frozen=True)
 class InferReply:
     input_crc: int
-    ticks: int
+    start_ticks: int  # stamps since the counter's restart just before the run
+    end_ticks: int
     output: bytes
+
+    @property
+    def ticks(self) -> int:
+        return self.end_ticks - self.start_ticks
 
 
 def decode_infer(payload: bytes) -> InferReply:
     r = _Reader(payload)
-    crc, ticks = r.take("<IQ")
-    return InferReply(crc, ticks, r.rest())
+    crc, start, end = r.take("<IQQ")
+    return InferReply(crc, start, end, r.rest())
 
 
 @dataclass(frozen=True)
@@ -222,15 +227,20 @@ def decode_layer(payload: bytes) -> LayerReply:
 @dataclass(frozen=True)
 class ProfileReply:
     input_crc: int
-    total_ticks: int
-    layer_end_ticks: tuple[int, ...]
+    start_ticks: int
+    end_ticks: int
+    layer_end_ticks: tuple[int, ...]  # absolute stamps, like start and end
+
+    @property
+    def total_ticks(self) -> int:
+        return self.end_ticks - self.start_ticks
 
 
 def decode_profile(payload: bytes) -> ProfileReply:
     r = _Reader(payload)
-    crc, total, n = r.take("<IQH")
+    crc, start, end, n = r.take("<IQQH")
     ends = r.take(f"<{n}Q") if n else ()
-    return ProfileReply(crc, total, tuple(ends))
+    return ProfileReply(crc, start, end, tuple(ends))
 
 
 def decode_error(payload: bytes) -> str:

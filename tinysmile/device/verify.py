@@ -41,7 +41,7 @@ class Mismatch:
 class VerifyResult:
     samples: int = 0
     matched: int = 0
-    ticks: list[int] = field(default_factory=list)
+    stamps: list[tuple[int, int]] = field(default_factory=list)  # (start, end) per INFER
     mismatches: list[Mismatch] = field(default_factory=list)
     retries: int = 0
     resets_seen: int = 0
@@ -141,7 +141,7 @@ def verify(
         reply = client.infer(x.astype(np.int8).tobytes())
         got = np.frombuffer(reply.output, dtype=np.int8).reshape(expected[i].shape)
         res.samples += 1
-        res.ticks.append(reply.ticks)
+        res.stamps.append((reply.start_ticks, reply.end_ticks))
         if np.array_equal(got, expected[i]):
             res.matched += 1
         else:
