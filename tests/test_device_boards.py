@@ -122,3 +122,17 @@ def test_ensure_scons_is_idempotent_and_recognised(tmp_path, monkeypatch):
         check=False,
     )
     assert "SCons" in ver.stdout
+
+
+def test_cli_user_errors_and_stop(tmp_path, monkeypatch, capsys):
+    from tinysmile.cli import main
+
+    monkeypatch.setenv("TINYSMILE_STATE_DIR", str(tmp_path))
+    assert main(["stop"]) == 0
+    assert "no emulator running" in capsys.readouterr().out
+    assert main(["flash", str(tmp_path / "missing.tflite")]) == 2
+    assert "error: " in capsys.readouterr().err
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"not a model")
+    assert main(["verify", str(model), "--board", "nope"]) == 2
+    assert "unknown board 'nope'" in capsys.readouterr().err

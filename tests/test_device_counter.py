@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from device_helpers import standin_layers
+
 from tinysmile.boards import load_board
 from tinysmile.resources import firmware_dir, templates_dir
 
@@ -146,7 +146,7 @@ def test_instruction_counts_are_exact(tmp_path, monkeypatch):
 def test_harness_on_the_standin_model(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYSMILE_STATE_DIR", str(tmp_path / "state"))
     elf = build_fixture_firmware(tmp_path / "standin", "standin", (16, 4, 2))
-    board, st, client = _session(elf, icount=False)
+    _, st, client = _session(elf, icount=False)
     try:
         h = client.hello
         assert (h.model_name, h.board, h.input_size, h.output_size, h.num_layers) == (
