@@ -91,3 +91,27 @@ def test_planner_never_overlaps_live_tensors():
                 alive_together = a.first <= b.last and b.first <= a.last
                 disjoint = a.offset + a.size <= b.offset or b.offset + b.size <= a.offset
                 assert not alive_together or disjoint, (a, b)
+
+
+def _float_edges(tf, x):
+    L = tf.keras.layers
+    return L.Dense(3)(L.Flatten()(L.Conv2D(4, 3, activation="relu")(x)))
+
+
+def test_float_edges_are_stripped(tmp_path):
+    """A model converted with float input/output has QUANTIZE/DEQUANTIZE at its edges:
+    the compiled model takes and returns int8, and equals LiteRT fed the exact floats."""
+    from models import cached
+
+    from tinysmile.compiler.oracle import litert_reference
+
+    model = cached("float_edges", _float_edges, (1, 8, 8, 1), int8_io=False)
+    binary = compile_and_build(model, tmp_path)
+    prog = binary.compiled.program
+    assert len(prog.stripped) == 2
+    x = random_inputs(model, 100, seed=4)
+    g = prog.graph
+    expected = litert_reference(
+        model, x, (g.input.scale, g.input.zero_point), (g.output.scale, g.output.zero_point)
+    )
+    np.testing.assert_array_equal(binary.run(x), expected.reshape(100, -1))
