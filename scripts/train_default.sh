@@ -11,6 +11,6 @@ OUT=${OUT:-tinysmile/models/smile_default}
 
 "$TS" data import smilesmiled "$DATA" --store "$WORK/store"
 # Wall-clock time of this step is the training time stated in the model card.
-"$TS" train --arch embedded3 --data "$WORK/store" --out "$WORK/run" --epochs 40 --seed 0
+"$TS" train --arch embedded3 --data "$WORK/store" --out "$WORK/run" --epochs 30 --seed 0
 "$TS" quantize "$WORK/run" --out "$OUT" --name smile_default \
   --reproduce "bash scripts/train_default.sh"

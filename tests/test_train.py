@@ -180,9 +180,10 @@ def small_run(small_store, tmp_path_factory):
 @pytest.mark.slow
 def test_short_training_beats_chance(small_run):
     out, result = small_run
-    # ~640 training images, 12 epochs: a seeded run lands near 0.85 on validation; 0.7 is
-    # far from chance (0.5) yet leaves room for thread-order jitter in TensorFlow's CPU ops.
-    assert result["val"]["auc"] > 0.7
+    # ~640 training images, 12 epochs: seeds 1-3 land at 0.95-0.96 on the ~80 validation
+    # images; 0.85 is far above chance (0.5) yet leaves room for thread-order jitter in
+    # TensorFlow's CPU ops and for the small validation set.
+    assert result["val"]["auc"] > 0.85
     assert result["macs"] == 1_090_048
     for name in ("model.keras", "metrics.json", "roc.png", "pr.png", "layers.json", "run.json"):
         assert (out / name).is_file(), name
@@ -216,11 +217,11 @@ def test_quantize_round_trip(small_run, small_store, tmp_path):
     q = bundle.meta["threshold_int8"]
     assert bundle.threshold == pytest.approx((q + 128) / 256)
     val = report["val"]
-    assert val["int8"]["auc"] > 0.7
-    # Quantization error of an int8 model this size moves AUC by well under 0.05 even on
-    # 200 validation images; more would mean mis-set input scaling or ranges.
-    assert abs(val["auc_drop"]) < 0.05
-    assert 0 <= val["flipped_fraction"] < 0.1
+    assert val["int8"]["auc"] > 0.85
+    # Seeds 1-3 move AUC by under 0.001 and flip at most 1 of ~80 decisions; a bound of
+    # 0.02 (and 5 % flips) still catches mis-set input scaling or calibration ranges.
+    assert abs(val["auc_drop"]) < 0.02
+    assert 0 <= val["flipped_fraction"] < 0.05
 
 
 @needs_smilesmiled

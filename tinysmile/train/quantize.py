@@ -234,6 +234,8 @@ def quantize_run(
             "epochs_run": len(info.get("history", {}).get("loss", [])) or None,
             "train_seconds": info.get("train_seconds"),
             "train_total_seconds": info.get("total_seconds"),
+            "train_cpu_seconds": info.get("cpu_seconds"),
+            "sources": info.get("sources"),
             "cpu_count": info.get("cpu_count"),
             "train_command": info.get("command"),
             "quantize_command": command or " ".join(sys.argv),
@@ -329,7 +331,10 @@ def model_card(meta: dict[str, Any]) -> str:
         "",
         "## Data",
         "",
-        f"- Store: `{prov.get('data')}`; split {prov.get('split')}.",
+        (
+            f"- Store: `{prov.get('data')}` (samples per source: {prov.get('sources')}); "
+            f"split {prov.get('split')}."
+        ),
         (
             f"- Trained on {prov.get('train_samples')} train images, early-stopped and "
             f"thresholded on {prov.get('val_samples')} validation images. The test split was "
@@ -376,7 +381,9 @@ def model_card(meta: dict[str, Any]) -> str:
     lines += [
         (
             f"- Seed {prov.get('seed')}, {prov.get('epochs_run')} epochs run (max {prov.get('epochs')}), "
-            f"training took {prov.get('train_seconds')} s on {prov.get('cpu_count')} CPU cores."
+            f"fitting took {prov.get('train_seconds')} s, the whole train command "
+            f"{prov.get('train_total_seconds')} s wall / {prov.get('train_cpu_seconds')} s CPU "
+            f"on {prov.get('cpu_count')} cores (shared with other jobs: wall time > CPU time / cores)."
         ),
         f"- Train: `{prov.get('train_command')}`",
         f"- Quantize: `{prov.get('quantize_command')}`",

@@ -163,6 +163,7 @@ def train_run(
         raise TinysmileError(f"target precision must be in (0, 1), got {target_precision}")
     spec = spec or PreprocessSpec()
     started = time.perf_counter()
+    cpu_started = time.process_time()
     run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
 
@@ -173,6 +174,9 @@ def train_run(
     if len(set(val.labels.tolist())) < 2:
         raise TinysmileError(f"{store}: the val split has one class only; AUC is undefined")
     weights = class_weights(train.labels)
+    sources: dict[str, int] = {}
+    for sample in store_samples(store, None):
+        sources[sample.source] = sources.get(sample.source, 0) + 1
 
     import_tensorflow()
     import keras
@@ -257,6 +261,10 @@ def train_run(
                 "train_seconds": round(train_seconds, 1),
                 # Loading, fitting, evaluating and saving: the command's wall time.
                 "total_seconds": round(time.perf_counter() - started, 1),
+                # CPU time of this process (all threads): on a shared machine the wall
+                # time above also counts other jobs' turns on the cores.
+                "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                "sources": sources,
                 "cpu_count": os.cpu_count(),
                 "command": command or " ".join(sys.argv),
                 "tinysmile_version": __version__,
