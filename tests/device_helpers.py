@@ -117,6 +117,7 @@ class FakeDevice:
         reset_before: set[int] | None = None,
         silent: bool = False,
         sha256: str = "ab" * 32,
+        version: int = 1,
     ) -> None:
         self.t = transport
         self.parser = p.FrameParser(max_payload=4096)
@@ -125,6 +126,7 @@ class FakeDevice:
         self.reset_before = reset_before or set()
         self.silent = silent
         self.sha256 = sha256
+        self.version = version
         self.requests = 0
         self.input: bytes | None = None
         self.timers: list[threading.Timer] = []
@@ -166,7 +168,7 @@ class FakeDevice:
         import struct
 
         if f.type == p.MSG_HELLO:
-            body = struct.pack("<HIIIIII", 1, 4096, 25_000_000, 8192, 16, 16, 4)
+            body = struct.pack("<HIIIIII", self.version, 4096, 25_000_000, 8192, 16, 16, 4)
             body += bytes([4]) + struct.pack("<4I", 1, 4, 4, 1)
             body += bytes([2]) + struct.pack("<4I", 1, 4, 0, 0)
             body += struct.pack("<fifiH", 0.5, -1, 0.25, 3, 2)

@@ -136,3 +136,39 @@ def test_cli_user_errors_and_stop(tmp_path, monkeypatch, capsys):
     model.write_bytes(b"not a model")
     assert main(["verify", str(model), "--board", "nope"]) == 2
     assert "unknown board 'nope'" in capsys.readouterr().err
+
+
+def test_generate_project_refuses_a_model_too_big_for_the_board(tmp_path):
+    from tinysmile.bundle import load_bundle
+    from tinysmile.device.project import generate_project
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from models import build_mobilenet_block
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(build_mobilenet_block())
+    real = load_board("qemu-cortex-m4")
+    tiny = Board("tiny", real.path, {**real.data, "ram_bytes": 20_000})
+    with pytest.raises(
+        TinysmileError, match=r"needs [\d,]+ bytes of RAM \(arena 12,288.*has 20,000"
+    ):
+        generate_project(load_bundle(model), tiny, tmp_path / "proj")
+    assert not (tmp_path / "proj" / "platformio.ini").exists()
+
+
+def test_port_autodetect_by_usb_ids(monkeypatch):
+    from types import SimpleNamespace
+
+    from serial.tools import list_ports
+
+    from tinysmile.device.transport import find_ports
+
+    ports = [
+        SimpleNamespace(device="/dev/ttyACM1", vid=0x2341, pid=0x0058),
+        SimpleNamespace(device="/dev/ttyS0", vid=None, pid=None),
+        SimpleNamespace(device="/dev/ttyACM0", vid=0x2E8A, pid=0x000A),
+    ]
+    monkeypatch.setattr(list_ports, "comports", lambda: ports)
+    assert find_ports(["2E8A:000a"]) == ["/dev/ttyACM0"]
+    assert find_ports(["2341:0058", "2e8a:000a"]) == ["/dev/ttyACM0", "/dev/ttyACM1"]
+    assert find_ports(["1234:5678"]) == []

@@ -255,3 +255,9 @@ def test_silent_device_over_a_real_pty(pty_device):
         c.handshake()
     assert time.monotonic() - t0 < 2.0
     c.close()
+
+
+def test_other_protocol_version_is_refused():
+    c, _ = _client(version=2)
+    with pytest.raises(TinysmileError, match="protocol 2.*flash it again"):
+        c.handshake()
