@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from typing import Any
 
@@ -287,7 +286,3 @@ def stop_cmd(board_id: str | None) -> int:
     for st in stopped:
         click.echo(f"stopped the {st.board} emulator (pid {st.pid})")
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(flash_cmd())

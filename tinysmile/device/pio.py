@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from tinysmile.errors import TinysmileError
@@ -93,11 +94,21 @@ def installed_version() -> str | None:
 
 
 def registry_reachable(timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection((REGISTRY_HOST, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    """Whether PlatformIO's registry answers; bounded even when DNS itself hangs (name
+    resolution has no timeout of its own, so it runs in a daemon thread)."""
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((REGISTRY_HOST, 443), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout + 1.0)
+    return bool(result and result[0])
 
 
 def _scons_source(want: str) -> Path:

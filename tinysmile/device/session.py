@@ -4,7 +4,6 @@ emulator started here for the occasion, or a USB board found by its VID:PID."""
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -117,7 +116,3 @@ def connect(
     finally:
         if started is not None:
             emulator.kill(started)
-
-
-def scratch_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="tinysmile-"))

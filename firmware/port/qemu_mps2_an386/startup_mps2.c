@@ -1,6 +1,5 @@
 /* Reset and vector table for the Cortex-M4F of mps2-an386. Symbols come from link.ld. */
 #include <stdint.h>
-#include <string.h>
 
 extern uint32_t __etext_data;  /* load address of .data in flash */
 extern uint32_t __data_start__;
