@@ -383,7 +383,7 @@ def model_card(meta: dict[str, Any]) -> str:
             f"- Seed {prov.get('seed')}, {prov.get('epochs_run')} epochs run (max {prov.get('epochs')}), "
             f"fitting took {prov.get('train_seconds')} s, the whole train command "
             f"{prov.get('train_total_seconds')} s wall / {prov.get('train_cpu_seconds')} s CPU "
-            f"on {prov.get('cpu_count')} cores (shared with other jobs: wall time > CPU time / cores)."
+            f"time on {prov.get('cpu_count')} cores."
         ),
         f"- Train: `{prov.get('train_command')}`",
         f"- Quantize: `{prov.get('quantize_command')}`",
