@@ -128,3 +128,26 @@ def _mobilenet_block(tf, x):
 def build_mobilenet_block() -> bytes:
     """Depthwise + pointwise conv, residual add, global average pool, softmax."""
     return cached("mobilenet_block", _mobilenet_block, (1, 32, 32, 3))
+
+
+def with_last_op_as_int8_quantize(model: bytes, scale_factor: float, zero_point: int) -> bytes:
+    """Rewrite a model's last (elementwise, int8) op into an int8 -> int8 QUANTIZE with a
+    new output quantization: Keras never emits one, LiteRT runs it."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.QUANTIZE
+    code.version = 1
+    m.operatorCodes.append(code)
+    sg = m.subgraphs[0]
+    last = sg.operators[-1]
+    last.opcodeIndex = len(m.operatorCodes) - 1
+    last.builtinOptionsType, last.builtinOptions = 0, None
+    q = sg.tensors[last.outputs[0]].quantization
+    q.scale = [float(np.float32(q.scale[0] * scale_factor))]
+    q.zeroPoint = [zero_point]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

@@ -127,3 +127,15 @@ def test_op_parity(name, tmp_path):
     model = cached(name, build, shape, **kw)
     report = assert_parity(model, tmp_path, n=300)
     assert must_have <= set(report["ops"]), report["ops"]
+
+
+@pytest.mark.parametrize("scale_factor,zero_point", [(1.7, -20), (0.45, 3)])
+def test_int8_quantize_parity(scale_factor, zero_point, tmp_path):
+    from models import with_last_op_as_int8_quantize
+
+    build, shape, kw, _ = CASES["relu"]
+    model = with_last_op_as_int8_quantize(
+        cached("relu", build, shape, **kw), scale_factor, zero_point
+    )
+    report = assert_parity(model, tmp_path, n=300)
+    assert "QUANTIZE" in report["ops"]

@@ -9,8 +9,7 @@ import numpy as np
 
 from tinysmile.compiler.ir import Graph, Op
 from tinysmile.compiler.ops.base import fail
-from tinysmile.compiler.ops.rescale import Rescale
-from tinysmile.compiler.quant import quantize_multiplier
+from tinysmile.compiler.ops.rescale import Rescale, rescale_params
 
 
 class Quantize(Rescale):
@@ -28,13 +27,6 @@ class Quantize(Rescale):
 
     def prepare(self, g: Graph, op: Op) -> dict[str, Any]:
         x, y = g.tensor(op.inputs[0]), g.op_output(op)
-        mult, shift = quantize_multiplier(float(np.float32(x.scale)) / float(np.float32(y.scale)))
-        return {
-            "size": x.size,
-            "input_zero_point": x.zero_point,
-            "output_zero_point": y.zero_point,
-            "output_multiplier": mult,
-            "output_shift": shift,
-            "activation_min": -128,
-            "activation_max": 127,
-        }
+        # QUANTIZE's Prepare widens both scales to double before dividing.
+        real = float(np.float32(x.scale)) / float(np.float32(y.scale))
+        return rescale_params(x, y, real, -128, 127)

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from tinysmile.compiler.ir import Graph, Op
-from tinysmile.compiler.ops.rescale import Rescale
-from tinysmile.compiler.quant import activation_range, quantize_multiplier
+from tinysmile.compiler.ops.rescale import Rescale, rescale_params
+from tinysmile.compiler.quant import activation_range
 
 
 class Relu(Rescale):
@@ -18,14 +18,5 @@ class Relu(Rescale):
         x, y = g.tensor(op.inputs[0]), g.op_output(op)
         # TFLite divides the two float32 scales in float32 here, then widens to double.
         real = float(np.float32(x.scale) / np.float32(y.scale))
-        mult, shift = quantize_multiplier(real)
         lo, hi = activation_range(op.kind, y.scale, y.zero_point)
-        return {
-            "size": x.size,
-            "input_zero_point": x.zero_point,
-            "output_zero_point": y.zero_point,
-            "output_multiplier": mult,
-            "output_shift": shift,
-            "activation_min": lo,
-            "activation_max": hi,
-        }
+        return rescale_params(x, y, real, lo, hi)

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from tinysmile.compiler.ir import Graph, Op
+from tinysmile.compiler.ir import Graph, Op, Tensor
 from tinysmile.compiler.ops.base import Emitted, OpDef, int_fields, require_int8, require_per_tensor
-from tinysmile.compiler.quant import requantize
+from tinysmile.compiler.quant import quantize_multiplier, requantize
 
 FIELDS = [
     "size",
@@ -19,6 +19,20 @@ FIELDS = [
     "activation_min",
     "activation_max",
 ]
+
+
+def rescale_params(x: Tensor, y: Tensor, real: float, lo: int, hi: int) -> dict[str, Any]:
+    """Params of y = clamp(y_zp + (x - x_zp) * real, lo, hi) for the tsm_rescale kernel."""
+    mult, shift = quantize_multiplier(real)
+    return {
+        "size": x.size,
+        "input_zero_point": x.zero_point,
+        "output_zero_point": y.zero_point,
+        "output_multiplier": mult,
+        "output_shift": shift,
+        "activation_min": lo,
+        "activation_max": hi,
+    }
 
 
 class Rescale(OpDef):
