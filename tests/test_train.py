@@ -345,3 +345,24 @@ def test_evaluate_refuses_a_missing_data_path(tmp_path):
     proc = run_cli("evaluate", str(DEFAULT), "--data", str(tmp_path / "nope"), check=False)
     assert proc.returncode == 2
     assert "no such store or folder" in proc.stderr
+
+
+@needs_smilesmiled
+@pytest.mark.slow
+def test_default_card_metrics_reproduce_with_evaluate(tmp_path):
+    """`tinysmile evaluate` (LiteRT, serve-time preprocessing) on the full test split gives
+    exactly the confusion counts `tinysmile quantize` wrote into the bundle."""
+    from tinysmile.bundle import load_bundle
+    from tinysmile.data.importers import import_dataset
+    from tinysmile.data.store import Store
+
+    with Store(tmp_path / "store") as store:
+        import_dataset("smilesmiled", SMILESMILED, store)
+    res = json.loads(
+        run_cli("evaluate", str(DEFAULT), "--data", str(tmp_path / "store"), "--json").stdout
+    )
+    stated = load_bundle(DEFAULT).meta["metrics"]["test"]["int8"]
+    for key in ("n", "positives", "tp", "fp", "fn", "tn"):
+        assert res[key] == stated[key], key
+    assert res["auc"] == pytest.approx(stated["auc"], abs=1e-12)
+    assert res["auc"] >= 0.95

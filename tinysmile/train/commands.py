@@ -207,13 +207,15 @@ def evaluate_cmd(model: Path, data: Path, split: str, limit: int | None, as_json
 
     runner = Runner(model)
     arrays = load_data(runner.spec, data, None if split == "all" else split, limit=limit)
-    scores = runner.scores(arrays.pixels)
+    scores = runner.scores(arrays.pixels, progress=sys.stderr.isatty())
     result = M.summary(arrays.labels, scores, runner.threshold_int8)
     result = {
         "model": runner.bundle.name,
         "data": str(data),
         "split": split,
         **result,
+        # summary() saw int8 scores; say the threshold both ways, as the bundle does.
+        "threshold": float(runner.dequantize(runner.threshold_int8)),
         "threshold_int8": runner.threshold_int8,
     }
     if as_json:

@@ -100,13 +100,23 @@ class Runner:
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output["index"]).reshape(-1).copy()
 
-    def outputs(self, pixels: np.ndarray) -> np.ndarray:
+    def outputs(self, pixels: np.ndarray, progress: bool = False) -> np.ndarray:
         """uint8 (N, H, W, 1) -> int8 (N, K) outputs."""
-        return np.stack([self.run_int8(self.quantize_input(p)) for p in pixels])
+        from rich.console import Console
+        from rich.progress import track
 
-    def scores(self, pixels: np.ndarray) -> np.ndarray:
+        items = track(
+            pixels,
+            description="int8 inference",
+            console=Console(stderr=True),
+            transient=True,
+            disable=not progress,
+        )
+        return np.stack([self.run_int8(self.quantize_input(p)) for p in items])
+
+    def scores(self, pixels: np.ndarray, progress: bool = False) -> np.ndarray:
         """Smile score per image as the int8 output (column 0 of a 1-unit sigmoid)."""
-        out = self.outputs(pixels)
+        out = self.outputs(pixels, progress)
         if out.shape[1] != 1:
             raise TinysmileError(
                 f"{self.bundle.path}: binary metrics need a 1-output model, got {out.shape[1]}"
