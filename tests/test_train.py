@@ -366,3 +366,20 @@ def test_default_card_metrics_reproduce_with_evaluate(tmp_path):
         assert res[key] == stated[key], key
     assert res["auc"] == pytest.approx(stated["auc"], abs=1e-12)
     assert res["auc"] >= 0.95
+
+
+@pytest.mark.slow
+def test_check_ops_names_an_unsupported_op():
+    pytest.importorskip("tensorflow")
+    import keras
+
+    from tinysmile.data.preprocess import PreprocessSpec
+    from tinysmile.train.quantize import check_ops, convert_int8
+
+    inputs = keras.Input((8, 8, 1), batch_size=1)
+    x = keras.layers.Conv2D(2, 3, activation="tanh")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+    rep = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1), dtype=np.uint8)
+    tflite = convert_int8(model, PreprocessSpec(height=8, width=8), rep)
+    with pytest.raises(TinysmileError, match=r"does not support: TANH \(op 1\)"):
+        check_ops(tflite)
