@@ -46,6 +46,30 @@ class Board:
         return self.data.get("serial", {})
 
     @property
+    def camera(self) -> dict[str, Any] | None:
+        """The camera table (driver, frame size, libraries), or None: `camera = false`."""
+        cam = self.data.get("camera", False)
+        return cam if isinstance(cam, dict) else None
+
+    @property
+    def pins(self) -> dict[str, Any]:
+        return self.data.get("pins", {})
+
+    @property
+    def platformio(self) -> dict[str, Any]:
+        return self.data.get("platformio", {})
+
+    @property
+    def framework_bytes(self) -> tuple[int, int]:
+        """(flash, RAM) the board's framework takes before tinysmile's code: 0 for bare metal."""
+        b = self.data.get("budget", {})
+        return int(b.get("framework_flash_bytes", 0)), int(b.get("framework_ram_bytes", 0))
+
+    @property
+    def counter(self) -> dict[str, Any]:
+        return self.data.get("counter", {})
+
+    @property
     def counter_unit(self) -> str:
         return self.data.get("counter", {}).get("unit", "cycles")
 

@@ -75,15 +75,13 @@ class Project:
         return self.compiled.report["sha256"]
 
 
-def ram_estimate(report: dict[str, Any], board: Board) -> dict[str, int]:
-    """RAM the harness needs beyond code: what must fit before anything is built."""
-    inp = _size(report["input"]["shape"])
-    out = _size(report["output"]["shape"])
-    layers = len(report["layers"])
+def ram_estimate(report: dict[str, Any], board: Board, mode: str = "harness") -> dict[str, int]:
+    """RAM the firmware needs beyond code: what must fit before anything is built."""
+    from tinysmile.device.budget import serial_ram
+
     return {
         "arena": int(report["arena_bytes"]),
-        "io_buffers": inp + out + 8 * layers,
-        "rx_buffer": inp + _PROTO_OVERHEAD,
+        **serial_ram(report, mode),
         "stack": int(board["stack_bytes"]),
     }
 
@@ -95,22 +93,22 @@ def _size(shape: list[int]) -> int:
     return n
 
 
-def check_fits(report: dict[str, Any], board: Board) -> None:
-    """Refuse, with the numbers, a model that cannot fit the board."""
-    ram = ram_estimate(report, board)
-    need_ram = sum(ram.values())
-    if need_ram > board["ram_bytes"]:
-        parts = ", ".join(f"{k} {v:,}" for k, v in ram.items())
-        raise TinysmileError(
-            f"model needs {need_ram:,} bytes of RAM ({parts}) but {board.id} has "
-            f"{board['ram_bytes']:,}"
-        )
+def check_fits(report: dict[str, Any], board: Board, mode: str = "harness") -> None:
+    """Refuse, with the numbers, a model that cannot fit the board (native runtime; see
+    tinysmile.device.budget for both runtimes)."""
+    from tinysmile.device.budget import check_budget, native_budget
+
+    budget = native_budget(report, board, mode)
+    name = report.get("model", "model")
+    if budget.ram_total > budget.ram_bytes:
+        check_budget(budget, name)
     weights = int(report["weights_bytes"])
-    if weights > board["flash_bytes"]:
+    if weights > budget.flash_bytes:
         raise TinysmileError(
-            f"model weights are {weights:,} bytes but {board.id} has {board['flash_bytes']:,} "
-            f"bytes of flash"
+            f"model weights are {weights:,} bytes but {board.id} has {budget.flash_bytes:,} "
+            f"bytes of flash: {weights - budget.flash_bytes:,} bytes too many"
         )
+    check_budget(budget, name)
 
 
 def _copy(files: list[Path], dest: Path) -> None:
@@ -124,7 +122,10 @@ def generate_project(
     board: Board,
     out_dir: str | Path,
     perturb_layer: int | None = None,
+    mode: str = "harness",
 ) -> Project:
+    """mode "harness": the verification harness; "app": the smiling bot, which takes frames
+    over serial here (the emulated board has no camera) and reports its LED."""
     from tinysmile.compiler.api import compile_model
 
     out = Path(out_dir).resolve()
@@ -136,17 +137,18 @@ def generate_project(
         bundle.model_path,
         src / "model",
         prefix=PREFIX,
-        layer_hooks=True,
+        layer_hooks=mode == "harness",
         perturb_layer=perturb_layer,
     )
     report = compiled.report
-    check_fits(report, board)
+    check_fits(report, board, mode)
 
     fw = firmware_dir()
     tsm = src / "tsm"
     _copy(sorted(fw.glob("*.h")), tsm)
     _copy(sorted((fw / "protocol").glob("*.[ch]")), tsm / "protocol")
-    _copy(sorted((fw / "harness").glob("*.[ch]")), tsm / "harness")
+    main_dir = "harness" if mode == "harness" else "app"
+    _copy(sorted((fw / main_dir).glob("*.[ch]")), tsm / main_dir)
     port = fw / "port" / board["port"]
     if not port.is_dir():
         raise TinysmileError(f"board {board.id}: no firmware port {port}")
@@ -160,16 +162,29 @@ def generate_project(
     max_payload = input_size + _PROTO_OVERHEAD
     stack = int(board["stack_bytes"])
     tpl = board["template"]
-    render_to(
-        src / "tsm_glue.c",
-        f"{tpl}/tsm_glue.c.j2",
-        prefix=compiled.prefix,
-        input_size=input_size,
-        output_size=output_size,
-        num_layers=num_layers,
-        board_name=c_string(board.id),
-        stack_size=stack,
-    )
+    if mode == "harness":
+        render_to(
+            src / "tsm_glue.c",
+            f"{tpl}/tsm_glue.c.j2",
+            prefix=compiled.prefix,
+            input_size=input_size,
+            output_size=output_size,
+            num_layers=num_layers,
+            board_name=c_string(board.id),
+            stack_size=stack,
+        )
+    else:
+        from tinysmile.device.app import render_app_glue
+
+        render_app_glue(
+            src / "tsm_app_glue.c",
+            bundle,
+            report,
+            board,
+            f"{compiled.prefix}_model.h",
+            f"{compiled.prefix}_info",
+            f"{compiled.prefix}_invoke",
+        )
     render_to(
         out / "link.ld",
         f"{tpl}/{board['linker_template']}",
@@ -210,14 +225,14 @@ def generate_project(
         ("custom_tinysmile_model_sha256", report["sha256"]),
         ("monitor_speed", str(board.serial.get("baud", 115200))),
     ]
-    includes = ["model", "tsm", "tsm/protocol", "tsm/harness", "tsm/port", "tsm/kernels"]
+    includes = ["model", "tsm", "tsm/protocol", f"tsm/{main_dir}", "tsm/port", "tsm/kernels"]
     build_flags = [
         "-std=c99",
         "-O2",
         "-Wall",
         "-Wextra",
         "-Werror",
-        "-DTSM_LAYER_HOOKS",
+        *(["-DTSM_LAYER_HOOKS"] if mode == "harness" else []),
         f"-DTSM_PROTO_MAX_PAYLOAD={max_payload}u",
         f"-DTSM_PORT_CPU_HZ={board['clock_hz']}u",
         f"-DTSM_PORT_BAUD={board.serial.get('baud', 115200)}u",
@@ -241,6 +256,7 @@ def generate_project(
                 "model": str(bundle.model_path),
                 "sha256": report["sha256"],
                 "perturb_layer": perturb_layer,
+                "mode": mode,
                 "report": report,
             },
             indent=2,

@@ -1,0 +1,129 @@
+#include "tsm_app.h"
+
+#include "tsm_port.h"
+#include "tsm_protocol.h"
+
+static tsm_parser_t tsm_app_parser;
+
+static void tsm_app_put_u32(uint8_t *b, uint32_t v)
+{
+    b[0] = (uint8_t)v;
+    b[1] = (uint8_t)(v >> 8);
+    b[2] = (uint8_t)(v >> 16);
+    b[3] = (uint8_t)(v >> 24);
+}
+
+void tsm_app_input_from_pixels(const tsm_app_model_t *m, const uint8_t *pixels)
+{
+    uint32_t n = m->width * m->height;
+    for (uint32_t i = 0; i < n; ++i) {
+        int8_t v = m->pixel_to_input[pixels[i]];
+        for (uint32_t c = 0; c < m->channels; ++c) {
+            m->input[i * m->channels + c] = v;
+        }
+    }
+}
+
+void tsm_app_input_from_camera(const tsm_app_model_t *m, const uint8_t *frame)
+{
+    for (uint32_t y = 0; y < m->height; ++y) {
+        const uint8_t *row = frame + (uint32_t)m->camera_rows[y] * m->camera_width;
+        for (uint32_t x = 0; x < m->width; ++x) {
+            int8_t v = m->pixel_to_input[row[m->camera_cols[x]]];
+            uint32_t i = y * m->width + x;
+            for (uint32_t c = 0; c < m->channels; ++c) {
+                m->input[i * m->channels + c] = v;
+            }
+        }
+    }
+}
+
+int32_t tsm_app_decide(const tsm_app_model_t *m)
+{
+    m->invoke(m->input, m->output);
+    return (int32_t)m->output[m->smile_index] >= m->smile_threshold ? 1 : 0;
+}
+
+static void tsm_app_report(const tsm_app_model_t *m, uint8_t type, uint8_t seq, int32_t led,
+                           int32_t smile, uint32_t crc)
+{
+    uint8_t head[6];
+    head[0] = (uint8_t)led;
+    head[1] = (uint8_t)smile;
+    tsm_app_put_u32(head + 2, crc);
+    uint32_t out = (uint32_t)m->info->output_size;
+    tsm_frame_writer_t w;
+    tsm_frame_begin(&w, tsm_port_uart_write, type, seq, (uint16_t)(sizeof(head) + out));
+    tsm_frame_write(&w, head, sizeof(head));
+    tsm_frame_write(&w, (const uint8_t *)m->output, out);
+    tsm_frame_end(&w);
+}
+
+static void tsm_app_send_error(uint8_t seq, uint8_t code)
+{
+    uint8_t b[1];
+    b[0] = code;
+    tsm_frame_writer_t w;
+    tsm_frame_begin(&w, tsm_port_uart_write, TSM_MSG_ERROR | TSM_MSG_REPLY, seq, 1u);
+    tsm_frame_write(&w, b, 1u);
+    tsm_frame_end(&w);
+}
+
+static void tsm_app_dispatch(const tsm_app_model_t *m, const tsm_frame_t *f)
+{
+    if (f->type != TSM_MSG_FRAME) {
+        tsm_app_send_error(f->seq, TSM_ERR_UNKNOWN_TYPE);
+        return;
+    }
+    if ((uint32_t)f->length != m->width * m->height) {
+        tsm_app_send_error(f->seq, TSM_ERR_BAD_LENGTH);
+        return;
+    }
+    uint32_t crc = tsm_crc32(0, f->payload, f->length);
+    tsm_app_input_from_pixels(m, f->payload);
+    int32_t smile = tsm_app_decide(m);
+    tsm_port_led(smile);
+    tsm_app_report(m, TSM_MSG_FRAME | TSM_MSG_REPLY, f->seq, smile, smile, crc);
+}
+
+static void tsm_app_capture(const tsm_app_model_t *m)
+{
+    uint32_t size = m->camera_width * m->camera_height;
+    if (size == 0u || tsm_port_camera_capture(m->camera_frame, size) != (int32_t)size) {
+        return;
+    }
+    tsm_app_input_from_camera(m, m->camera_frame);
+    int32_t smile = tsm_app_decide(m);
+    tsm_port_led(smile);
+    tsm_app_report(m, TSM_MSG_APP_EVENT, 0u, smile, smile, tsm_crc32(0, m->camera_frame, size));
+}
+
+void tsm_app_run(void)
+{
+    const tsm_app_model_t *m = &tsm_app_model;
+    tsm_parser_init(&tsm_app_parser);
+    tsm_port_led(0);
+    uint8_t boot[2] = {(uint8_t)TSM_PROTO_VERSION, (uint8_t)(TSM_PROTO_VERSION >> 8)};
+    tsm_frame_writer_t w;
+    tsm_frame_begin(&w, tsm_port_uart_write, TSM_MSG_BOOT, 0u, sizeof(boot));
+    tsm_frame_write(&w, boot, sizeof(boot));
+    tsm_frame_end(&w);
+    int32_t was_pressed = 0;
+    for (;;) {
+        /* The nose button acts on its press, not while held. */
+        int32_t pressed = tsm_port_button();
+        if (pressed && !was_pressed) {
+            tsm_app_capture(m);
+        }
+        was_pressed = pressed;
+        int32_t c = tsm_port_uart_getc();
+        if (c < 0) {
+            continue;
+        }
+        tsm_parser_push(&tsm_app_parser, (uint8_t)c);
+        tsm_frame_t f;
+        while (tsm_parser_next(&tsm_app_parser, &f)) {
+            tsm_app_dispatch(m, &f);
+        }
+    }
+}

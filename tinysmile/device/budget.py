@@ -1,0 +1,146 @@
+"""Flash and RAM a firmware needs against what the board has, checked before any build.
+
+One budget per runtime:
+- native: the compiled model's weights and arena, tinysmile's code (kernels, protocol,
+  harness or app, port layer), the serial buffers, the stack;
+- tflm: the .tflite itself (flash), TFLite Micro's code, the arena the sketch allocates
+  (TFLM's own report plus the stated margin), the serial buffers, the stack.
+Both add what the board's framework takes before the sketch (boards/<id>.toml [budget]),
+and in app mode with a camera, the frame buffer. Code sizes are stated estimates: the
+exact figures are the linker's, after the build (`pio run` prints them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tinysmile.boards import Board
+from tinysmile.errors import TinysmileError
+
+# tinysmile's own code: every kernel, the protocol, harness, app and port layer, at -O2 for
+# Thumb-2. The emulated board's harness for the bundled model links 6.3 KB of it (5 of the
+# 14 kernels); 16 KiB covers all of them with room for Thumb-1 (Cortex-M0+) being larger.
+NATIVE_CODE_BYTES = 16 * 1024
+# TFLite Micro's interpreter, allocator, flatbuffer reader and a handful of reference
+# kernels: the Arduino library's micro_speech example is about this much beyond its core.
+TFLM_CODE_BYTES = 80 * 1024
+RUNTIMES = ("native", "tflm")
+MODES = ("harness", "app")
+# Bytes of framing around the largest request the device buffers (header + CRC + slack).
+PROTO_OVERHEAD = 16
+
+
+@dataclass(frozen=True)
+class Budget:
+    board: str
+    runtime: str
+    mode: str
+    ram: dict[str, int]
+    flash: dict[str, int]
+    ram_bytes: int
+    flash_bytes: int
+
+    @property
+    def ram_total(self) -> int:
+        return sum(self.ram.values())
+
+    @property
+    def flash_total(self) -> int:
+        return sum(self.flash.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "board": self.board,
+            "runtime": self.runtime,
+            "mode": self.mode,
+            "ram": dict(self.ram),
+            "ram_total": self.ram_total,
+            "ram_bytes": self.ram_bytes,
+            "ram_free": self.ram_bytes - self.ram_total,
+            "flash": dict(self.flash),
+            "flash_total": self.flash_total,
+            "flash_bytes": self.flash_bytes,
+            "flash_free": self.flash_bytes - self.flash_total,
+        }
+
+
+def _size(shape: list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def serial_ram(report: dict[str, Any], mode: str) -> dict[str, int]:
+    """Buffers around the model: what the harness keeps for INFER/LAYER/PROFILE, or the
+    app's frame request (a frame is the model input's H x W pixels)."""
+    inp = _size(report["input"]["shape"])
+    out = _size(report["output"]["shape"])
+    if mode == "app":
+        return {"io_buffers": inp + out, "rx_buffer": inp + PROTO_OVERHEAD}
+    layers = len(report["layers"])
+    return {"io_buffers": inp + out + 8 * layers, "rx_buffer": inp + PROTO_OVERHEAD}
+
+
+def _extras(board: Board, mode: str) -> tuple[dict[str, int], dict[str, int]]:
+    fw_flash, fw_ram = board.framework_bytes
+    ram: dict[str, int] = {"stack": int(board["stack_bytes"])}
+    flash: dict[str, int] = {}
+    cam = board.camera
+    if mode == "app" and cam:
+        ram["camera_frame"] = int(cam["width"]) * int(cam["height"])
+        if cam.get("driver_ram_bytes"):
+            ram["camera_driver"] = int(cam["driver_ram_bytes"])
+    if fw_ram:
+        ram["framework"] = fw_ram
+    if fw_flash:
+        flash["framework"] = fw_flash
+    return ram, flash
+
+
+def native_budget(report: dict[str, Any], board: Board, mode: str = "harness") -> Budget:
+    ram = {"arena": int(report["arena_bytes"]), **serial_ram(report, mode)}
+    flash = {"weights": int(report["weights_bytes"]), "code": NATIVE_CODE_BYTES}
+    more_ram, more_flash = _extras(board, mode)
+    ram.update(more_ram)
+    flash.update(more_flash)
+    return Budget(
+        board.id, "native", mode, ram, flash, int(board["ram_bytes"]), int(board["flash_bytes"])
+    )
+
+
+def tflm_budget(
+    report: dict[str, Any], model_bytes: int, arena_bytes: int, board: Board, mode: str = "harness"
+) -> Budget:
+    """report: tinysmile's compile report of the same model (shapes only)."""
+    # TFLM's own input/output tensors live in its arena; the harness or app keeps its own
+    # copies besides (the same buffers as the native build).
+    ram = {"arena": int(arena_bytes), **serial_ram(report, mode)}
+    flash = {"model": int(model_bytes), "code": TFLM_CODE_BYTES}
+    more_ram, more_flash = _extras(board, mode)
+    ram.update(more_ram)
+    flash.update(more_flash)
+    return Budget(
+        board.id, "tflm", mode, ram, flash, int(board["ram_bytes"]), int(board["flash_bytes"])
+    )
+
+
+def _parts(d: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in d.items())
+
+
+def check_budget(b: Budget, model: str = "model") -> None:
+    """Refuse, with the numbers and by how much, a firmware that cannot fit the board."""
+    if b.ram_total > b.ram_bytes:
+        raise TinysmileError(
+            f"{model} ({b.runtime}, {b.mode}) needs {b.ram_total:,} bytes of RAM "
+            f"({_parts(b.ram)}) but {b.board} has {b.ram_bytes:,}: "
+            f"{b.ram_total - b.ram_bytes:,} bytes too many"
+        )
+    if b.flash_total > b.flash_bytes:
+        raise TinysmileError(
+            f"{model} ({b.runtime}, {b.mode}) needs {b.flash_total:,} bytes of flash "
+            f"({_parts(b.flash)}) but {b.board} has {b.flash_bytes:,}: "
+            f"{b.flash_total - b.flash_bytes:,} bytes too many"
+        )
