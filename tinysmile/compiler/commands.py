@@ -72,17 +72,55 @@ def _default_prefix(path: Path) -> str:
     hidden=True,
     help="Test only: change one weight of this layer so parity checks must fail.",
 )
+@click.option(
+    "--board",
+    "board_id",
+    default=None,
+    help="Write a whole PlatformIO project for this board (boards/*.toml) into --out, "
+    "after checking the model fits its flash and RAM.",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(["native", "tflm"]),
+    default=None,
+    help="With --board: native (generated C, the default) or tflm (TensorFlow Lite Micro).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["harness", "app"]),
+    default=None,
+    help="With --board: harness (serial protocol, the default) or app (the smiling bot).",
+)
 def compile_cmd(
-    model: str | None, out_dir: str, prefix: str | None, as_json: bool, perturb_layer: int | None
+    model: str | None,
+    out_dir: str,
+    prefix: str | None,
+    as_json: bool,
+    perturb_layer: int | None,
+    board_id: str | None = None,
+    runtime: str | None = None,
+    mode: str | None = None,
 ) -> None:
     """Compile a full-int8 MODEL (.tflite or bundle; default: the bundled smile model) to
     C: const weights, one static arena, one invoke function, no interpreter.
 
     Prints ops, MACs per layer and in total, weights bytes, peak arena bytes and the
     layer where the peak is. The generated code needs the kernels in tinysmile's
-    firmware/kernels folder (the report lists them)."""
+    firmware/kernels folder (the report lists them).
+
+    With --board: a PlatformIO project for that board instead (platformio.ini, src/,
+    include/), checked against the board's flash and RAM first."""
     from tinysmile.compiler.api import compile_model
 
+    if board_id is not None:
+        if prefix or perturb_layer is not None:
+            raise TinysmileError("--prefix and --perturb-layer do not apply with --board")
+        compile_board_project(
+            model, board_id, out_dir, runtime or "native", mode or "harness", as_json
+        )
+        return
+    if runtime or mode:
+        raise TinysmileError("--runtime and --mode need --board (the project's board)")
     path = _model_path(model)
     start = time.perf_counter()
     result = compile_model(
@@ -98,6 +136,59 @@ def compile_cmd(
     else:
         print_report(report)
         click.echo(f"wrote {result.c_path} and {result.h_path}")
+
+
+def print_budget(budget: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(
+        title=f"{budget['board']}: {budget['runtime']} runtime, {budget['mode']} mode (bytes)"
+    )
+    for col in ("memory", "part", "bytes"):
+        table.add_column(col, justify="right" if col == "bytes" else "left")
+    for memory in ("flash", "ram"):
+        for part, n in budget[memory].items():
+            table.add_row(memory, part, f"{n:,}")
+        table.add_row(
+            memory,
+            f"total of {budget[memory + '_bytes']:,}",
+            f"{budget[memory + '_total']:,} ({budget[memory + '_free']:,} free)",
+            style="bold",
+        )
+    console.print(table)
+
+
+def compile_board_project(
+    model: str | None, board_id: str, out_dir: str, runtime: str, mode: str, as_json: bool
+) -> dict:
+    from tinysmile.boards import load_board
+    from tinysmile.bundle import load_bundle
+    from tinysmile.device.sketch import generate_for_board, project_budget
+
+    bundle, board = load_bundle(model), load_board(board_id)
+    project = generate_for_board(bundle, board, out_dir, runtime, mode)
+    budget = project_budget(project).to_dict()
+    result = {
+        "board": board.id,
+        "model": bundle.name,
+        "sha256": bundle.model_hash(),
+        "runtime": runtime,
+        "mode": mode,
+        "project": str(project.dir),
+        "platformio_ini": str(project.dir / "platformio.ini"),
+        "budget": budget,
+    }
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        print_budget(budget)
+        click.echo(
+            f"wrote the PlatformIO project {project.dir} (build: pio run -d {project.dir}; "
+            f"flash: tinysmile flash --board {board.id} --runtime {runtime} --mode {mode})"
+        )
+    return result
 
 
 def _load_inputs(path: str, size: int) -> np.ndarray:

@@ -35,32 +35,104 @@ def fmt_bytes(n: int) -> str:
     return f"{n:,} B" if n < 10 * 1024 else f"{n / 1024:,.1f} KiB"
 
 
-def flash(model: str | None, board_id: str | None, log=print) -> dict[str, Any]:
-    from tinysmile.device import emulator
+def flash(
+    model: str | None,
+    board_id: str | None,
+    log=print,
+    runtime: str = "native",
+    mode: str = "harness",
+    port: str | None = None,
+) -> dict[str, Any]:
     from tinysmile.device.project import memory_summary, run_pio
-    from tinysmile.device.session import build
 
     bundle, board = _load(model, board_id)
-    project = build(bundle, board, log=log)
-    log("uploading" + (" (booting the emulator)" if board.emulated else ""))
+    if not board.emulated:
+        return _flash_real(bundle, board, runtime, mode, port, log)
+    from tinysmile.device import emulator
+    from tinysmile.device.session import build
+
+    if runtime != "native":
+        raise TinysmileError(
+            f"board {board.id} is bare metal (no Arduino framework for the TFLite Micro "
+            "library): use --runtime native"
+        )
+    project = build(bundle, board, log=log, mode=mode)
+    log("uploading (booting the emulator)")
     run_pio(project, "upload")
     mem = memory_summary(project)
     out: dict[str, Any] = {
         "board": board.id,
         "model": bundle.name,
         "sha256": bundle.model_hash(),
+        "runtime": runtime,
+        "mode": mode,
         "project": str(project.dir),
         "elf": str(project.elf),
         "memory": mem,
     }
-    if board.emulated:
-        st = emulator.read_state(board.id)
-        if st is None:
-            raise TinysmileError(
-                f"the emulator did not stay up after upload; see {project.dir / 'pio-upload.log'}"
-            )
-        out.update(port=st.port, pid=st.pid)
+    st = emulator.read_state(board.id)
+    if st is None:
+        raise TinysmileError(
+            f"the emulator did not stay up after upload; see {project.dir / 'pio-upload.log'}"
+        )
+    out.update(port=st.port, pid=st.pid)
     return out
+
+
+def _flash_real(bundle, board, runtime: str, mode: str, port: str | None, log) -> dict[str, Any]:
+    """Budget check and project first (nothing is built for a model that does not fit),
+    then the port by VID:PID, then `pio run -t upload`."""
+    from tinysmile.device.project import run_pio
+    from tinysmile.device.session import project_dir
+    from tinysmile.device.sketch import generate_sketch_project
+    from tinysmile.device.transport import find_ports
+
+    log(f"generating the {runtime} {mode} project for {board.id}")
+    project = generate_sketch_project(
+        bundle, board, project_dir(board, bundle, key=f"{runtime}:{mode}"), runtime, mode
+    )
+    if port is None:
+        ids = list(board.serial.get("usb_ids", []))
+        found = find_ports(ids)
+        if not found:
+            raise TinysmileError(
+                f"no {board.id} found on USB (looked for {', '.join(ids) or 'no VID:PID'}): "
+                "connect it, or pass --port"
+            )
+        if len(found) > 1:
+            raise TinysmileError(
+                f"several {board.id} boards found ({', '.join(found)}); pass --port"
+            )
+        port = found[0]
+    log(f"building and uploading with PlatformIO to {port}")
+    run_pio(project, "upload", upload_port=port)
+    assert project.budget is not None
+    return {
+        "board": board.id,
+        "model": bundle.name,
+        "sha256": bundle.model_hash(),
+        "runtime": runtime,
+        "mode": mode,
+        "project": str(project.dir),
+        "port": port,
+        "budget": project.budget.to_dict(),
+    }
+
+
+_RUNTIME = click.option(
+    "--runtime",
+    type=click.Choice(["native", "tflm"]),
+    default="native",
+    show_default=True,
+    help="native: tinysmile's generated C; tflm: the model on TensorFlow Lite Micro",
+)
+_MODE = click.option(
+    "--mode",
+    type=click.Choice(["harness", "app"]),
+    default="harness",
+    show_default=True,
+    help="harness: the serial protocol for verify/profile; app: the smiling bot",
+)
 
 
 @click.command("flash")
@@ -71,23 +143,37 @@ def flash(model: str | None, board_id: str | None, log=print) -> dict[str, Any]:
     default=None,
     help="a board from boards/*.toml (default: the one marked default, the emulator)",
 )
+@_RUNTIME
+@_MODE
+@click.option("--port", default=None, help="serial port of a real board (default: by USB VID:PID)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def flash_cmd(model: str | None, board_id: str, as_json: bool) -> int:
-    """Compile MODEL, build the firmware with PlatformIO and flash it (the emulated board:
-    boot QEMU with its UART on a pseudo-terminal)."""
+def flash_cmd(
+    model: str | None, board_id: str, runtime: str, mode: str, port: str | None, as_json: bool
+) -> int:
+    """Compile MODEL, check it fits, build the firmware with PlatformIO and flash it (the
+    emulated board: boot QEMU with its UART on a pseudo-terminal; a real board: upload
+    through the serial port found by its USB VID:PID)."""
     con = _console()
     with con.status("flashing…") as status:
-        res = flash(model, board_id, log=lambda m: status.update(m))
+        res = flash(model, board_id, lambda m: status.update(m), runtime, mode, port)
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return 0
-    mem = res["memory"]
-    con.print(
-        f"flashed {res['model']} to {res['board']}: RAM {fmt_bytes(mem['ram_total'])} "
-        f"(arena {fmt_bytes(mem['ram_arena'])}), flash {fmt_bytes(mem['flash_total'])}"
-    )
-    if "port" in res:
+    if "memory" in res:
+        mem = res["memory"]
+        con.print(
+            f"flashed {res['model']} to {res['board']}: RAM {fmt_bytes(mem['ram_total'])} "
+            f"(arena {fmt_bytes(mem['ram_arena'])}), flash {fmt_bytes(mem['flash_total'])}"
+        )
         click.echo(f"emulator pid {res['pid']}, serial port {res['port']}")
+    else:
+        b = res["budget"]
+        con.print(
+            f"flashed {res['model']} ({res['runtime']}, {res['mode']}) to {res['board']} on "
+            f"{res['port']}: budget RAM {fmt_bytes(b['ram_total'])} of "
+            f"{fmt_bytes(b['ram_bytes'])}, flash {fmt_bytes(b['flash_total'])} of "
+            f"{fmt_bytes(b['flash_bytes'])}"
+        )
     return 0
 
 

@@ -111,6 +111,52 @@ def registry_reachable(timeout: float = 3.0) -> bool:
     return bool(result and result[0])
 
 
+# What PlatformIO prints when it cannot reach its registry or a download server.
+_OFFLINE_SIGNS = (
+    "api.registry.platformio.org",
+    "HTTPClientError",
+    "Could not resolve host",
+    "NameResolutionError",
+    "Max retries exceeded",
+    "Temporary failure in name resolution",
+    "Network is unreachable",
+    "InternetConnectionError",
+    "You are not connected to the Internet",
+)
+
+
+def looks_offline(log_text: str) -> bool:
+    return any(sign in log_text for sign in _OFFLINE_SIGNS)
+
+
+def platform_installed(platform: str) -> bool:
+    """Whether PlatformIO already holds the platform (then a build needs no registry for
+    it; its toolchain and framework packages are installed with it by `pio run`)."""
+    return (core_dir() / "platforms" / platform / "platform.json").is_file()
+
+
+def project_option(ini: Path, env: str, option: str) -> list[str]:
+    """An option of a generated platformio.ini, read by PlatformIO's own parser."""
+    from platformio.project.config import ProjectConfig
+
+    cfg = ProjectConfig(str(ini), parse_extra=False)
+    value = cfg.get(f"env:{env}", option, [])
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def offline_message(board_id: str, pio: dict[str, str], lib_deps: list[str]) -> str:
+    libs = f" and the libraries {', '.join(lib_deps)}" if lib_deps else ""
+    return (
+        f"PlatformIO cannot reach its registry ({REGISTRY_HOST}) to install the "
+        f"{pio['platform']} platform, its toolchain and the {pio.get('framework') or 'bare'} "
+        f"framework{libs} that {board_id} needs. Either run `pio run` in this project once on "
+        f"a networked machine (PlatformIO keeps everything in {core_dir()}, which can then be "
+        f"copied here), or pre-install the platform with `pio pkg install -g -p "
+        f"{pio['platform']}` (and the libraries with `pio pkg install -g -l ...`) where the "
+        "registry is reachable."
+    )
+
+
 def _scons_source(want: str) -> Path:
     """A folder holding the SCons package of release `want`: the one installed in this
     Python if it matches, else one fetched with pip (PyPI stays reachable offline)."""

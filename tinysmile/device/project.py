@@ -286,15 +286,34 @@ def _pio_env() -> dict[str, str]:
 
 
 def run_pio(
-    project: Project, target: str | None = None, timeout: float = 600.0, log: Path | None = None
+    project: Project,
+    target: str | None = None,
+    timeout: float = 600.0,
+    log: Path | None = None,
+    upload_port: str | None = None,
 ) -> None:
-    """`pio run` (optionally -t target) in the project; the log goes to .pio/tinysmile.log."""
-    from tinysmile.device.pio import ensure_scons
+    """`pio run` (optionally -t target) in the project; the log goes to pio-<target>.log.
 
-    ensure_scons()
+    A board whose platform PlatformIO does not hold yet needs the registry: when that is
+    out of reach the error says so, and what to do, instead of PlatformIO's timeouts."""
+    from tinysmile.device import pio
+
+    pio.ensure_scons()
+    settings = project.board.get("platformio", {})
+    platform = settings.get("platform", "")
+    remote = not (boards_dir() / platform).is_dir()
+    offline = pio.offline_message(
+        project.board.id,
+        settings,
+        pio.project_option(project.dir / "platformio.ini", ENV_NAME, "lib_deps") if remote else [],
+    )
+    if remote and not pio.platform_installed(platform) and not pio.registry_reachable():
+        raise TinysmileError(offline)
     cmd = [sys.executable, "-m", "platformio", "run", "-d", str(project.dir), "-e", ENV_NAME]
     if target:
         cmd += ["-t", target]
+    if upload_port:
+        cmd += ["--upload-port", upload_port]
     log = log or project.dir / f"pio-{target or 'build'}.log"
     try:
         with open(log, "wb") as fh:
@@ -311,6 +330,8 @@ def run_pio(
         raise TinysmileError(f"`pio run` took over {timeout:.0f} s; log: {log}") from None
     if proc.returncode != 0:
         text = log.read_text(errors="replace")
+        if remote and pio.looks_offline(text):
+            raise TinysmileError(f"{offline} (log: {log})")
         overflow = [ln for ln in text.splitlines() if "overflowed by" in ln]
         if overflow:
             raise TinysmileError(

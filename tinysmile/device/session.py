@@ -20,12 +20,13 @@ from tinysmile.errors import TinysmileError
 Log = Callable[[str], None]
 
 
-def project_dir(board: Board, bundle: Bundle, perturb_layer: int | None = None) -> Path:
+def project_dir(
+    board: Board, bundle: Bundle, perturb_layer: int | None = None, key: str = ""
+) -> Path:
     """A per-model build folder under the state dir, so a rebuild is incremental."""
-    key = hashlib.sha256(f"{bundle.model_hash()}:{board.id}:{perturb_layer}".encode()).hexdigest()[
-        :16
-    ]
-    return emulator.state_dir() / "projects" / f"{board.id}-{key}"
+    text = f"{bundle.model_hash()}:{board.id}:{perturb_layer}" + (f":{key}" if key else "")
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return emulator.state_dir() / "projects" / f"{board.id}-{digest}"
 
 
 def build(
@@ -34,11 +35,12 @@ def build(
     out_dir: Path | None = None,
     perturb_layer: int | None = None,
     log: Log | None = None,
+    mode: str = "harness",
 ) -> Project:
     log = log or (lambda m: None)
-    out = out_dir or project_dir(board, bundle, perturb_layer)
+    out = out_dir or project_dir(board, bundle, perturb_layer, "" if mode == "harness" else mode)
     log(f"compiling {bundle.name} for {board.id}")
-    project = generate_project(bundle, board, out, perturb_layer=perturb_layer)
+    project = generate_project(bundle, board, out, perturb_layer=perturb_layer, mode=mode)
     log(f"building firmware with PlatformIO in {project.dir}")
     run_pio(project)
     return project

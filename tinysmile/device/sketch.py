@@ -361,3 +361,34 @@ def pin_defines(board: Board) -> list[str]:
         pressed = "LOW" if pins.get("button_active_low", True) else "HIGH"
         out.append(f"-DTSM_PORT_BUTTON_PRESSED={pressed}")
     return out
+
+
+def generate_for_board(
+    bundle: Bundle,
+    board: Board,
+    out_dir: str | Path,
+    runtime: str = "native",
+    mode: str = "harness",
+) -> Project:
+    """The board's PlatformIO project, from the template family its file names: an Arduino
+    sketch project, or the bare-metal project of templates/pio/ (native runtime only)."""
+    if board["template"] == "arduino":
+        return generate_sketch_project(bundle, board, out_dir, runtime, mode)
+    from tinysmile.device.project import generate_project
+
+    if runtime not in RUNTIMES or mode not in MODES:
+        check_sketch_board(board, runtime, mode)  # names the unknown runtime or mode
+    if runtime != "native":
+        raise TinysmileError(
+            f"board {board.id} is bare metal (no Arduino framework for the TFLite Micro "
+            "library): use --runtime native"
+        )
+    return generate_project(bundle, board, out_dir, mode=mode)
+
+
+def project_budget(project: Project) -> Budget:
+    """The budget a project was checked against (bare-metal projects: the native one)."""
+    if isinstance(project, SketchProject) and project.budget is not None:
+        return project.budget
+    mode = "app" if (project.dir / "src" / "tsm_app_glue.c").is_file() else "harness"
+    return native_budget(project.report, project.board, mode)

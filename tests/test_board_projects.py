@@ -1,0 +1,310 @@
+"""Real-board projects, offline: board files, one PlatformIO project per board x runtime x
+mode (platformio.ini read by PlatformIO's own parser), their board-independent C built with
+arm-none-eabi-gcc -Werror for Cortex-M4F and Cortex-M0+, the TFLM arena and resolver at
+project level, the budget refusing with exact numbers, and `flash`'s user errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tinysmile.boards import Board, list_boards, load_board
+from tinysmile.bundle import load_bundle
+from tinysmile.cli import main
+from tinysmile.compiler.reader import parse_model
+from tinysmile.compiler.tflm import tflm_arena
+from tinysmile.compiler.tflm_export import RESOLVER_METHODS
+from tinysmile.device import pio
+from tinysmile.device.sketch import generate_sketch_project
+from tinysmile.errors import TinysmileError
+
+REAL = [b for b in list_boards() if not load_board(b).emulated]
+RUNTIMES = ("native", "tflm")
+MODES = ("harness", "app")
+CPUS = {
+    "cortex-m4f": ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],
+    "cortex-m0plus": ["-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft"],
+}
+HAVE_GCC = shutil.which("arm-none-eabi-gcc") is not None
+
+
+@pytest.fixture(scope="module")
+def projects(tmp_path_factory):
+    """Every real board x runtime x mode, for the bundled smile model."""
+    bundle = load_bundle(None)
+    root = tmp_path_factory.mktemp("projects")
+    out = {}
+    for board_id in REAL:
+        board = load_board(board_id)
+        for runtime in RUNTIMES:
+            for mode in MODES:
+                out[board_id, runtime, mode] = generate_sketch_project(
+                    bundle, board, root / f"{board_id}-{runtime}-{mode}", runtime, mode
+                )
+    return out
+
+
+def test_board_files_state_the_facts():
+    assert len(REAL) >= 5
+    by_platform = {}
+    for board_id in REAL:
+        b = load_board(board_id)
+        by_platform.setdefault(b.platformio["platform"], []).append(b)
+        assert b.platformio["framework"] == "arduino"
+        assert b.platformio["board"]
+        for usb in b.serial["usb_ids"]:
+            assert re.fullmatch(r"[0-9a-f]{4}:[0-9a-f]{4}", usb), usb
+        assert b.serial["baud"] > 0 and b["clock_hz"] > 0
+        # A cycle counter only where the core has DWT; a timer elsewhere.
+        has_dwt = b["core"] in ("cortex-m3", "cortex-m4", "cortex-m7")
+        assert (b.counter["kind"] == "dwt") == has_dwt, board_id
+        assert b.counter_unit == ("cycles" if has_dwt else "microseconds")
+    apollo = by_platform["apollo3blue"]
+    assert len(apollo) == 2
+    for b in apollo:
+        assert (b["clock_hz"], b["flash_bytes"], b["ram_bytes"]) == (48_000_000, 1 << 20, 384 << 10)
+        assert b["core"] == "cortex-m4" and b["dsp"]
+    assert [b.camera["driver"] for b in apollo if b.camera] == ["hm01b0"]
+    (nano,) = by_platform["nordicnrf52"]
+    assert nano.platformio["board"] == "nano33ble"
+    (pico,) = by_platform["raspberrypi"]
+    assert pico["core"] == "cortex-m0plus" and not pico["dsp"]
+    (esp,) = by_platform["espressif32"]
+    assert "esp32-s3" in esp.platformio["board"]
+
+
+def test_platformio_ini_parses_with_platformio(projects):
+    from platformio.project.config import ProjectConfig
+
+    assert len(projects) == len(REAL) * 4
+    for (board_id, runtime, mode), project in projects.items():
+        board = load_board(board_id)
+        cfg = ProjectConfig(str(project.dir / "platformio.ini"), parse_extra=False)
+        cfg.validate(silent=True)
+        env = "env:tinysmile"
+        assert cfg.get(env, "platform") == board.platformio["platform"]
+        assert cfg.get(env, "board") == board.platformio["board"]
+        assert cfg.get(env, "framework") == [board.platformio["framework"]]
+        assert cfg.get(env, "custom_tinysmile_runtime") == runtime
+        assert cfg.get(env, "custom_tinysmile_mode") == mode
+        libs = cfg.get(env, "lib_deps")
+        tflm_libs = board.platformio["tflm_lib_deps"]
+        cam_libs = board.camera["lib_deps"] if board.camera and mode == "app" else []
+        assert libs == cam_libs + (tflm_libs if runtime == "tflm" else [])
+        flags = cfg.get(env, "build_flags")
+        assert ("-DTSM_PORT_COUNTER_DWT" in flags) == (board.counter["kind"] == "dwt")
+        assert ("-DTSM_PORT_COUNTER_MICROS" in flags) == (board.counter["kind"] == "micros")
+        assert ("-DTSM_PORT_CAMERA" in flags) == bool(cam_libs)
+        assert (project.dir / "src" / "main.cpp").is_file()
+        assert (project.dir / "include" / "tsm_port.h").is_file()
+        assert (project.dir / "tsm_flags.py").is_file()
+
+
+def _compile_c(project_dir: Path, cpu: list[str], work: Path) -> subprocess.CompletedProcess:
+    sources = sorted(str(p) for p in (project_dir / "src").rglob("*.c"))
+    defines = [
+        ln.strip()
+        for ln in (project_dir / "platformio.ini").read_text().splitlines()
+        if ln.strip().startswith("-DTSM_PROTO") or ln.strip() == "-DTSM_LAYER_HOOKS"
+    ]
+    work.mkdir(parents=True)
+    cmd = [
+        "arm-none-eabi-gcc",
+        *cpu,
+        "-std=c99",
+        "-O2",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        f"-I{project_dir / 'include'}",
+        *defines,
+        "-c",
+        *sources,
+    ]
+    return subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.skipif(not HAVE_GCC, reason="needs arm-none-eabi-gcc")
+def test_board_independent_c_builds_for_m4f_and_m0plus(projects, tmp_path):
+    jobs = {}
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        for key, project in projects.items():
+            for cpu_name, cpu in CPUS.items():
+                work = tmp_path / "-".join(key) / cpu_name
+                jobs[key, cpu_name] = ex.submit(_compile_c, project.dir, cpu, work)
+    for (key, cpu_name), job in jobs.items():
+        proc = job.result()
+        assert proc.returncode == 0, f"{key} {cpu_name}: {proc.stderr[-2000:]}"
+        objects = {p.name for p in (tmp_path / "-".join(key) / cpu_name).glob("*.o")}
+        _board, runtime, mode = key
+        # The model, the protocol and the mode's logic are all in what was compiled.
+        expected = {"tsm_protocol.o", f"tsm_{mode}.o"}
+        expected |= (
+            {"model_model.o", "tsm_conv2d.o"} if runtime == "native" else {"tsm_tflm_model.o"}
+        )
+        assert expected <= objects, (key, cpu_name, objects)
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None, reason="needs arm-none-eabi-g++")
+def test_tflm_model_array_builds_as_cpp(projects, tmp_path):
+    project = projects[REAL[0], "tflm", "harness"]
+    src = project.dir / "src" / "model" / "model_data.cc"
+    cmd = ["arm-none-eabi-g++", *CPUS["cortex-m4f"], "-std=c++11", "-Wall", "-Wextra"]
+    cmd += ["-Werror", f"-I{project.dir / 'include'}", "-c", str(src), "-o", str(tmp_path / "m.o")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def test_models(tmp_path_factory):
+    from models import build_mobilenet_block, build_smile_like
+
+    d = tmp_path_factory.mktemp("tflm-models")
+    out = {}
+    for name, build in (
+        ("smile_like", build_smile_like),
+        ("mobilenet_block", build_mobilenet_block),
+    ):
+        path = d / f"{name}.tflite"
+        path.write_bytes(build())
+        out[name] = path
+    return out
+
+
+@pytest.mark.parametrize("name", ["smile_like", "mobilenet_block", "bundled"])
+def test_tflm_project_arena_and_resolver(name, test_models, tmp_path):
+    path = load_bundle(None).model_path if name == "bundled" else test_models[name]
+    bundle = load_bundle(path)
+    board = load_board(REAL[0])
+    project = generate_sketch_project(bundle, board, tmp_path / "p", "tflm", "harness")
+    model = path.read_bytes()
+    rep = tflm_arena(model)
+    # The stated margin is 10 %, rounded up to TFLM's 16-byte alignment.
+    expected = math.ceil((rep["head"] + rep["tail"]) * 1.10 / 16) * 16
+    ops_h = (project.dir / "include" / "model_ops.h").read_text()
+    assert re.search(r"kTsmArenaSize = (\d+);", ops_h).group(1) == str(expected)
+    assert project.budget.ram["arena"] == expected
+    glue = (project.dir / "src" / "model" / "tsm_tflm_model.c").read_text()
+    assert f".arena_size = {expected}," in glue
+    methods = re.findall(r"resolver\.(Add\w+)\(\)", ops_h)
+    kinds = {op.kind for op in parse_model(model).ops}
+    assert sorted(methods) == sorted(RESOLVER_METHODS[k] for k in kinds)
+    assert f"kTsmOpCount = {len(kinds)};" in ops_h
+    assert project.budget.flash["model"] == len(model)
+
+
+def _shrunk(board_id: str, **changes) -> Board:
+    b = load_board(board_id)
+    return dataclasses.replace(b, data={**b.data, **changes})
+
+
+def test_budget_refuses_with_exact_numbers(tmp_path):
+    bundle = load_bundle(None)
+    board = load_board(REAL[0])
+    fits = generate_sketch_project(bundle, board, tmp_path / "fits", "native", "harness")
+    rep = fits.report
+    inp, out = 64 * 64, 1
+    fw_flash, fw_ram = board.framework_bytes
+    ram = (
+        rep["arena_bytes"]
+        + (inp + out + 8 * len(rep["layers"]))
+        + (inp + 16)
+        + board["stack_bytes"]
+        + fw_ram
+    )
+    assert fits.budget.ram_total == ram
+    small = _shrunk(REAL[0], ram_bytes=ram - 100)
+    dest = tmp_path / "refused"
+    with pytest.raises(TinysmileError) as err:
+        generate_sketch_project(bundle, small, dest, "native", "harness")
+    msg = str(err.value)
+    assert f"needs {ram:,} bytes of RAM (arena {rep['arena_bytes']:,}," in msg
+    assert f"has {ram - 100:,}: 100 bytes too many" in msg
+    assert not dest.exists()  # refused before anything was written
+
+    flash = rep["weights_bytes"] + 16 * 1024 + fw_flash
+    tiny = _shrunk(REAL[0], flash_bytes=flash - 1)
+    with pytest.raises(
+        TinysmileError, match=rf"needs {flash:,} bytes of flash .* 1 bytes too many"
+    ):
+        generate_sketch_project(bundle, tiny, tmp_path / "r2", "native", "harness")
+
+    # TFLM: the .tflite in flash, TFLM's code estimate, the framework.
+    tflm_flash = len(bundle.model_bytes()) + 80 * 1024 + fw_flash
+    with pytest.raises(TinysmileError, match=rf"\(tflm, app\) needs {tflm_flash:,} bytes of flash"):
+        generate_sketch_project(
+            bundle, _shrunk(REAL[0], flash_bytes=tflm_flash - 5), tmp_path / "r3", "tflm", "app"
+        )
+
+
+def test_cli_compile_board_json(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "proj"
+    rc = main(["compile", "--board", REAL[0], "--runtime", "tflm", "--out", str(out), "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["budget"]["runtime"] == "tflm" and (out / "platformio.ini").is_file()
+    assert main(["compile", "--runtime", "tflm", "--out", str(tmp_path / "x")]) == 2
+    assert "--runtime and --mode need --board" in capsys.readouterr().err
+    assert (
+        main(["compile", "--board", "qemu-cortex-m4", "--runtime", "tflm", "--out", str(out)]) == 2
+    )
+    assert "use --runtime native" in capsys.readouterr().err
+
+
+def test_flash_without_registry_says_what_to_do(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("TINYSMILE_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(pio, "platform_installed", lambda name: False)
+    monkeypatch.setattr(pio, "registry_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(pio, "ensure_scons", lambda **kw: "skipped in this test")
+    edge = next(b for b in REAL if load_board(b).camera)
+    platform = load_board(edge).platformio["platform"]
+    rc = main(["flash", "--board", edge, "--mode", "app", "--port", "/dev/null"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "PlatformIO cannot reach its registry (api.registry.platformio.org)" in err
+    assert f"pio pkg install -g -p {platform}" in err
+    assert "networked machine" in err
+    assert "SparkFun_HM01B0_Camera_ArduinoLibrary" in err  # the app's camera library too
+
+
+def test_flash_finds_no_board_on_usb(monkeypatch, tmp_path, capsys):
+    from tinysmile.device import transport
+
+    monkeypatch.setenv("TINYSMILE_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(transport, "find_ports", lambda ids: [])
+    board = load_board(REAL[0])
+    assert main(["flash", "--board", REAL[0]]) == 2
+    err = capsys.readouterr().err
+    assert f"no {REAL[0]} found on USB (looked for {', '.join(board.serial['usb_ids'])})" in err
+
+
+def test_offline_log_is_recognised():
+    assert pio.looks_offline("HTTPClientError: Could not resolve host api.registry.platformio.org")
+    assert not pio.looks_offline("src/main.cpp:3:10: error: expected ';'")
+
+
+@pytest.mark.hardware
+@pytest.mark.parametrize("board_id", REAL)
+def test_flash_verify_profile_on_attached_board(board_id):
+    from tinysmile.device.commands import flash, run_profile, run_verify
+    from tinysmile.device.transport import find_ports
+
+    board = load_board(board_id)
+    ports = find_ports(list(board.serial["usb_ids"]))
+    if not ports:
+        pytest.skip(f"no {board_id} attached")
+    res = flash(None, board_id, log=lambda m: None, port=ports[0])
+    assert res["port"] == ports[0]
+    ver = run_verify(None, board_id, ports[0], 8, None)
+    assert ver["ok"] and ver["matched"] == 8
+    prof = run_profile(None, board_id, ports[0])
+    assert prof["unit"] == board.counter_unit and prof["total"] > 0

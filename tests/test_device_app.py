@@ -1,0 +1,130 @@
+"""The smiling-bot app's logic on the emulated board: SMILEsmileD frames sent over serial,
+the LED state reported back, against the host's decision (LiteRT reference kernels on the
+same pixels, through the bundle's own preprocessing)."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinysmile.boards import load_board
+from tinysmile.bundle import load_bundle
+
+BOARD = "qemu-cortex-m4"
+SMILES = Path("/work/shared/datasets/smilesmiled/SMILEs")
+# Candidates per class, in file order; the test takes the first the bundled model gets
+# right by at least MARGIN int8 steps, so a retrained model still finds clear examples.
+CANDIDATES = 16
+MARGIN = 24
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
+        reason="needs qemu-system-arm and arm-none-eabi-gcc (scripts/setup.sh installs them)",
+    ),
+    pytest.mark.skipif(not SMILES.is_dir(), reason=f"needs the SMILEsmileD images in {SMILES}"),
+]
+
+
+def _host(bundle, files):
+    from tinysmile.compiler.oracle import litert_reference
+    from tinysmile.data.preprocess import PreprocessSpec, load_image, preprocess, to_int8
+
+    spec = PreprocessSpec.from_dict(bundle.preprocess)
+    inp = bundle.meta["input"]
+    pixels = [preprocess(spec, load_image(f)).reshape(64, 64) for f in files]
+    x = np.stack([to_int8(spec, p, inp["scale"], inp["zero_point"]) for p in pixels])
+    y = litert_reference(bundle.model_path, x.reshape(len(files), 64, 64, 1)).reshape(-1)
+    return pixels, y
+
+
+def _pick(bundle, folder: str, smiling: bool):
+    thr = int(bundle.meta["threshold_int8"])
+    files = sorted((SMILES / folder).glob("*.jpg"))[:CANDIDATES]
+    pixels, y = _host(bundle, files)
+    for f, p, v in zip(files, pixels, y, strict=True):
+        if (v >= thr + MARGIN) if smiling else (v < thr - MARGIN):
+            return f, p, int(v)
+    pytest.fail(f"no image in the first {CANDIDATES} of {folder} is clearly classified")
+
+
+@pytest.fixture(scope="module")
+def app_port(tmp_path_factory):
+    from tinysmile.device import emulator
+    from tinysmile.device.project import generate_project, run_pio
+
+    board = load_board(BOARD)
+    bundle = load_bundle(None)
+    project = generate_project(bundle, board, tmp_path_factory.mktemp("app"), mode="app")
+    run_pio(project)
+    st = emulator.start(board, project.elf, bundle.model_hash(), register=False, icount=False)
+    try:
+        yield st.port
+    finally:
+        emulator.kill(st)
+
+
+def test_app_decides_like_the_host_on_smilesmiled(app_port):
+    from tinysmile.device.app import send_frame
+    from tinysmile.device.session import client_for
+
+    bundle = load_bundle(None)
+    thr = int(bundle.meta["threshold_int8"])
+    smile = _pick(bundle, "positives/positives7", smiling=True)
+    frown = _pick(bundle, "negatives/negatives7", smiling=False)
+    client = client_for(load_board(BOARD), app_port)
+    try:
+        for (path, pixels, host_out), want in ((smile, 1), (frown, 0)):
+            reply = send_frame(client, pixels, 1)
+            assert int(reply.output[0]) == host_out, path  # the same int8 score, exactly
+            assert reply.smile == int(host_out >= thr) == want, path
+            assert reply.led == want, path  # the LED follows the decision
+        # The LED goes back off (and on) frame by frame, not only once.
+        assert send_frame(client, smile[1], 1).led == 1
+        assert send_frame(client, frown[1], 1).led == 0
+    finally:
+        client.close()
+
+
+def test_app_refuses_a_frame_of_the_wrong_size(app_port):
+    from tinysmile.device.app import MSG_FRAME
+    from tinysmile.device.client import DeviceError
+    from tinysmile.device.session import client_for
+
+    client = client_for(load_board(BOARD), app_port)
+    try:
+        with pytest.raises(DeviceError, match="bad length"):
+            client.request(MSG_FRAME, bytes(100))
+    finally:
+        client.close()
+
+
+def test_app_pixel_table_is_the_bundles_preprocessing():
+    from tinysmile.data.preprocess import PreprocessSpec, to_int8
+    from tinysmile.device.app import app_tables, centre_crop_maps
+
+    bundle = load_bundle(None)
+    report = {
+        "input": {
+            "shape": [1, 64, 64, 1],
+            **{k: bundle.meta["input"][k] for k in ("scale", "zero_point")},
+        },
+        "output": {"shape": [1, 1], "scale": 1 / 256, "zero_point": -128},
+    }
+    t = app_tables(bundle, report, load_board(BOARD))
+    spec = PreprocessSpec.from_dict(bundle.preprocess)
+    levels = np.arange(256, dtype=np.uint8)
+    want = to_int8(spec, levels, report["input"]["scale"], report["input"]["zero_point"])
+    np.testing.assert_array_equal(np.array(t.pixel_to_input, dtype=np.int8), want)
+    assert t.smile_threshold == int(bundle.meta["threshold_int8"])
+    assert t.camera_width == 0  # the emulated board has no camera
+    # A 324 x 244 camera: the centred 244 x 244 square, sampled at pixel centres.
+    cols, rows = centre_crop_maps(324, 244, 64, 64)
+    assert cols[0] == 40 + 1 and cols[-1] == 40 + (127 * 244) // 128
+    assert rows[0] == 1 and rows[-1] == (127 * 244) // 128
+    assert all(b > a for a, b in itertools.pairwise(cols))
