@@ -222,7 +222,12 @@ def generate_project(
         options.append(("framework", pio["framework"]))
     options += [
         ("custom_tinysmile_board", board.id),
-        ("custom_tinysmile_model_sha256", report["sha256"]),
+        # The emulator is recorded under this: an app firmware must not pass for the
+        # harness that verify/profile would otherwise reuse.
+        (
+            "custom_tinysmile_model_sha256",
+            report["sha256"] if mode == "harness" else f"{report['sha256']}+{mode}",
+        ),
         ("monitor_speed", str(board.serial.get("baud", 115200))),
     ]
     includes = ["model", "tsm", "tsm/protocol", f"tsm/{main_dir}", "tsm/port", "tsm/kernels"]
