@@ -335,3 +335,36 @@ def test_arduino_port_and_sketch_compile_against_the_arduino_api(projects, mode,
             cmd += ["-c", str(project.dir / "src" / src), "-o", str(tmp_path / "x.o")]
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
             assert proc.returncode == 0, f"{board_id} {src}: {proc.stderr[-1500:]}"
+
+
+def test_flash_uploads_through_the_port_found_by_vid_pid(monkeypatch, tmp_path, capsys):
+    import json
+
+    from tinysmile.device import project as project_mod
+    from tinysmile.device import transport
+
+    board = load_board(REAL[0])
+    seen_ids, calls = [], []
+    monkeypatch.setenv("TINYSMILE_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(pio, "ensure_scons", lambda **kw: "skipped in this test")
+    monkeypatch.setattr(pio, "platform_installed", lambda name: True)
+    monkeypatch.setattr(
+        transport, "find_ports", lambda ids: seen_ids.append(list(ids)) or ["/dev/ttyFAKE7"]
+    )
+    real_run = subprocess.run
+
+    def fake_run(cmd, *args, **kwargs):
+        if "platformio" not in cmd:
+            return real_run(cmd, *args, **kwargs)
+        calls.append(list(cmd))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(project_mod.subprocess, "run", fake_run)
+    assert main(["flash", "--board", REAL[0], "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert seen_ids == [board.serial["usb_ids"]]
+    (cmd,) = calls
+    assert cmd[cmd.index("-t") + 1] == "upload"
+    assert cmd[cmd.index("--upload-port") + 1] == "/dev/ttyFAKE7" == res["port"]
+    assert Path(cmd[cmd.index("-d") + 1]) == Path(res["project"])
+    assert res["budget"]["runtime"] == "native" and res["budget"]["mode"] == "harness"
