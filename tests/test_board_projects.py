@@ -368,3 +368,25 @@ def test_flash_uploads_through_the_port_found_by_vid_pid(monkeypatch, tmp_path, 
     assert cmd[cmd.index("--upload-port") + 1] == "/dev/ttyFAKE7" == res["port"]
     assert Path(cmd[cmd.index("-d") + 1]) == Path(res["project"])
     assert res["budget"]["runtime"] == "native" and res["budget"]["mode"] == "harness"
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs a host g++")
+def test_arduino_port_timer_led_button_serial_on_the_host(tmp_path):
+    """The port's micros() path, run: 64-bit ticks across wraps, active-low LED, active-low
+    button with pull-up, a serial write that must loop on short writes, no camera."""
+    from tinysmile.resources import firmware_dir
+
+    fw = firmware_dir()
+    exe = tmp_path / "port_check"
+    cmd = ["g++", "-std=c++11", "-O1", "-g", "-Wall", "-Wextra", "-Werror"]
+    cmd += ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    cmd += [f"-I{STUB}", f"-I{fw / 'port'}", "-DTSM_PORT_COUNTER_MICROS", "-DTSM_PORT_BAUD=115200u"]
+    cmd += ["-DTSM_PORT_LED_PIN=13", "-DTSM_PORT_LED_ON=LOW", "-DTSM_PORT_BUTTON_PIN=2"]
+    cmd += ["-DTSM_PORT_BUTTON_PRESSED=LOW", "-o", str(exe)]
+    cmd += [
+        str(STUB / "arduino_host_check.cpp"),
+        str(fw / "port" / "arduino" / "tsm_port_arduino.cpp"),
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
