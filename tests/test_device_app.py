@@ -128,3 +128,23 @@ def test_app_pixel_table_is_the_bundles_preprocessing():
     assert cols[0] == 40 + 1 and cols[-1] == 40 + (127 * 244) // 128
     assert rows[0] == 1 and rows[-1] == (127 * 244) // 128
     assert all(b > a for a, b in itertools.pairwise(cols))
+
+
+def test_frame_command_builds_boots_and_compares(tmp_path, monkeypatch, capsys):
+    import json
+
+    from tinysmile.cli import main
+
+    monkeypatch.setenv("TINYSMILE_STATE_DIR", str(tmp_path))
+    bundle = load_bundle(None)
+    smile = _pick(bundle, "positives/positives7", smiling=True)
+    frown = _pick(bundle, "negatives/negatives7", smiling=False)
+    assert main(["frame", str(smile[0]), str(frown[0]), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert [r["led"] for r in res["frames"]] == [1, 0]
+    assert [r["device_score"] for r in res["frames"]] == [smile[2], frown[2]]
+    assert res["ok"]
+    # The emulator it booted for the occasion is gone again.
+    from tinysmile.device import emulator
+
+    assert emulator.read_state(BOARD) is None

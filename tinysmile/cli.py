@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "run-host": "tinysmile.compiler.commands:run_host_cmd",
     "demo": "tinysmile.demo:demo_cmd",
     "flash": "tinysmile.device.commands:flash_cmd",
+    "frame": "tinysmile.device.commands:frame_cmd",
     "verify": "tinysmile.device.commands:verify_cmd",
     "profile": "tinysmile.device.commands:profile_cmd",
     "stop": "tinysmile.device.commands:stop_cmd",

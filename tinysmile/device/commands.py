@@ -372,3 +372,37 @@ def stop_cmd(board_id: str | None) -> int:
     for st in stopped:
         click.echo(f"stopped the {st.board} emulator (pid {st.pid})")
     return 0
+
+
+@click.command("frame")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", default=None, help="bundle folder (default: the bundled smile model)")
+@click.option(
+    "--board",
+    "board_id",
+    default=None,
+    help="a board from boards/*.toml (default: the one marked default, the emulator)",
+)
+@click.option("--port", default=None, help="serial port (default: the emulator / USB autodetect)")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+def frame_cmd(images, model, board_id, port, as_json) -> int:
+    """Send IMAGES to a board running the smiling-bot app (`flash --mode app`), through the
+    bundle's preprocessing, and print its decision and LED next to the host's. For boards
+    without a camera this is how frames reach the app. Exit 0 only if every decision and
+    score equals the host's."""
+    from tinysmile.device.app import run_frames
+
+    con = _console()
+    with con.status("sending frames…") as status:
+        res = run_frames(model, board_id, list(images), port, log=lambda m: status.update(m))
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+    else:
+        for r in res["frames"]:
+            verdict = "smile" if r["device_smile"] else "no smile"
+            click.echo(
+                f"{r['image']}: {verdict}, LED {'on' if r['led'] else 'off'} (score "
+                f"{r['device_score']}, host {r['host_score']}, threshold "
+                f"{res['threshold_int8']}){'' if r['same'] else '  DIFFERS FROM THE HOST'}"
+            )
+    return 0 if res["ok"] else 1

@@ -217,6 +217,8 @@ def generate_project(
     (out / "boards").mkdir(parents=True, exist_ok=True)
     (out / "boards" / f"{pio['board']}.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
+    from tinysmile.device.app import app_tag
+
     options = [("platform", platform_uri(pio["platform"])), ("board", pio["board"])]
     if pio.get("framework"):
         options.append(("framework", pio["framework"]))
@@ -226,7 +228,7 @@ def generate_project(
         # harness that verify/profile would otherwise reuse.
         (
             "custom_tinysmile_model_sha256",
-            report["sha256"] if mode == "harness" else f"{report['sha256']}+{mode}",
+            report["sha256"] if mode == "harness" else app_tag(report["sha256"]),
         ),
         ("monitor_speed", str(board.serial.get("baud", 115200))),
     ]
