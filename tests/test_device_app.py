@@ -148,3 +148,50 @@ def test_frame_command_builds_boots_and_compares(tmp_path, monkeypatch, capsys):
     from tinysmile.device import emulator
 
     assert emulator.read_state(BOARD) is None
+
+
+def test_app_camera_path_crops_resamples_and_maps_exactly(tmp_path):
+    """The camera path in C (built for the host under ASan/UBSan) against numpy: the centred
+    square of a 324 x 244 frame, nearest-neighbour at pixel centres, through the pixel table."""
+    import dataclasses
+    import subprocess
+
+    from device_helpers import build_host
+
+    from tinysmile.device.app import app_tables, render_app_glue
+    from tinysmile.resources import firmware_dir
+
+    fixtures = Path(__file__).resolve().parent / "fixtures" / "app_host"
+    bundle = load_bundle(None)
+    base = load_board(BOARD)
+    board = dataclasses.replace(
+        base, data={**base.data, "camera": {"driver": "test", "width": 324, "height": 244}}
+    )
+    report = {
+        "model": "fake",
+        "input": {"shape": [1, 64, 64, 1], "scale": 1 / 255, "zero_point": -128},
+        "output": {"shape": [1, 1], "scale": 1 / 256, "zero_point": -128},
+    }
+    glue = tmp_path / "glue.c"
+    render_app_glue(glue, bundle, report, board, "fake_model.h", "fake_info", "fake_invoke")
+    fw = firmware_dir()
+    exe = build_host(
+        tmp_path / "app_host",
+        [
+            fixtures / "app_host_main.c",
+            glue,
+            fw / "app" / "tsm_app.c",
+            fw / "protocol" / "tsm_protocol.c",
+        ],
+        extra=[f"-I{fixtures}", f"-I{fw / 'app'}", f"-I{fw / 'port'}"],
+    )
+    frame = np.random.default_rng(5).integers(0, 256, size=(244, 324), dtype=np.uint8)
+    out = subprocess.run(
+        [str(exe)], input=frame.tobytes(), capture_output=True, timeout=60, check=True
+    ).stdout
+    t = app_tables(bundle, report, board)
+    lut = np.array(t.pixel_to_input, dtype=np.int8)
+    want = lut[frame[np.ix_(t.camera_rows, t.camera_cols)]]
+    got = np.frombuffer(out[: 64 * 64], dtype=np.int8).reshape(64, 64)
+    np.testing.assert_array_equal(got, want)
+    assert out[64 * 64] == int(int(want[0, 0]) >= t.smile_threshold)
