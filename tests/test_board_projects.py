@@ -390,3 +390,22 @@ def test_arduino_port_timer_led_button_serial_on_the_host(tmp_path):
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
     proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+TFLM_STUB = Path(__file__).resolve().parent / "fixtures" / "tflm_stub"
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None, reason="needs arm-none-eabi-g++")
+@pytest.mark.parametrize("mode", MODES)
+def test_tflm_sketch_compiles_against_the_tflm_api(projects, mode, tmp_path):
+    """The TFLM sketch and model_ops.h against stubs with TFLite Micro's documented
+    signatures (MicroInterpreter, MicroMutableOpResolver, GetModel), per board."""
+    for board_id in REAL:
+        board = load_board(board_id)
+        project = projects[board_id, "tflm", mode]
+        cpu = CPUS["cortex-m0plus"] if board["core"] == "cortex-m0plus" else CPUS["cortex-m4f"]
+        cmd = ["arm-none-eabi-g++", *cpu, "-std=c++11", "-O2", "-Wall", "-Wextra", "-Werror"]
+        cmd += [f"-I{STUB}", f"-I{TFLM_STUB}", f"-I{project.dir / 'include'}"]
+        cmd += ["-c", str(project.dir / "src" / "main.cpp"), "-o", str(tmp_path / "m.o")]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, f"{board_id}: {proc.stderr[-1500:]}"
