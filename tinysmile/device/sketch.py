@@ -133,7 +133,7 @@ def generate_sketch_project(
             tflm = export_tflm(bundle.model_bytes(), work / "tflm", bundle.name)
         budget = compute_budget(bundle, board, runtime, mode, report, tflm)
         check_budget(budget, bundle.name)
-        _write(out, work, bundle, board, runtime, mode, compiled, tflm, budget)
+        _write(out, bundle, board, runtime, mode, compiled, tflm, budget)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     input_size = _size(report["input"]["shape"])
@@ -152,7 +152,6 @@ def generate_sketch_project(
 
 def _write(
     out: Path,
-    work: Path,
     bundle: Bundle,
     board: Board,
     runtime: str,
