@@ -20,15 +20,28 @@ def random_inputs(model: bytes, n: int, seed: int = 0) -> np.ndarray:
     return rng.integers(-128, 128, size=(n, *shape), dtype=np.int8)
 
 
-def assert_parity(model: bytes, workdir: Path, n: int = 200, seed: int = 0) -> dict:
-    """Compile, run n random inputs three ways, require identical bytes; returns the report."""
+def check_inputs(model: bytes, x: np.ndarray, workdir: Path, op: str | None = None):
+    """Run inputs x (batch first) three ways and require identical bytes.
+
+    Returns (LiteRT's outputs as (N, -1), the compile report); `op` must be in the model.
+    """
+    n = x.shape[0]
     binary = compile_and_build(model, workdir)
-    x = random_inputs(model, n, seed)
+    report = binary.compiled.report
+    if op is not None:
+        assert op in report["ops"], report["ops"]
     expected = litert_reference(model, x).reshape(n, -1)
-    got_c = binary.run(x)
     got_np = reference_invoke(binary.compiled.program, x).reshape(n, -1)
     np.testing.assert_array_equal(got_np, expected, err_msg="numpy twin vs LiteRT BUILTIN_REF")
-    np.testing.assert_array_equal(got_c, expected, err_msg="generated C vs LiteRT BUILTIN_REF")
+    np.testing.assert_array_equal(
+        binary.run(x), expected, err_msg="generated C vs LiteRT BUILTIN_REF"
+    )
+    return expected, report
+
+
+def assert_parity(model: bytes, workdir: Path, n: int = 200, seed: int = 0) -> dict:
+    """Compile, run n random inputs three ways, require identical bytes; returns the report."""
+    expected, report = check_inputs(model, random_inputs(model, n, seed), workdir)
     # A model whose outputs never vary would make the comparison meaningless.
     assert len(np.unique(expected)) > 1, "degenerate test model: constant output"
-    return binary.compiled.report
+    return report

@@ -9,12 +9,10 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 from models import cached
+from parity import check_inputs
 
-from tinysmile.compiler.hostrun import compile_and_build
 from tinysmile.compiler.ops.mean import mean_multiplier
-from tinysmile.compiler.oracle import litert_reference
 from tinysmile.compiler.program import build_program
-from tinysmile.compiler.reference import reference_invoke
 
 N = 300
 
@@ -72,15 +70,7 @@ def with_output_quant(model_bytes: bytes, scale: float | None, zero_point: int |
 
 
 def check(model_bytes: bytes, x: np.ndarray, workdir: Path) -> np.ndarray:
-    n = x.shape[0]
-    prog = build_program(model_bytes)
-    assert "MEAN" in [layer.op.kind for layer in prog.layers]
-    expected = litert_reference(model_bytes, x).reshape(n, -1)
-    got_np = reference_invoke(prog, x).reshape(n, -1)
-    got_c = compile_and_build(model_bytes, workdir).run(x)
-    np.testing.assert_array_equal(got_np, expected, err_msg="numpy twin vs LiteRT")
-    np.testing.assert_array_equal(got_c, expected, err_msg="generated C vs LiteRT")
-    return expected
+    return check_inputs(model_bytes, x, workdir, op="MEAN")[0]
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
