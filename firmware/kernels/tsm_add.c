@@ -18,10 +18,8 @@ void tsm_add(const tsm_add_params_t *p, const int8_t *input1, const int8_t *inpu
         for (i1 = 0; i1 < s->dims[1]; ++i1) {
             for (i2 = 0; i2 < s->dims[2]; ++i2) {
                 for (i3 = 0; i3 < s->dims[3]; ++i3) {
-                    const int32_t ia = i0 * s->input1_strides[0] + i1 * s->input1_strides[1] +
-                                       i2 * s->input1_strides[2] + i3 * s->input1_strides[3];
-                    const int32_t ib = i0 * s->input2_strides[0] + i1 * s->input2_strides[1] +
-                                       i2 * s->input2_strides[2] + i3 * s->input2_strides[3];
+                    const int32_t ia = tsm_broadcast_offset(s->input1_strides, i0, i1, i2, i3);
+                    const int32_t ib = tsm_broadcast_offset(s->input2_strides, i0, i1, i2, i3);
                     const int32_t x1 = ((int32_t)a[ia] + p->input1_offset) * (1 << p->left_shift);
                     const int32_t x2 = ((int32_t)b[ib] + p->input2_offset) * (1 << p->left_shift);
                     const int32_t s1 = tsm_requantize(x1, p->input1_multiplier, p->input1_shift);

@@ -11,4 +11,11 @@ typedef struct {
     int32_t input2_strides[4];
 } tsm_broadcast_t;
 
+/* Where output element (i0, i1, i2, i3) reads an input with these strides. */
+static inline int32_t tsm_broadcast_offset(const int32_t strides[4], int32_t i0, int32_t i1,
+                                           int32_t i2, int32_t i3)
+{
+    return i0 * strides[0] + i1 * strides[1] + i2 * strides[2] + i3 * strides[3];
+}
+
 #endif

@@ -16,10 +16,8 @@ void tsm_mul(const tsm_mul_params_t *p, const int8_t *input1, const int8_t *inpu
         for (i1 = 0; i1 < s->dims[1]; ++i1) {
             for (i2 = 0; i2 < s->dims[2]; ++i2) {
                 for (i3 = 0; i3 < s->dims[3]; ++i3) {
-                    const int32_t ia = i0 * s->input1_strides[0] + i1 * s->input1_strides[1] +
-                                       i2 * s->input1_strides[2] + i3 * s->input1_strides[3];
-                    const int32_t ib = i0 * s->input2_strides[0] + i1 * s->input2_strides[1] +
-                                       i2 * s->input2_strides[2] + i3 * s->input2_strides[3];
+                    const int32_t ia = tsm_broadcast_offset(s->input1_strides, i0, i1, i2, i3);
+                    const int32_t ib = tsm_broadcast_offset(s->input2_strides, i0, i1, i2, i3);
                     const int32_t prod = ((int32_t)a[ia] + p->input1_offset) *
                                          ((int32_t)b[ib] + p->input2_offset);
                     int32_t y = tsm_requantize(prod, p->output_multiplier, p->output_shift);
