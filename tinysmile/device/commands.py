@@ -135,14 +135,17 @@ _MODE = click.option(
 )
 
 
-@click.command("flash")
-@click.argument("model", required=False)
-@click.option(
+board_option = click.option(
     "--board",
     "board_id",
     default=None,
     help="a board from boards/*.toml (default: the one marked default, the emulator)",
 )
+
+
+@click.command("flash")
+@click.argument("model", required=False)
+@board_option
 @_RUNTIME
 @_MODE
 @click.option("--port", default=None, help="serial port of a real board (default: by USB VID:PID)")
@@ -243,12 +246,7 @@ def describe_mismatch(m: dict[str, Any], unit: str = "") -> str:
 
 @click.command("verify")
 @click.argument("model", required=False)
-@click.option(
-    "--board",
-    "board_id",
-    default=None,
-    help="a board from boards/*.toml (default: the one marked default, the emulator)",
-)
+@board_option
 @click.option("--port", default=None, help="serial port (default: the emulator / USB autodetect)")
 @click.option("--samples", default=32, show_default=True, help="how many inputs")
 @click.option(
@@ -334,12 +332,7 @@ def profile_table(res: dict[str, Any]):
 
 @click.command("profile")
 @click.argument("model", required=False)
-@click.option(
-    "--board",
-    "board_id",
-    default=None,
-    help="a board from boards/*.toml (default: the one marked default, the emulator)",
-)
+@board_option
 @click.option("--port", default=None)
 @click.option("--json", "as_json", is_flag=True)
 def profile_cmd(model, board_id, port, as_json) -> int:
@@ -377,12 +370,7 @@ def stop_cmd(board_id: str | None) -> int:
 @click.command("frame")
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--model", default=None, help="bundle folder (default: the bundled smile model)")
-@click.option(
-    "--board",
-    "board_id",
-    default=None,
-    help="a board from boards/*.toml (default: the one marked default, the emulator)",
-)
+@board_option
 @click.option("--port", default=None, help="serial port (default: the emulator / USB autodetect)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def frame_cmd(images, model, board_id, port, as_json) -> int:
