@@ -21,6 +21,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
+# A .venv that is a link (dangling or not), or a folder without a working interpreter, is a
+# leftover from another machine or checkout: python -m venv refuses a dangling link, and a
+# link would put the venv outside this folder. Replace it, and say so.
+if [ -L .venv ] || { [ -e .venv ] && ! .venv/bin/python -c '' 2>/dev/null; }; then
+  echo "setup: replacing a leftover .venv ($( [ -L .venv ] && echo "a link to $(readlink .venv)" || echo "no working python in it"))"
+  rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$PY" -m venv .venv
