@@ -13,18 +13,18 @@ static inline int32_t tsm_clamp(int32_t x, int32_t lo, int32_t hi)
 }
 
 /* gemmlowp's SaturatingRoundingDoublingHighMul: (a * b * 2) >> 32 rounded half away from
- * zero; the only overflow, INT32_MIN * INT32_MIN, saturates. */
+ * zero; the only overflow, INT32_MIN * INT32_MIN, saturates. gemmlowp adds a nudge of 2^30
+ * (1 - 2^30 for a negative product) and divides by 2^31 truncating toward zero. For a
+ * negative product truncation is a ceiling, and ceil((ab + 1 - 2^30) / 2^31) equals
+ * floor((ab + 2^30) / 2^31); for the others it is that floor too. So one add and one
+ * arithmetic shift give the same bits as the division, in a few instructions (SMLAL). */
 static inline int32_t tsm_sat_rounding_doubling_high_mul(int32_t a, int32_t b)
 {
-    int64_t ab;
-    int64_t nudge;
     if (a == b && a == INT32_MIN) {
         return INT32_MAX;
     }
-    ab = (int64_t)a * (int64_t)b;
-    nudge = ab >= 0 ? (1LL << 30) : (1 - (1LL << 30));
-    /* C division truncates toward zero, which is what the reference kernels rely on. */
-    return (int32_t)((ab + nudge) / (1LL << 31));
+    /* >> on a negative int64 is arithmetic on every compiler we target (gcc, clang). */
+    return (int32_t)(((int64_t)a * (int64_t)b + (1LL << 30)) >> 31);
 }
 
 /* Division by 2^exponent rounding half away from zero (gemmlowp's RoundingDivideByPOT). */

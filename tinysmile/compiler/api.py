@@ -100,6 +100,10 @@ def generate(
                 params_name = f"{view.name}_params" + (f"_{k}" if len(parts) > 1 else "")
                 args = [f"&{params_name}"] + [_pointer(prog, t) for t in part.inputs]
                 args.append(view.output_ptr)
+                if part.scratch is not None:
+                    at = prog.plan.scratch_offset(layer.op.index)
+                    assert at is not None, "a kernel takes scratch the planner did not place"
+                    args.append(f"({part.scratch} *)(void *)(arena + {at})")
                 view.calls.append(
                     _Call(
                         part.params_type,
@@ -109,6 +113,7 @@ def generate(
                     )
                 )
             if layer.spec.kernel and layer.spec.kernel not in kernels:
+                # a variant lives in its op's kernel file: tsm_conv2d.c has tsm_conv2d_tiled
                 kernels.append(layer.spec.kernel)
         elif perturb_layer == layer.position:
             raise TinysmileError(f"--perturb-layer {perturb_layer}: that layer has no weights")
@@ -119,6 +124,7 @@ def generate(
                 "layer": layer.position,
                 "op": layer.op.index,
                 "kind": layer.op.kind,
+                "variant": layer.params.get("variant", "generic"),
                 "output_shape": list(out.shape),
                 "macs": layer.spec.macs(g, layer.op),
                 "weights_bytes": weights,
@@ -200,9 +206,11 @@ def compile_model(
     prefix: str = "model",
     layer_hooks: bool = False,  # hooks are compiled in by -DTSM_LAYER_HOOKS; kept for callers
     perturb_layer: int | None = None,
+    portable: bool = False,
 ) -> CompileResult:
-    """Compile a full-int8 .tflite; writes nothing when the model is refused."""
-    prog = build_program(model)
+    """Compile a full-int8 .tflite; writes nothing when the model is refused. portable=True
+    puts every layer on its generic kernel (see build_program)."""
+    prog = build_program(model, portable=portable)
     c_text, h_text, kernels, report = generate(prog, prefix, perturb_layer)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

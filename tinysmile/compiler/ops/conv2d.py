@@ -16,6 +16,7 @@ from tinysmile.compiler.ops.base import (
     fail,
     int_fields,
     require_int8,
+    window_lead,
 )
 from tinysmile.compiler.quant import activation_range, quantize_multiplier_array, requantize
 
@@ -159,6 +160,48 @@ def weight_arrays(name: str, g: Graph, op: Op, p: dict[str, Any]) -> tuple[list,
     return arrays, fields
 
 
+def folded_bias(p: dict[str, Any], filter_2d: np.ndarray) -> np.ndarray:
+    """bias + input_offset * sum(w) per output channel (int64): the input zero point's
+    share of every window, added once here instead of once per tap on the device."""
+    return p["bias"] + p["input_offset"] * filter_2d.astype(np.int64).sum(axis=1)
+
+
+def fits_int32(values: np.ndarray) -> bool:
+    return bool(np.all((values >= -(2**31)) & (values < 2**31)))
+
+
+def dsp_order(filter_2d: np.ndarray) -> np.ndarray:
+    """[rows, depth] int8 -> [rows, depth rounded up to 4], zero-padded, each group of four
+    taps stored w0 w2 w1 w3: SXTB16 of the word then yields (w0, w1) and, with ROR 8,
+    (w2, w3), the order of the int16 columns the tiled kernels multiply them with."""
+    rows, depth = filter_2d.shape
+    padded = np.zeros((rows, -(-depth // 4) * 4), dtype=np.int8)
+    padded[:, :depth] = filter_2d
+    return padded.reshape(rows, -1, 4)[:, :, [0, 2, 1, 3]].reshape(rows, -1)
+
+
+TILED_FIELDS = [
+    "batches",
+    "input_h",
+    "input_w",
+    "input_c",
+    "output_h",
+    "output_w",
+    "output_c",
+    "filter_h",
+    "filter_w",
+    "stride_h",
+    "stride_w",
+    "pad_h",
+    "pad_w",
+    "depth",
+    "input_zero_point",
+    "output_offset",
+    "activation_min",
+    "activation_max",
+]
+
+
 class Conv2D(OpDef):
     kinds = ("CONV_2D",)
     kernel = "conv2d"
@@ -186,7 +229,52 @@ class Conv2D(OpDef):
         acc = np.einsum("nhwijc,oijc->nhwo", win, p["filter"].astype(np.int64), optimize=True)
         return finish(acc + p["bias"], p)
 
+    def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
+        # Every shape goes tiled (1-channel first layers, 1x1 and 3x3 alike: the column
+        # gathering costs O(window) per pixel, the MACs O(window * output_c)), unless the
+        # folded bias would not fit the int32 it is stored in.
+        return "tiled" if fits_int32(folded_bias(p, self._filter_2d(p))) else "generic"
+
+    def scratch_bytes(self, g: Graph, op: Op, p: dict[str, Any]) -> int:
+        if p.get("variant") != "tiled":
+            return 0
+        return 2 * self._depth(p) * 2  # two int16 columns
+
+    def inplace_lead(self, g: Graph, op: Op, p: dict[str, Any]) -> int | None:
+        return window_lead(p, p["input_c"], p["output_c"])
+
+    @staticmethod
+    def _filter_2d(p: dict[str, Any]) -> np.ndarray:
+        return p["filter"].reshape(p["filter"].shape[0], -1)
+
+    @staticmethod
+    def _depth(p: dict[str, Any]) -> int:
+        return -(-(p["filter_h"] * p["filter_w"] * p["input_c"]) // 4) * 4
+
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
+        if p.get("variant") == "tiled":
+            w2d = self._filter_2d(p)
+            arrays = [
+                CArray(f"{name}_filter", dsp_order(w2d)),
+                CArray(f"{name}_bias", folded_bias(p, w2d).astype(np.int32)),
+                CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
+                CArray(f"{name}_shift", p["shift"].astype(np.int32)),
+            ]
+            q = {**p, "depth": self._depth(p), "input_zero_point": -p["input_offset"]}
+            return Emitted(
+                kernel="tsm_conv2d_tiled",
+                params_type="tsm_conv2d_tiled_params_t",
+                fields=int_fields(q, TILED_FIELDS)
+                + [
+                    ("filter", arrays[0].name),
+                    ("bias", arrays[1].name),
+                    ("output_multiplier", arrays[2].name),
+                    ("output_shift", arrays[3].name),
+                ],
+                arrays=arrays,
+                inputs=[op.inputs[0]],
+                scratch="int16_t",
+            )
         arrays, fields = weight_arrays(name, g, op, p)
         return Emitted(
             kernel="tsm_conv2d",
