@@ -53,7 +53,7 @@ void tsm_conv2d(const tsm_conv2d_params_t *p, const int8_t *input, int8_t *outpu
 
 /* n int8 values to int16. With DSP: SXTB16 splits a word into its even and odd bytes, and
  * two packs restore the order, 4 values in 7 instructions instead of 8 loads and stores. */
-static void tsm_widen(const int8_t *src, int16_t *dst, int32_t n)
+static inline void tsm_widen(const int8_t *src, int16_t *dst, int32_t n)
 {
     int32_t i = 0;
 #if TSM_DSP
@@ -70,21 +70,30 @@ static void tsm_widen(const int8_t *src, int16_t *dst, int32_t n)
     }
 }
 
-/* The window of output pixel (oy, ox) as one int16 column of p->depth values: taps
- * outside the input hold the input zero point (the folded bias cancels them exactly, as
- * the reference skips them), the tail past filter_h * filter_w * input_c holds zeros (its
- * weights are zero). */
-static void tsm_conv2d_gather(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
-                              int32_t oy, int32_t ox, int16_t *col)
+/* The window of output pixel (oy, ox) as one int16 column: taps outside the input hold
+ * the input zero point (the folded bias cancels them exactly, as the reference skips
+ * them). The tail past filter_h * filter_w * input_c is zeroed once per call by the
+ * caller (its weights are zero too). */
+static inline void tsm_conv2d_gather(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
+                                     int32_t oy, int32_t ox, int16_t *col)
 {
     const int32_t c = p->input_c;
     const int32_t row_len = p->filter_w * c;
+    const int32_t in_row = p->input_w * c;
     const int16_t pad = (int16_t)p->input_zero_point;
     const int32_t iy0 = oy * p->stride_h - p->pad_h;
     const int32_t ix0 = ox * p->stride_w - p->pad_w;
     const int32_t x_inside = ix0 >= 0 && ix0 + p->filter_w <= p->input_w;
     int16_t *dst = col;
     int32_t ky, kx, i;
+    if (x_inside && iy0 >= 0 && iy0 + p->filter_h <= p->input_h) {
+        /* interior: each row of the window is row_len contiguous input bytes */
+        const int8_t *src = in_b + iy0 * in_row + ix0 * c;
+        for (ky = 0; ky < p->filter_h; ++ky, dst += row_len, src += in_row) {
+            tsm_widen(src, dst, row_len);
+        }
+        return;
+    }
     for (ky = 0; ky < p->filter_h; ++ky, dst += row_len) {
         const int32_t iy = iy0 + ky;
         if (iy < 0 || iy >= p->input_h) {
@@ -92,8 +101,7 @@ static void tsm_conv2d_gather(const tsm_conv2d_tiled_params_t *p, const int8_t *
                 dst[i] = pad;
             }
         } else if (x_inside) {
-            /* an interior row of the window is row_len contiguous input bytes */
-            tsm_widen(in_b + (iy * p->input_w + ix0) * c, dst, row_len);
+            tsm_widen(in_b + iy * in_row + ix0 * c, dst, row_len);
         } else {
             for (kx = 0; kx < p->filter_w; ++kx) {
                 const int32_t ix = ix0 + kx;
@@ -102,21 +110,20 @@ static void tsm_conv2d_gather(const tsm_conv2d_tiled_params_t *p, const int8_t *
                         dst[kx * c + i] = pad;
                     }
                 } else {
-                    tsm_widen(in_b + (iy * p->input_w + ix) * c, dst + kx * c, c);
+                    tsm_widen(in_b + iy * in_row + ix * c, dst + kx * c, c);
                 }
             }
         }
-    }
-    for (i = p->filter_h * row_len; i < p->depth; ++i) {
-        col[i] = 0;
     }
 }
 
 static inline int8_t tsm_conv2d_tiled_out(const tsm_conv2d_tiled_params_t *p, int32_t acc,
                                           int32_t oc)
 {
-    acc = tsm_requantize(acc, p->output_multiplier[oc], p->output_shift[oc]) + p->output_offset;
-    return (int8_t)tsm_clamp(acc, p->activation_min, p->activation_max);
+    acc = tsm_requantize_q31(acc, p->output_multiplier[oc], p->output_shift[oc]);
+    acc += p->output_offset;
+    acc = TSM_MAX(acc, p->activation_min);
+    return (int8_t)TSM_MIN(acc, p->activation_max);
 }
 
 /* Pixels go in pairs in raster order and every read of a pair comes before its writes,
@@ -130,18 +137,30 @@ void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
     int16_t *const col0 = scratch;
     int16_t *const col1 = scratch + depth;
     int32_t b, px, oc, k;
+    for (k = p->filter_h * p->filter_w * p->input_c; k < depth; ++k) {
+        col0[k] = 0;
+        col1[k] = 0;
+    }
     for (b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * p->input_h * p->input_w * p->input_c;
         int8_t *out_b = output + b * pixels * p->output_c;
+        int32_t oy = 0, ox = 0;
         for (px = 0; px < pixels; px += 2) {
             const int32_t two = px + 1 < pixels;
             const int16_t *x1 = two ? col1 : col0;
             int8_t *o0 = out_b + px * p->output_c;
             int8_t *o1 = o0 + p->output_c;
-            tsm_conv2d_gather(p, in_b, px / p->output_w, px % p->output_w, col0);
+            tsm_conv2d_gather(p, in_b, oy, ox, col0);
+            if (++ox == p->output_w) {
+                ox = 0;
+                ++oy;
+            }
             if (two) {
-                tsm_conv2d_gather(p, in_b, (px + 1) / p->output_w, (px + 1) % p->output_w,
-                                  col1);
+                tsm_conv2d_gather(p, in_b, oy, ox, col1);
+                if (++ox == p->output_w) {
+                    ox = 0;
+                    ++oy;
+                }
             }
             for (oc = 0; oc < p->output_c; oc += 2) {
                 const int32_t pair = oc + 1 < p->output_c;
