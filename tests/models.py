@@ -130,6 +130,26 @@ def build_mobilenet_block() -> bytes:
     return cached("mobilenet_block", _mobilenet_block, (1, 32, 32, 3))
 
 
+def _kernel_shapes(tf, x):
+    L = tf.keras.layers
+    x = L.Conv2D(7, 3, strides=2, padding="same", activation="relu")(x)  # 1-channel first
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)  # 3x3, stride 1
+    y = L.Conv2D(7, 1, activation="relu")(x)  # pointwise, odd channel count
+    x = L.Add()([x, y])  # residual
+    x = L.DepthwiseConv2D(3, strides=2, padding="same")(x)  # 3x3, stride 2
+    x = L.Conv2D(12, 1)(x)
+    x = L.MaxPooling2D(2, padding="same")(x)  # 12 channels: the 4-lane variant
+    x = L.Conv2D(5, 3, activation="relu")(x)  # VALID, odd
+    return L.Dense(3)(L.Flatten()(x))  # dense head
+
+
+def build_kernel_shapes() -> bytes:
+    """The shapes the specialised kernels are chosen for, in one small model: a 1-channel
+    first conv, depthwise 3x3 at stride 1 and 2, pointwise 1x1, a residual ADD, odd
+    channel counts, a 4-lane max pool and a dense head (20x20x1 input)."""
+    return cached("kernel_shapes", _kernel_shapes, (1, 20, 20, 1))
+
+
 def with_last_op_as_int8_quantize(model: bytes, scale_factor: float, zero_point: int) -> bytes:
     """Rewrite a model's last (elementwise, int8) op into an int8 -> int8 QUANTIZE with a
     new output quantization: Keras never emits one, LiteRT runs it."""

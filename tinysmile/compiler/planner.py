@@ -187,26 +187,35 @@ def _place(groups: list[Group], order: list[int], overlaps: list[tuple[int, int,
     offsets: dict[int, int] = {}
     for k in order:
         grp = groups[k]
-        live = [
-            j for j in offsets if groups[j].first <= grp.last and grp.first <= groups[j].last
-        ]
+        live = [j for j in offsets if groups[j].first <= grp.last and grp.first <= groups[j].last]
         candidates = {0}
         for j in live:
             candidates.add(_align(offsets[j] + groups[j].size))
             if (j, k) in below:  # k is the input of j's op: k may start lead past j
                 candidates.add(max(0, _align(offsets[j] + below[(j, k)])))
 
-        def fits(at: int) -> bool:
-            for j in live:
-                o, sz = offsets[j], groups[j].size
-                if at + grp.size <= o or o + sz <= at:
-                    continue
-                if (k, j) in below and at + below[(k, j)] <= o:
-                    continue
-                if (j, k) in below and o + below[(j, k)] <= at:
-                    continue
-                return False
-            return True
-
-        offsets[k] = next(at for at in sorted(candidates) if fits(at))
+        offsets[k] = next(
+            at for at in sorted(candidates) if _fits(groups, offsets, below, k, live, at)
+        )
     return offsets
+
+
+def _fits(
+    groups: list[Group],
+    offsets: dict[int, int],
+    below: dict[tuple[int, int], int],
+    k: int,
+    live: list[int],
+    at: int,
+) -> bool:
+    size = groups[k].size
+    for j in live:
+        o, sz = offsets[j], groups[j].size
+        if at + size <= o or o + sz <= at:
+            continue
+        if (k, j) in below and at + below[(k, j)] <= o:
+            continue
+        if (j, k) in below and o + below[(j, k)] <= at:
+            continue
+        return False
+    return True
