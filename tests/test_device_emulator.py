@@ -46,13 +46,14 @@ def state_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):
-    from models import build_mobilenet_block, build_smile_like
+    from models import build_kernel_shapes, build_mobilenet_block, build_smile_like
 
     d = tmp_path_factory.mktemp("models")
     out = {}
     for name, build in (
         ("smile_like", build_smile_like),
         ("mobilenet_block", build_mobilenet_block),
+        ("kernel_shapes", build_kernel_shapes),
     ):
         path = d / f"{name}.tflite"
         path.write_bytes(build())
@@ -119,7 +120,9 @@ def _verify(built: Built, client, n: int, seed: int = 0):
     return verify(client, built.project.bundle.model_path, built.host.program, report, inputs)
 
 
-@pytest.mark.parametrize("name", ["smile_like", "mobilenet_block"])
+# kernel_shapes: the DSP variants (SXTB16/SMLAD, SSUB8/SEL) on the shapes they are chosen
+# for; the host tests run the same kernels with the instructions' C twins.
+@pytest.mark.parametrize("name", ["smile_like", "mobilenet_block", "kernel_shapes"])
 def test_bit_exact_on_the_emulator(firmware, name):
     built = firmware(name)
     with running(built) as client:
@@ -133,6 +136,7 @@ def test_bit_exact_on_the_emulator(firmware, name):
     assert res.mismatches == []
     assert res.matched == SAMPLES
     assert res.ok
+    assert "tiled" in {r["variant"] for r in built.host.report["layers"]}
 
 
 def _weighted_layers(report) -> list[int]:
