@@ -23,4 +23,11 @@ typedef struct {
 void tsm_depthwise_conv2d(const tsm_depthwise_conv2d_params_t *p, const int8_t *input,
                           int8_t *output);
 
+/* The "3x3" variant (3x3 filter, depth multiplier 1), same params with another layout:
+ * filter is [channel][9] (taps row by row), bias is bias - input_zero_point * sum(filter)
+ * (input_offset still says -input_zero_point: padded taps read the zero point). Interior
+ * pixels take a loop without bounds checks. */
+void tsm_depthwise_conv2d_3x3(const tsm_depthwise_conv2d_params_t *p, const int8_t *input,
+                              int8_t *output);
+
 #endif

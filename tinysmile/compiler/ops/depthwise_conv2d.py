@@ -6,13 +6,16 @@ from typing import Any
 
 import numpy as np
 
+from tinysmile.compiler.clits import CArray
 from tinysmile.compiler.ir import Graph, Op
-from tinysmile.compiler.ops.base import Emitted, OpDef, fail, int_fields
+from tinysmile.compiler.ops.base import Emitted, OpDef, fail, int_fields, window_lead
 from tinysmile.compiler.ops.conv2d import (
     SPATIAL_FIELDS,
     bias_of,
     channel_multipliers,
     finish,
+    fits_int32,
+    folded_bias,
     padded_windows,
     spatial_params,
     validate_spatial,
@@ -50,7 +53,45 @@ class DepthwiseConv2D(OpDef):
         acc = np.einsum("nhwijc,ijc->nhwc", win, p["filter"][0].astype(np.int64), optimize=True)
         return finish(acc + p["bias"], p)
 
+    @staticmethod
+    def _per_channel(p: dict[str, Any]) -> np.ndarray:
+        """[1, H, W, C] -> [C, H * W]: each channel's taps together, row by row."""
+        return p["filter"][0].reshape(-1, p["output_c"]).T.copy()
+
+    def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
+        if (
+            (p["filter_h"], p["filter_w"]) == (3, 3)
+            and p["depth_multiplier"] == 1
+            and fits_int32(folded_bias(p, self._per_channel(p)))
+        ):
+            return "3x3"
+        return "generic"
+
+    def inplace_lead(self, g: Graph, op: Op, p: dict[str, Any]) -> int | None:
+        return window_lead(p, p["input_c"], p["output_c"])
+
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
+        if p.get("variant") == "3x3":
+            w = self._per_channel(p)
+            arrays = [
+                CArray(f"{name}_filter", w.astype(np.int8)),
+                CArray(f"{name}_bias", folded_bias(p, w).astype(np.int32)),
+                CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
+                CArray(f"{name}_shift", p["shift"].astype(np.int32)),
+            ]
+            return Emitted(
+                kernel="tsm_depthwise_conv2d_3x3",
+                params_type="tsm_depthwise_conv2d_params_t",
+                fields=int_fields(p, SPATIAL_FIELDS + ["depth_multiplier"])
+                + [
+                    ("filter", arrays[0].name),
+                    ("bias", arrays[1].name),
+                    ("output_multiplier", arrays[2].name),
+                    ("output_shift", arrays[3].name),
+                ],
+                arrays=arrays,
+                inputs=[op.inputs[0]],
+            )
         arrays, fields = weight_arrays(name, g, op, p)
         return Emitted(
             kernel="tsm_depthwise_conv2d",
