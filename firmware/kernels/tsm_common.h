@@ -49,17 +49,24 @@ static inline int32_t tsm_requantize(int32_t x, int32_t multiplier, int32_t shif
 }
 
 /* tsm_requantize for the multipliers the compiler makes (0, or in [2^30, 2^31): never
- * INT32_MIN, so the saturating case cannot occur), with the rounding shift written
- * branch-free; the same bits, fewer instructions in the kernels' innermost epilogues. */
+ * INT32_MIN, so the saturating case cannot occur), in fewer instructions. Same bits: for
+ * a right shift e >= 1 gemmlowp's rounding is floor((h + 2^(e-1) - [h < 0]) / 2^e) on
+ * the high multiply h; with h' = h - [h < 0] that is floor((h' + 2^(e-1)) / 2^e), which
+ * is h' >> e plus bit e - 1 of h' (no sum that could overflow). */
 static inline int32_t tsm_requantize_q31(int32_t x, int32_t multiplier, int32_t shift)
 {
-    const int32_t left_shift = shift > 0 ? shift : 0;
-    const int32_t right_shift = shift > 0 ? 0 : -shift;
-    const int32_t shifted = (int32_t)((uint32_t)x << left_shift);
-    const int32_t high = (int32_t)(((int64_t)shifted * (int64_t)multiplier + (1LL << 30)) >> 31);
-    const int32_t mask = (int32_t)((1u << right_shift) - 1u);
-    const int32_t threshold = (mask >> 1) + (int32_t)((uint32_t)high >> 31);
-    return (high >> right_shift) + ((high & mask) > threshold ? 1 : 0);
+    if (shift < 0) {
+        const int32_t e = -shift;
+        /* >> on a negative int64/int32 is arithmetic on every compiler we target */
+        const int32_t h = (int32_t)(((int64_t)x * (int64_t)multiplier + (1LL << 30)) >> 31);
+        const int32_t h1 = h + (h >> 31);
+        return (h1 >> e) + ((h1 >> (e - 1)) & 1);
+    }
+    /* no right shift: the high multiply of the left-shifted value (which wraps as the
+     * reference's does) is the result */
+    return (int32_t)(((int64_t)(int32_t)((uint32_t)x << shift) * (int64_t)multiplier +
+                      (1LL << 30)) >>
+                     31);
 }
 
 /* The same product rounded once, half up, in 64 bits: what LiteRT's reference
