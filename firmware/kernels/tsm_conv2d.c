@@ -3,6 +3,8 @@
 #include "tsm_common.h"
 #include "tsm_dsp.h"
 
+#include <string.h>
+
 /* Portable reference path. Taps outside the input are skipped, which equals padding with
  * the input zero point; the accumulator is int32 as in TFLite (a 5x5x64 int8 window sums
  * at most 1600 * 255 * 128 in magnitude, far from overflow). */
@@ -51,67 +53,91 @@ void tsm_conv2d(const tsm_conv2d_params_t *p, const int8_t *input, int8_t *outpu
 
 /* ---- tiled variant ---------------------------------------------------------------------- */
 
-/* n int8 values to int16. With DSP: SXTB16 splits a word into its even and odd bytes, and
- * two packs restore the order, 4 values in 7 instructions instead of 8 loads and stores. */
-static inline void tsm_widen(const int8_t *src, int16_t *dst, int32_t n)
+/* The two pixels' int16 columns are interleaved word by word, so that one LDM fetches
+ * what a group of 4 taps needs for both: for taps 4g..4g+3 the words are
+ * [pixel 0 taps 0-1, pixel 1 taps 0-1, pixel 0 taps 2-3, pixel 1 taps 2-3]. */
+static inline void tsm_col_put(uint32_t *col, int32_t slot, int32_t tap, int16_t value)
+{
+    int16_t *half = (int16_t *)(void *)(col + (tap >> 2) * 4 + ((tap >> 1) & 1) * 2 + slot);
+    memcpy(half + (tap & 1), &value, sizeof value);
+}
+
+/* Window taps [tap, tap + n) from n int8 values; tap and n multiples of 4 take words. */
+static inline void tsm_col_widen(uint32_t *col, int32_t slot, int32_t tap, const int8_t *src,
+                                 int32_t n)
 {
     int32_t i = 0;
-#if TSM_DSP
-    for (; i + 4 <= n; i += 4) {
-        const uint32_t w = tsm_read_u32(src + i);
-        const uint32_t even = tsm_sxtb16(w);
-        const uint32_t odd = tsm_sxtb16_ror8(w);
-        tsm_write_u32(dst + i, (even & 0xFFFFu) | (odd << 16));
-        tsm_write_u32(dst + i + 2, (even >> 16) | (odd & 0xFFFF0000u));
+    if (((tap | n) & 3) == 0) {
+        uint32_t *dst = col + tap + slot;
+        for (; i < n; i += 4, dst += 4) {
+            const uint32_t w = tsm_read_u32(src + i);
+            const uint32_t even = tsm_sxtb16(w);     /* bytes 0 and 2 */
+            const uint32_t odd = tsm_sxtb16_ror8(w); /* bytes 1 and 3 */
+            dst[0] = (even & 0xFFFFu) | (odd << 16);
+            dst[2] = (even >> 16) | (odd & 0xFFFF0000u);
+        }
+        return;
     }
-#endif
     for (; i < n; ++i) {
-        dst[i] = src[i];
+        tsm_col_put(col, slot, tap + i, src[i]);
     }
 }
 
-/* The window of output pixel (oy, ox) as one int16 column: taps outside the input hold
+/* Where window element j of row ky (j = kx * input_c + ic) sits in the column. Each row's
+ * first row_len & ~3 elements come in row order, so that they widen a word at a time; the
+ * rows' remainders follow all of them (a 5x5 single-channel window: 5 runs of 4, then the
+ * 5 last taps). The compiler orders the filter the same way. */
+static inline int32_t tsm_conv2d_tap(const tsm_conv2d_tiled_params_t *p, int32_t ky, int32_t j)
+{
+    const int32_t row_len = p->filter_w * p->input_c;
+    const int32_t row4 = row_len & ~3;
+    if (j < row4) {
+        return ky * row4 + j;
+    }
+    return p->filter_h * row4 + ky * (row_len - row4) + (j - row4);
+}
+
+/* The window of output pixel (oy, ox) into column `slot`: taps outside the input hold
  * the input zero point (the folded bias cancels them exactly, as the reference skips
- * them). The tail past filter_h * filter_w * input_c is zeroed once per call by the
- * caller (its weights are zero too). */
+ * them). Taps past filter_h * filter_w * input_c stay zero (set once per call). */
 static inline void tsm_conv2d_gather(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
-                                     int32_t oy, int32_t ox, int16_t *col)
+                                     int32_t oy, int32_t ox, uint32_t *col, int32_t slot)
 {
     const int32_t c = p->input_c;
     const int32_t row_len = p->filter_w * c;
+    const int32_t row4 = row_len & ~3;
+    const int32_t rem = row_len - row4;
     const int32_t in_row = p->input_w * c;
     const int16_t pad = (int16_t)p->input_zero_point;
     const int32_t iy0 = oy * p->stride_h - p->pad_h;
     const int32_t ix0 = ox * p->stride_w - p->pad_w;
     const int32_t x_inside = ix0 >= 0 && ix0 + p->filter_w <= p->input_w;
-    int16_t *dst = col;
     int32_t ky, kx, i;
     if (x_inside && iy0 >= 0 && iy0 + p->filter_h <= p->input_h) {
         /* interior: each row of the window is row_len contiguous input bytes */
         const int8_t *src = in_b + iy0 * in_row + ix0 * c;
-        for (ky = 0; ky < p->filter_h; ++ky, dst += row_len, src += in_row) {
-            tsm_widen(src, dst, row_len);
+        int32_t tail = p->filter_h * row4;
+        for (ky = 0; ky < p->filter_h; ++ky, src += in_row) {
+            tsm_col_widen(col, slot, ky * row4, src, row4);
+            for (i = 0; i < rem; ++i) {
+                tsm_col_put(col, slot, tail++, src[row4 + i]);
+            }
         }
         return;
     }
-    for (ky = 0; ky < p->filter_h; ++ky, dst += row_len) {
+    for (ky = 0; ky < p->filter_h; ++ky) {
         const int32_t iy = iy0 + ky;
-        if (iy < 0 || iy >= p->input_h) {
-            for (i = 0; i < row_len; ++i) {
-                dst[i] = pad;
+        for (kx = 0; kx < p->filter_w; ++kx) {
+            const int32_t ix = ix0 + kx;
+            const int32_t inside = iy >= 0 && iy < p->input_h && ix >= 0 && ix < p->input_w;
+            const int8_t *src = in_b + (inside ? iy * in_row + ix * c : 0);
+            if (rem == 0 && inside) {
+                /* input_c % 4 == 0: the tap's channels are whole words of the column */
+                tsm_col_widen(col, slot, ky * row4 + kx * c, src, c);
+                continue;
             }
-        } else if (x_inside) {
-            tsm_widen(in_b + iy * in_row + ix0 * c, dst, row_len);
-        } else {
-            for (kx = 0; kx < p->filter_w; ++kx) {
-                const int32_t ix = ix0 + kx;
-                if (ix < 0 || ix >= p->input_w) {
-                    for (i = 0; i < c; ++i) {
-                        dst[kx * c + i] = pad;
-                    }
-                } else {
-                    tsm_widen(in_b + iy * in_row + ix * c, dst + kx * c, c);
-                }
+            for (i = 0; i < c; ++i) {
+                tsm_col_put(col, slot, tsm_conv2d_tap(p, ky, kx * c + i), inside ? src[i] : pad);
             }
         }
     }
@@ -128,18 +154,17 @@ static inline int8_t tsm_conv2d_tiled_out(const tsm_conv2d_tiled_params_t *p, in
 
 /* Pixels go in pairs in raster order and every read of a pair comes before its writes,
  * which is what the planner's in-place proof assumes. An odd last pixel (or channel) is
- * computed twice from the same column and stored once. */
+ * computed from a stale (or zero) column and not stored. */
 void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, int8_t *output,
-                      int16_t *scratch)
+                      uint32_t *scratch)
 {
     const int32_t pixels = p->output_h * p->output_w;
     const int32_t depth = p->depth;
-    int16_t *const col0 = scratch;
-    int16_t *const col1 = scratch + depth;
+    const uint32_t *const col_end = scratch + depth;
     int32_t b, px, oc, k;
-    for (k = p->filter_h * p->filter_w * p->input_c; k < depth; ++k) {
-        col0[k] = 0;
-        col1[k] = 0;
+    /* the zero tail past the window, and a defined second column for an odd last pixel */
+    for (k = 0; k < depth; ++k) {
+        scratch[k] = 0;
     }
     for (b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * p->input_h * p->input_w * p->input_c;
@@ -147,16 +172,16 @@ void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
         int32_t oy = 0, ox = 0;
         for (px = 0; px < pixels; px += 2) {
             const int32_t two = px + 1 < pixels;
-            const int16_t *x1 = two ? col1 : col0;
             int8_t *o0 = out_b + px * p->output_c;
             int8_t *o1 = o0 + p->output_c;
-            tsm_conv2d_gather(p, in_b, oy, ox, col0);
+            const uint32_t *w = p->filter;
+            tsm_conv2d_gather(p, in_b, oy, ox, scratch, 0);
             if (++ox == p->output_w) {
                 ox = 0;
                 ++oy;
             }
             if (two) {
-                tsm_conv2d_gather(p, in_b, oy, ox, col1);
+                tsm_conv2d_gather(p, in_b, oy, ox, scratch, 1);
                 if (++ox == p->output_w) {
                     ox = 0;
                     ++oy;
@@ -164,34 +189,33 @@ void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
             }
             for (oc = 0; oc < p->output_c; oc += 2) {
                 const int32_t pair = oc + 1 < p->output_c;
-                const int8_t *wa = p->filter + oc * depth;
-                const int8_t *wb = pair ? wa + depth : wa;
+                const uint32_t *x = scratch;
                 int32_t a00 = p->bias[oc];
                 int32_t a01 = a00;
                 int32_t a10 = p->bias[oc + pair];
                 int32_t a11 = a10;
-                for (k = 0; k < depth; k += 4) {
-                    /* taps stored w0 w2 w1 w3: SXTB16 gives (w0, w1), with ROR 8 (w2, w3),
-                     * the order of the int16 column's words */
-                    const uint32_t wa_raw = tsm_read_u32(wa + k);
-                    const uint32_t wb_raw = tsm_read_u32(wb + k);
-                    const uint32_t wa01 = tsm_sxtb16(wa_raw);
-                    const uint32_t wa23 = tsm_sxtb16_ror8(wa_raw);
-                    const uint32_t wb01 = tsm_sxtb16(wb_raw);
-                    const uint32_t wb23 = tsm_sxtb16_ror8(wb_raw);
-                    uint32_t x01 = tsm_read_u32(col0 + k);
-                    uint32_t x23 = tsm_read_u32(col0 + k + 2);
-                    a00 = tsm_smlad(wa01, x01, a00);
-                    a00 = tsm_smlad(wa23, x23, a00);
-                    a10 = tsm_smlad(wb01, x01, a10);
-                    a10 = tsm_smlad(wb23, x23, a10);
-                    x01 = tsm_read_u32(x1 + k);
-                    x23 = tsm_read_u32(x1 + k + 2);
-                    a01 = tsm_smlad(wa01, x01, a01);
-                    a01 = tsm_smlad(wa23, x23, a01);
-                    a11 = tsm_smlad(wb01, x01, a11);
-                    a11 = tsm_smlad(wb23, x23, a11);
-                }
+                do {
+                    /* 4 taps of 2 channels (w0 w2 w1 w3 each: SXTB16 gives (w0, w1), with
+                     * ROR 8 (w2, w3)) times 4 taps of 2 pixels: 16 MACs in 8 SMLADs */
+                    const uint32_t x0_01 = x[0];
+                    const uint32_t x1_01 = x[1];
+                    const uint32_t x0_23 = x[2];
+                    const uint32_t x1_23 = x[3];
+                    uint32_t w01 = tsm_sxtb16(w[0]);
+                    uint32_t w23 = tsm_sxtb16_ror8(w[0]);
+                    a00 = tsm_smlad(w01, x0_01, a00);
+                    a00 = tsm_smlad(w23, x0_23, a00);
+                    a01 = tsm_smlad(w01, x1_01, a01);
+                    a01 = tsm_smlad(w23, x1_23, a01);
+                    w01 = tsm_sxtb16(w[1]);
+                    w23 = tsm_sxtb16_ror8(w[1]);
+                    a10 = tsm_smlad(w01, x0_01, a10);
+                    a10 = tsm_smlad(w23, x0_23, a10);
+                    a11 = tsm_smlad(w01, x1_01, a11);
+                    a11 = tsm_smlad(w23, x1_23, a11);
+                    x += 4;
+                    w += 2;
+                } while (x < col_end);
                 o0[oc] = tsm_conv2d_tiled_out(p, a00, oc);
                 if (pair) {
                     o0[oc + 1] = tsm_conv2d_tiled_out(p, a10, oc + 1);

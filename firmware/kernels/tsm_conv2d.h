@@ -36,14 +36,16 @@ typedef struct {
     int32_t input_zero_point;
     int32_t output_offset;
     int32_t activation_min, activation_max;
-    const int8_t *filter; /* [output_c][depth]; every 4 taps stored as w0 w2 w1 w3, zero tail */
+    /* words: for each pair of output channels, for each group of 4 taps, channel oc's 4
+     * bytes then oc + 1's (zero for an odd last channel), each stored w0 w2 w1 w3 */
+    const uint32_t *filter;
     const int32_t *bias;  /* bias - input_zero_point * sum(filter[oc]) */
     const int32_t *output_multiplier;
     const int32_t *output_shift;
 } tsm_conv2d_tiled_params_t;
 
-/* scratch: 2 * depth int16 (4-byte aligned), placed by the compiler's memory planner */
+/* scratch: depth words (two interleaved int16 columns), placed by the memory planner */
 void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, int8_t *output,
-                      int16_t *scratch);
+                      uint32_t *scratch);
 
 #endif

@@ -190,12 +190,16 @@ def _perturb(emitted, layer) -> None:
     one step is often absorbed by rounding or a ReLU clamp and would test nothing.
     """
     for array in [a for part in (emitted.parts or [emitted]) for a in part.arrays]:
-        if array.values.dtype == np.int8 and array.values.size:
-            values = array.values.astype(np.int16).copy()
+        # the tiled kernels' filters are int8 packed into int32 words (<name>_filter)
+        packed = array.values.dtype == np.int32 and array.name.endswith("_filter")
+        if (array.values.dtype == np.int8 or packed) and array.values.size:
+            weights = array.values.view(np.int8) if packed else array.values
+            values = weights.astype(np.int16).copy()
             flat = values.reshape(-1)
             k = int(np.argmax(np.abs(flat)))
             flat[k] = -flat[k] if flat[k] != 0 else 100
-            array.values = np.clip(values, -127, 127).astype(np.int8)
+            new = np.clip(values, -127, 127).astype(np.int8)
+            array.values = new.view(np.int32) if packed else new
             return
     raise TinysmileError(f"--perturb-layer {layer.position}: that layer has no int8 weights")
 

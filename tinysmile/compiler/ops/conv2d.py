@@ -180,6 +180,28 @@ def dsp_order(filter_2d: np.ndarray) -> np.ndarray:
     return padded.reshape(rows, -1, 4)[:, :, [0, 2, 1, 3]].reshape(rows, -1)
 
 
+def tap_order(filter_h: int, row_len: int) -> np.ndarray:
+    """The tiled kernel's order of a window's taps (tsm_conv2d_tap): each row's first
+    row_len rounded down to 4 taps in row order, then every row's remainder, so that the
+    device widens whole words of a row (a 5-wide single-channel row is 4 + 1 taps)."""
+    row4 = row_len - row_len % 4
+    head = [ky * row_len + j for ky in range(filter_h) for j in range(row4)]
+    tail = [ky * row_len + j for ky in range(filter_h) for j in range(row4, row_len)]
+    return np.array(head + tail, dtype=np.int64)
+
+
+def tiled_words(filter_2d: np.ndarray) -> np.ndarray:
+    """The tiled kernel's filter as little-endian words: output channels in pairs (an
+    odd last one paired with zeros), and within a pair, for each group of 4 taps, the
+    first channel's word then the second's, so one LDRD fetches both."""
+    rows = filter_2d.shape[0]
+    w = dsp_order(filter_2d)
+    if rows % 2:
+        w = np.vstack([w, np.zeros((1, w.shape[1]), dtype=np.int8)])
+    groups = w.reshape(-1, 2, w.shape[1] // 4, 4).transpose(0, 2, 1, 3)  # pair, group, ch, 4
+    return np.ascontiguousarray(groups).reshape(-1).view("<i4").astype(np.int32)
+
+
 TILED_FIELDS = [
     "batches",
     "input_h",
@@ -238,7 +260,7 @@ class Conv2D(OpDef):
     def scratch_bytes(self, g: Graph, op: Op, p: dict[str, Any]) -> int:
         if p.get("variant") != "tiled":
             return 0
-        return 2 * self._depth(p) * 2  # two int16 columns
+        return self._depth(p) * 4  # two interleaved int16 columns
 
     def inplace_lead(self, g: Graph, op: Op, p: dict[str, Any]) -> int | None:
         return window_lead(p, p["input_c"], p["output_c"])
@@ -255,7 +277,11 @@ class Conv2D(OpDef):
         if p.get("variant") == "tiled":
             w2d = self._filter_2d(p)
             arrays = [
-                CArray(f"{name}_filter", dsp_order(w2d)),
+                # int32 in C so that the kernel may fetch two words at once (LDRD)
+                CArray(
+                    f"{name}_filter",
+                    tiled_words(w2d[:, tap_order(p["filter_h"], p["filter_w"] * p["input_c"])]),
+                ),
                 CArray(f"{name}_bias", folded_bias(p, w2d).astype(np.int32)),
                 CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
                 CArray(f"{name}_shift", p["shift"].astype(np.int32)),
@@ -266,14 +292,14 @@ class Conv2D(OpDef):
                 params_type="tsm_conv2d_tiled_params_t",
                 fields=int_fields(q, TILED_FIELDS)
                 + [
-                    ("filter", arrays[0].name),
+                    ("filter", f"(const uint32_t *){arrays[0].name}"),
                     ("bias", arrays[1].name),
                     ("output_multiplier", arrays[2].name),
                     ("output_shift", arrays[3].name),
                 ],
                 arrays=arrays,
                 inputs=[op.inputs[0]],
-                scratch="int16_t",
+                scratch="uint32_t",
             )
         arrays, fields = weight_arrays(name, g, op, p)
         return Emitted(
