@@ -86,10 +86,15 @@ def generate(
             output_ptr=_pointer(prog, layer.op.outputs[0]),
             output_size=out.size,
         )
-        emitted = layer.spec.emit(g, layer.op, layer.params, view.name)
+        params = layer.params
+        if perturb_layer == layer.position and "filter" in params:
+            # change the weight itself, so that every array a variant derives from it
+            # (packed filters, folded bias) agrees
+            params = {**params, "filter": _perturbed(params["filter"])}
+        emitted = layer.spec.emit(g, layer.op, params, view.name)
         weights = 0
         if emitted is not None:
-            if perturb_layer == layer.position:
+            if perturb_layer == layer.position and "filter" not in params:
                 _perturb(emitted, layer)
             parts = emitted.parts or [emitted]
             for k, part in enumerate(parts):
@@ -183,6 +188,16 @@ def generate(
     return c_text, h_text, kernels, report
 
 
+def _perturbed(weights: np.ndarray) -> np.ndarray:
+    """The weight with the largest magnitude has its sign flipped: a small weight nudged by
+    one step is often absorbed by rounding or a ReLU clamp and would test nothing."""
+    values = weights.astype(np.int16).copy()
+    flat = values.reshape(-1)
+    k = int(np.argmax(np.abs(flat)))
+    flat[k] = -flat[k] if flat[k] != 0 else 100
+    return np.clip(values, -127, 127).astype(np.int8)
+
+
 def _perturb(emitted, layer) -> None:
     """Test-only: change one weight so that parity checks have something to catch.
 
@@ -190,16 +205,8 @@ def _perturb(emitted, layer) -> None:
     one step is often absorbed by rounding or a ReLU clamp and would test nothing.
     """
     for array in [a for part in (emitted.parts or [emitted]) for a in part.arrays]:
-        # the tiled kernels' filters are int8 packed into int32 words (<name>_filter)
-        packed = array.values.dtype == np.int32 and array.name.endswith("_filter")
-        if (array.values.dtype == np.int8 or packed) and array.values.size:
-            weights = array.values.view(np.int8) if packed else array.values
-            values = weights.astype(np.int16).copy()
-            flat = values.reshape(-1)
-            k = int(np.argmax(np.abs(flat)))
-            flat[k] = -flat[k] if flat[k] != 0 else 100
-            new = np.clip(values, -127, 127).astype(np.int8)
-            array.values = new.view(np.int32) if packed else new
+        if array.values.dtype == np.int8 and array.values.size:
+            array.values = _perturbed(array.values)
             return
     raise TinysmileError(f"--perturb-layer {layer.position}: that layer has no int8 weights")
 
