@@ -139,16 +139,18 @@ def test_bit_exact_on_the_emulator(firmware, name):
     assert "tiled" in {r["variant"] for r in built.host.report["layers"]}
 
 
-def _weighted_layers(report) -> list[int]:
-    return [r["layer"] for r in report["layers"] if r["weights_bytes"] > 0]
+def _first_layer_of(report, kind: str) -> int:
+    return next(r["layer"] for r in report["layers"] if r["kind"] == kind)
 
 
-# Which weighted layer to perturb: ones whose change reaches the outputs of these seeded
-# inputs (a weight change can vanish in pooling or a saturated sigmoid; then nothing is
-# wrong to catch). The first conv of the smile net, the dense layer of the block.
-@pytest.mark.parametrize("name,which", [("smile_like", 0), ("mobilenet_block", 3)])
-def test_perturbed_build_is_caught_at_the_right_layer(firmware, name, which):
-    layer = _weighted_layers(firmware(name).host.report)[which]
+# Which layer to perturb: ones whose change reaches the outputs of these seeded inputs (a
+# weight change can vanish in pooling or a saturated sigmoid; then nothing is wrong to
+# catch). The first conv of the smile net, the dense layer of the block.
+@pytest.mark.parametrize(
+    "name,kind", [("smile_like", "CONV_2D"), ("mobilenet_block", "FULLY_CONNECTED")]
+)
+def test_perturbed_build_is_caught_at_the_right_layer(firmware, name, kind):
+    layer = _first_layer_of(firmware(name).host.report, kind)
     built = firmware(name, perturb_layer=layer)
     with running(built) as client:
         res = _verify(built, client, 16, seed=3)
@@ -246,7 +248,7 @@ def _json_objects(text: str) -> list[str]:
 def test_verify_exit_status_on_mismatch(firmware, models, state_dir):
     from tinysmile.device.commands import run_verify
 
-    layer = _weighted_layers(firmware("smile_like").host.report)[0]
+    layer = _first_layer_of(firmware("smile_like").host.report, "CONV_2D")
     firmware("smile_like", perturb_layer=layer)
     res = run_verify(str(models["smile_like"]), BOARD, None, 16, None, seed=3, perturb_layer=layer)
     assert res["ok"] is False
