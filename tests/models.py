@@ -171,3 +171,21 @@ def with_last_op_as_int8_quantize(model: bytes, scale_factor: float, zero_point:
     builder = flatbuffers.Builder(1024)
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def _edge_ops(tf, x):
+    L = tf.keras.layers
+    x = L.Conv2D(6, 3)(L.ZeroPadding2D(((1, 2), (0, 1)))(x))  # PAD
+    a = L.AveragePooling2D(2, padding="same")(x)  # AVERAGE_POOL_2D
+    # CONCATENATION has no fused activation, so these ReLUs stay standalone ops
+    r = L.ReLU()(L.Concatenate()([L.Conv2D(4, 1)(a), L.Conv2D(2, 3, padding="same")(a)]))
+    r = L.ReLU(max_value=6.0)(L.Concatenate()([r, L.Conv2D(3, 1)(a)]))
+    return L.ReLU()(L.Concatenate()([r, L.Conv2D(2, 1)(a)]))  # becomes a QUANTIZE
+
+
+def build_edge_ops() -> bytes:
+    """The ops the bigger models lack, in one small model: PAD, AVERAGE_POOL_2D,
+    CONCATENATION, standalone RELU and RELU6, and an int8 -> int8 QUANTIZE (the last RELU
+    rewritten), 9x7x3 input."""
+    model = cached("edge_ops", _edge_ops, (1, 9, 7, 3))
+    return with_last_op_as_int8_quantize(model, 1.3, -7)
