@@ -1,6 +1,7 @@
 #include "tsm_depthwise_conv2d.h"
 
 #include "tsm_common.h"
+#include "tsm_dsp.h"
 
 /* Portable reference path: output channel oc = ic * depth_multiplier + m reads input
  * channel ic, as TFLite lays out depthwise filters. Out-of-bounds taps are skipped. */
@@ -49,62 +50,132 @@ void tsm_depthwise_conv2d(const tsm_depthwise_conv2d_params_t *p, const int8_t *
     }
 }
 
-static inline int8_t tsm_depthwise_out(const tsm_depthwise_conv2d_params_t *p, int32_t acc,
-                                       int32_t c)
+/* Requantize, offset, clamp, from locals (through the params pointer every int8 store,
+ * which may alias anything, would force reloads). */
+static inline int8_t tsm_dw_out(int32_t acc, int32_t multiplier, int32_t shift, int32_t offset,
+                                int32_t lo, int32_t hi)
 {
-    acc = tsm_requantize_q31(acc, p->output_multiplier[c], p->output_shift[c]);
-    acc += p->output_offset;
-    acc = TSM_MAX(acc, p->activation_min);
-    return (int8_t)TSM_MIN(acc, p->activation_max);
+    acc = tsm_requantize_q31(acc, multiplier, shift) + offset;
+    acc = TSM_MAX(acc, lo);
+    return (int8_t)TSM_MIN(acc, hi);
+}
+
+/* Halfwords lo(a), lo(b) and hi(a), hi(b) (PKHBT / PKHTB). */
+static inline uint32_t tsm_pack_lo(uint32_t a, uint32_t b)
+{
+    return (a & 0xFFFFu) | (b << 16);
+}
+
+static inline uint32_t tsm_pack_hi(uint32_t a, uint32_t b)
+{
+    return (a >> 16) | (b & 0xFFFF0000u);
+}
+
+/* One interior pixel: s0, s1, s2 point at channel 0 of the window's three rows. */
+static inline void tsm_dw3x3_interior(const tsm_depthwise_conv2d_3x3_params_t *p,
+                                      const int8_t *s0, const int8_t *s1, const int8_t *s2,
+                                      int8_t *out)
+{
+    const int32_t ch = p->channels;
+    const int32_t c4 = ch & ~3;
+    const int32_t offset = p->output_offset;
+    const int32_t lo = p->activation_min;
+    const int32_t hi = p->activation_max;
+    const int32_t *const bias = p->interior_bias;
+    const int32_t *const mult = p->output_multiplier;
+    const int32_t *const shift = p->output_shift;
+    const uint32_t *w = p->filter_words;
+    const int8_t *tap[9];
+    int32_t c, t;
+    tap[0] = s0;
+    tap[1] = s0 + ch;
+    tap[2] = s0 + 2 * ch;
+    tap[3] = s1;
+    tap[4] = s1 + ch;
+    tap[5] = s1 + 2 * ch;
+    tap[6] = s2;
+    tap[7] = s2 + ch;
+    tap[8] = s2 + 2 * ch;
+    for (c = 0; c < c4; c += 4, w += 18) {
+        int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
+        uint32_t x02, x13;
+        for (t = 0; t < 8; t += 2) {
+            const uint32_t va = tsm_read_u32(tap[t] + c);
+            const uint32_t vb = tsm_read_u32(tap[t + 1] + c);
+            const uint32_t a02 = tsm_sxtb16(va), a13 = tsm_sxtb16_ror8(va);
+            const uint32_t b02 = tsm_sxtb16(vb), b13 = tsm_sxtb16_ror8(vb);
+            const uint32_t *wt = w + 2 * t; /* 4 words per tap pair */
+            a0 = tsm_smlad(tsm_pack_lo(a02, b02), wt[0], a0);
+            a1 = tsm_smlad(tsm_pack_lo(a13, b13), wt[1], a1);
+            a2 = tsm_smlad(tsm_pack_hi(a02, b02), wt[2], a2);
+            a3 = tsm_smlad(tsm_pack_hi(a13, b13), wt[3], a3);
+        }
+        x02 = tsm_read_u32(tap[8] + c);
+        x13 = tsm_sxtb16_ror8(x02);
+        x02 = tsm_sxtb16(x02);
+        a0 = tsm_smlabb(x02, w[16], a0);
+        a2 = tsm_smlatt(x02, w[16], a2);
+        a1 = tsm_smlabb(x13, w[17], a1);
+        a3 = tsm_smlatt(x13, w[17], a3);
+        out[c] = tsm_dw_out(a0, mult[c], shift[c], offset, lo, hi);
+        out[c + 1] = tsm_dw_out(a1, mult[c + 1], shift[c + 1], offset, lo, hi);
+        out[c + 2] = tsm_dw_out(a2, mult[c + 2], shift[c + 2], offset, lo, hi);
+        out[c + 3] = tsm_dw_out(a3, mult[c + 3], shift[c + 3], offset, lo, hi);
+    }
+    for (; c < ch; ++c) {
+        const int8_t *f = p->filter + c * 9;
+        int32_t acc = bias[c];
+        for (t = 0; t < 9; ++t) {
+            acc += tap[t][c] * f[t];
+        }
+        out[c] = tsm_dw_out(acc, mult[c], shift[c], offset, lo, hi);
+    }
+}
+
+/* One pixel whose window crosses the border: only the taps inside the input. */
+static void tsm_dw3x3_border(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *in_b,
+                             int32_t iy0, int32_t ix0, int8_t *out)
+{
+    const int32_t ch = p->channels;
+    const int32_t row = p->input_w * ch;
+    const int32_t ky0 = TSM_MAX(0, -iy0), ky1 = TSM_MIN(3, p->input_h - iy0);
+    const int32_t kx0 = TSM_MAX(0, -ix0), kx1 = TSM_MIN(3, p->input_w - ix0);
+    const int32_t input_offset = p->input_offset;
+    int32_t c, ky, kx;
+    for (c = 0; c < ch; ++c) {
+        const int8_t *f = p->filter + c * 9;
+        int32_t acc = p->bias[c];
+        for (ky = ky0; ky < ky1; ++ky) {
+            const int8_t *x = in_b + (iy0 + ky) * row + (ix0 + kx0) * ch + c;
+            for (kx = kx0; kx < kx1; ++kx, x += ch) {
+                acc += (*x + input_offset) * f[ky * 3 + kx];
+            }
+        }
+        out[c] = tsm_dw_out(acc, p->output_multiplier[c], p->output_shift[c], p->output_offset,
+                            p->activation_min, p->activation_max);
+    }
 }
 
 /* Pixels in raster order, all channels of a pixel after its reads of them: the order the
  * planner's in-place proof assumes. */
-void tsm_depthwise_conv2d_3x3(const tsm_depthwise_conv2d_params_t *p, const int8_t *input,
+void tsm_depthwise_conv2d_3x3(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *input,
                               int8_t *output)
 {
-    const int32_t ch = p->input_c;
-    const int32_t ch2 = 2 * ch;
+    const int32_t ch = p->channels;
     const int32_t row = p->input_w * ch;
-    const int32_t zero_point = -p->input_offset;
-    int32_t b, oy, ox, c, ky, kx;
+    int32_t b, oy, ox;
     for (b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * p->input_h * row;
         for (oy = 0; oy < p->output_h; ++oy) {
             const int32_t iy0 = oy * p->stride_h - p->pad_h;
             const int32_t y_inside = iy0 >= 0 && iy0 + 3 <= p->input_h;
-            for (ox = 0; ox < p->output_w; ++ox) {
+            for (ox = 0; ox < p->output_w; ++ox, output += ch) {
                 const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                const int8_t *w = p->filter;
                 if (y_inside && ix0 >= 0 && ix0 + 3 <= p->input_w) {
                     const int8_t *s0 = in_b + iy0 * row + ix0 * ch;
-                    const int8_t *s1 = s0 + row;
-                    const int8_t *s2 = s1 + row;
-                    for (c = 0; c < ch; ++c, w += 9) {
-                        int32_t acc = p->bias[c];
-                        acc += s0[c] * w[0] + s0[c + ch] * w[1] + s0[c + ch2] * w[2];
-                        acc += s1[c] * w[3] + s1[c + ch] * w[4] + s1[c + ch2] * w[5];
-                        acc += s2[c] * w[6] + s2[c + ch] * w[7] + s2[c + ch2] * w[8];
-                        *output++ = tsm_depthwise_out(p, acc, c);
-                    }
-                    continue;
-                }
-                /* border: a tap outside the input reads the zero point, which the folded
-                 * bias cancels, as the reference skips it */
-                for (c = 0; c < ch; ++c, w += 9) {
-                    int32_t acc = p->bias[c];
-                    for (ky = 0; ky < 3; ++ky) {
-                        const int32_t iy = iy0 + ky;
-                        for (kx = 0; kx < 3; ++kx) {
-                            const int32_t ix = ix0 + kx;
-                            const int32_t x = (iy < 0 || iy >= p->input_h || ix < 0 ||
-                                               ix >= p->input_w)
-                                                  ? zero_point
-                                                  : in_b[iy * row + ix * ch + c];
-                            acc += x * w[ky * 3 + kx];
-                        }
-                    }
-                    *output++ = tsm_depthwise_out(p, acc, c);
+                    tsm_dw3x3_interior(p, s0, s0 + row, s0 + 2 * row, output);
+                } else {
+                    tsm_dw3x3_border(p, in_b, iy0, ix0, output);
                 }
             }
         }

@@ -67,6 +67,27 @@ static inline int32_t tsm_smlad(uint32_t a, uint32_t b, int32_t acc)
 #endif
 }
 
+/* acc + lo(a) * lo(b) (SMLABB) and acc + hi(a) * hi(b) (SMLATT), signed halfwords. */
+static inline int32_t tsm_smlabb(uint32_t a, uint32_t b, int32_t acc)
+{
+#if TSM_DSP
+    return __smlabb(a, b, acc);
+#else
+    return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(a & 0xFFFFu) *
+                                                (int32_t)(int16_t)(b & 0xFFFFu)));
+#endif
+}
+
+static inline int32_t tsm_smlatt(uint32_t a, uint32_t b, int32_t acc)
+{
+#if TSM_DSP
+    return __smlatt(a, b, acc);
+#else
+    return (int32_t)((uint32_t)acc +
+                     (uint32_t)((int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16)));
+#endif
+}
+
 /* Bytewise signed maximum of four int8 lanes (SSUB8 sets the GE flags, SEL picks). */
 static inline uint32_t tsm_max_s8x4(uint32_t a, uint32_t b)
 {

@@ -23,6 +23,40 @@ from tinysmile.compiler.ops.conv2d import (
     weight_arrays,
 )
 
+DW3X3_FIELDS = [
+    "batches",
+    "input_h",
+    "input_w",
+    "channels",
+    "output_h",
+    "output_w",
+    "stride_h",
+    "stride_w",
+    "pad_h",
+    "pad_w",
+    "input_offset",
+    "output_offset",
+    "activation_min",
+    "activation_max",
+]
+
+
+def dw3x3_words(w: np.ndarray) -> np.ndarray:
+    """[channels, 9] int8 -> the 3x3 kernel's filter_words (int32): per group of 4 channels,
+    for each tap pair (0,1) (2,3) (4,5) (6,7) the int16 pairs (w_t, w_t+1) of channels 0..3,
+    then tap 8 as the pairs (ch0, ch2) and (ch1, ch3). Channels past the last group of 4
+    are not in it (the kernel's scalar loop reads the plain filter)."""
+    groups = w.shape[0] // 4
+    out = []
+    for g in range(groups):
+        c = w[4 * g : 4 * g + 4].astype(np.int16)
+        words = [c[i, [t, t + 1]] for t in range(0, 8, 2) for i in range(4)]
+        words += [c[[0, 2], 8], c[[1, 3], 8]]
+        out.append(np.array(words, dtype=np.int16).reshape(-1))
+    if not out:
+        return np.zeros(1, dtype=np.int32)  # C has no empty arrays; the kernel reads none
+    return np.concatenate(out).astype("<i2").view("<i4").astype(np.int32)
+
 
 class DepthwiseConv2D(OpDef):
     kinds = ("DEPTHWISE_CONV_2D",)
@@ -74,20 +108,25 @@ class DepthwiseConv2D(OpDef):
         if p.get("variant") == "3x3":
             w = self._per_channel(p)
             arrays = [
+                CArray(f"{name}_filter_words", dw3x3_words(w)),
                 CArray(f"{name}_filter", w.astype(np.int8)),
-                CArray(f"{name}_bias", folded_bias(p, w).astype(np.int32)),
+                CArray(f"{name}_bias", p["bias"].astype(np.int32)),
+                CArray(f"{name}_interior_bias", folded_bias(p, w).astype(np.int32)),
                 CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
                 CArray(f"{name}_shift", p["shift"].astype(np.int32)),
             ]
+            q = {**p, "channels": p["input_c"]}
             return Emitted(
                 kernel="tsm_depthwise_conv2d_3x3",
-                params_type="tsm_depthwise_conv2d_params_t",
-                fields=int_fields(p, SPATIAL_FIELDS + ["depth_multiplier"])
+                params_type="tsm_depthwise_conv2d_3x3_params_t",
+                fields=int_fields(q, DW3X3_FIELDS)
                 + [
-                    ("filter", arrays[0].name),
-                    ("bias", arrays[1].name),
-                    ("output_multiplier", arrays[2].name),
-                    ("output_shift", arrays[3].name),
+                    ("filter_words", f"(const uint32_t *){arrays[0].name}"),
+                    ("filter", arrays[1].name),
+                    ("bias", arrays[2].name),
+                    ("interior_bias", arrays[3].name),
+                    ("output_multiplier", arrays[4].name),
+                    ("output_shift", arrays[5].name),
                 ],
                 arrays=arrays,
                 inputs=[op.inputs[0]],
