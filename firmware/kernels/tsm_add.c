@@ -33,12 +33,17 @@ void tsm_add(const tsm_add_params_t *p, const int8_t *input1, const int8_t *inpu
     }
 }
 
-static inline int8_t tsm_add_out(const tsm_add_params_t *p, int32_t sum)
+/* Parameters as locals: through the params pointer every int8 store (which may alias
+ * anything) would force reloads. */
+typedef struct {
+    int32_t multiplier, shift, offset, lo, hi;
+} tsm_add_out_t;
+
+static inline int8_t tsm_add_out(const tsm_add_out_t q, int32_t sum)
 {
-    int32_t y = tsm_requantize_q31(sum, p->output_multiplier, p->output_shift);
-    y += p->output_offset;
-    y = TSM_MAX(y, p->activation_min);
-    return (int8_t)TSM_MIN(y, p->activation_max);
+    int32_t y = tsm_requantize_q31(sum, q.multiplier, q.shift) + q.offset;
+    y = TSM_MAX(y, q.lo);
+    return (int8_t)TSM_MIN(y, q.hi);
 }
 
 /* The first two of ADD's three requantizations depend on one int8 each: the compiler
@@ -51,12 +56,14 @@ void tsm_add_table(const tsm_add_params_t *p, const int8_t *input1, const int8_t
     const int32_t *t1 = p->input1_table + 128;
     const int32_t *t2 = p->input2_table + 128;
     const tsm_broadcast_t *s = &p->shape;
+    const tsm_add_out_t q = {p->output_multiplier, p->output_shift, p->output_offset,
+                             p->activation_min, p->activation_max};
     int32_t i0, i1, i2, i3;
     int32_t o = 0;
     if (p->flat) {
         const int32_t n = s->dims[0] * s->dims[1] * s->dims[2] * s->dims[3];
         for (o = 0; o < n; ++o) {
-            output[o] = tsm_add_out(p, t1[a[o]] + t2[b[o]]);
+            output[o] = tsm_add_out(q, t1[a[o]] + t2[b[o]]);
         }
         return;
     }
@@ -66,7 +73,7 @@ void tsm_add_table(const tsm_add_params_t *p, const int8_t *input1, const int8_t
                 for (i3 = 0; i3 < s->dims[3]; ++i3) {
                     const int32_t ia = tsm_broadcast_offset(s->input1_strides, i0, i1, i2, i3);
                     const int32_t ib = tsm_broadcast_offset(s->input2_strides, i0, i1, i2, i3);
-                    output[o++] = tsm_add_out(p, t1[a[ia]] + t2[b[ib]]);
+                    output[o++] = tsm_add_out(q, t1[a[ia]] + t2[b[ib]]);
                 }
             }
         }
