@@ -54,7 +54,7 @@ void tsm_conv2d(const tsm_conv2d_params_t *p, const int8_t *input, int8_t *outpu
 /* ---- tiled variant ---------------------------------------------------------------------- */
 
 /* The two pixels' int16 columns are interleaved word by word, so that one LDM fetches
- * what a group of 4 taps needs for both: for taps 4g..4g+3 the words are
+ * what a group of 4 column taps needs for both: for taps 4g..4g+3 the words are
  * [pixel 0 taps 0-1, pixel 1 taps 0-1, pixel 0 taps 2-3, pixel 1 taps 2-3]. */
 static inline void tsm_col_put(uint32_t *col, int32_t slot, int32_t tap, int16_t value)
 {
@@ -62,37 +62,34 @@ static inline void tsm_col_put(uint32_t *col, int32_t slot, int32_t tap, int16_t
     memcpy(half + (tap & 1), &value, sizeof value);
 }
 
-/* Window taps [tap, tap + n) from n int8 values; tap and n multiples of 4 take words. */
+/* n int8 window values (n a multiple of 4) into column taps [tap, tap + n), tap a
+ * multiple of 4, a word at a time: SXTB16 gives bytes 0 and 2, with ROR 8 bytes 1 and 3,
+ * stored as they come. So a group of 4 window values x0..x3 sits in the column as
+ * x0 x2 x1 x3 (tsm_conv2d_tap says where each goes; the compiler orders the filter so). */
 static inline void tsm_col_widen(uint32_t *col, int32_t slot, int32_t tap, const int8_t *src,
                                  int32_t n)
 {
-    int32_t i = 0;
-    if (((tap | n) & 3) == 0) {
-        uint32_t *dst = col + tap + slot;
-        for (; i < n; i += 4, dst += 4) {
-            const uint32_t w = tsm_read_u32(src + i);
-            const uint32_t even = tsm_sxtb16(w);     /* bytes 0 and 2 */
-            const uint32_t odd = tsm_sxtb16_ror8(w); /* bytes 1 and 3 */
-            dst[0] = (even & 0xFFFFu) | (odd << 16);
-            dst[2] = (even >> 16) | (odd & 0xFFFF0000u);
-        }
-        return;
-    }
-    for (; i < n; ++i) {
-        tsm_col_put(col, slot, tap + i, src[i]);
+    uint32_t *dst = col + tap + slot;
+    int32_t i;
+    for (i = 0; i < n; i += 4, dst += 4) {
+        const uint32_t w = tsm_read_u32(src + i);
+        dst[0] = tsm_sxtb16(w);
+        dst[2] = tsm_sxtb16_ror8(w);
     }
 }
 
 /* Where window element j of row ky (j = kx * input_c + ic) sits in the column. Each row's
- * first row_len & ~3 elements come in row order, so that they widen a word at a time; the
- * rows' remainders follow all of them (a 5x5 single-channel window: 5 runs of 4, then the
- * 5 last taps). The compiler orders the filter the same way. */
+ * first row_len & ~3 elements come in row order, so that they widen a word at a time (and
+ * within each 4 as x0 x2 x1 x3, see tsm_col_widen); the rows' remainders follow all of
+ * them in order (a 5x5 single-channel window: 5 runs of 4, then the 5 last taps). The
+ * compiler orders the filter the same way (ops/conv2d.py, tiled_order). */
 static inline int32_t tsm_conv2d_tap(const tsm_conv2d_tiled_params_t *p, int32_t ky, int32_t j)
 {
     const int32_t row_len = p->filter_w * p->input_c;
     const int32_t row4 = row_len & ~3;
     if (j < row4) {
-        return ky * row4 + j;
+        const int32_t t = ky * row4 + j;
+        return (t & ~3) | ((t & 1) << 1) | ((t >> 1) & 1);
     }
     return p->filter_h * row4 + ky * (row_len - row4) + (j - row4);
 }

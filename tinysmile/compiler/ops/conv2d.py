@@ -181,13 +181,15 @@ def dsp_order(filter_2d: np.ndarray) -> np.ndarray:
 
 
 def tap_order(filter_h: int, row_len: int) -> np.ndarray:
-    """The tiled kernel's order of a window's taps (tsm_conv2d_tap): each row's first
-    row_len rounded down to 4 taps in row order, then every row's remainder, so that the
-    device widens whole words of a row (a 5-wide single-channel row is 4 + 1 taps)."""
+    """The tiled kernel's column order of a window's taps (tsm_conv2d_tap): each row's
+    first row_len rounded down to 4 taps in row order, each 4 as x0 x2 x1 x3 (what SXTB16
+    yields from a word), then every row's remainder, so that the device widens whole
+    words of a row (a 5-wide single-channel row is 4 + 1 taps)."""
     row4 = row_len - row_len % 4
-    head = [ky * row_len + j for ky in range(filter_h) for j in range(row4)]
+    head = np.array([ky * row_len + j for ky in range(filter_h) for j in range(row4)])
+    head = head.reshape(-1, 4)[:, [0, 2, 1, 3]].reshape(-1)
     tail = [ky * row_len + j for ky in range(filter_h) for j in range(row4, row_len)]
-    return np.array(head + tail, dtype=np.int64)
+    return np.concatenate([head, np.array(tail, dtype=np.int64)]).astype(np.int64)
 
 
 def tiled_words(filter_2d: np.ndarray) -> np.ndarray:
