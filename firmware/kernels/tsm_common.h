@@ -53,9 +53,16 @@ static inline int32_t tsm_requantize(int32_t x, int32_t multiplier, int32_t shif
  * a right shift e >= 1 gemmlowp's rounding is floor((h + 2^(e-1) - [h < 0]) / 2^e) on
  * the high multiply h; with h' = h - [h < 0] that is floor((h' + 2^(e-1)) / 2^e), which
  * is h' >> e plus bit e - 1 of h' (no sum that could overflow). */
+#if defined(__GNUC__)
+#define TSM_LIKELY(x) __builtin_expect(!!(x), 1)
+#else
+#define TSM_LIKELY(x) (x)
+#endif
+
 static inline int32_t tsm_requantize_q31(int32_t x, int32_t multiplier, int32_t shift)
 {
-    if (shift < 0) {
+    /* real multipliers below 1/2 (a right shift) are the rule for conv outputs */
+    if (TSM_LIKELY(shift < 0)) {
         const int32_t e = -shift;
         /* >> on a negative int64/int32 is arithmetic on every compiler we target */
         const int32_t h = (int32_t)(((int64_t)x * (int64_t)multiplier + (1LL << 30)) >> 31);
