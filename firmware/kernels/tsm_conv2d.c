@@ -94,34 +94,36 @@ static inline int32_t tsm_conv2d_tap(const tsm_conv2d_tiled_params_t *p, int32_t
     return p->filter_h * row4 + ky * (row_len - row4) + (j - row4);
 }
 
-/* The window of output pixel (oy, ox) into column `slot`: taps outside the input hold
- * the input zero point (the folded bias cancels them exactly, as the reference skips
- * them). Taps past filter_h * filter_w * input_c stay zero (set once per call). */
-static inline void tsm_conv2d_gather(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
-                                     int32_t oy, int32_t ox, uint32_t *col, int32_t slot)
+/* An interior window (top-left at src, rows in_row apart) into column `slot`. Inlined
+ * with literal sizes for the common first-layer window, so that gcc unrolls it. */
+static inline __attribute__((always_inline)) void
+tsm_conv2d_gather_inside(const int8_t *src, int32_t in_row, uint32_t *col, int32_t slot,
+                         const int32_t filter_h, const int32_t row_len)
+{
+    const int32_t row4 = row_len & ~3;
+    const int32_t rem = row_len - row4;
+    int32_t tail = filter_h * row4;
+    int32_t ky, i;
+    for (ky = 0; ky < filter_h; ++ky, src += in_row) {
+        tsm_col_widen(col, slot, ky * row4, src, row4);
+        for (i = 0; i < rem; ++i) {
+            tsm_col_put(col, slot, tail++, src[row4 + i]);
+        }
+    }
+}
+
+/* A window crossing the border, into column `slot`: taps outside the input hold the
+ * input zero point (the folded bias cancels them exactly, as the reference skips them).
+ * Taps past filter_h * filter_w * input_c stay zero (set once per call). */
+static void tsm_conv2d_gather_border(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
+                                     int32_t iy0, int32_t ix0, uint32_t *col, int32_t slot)
 {
     const int32_t c = p->input_c;
     const int32_t row_len = p->filter_w * c;
-    const int32_t row4 = row_len & ~3;
-    const int32_t rem = row_len - row4;
+    const int32_t rem = row_len & 3;
     const int32_t in_row = p->input_w * c;
     const int16_t pad = (int16_t)p->input_zero_point;
-    const int32_t iy0 = oy * p->stride_h - p->pad_h;
-    const int32_t ix0 = ox * p->stride_w - p->pad_w;
-    const int32_t x_inside = ix0 >= 0 && ix0 + p->filter_w <= p->input_w;
     int32_t ky, kx, i;
-    if (x_inside && iy0 >= 0 && iy0 + p->filter_h <= p->input_h) {
-        /* interior: each row of the window is row_len contiguous input bytes */
-        const int8_t *src = in_b + iy0 * in_row + ix0 * c;
-        int32_t tail = p->filter_h * row4;
-        for (ky = 0; ky < p->filter_h; ++ky, src += in_row) {
-            tsm_col_widen(col, slot, ky * row4, src, row4);
-            for (i = 0; i < rem; ++i) {
-                tsm_col_put(col, slot, tail++, src[row4 + i]);
-            }
-        }
-        return;
-    }
     for (ky = 0; ky < p->filter_h; ++ky) {
         const int32_t iy = iy0 + ky;
         for (kx = 0; kx < p->filter_w; ++kx) {
@@ -130,7 +132,7 @@ static inline void tsm_conv2d_gather(const tsm_conv2d_tiled_params_t *p, const i
             const int8_t *src = in_b + (inside ? iy * in_row + ix * c : 0);
             if (rem == 0 && inside) {
                 /* input_c % 4 == 0: the tap's channels are whole words of the column */
-                tsm_col_widen(col, slot, ky * row4 + kx * c, src, c);
+                tsm_col_widen(col, slot, tsm_conv2d_tap(p, ky, kx * c), src, c);
                 continue;
             }
             for (i = 0; i < c; ++i) {
@@ -138,6 +140,27 @@ static inline void tsm_conv2d_gather(const tsm_conv2d_tiled_params_t *p, const i
             }
         }
     }
+}
+
+/* The window of output pixel (oy, ox) into column `slot`. */
+static inline void tsm_conv2d_gather(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
+                                     int32_t oy, int32_t ox, uint32_t *col, int32_t slot)
+{
+    const int32_t iy0 = oy * p->stride_h - p->pad_h;
+    const int32_t ix0 = ox * p->stride_w - p->pad_w;
+    if (ix0 >= 0 && ix0 + p->filter_w <= p->input_w && iy0 >= 0 &&
+        iy0 + p->filter_h <= p->input_h) {
+        const int32_t in_row = p->input_w * p->input_c;
+        const int8_t *src = in_b + iy0 * in_row + ix0 * p->input_c;
+        if (p->input_c == 1 && p->filter_h == 5 && p->filter_w == 5) {
+            tsm_conv2d_gather_inside(src, in_row, col, slot, 5, 5);
+        } else {
+            tsm_conv2d_gather_inside(src, in_row, col, slot, p->filter_h,
+                                     p->filter_w * p->input_c);
+        }
+        return;
+    }
+    tsm_conv2d_gather_border(p, in_b, iy0, ix0, col, slot);
 }
 
 /* Requantize, offset, clamp. The kernels pass the parameters as locals: through the
@@ -236,141 +259,6 @@ void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
                     if (two) {
                         o1[oc + 1] = tsm_out_s8(a11, m1, s1, offset, lo, hi);
                     }
-                }
-            }
-        }
-    }
-}
-
-/* ---- 1ch variant ------------------------------------------------------------------------ */
-
-/* One pixel whose window crosses the border: the window, padded with the zero point
- * (which the folded bias cancels), is copied to scratch, then dotted with each channel. */
-static void tsm_conv2d_1ch_border(const tsm_conv2d_1ch_params_t *p, const int8_t *in_b,
-                                  int32_t oy, int32_t ox, int8_t *out, int8_t *window)
-{
-    const int32_t taps = p->filter_h * p->filter_w;
-    const int32_t iy0 = oy * p->stride_h - p->pad_h;
-    const int32_t ix0 = ox * p->stride_w - p->pad_w;
-    const int8_t *w = p->filter;
-    int32_t ky, kx, oc, t;
-    for (ky = 0; ky < p->filter_h; ++ky) {
-        const int32_t iy = iy0 + ky;
-        for (kx = 0; kx < p->filter_w; ++kx) {
-            const int32_t ix = ix0 + kx;
-            const int32_t inside = iy >= 0 && iy < p->input_h && ix >= 0 && ix < p->input_w;
-            window[ky * p->filter_w + kx] =
-                inside ? in_b[iy * p->input_w + ix] : (int8_t)p->input_zero_point;
-        }
-    }
-    for (oc = 0; oc < p->output_c; ++oc, w += taps) {
-        int32_t acc = p->bias[oc];
-        for (t = 0; t < taps; ++t) {
-            acc += window[t] * w[t];
-        }
-        out[oc] = tsm_out_s8(acc, p->output_multiplier[oc], p->output_shift[oc],
-                             p->output_offset, p->activation_min, p->activation_max);
-    }
-}
-
-/* Pixels (oy, ox) and (oy, ox + 1), both with their window inside the input. Inlined
- * with a literal filter size for the common 5x5 and 3x3... so that gcc unrolls the rows. */
-static inline __attribute__((always_inline)) void
-tsm_conv2d_1ch_pair(const tsm_conv2d_1ch_params_t *p, const int8_t *in_b, int32_t oy, int32_t ox,
-                    int8_t *out, const int32_t fh, const int32_t fw)
-{
-    const int32_t fw4 = fw & ~3;
-    const int32_t in_w = p->input_w;
-    const int32_t out_c = p->output_c;
-    const int32_t offset = p->output_offset;
-    const int32_t lo = p->activation_min;
-    const int32_t hi = p->activation_max;
-    const int32_t pair_words = fh * fw4;
-    const int32_t taps = fh * fw;
-    const int8_t *const row_a = in_b + (oy * p->stride_h - p->pad_h) * in_w +
-                                ox * p->stride_w - p->pad_w;
-    const int8_t *const row_b = row_a + p->stride_w;
-    int32_t oc, ky, j;
-    for (oc = 0; oc < out_c; oc += 2) {
-        const int32_t pair = oc + 1 < out_c;
-        const uint32_t *w = p->filter_pairs + (oc >> 1) * pair_words;
-        const int8_t *fa = p->filter + oc * taps;
-        const int8_t *fb = fa + pair * taps;
-        const int8_t *xa = row_a;
-        const int8_t *xb = row_b;
-        int32_t a00 = p->bias[oc];
-        int32_t a01 = a00;
-        int32_t a10 = p->bias[oc + pair];
-        int32_t a11 = a10;
-        for (ky = 0; ky < fh; ++ky, xa += in_w, xb += in_w, fa += fw, fb += fw) {
-            for (j = 0; j < fw4; j += 4, w += 4) {
-                const uint32_t va = tsm_read_u32(xa + j);
-                const uint32_t vb = tsm_read_u32(xb + j);
-                const uint32_t a02 = tsm_sxtb16(va);
-                const uint32_t a13 = tsm_sxtb16_ror8(va);
-                const uint32_t b02 = tsm_sxtb16(vb);
-                const uint32_t b13 = tsm_sxtb16_ror8(vb);
-                a00 = tsm_smlad(w[0], a02, a00);
-                a00 = tsm_smlad(w[1], a13, a00);
-                a01 = tsm_smlad(w[0], b02, a01);
-                a01 = tsm_smlad(w[1], b13, a01);
-                a10 = tsm_smlad(w[2], a02, a10);
-                a10 = tsm_smlad(w[3], a13, a10);
-                a11 = tsm_smlad(w[2], b02, a11);
-                a11 = tsm_smlad(w[3], b13, a11);
-            }
-            for (; j < fw; ++j) {
-                a00 += xa[j] * fa[j];
-                a01 += xb[j] * fa[j];
-                a10 += xa[j] * fb[j];
-                a11 += xb[j] * fb[j];
-            }
-        }
-        {
-            const int32_t m0 = p->output_multiplier[oc];
-            const int32_t s0 = p->output_shift[oc];
-            out[oc] = tsm_out_s8(a00, m0, s0, offset, lo, hi);
-            out[out_c + oc] = tsm_out_s8(a01, m0, s0, offset, lo, hi);
-        }
-        if (pair) {
-            const int32_t m1 = p->output_multiplier[oc + 1];
-            const int32_t s1 = p->output_shift[oc + 1];
-            out[oc + 1] = tsm_out_s8(a10, m1, s1, offset, lo, hi);
-            out[out_c + oc + 1] = tsm_out_s8(a11, m1, s1, offset, lo, hi);
-        }
-    }
-}
-
-/* Pixels in raster order, each pair's reads before its writes (the in-place proof's
- * assumption). */
-void tsm_conv2d_1ch(const tsm_conv2d_1ch_params_t *p, const int8_t *input, int8_t *output,
-                    int8_t *scratch)
-{
-    const int32_t sw = p->stride_w;
-    /* the output columns whose window lies inside the input horizontally */
-    const int32_t ox_lo = (p->pad_w + sw - 1) / sw;
-    const int32_t ox_end = p->input_w + p->pad_w >= p->filter_w
-                               ? TSM_MIN(p->output_w, (p->input_w + p->pad_w - p->filter_w) / sw + 1)
-                               : 0;
-    int32_t b, oy, ox;
-    for (b = 0; b < p->batches; ++b) {
-        const int8_t *in_b = input + b * p->input_h * p->input_w;
-        for (oy = 0; oy < p->output_h; ++oy) {
-            const int32_t iy0 = oy * p->stride_h - p->pad_h;
-            const int32_t y_inside = iy0 >= 0 && iy0 + p->filter_h <= p->input_h;
-            for (ox = 0; ox < p->output_w;) {
-                if (y_inside && ox >= ox_lo && ox + 1 < ox_end) {
-                    if (p->filter_h == 5 && p->filter_w == 5) {
-                        tsm_conv2d_1ch_pair(p, in_b, oy, ox, output, 5, 5);
-                    } else {
-                        tsm_conv2d_1ch_pair(p, in_b, oy, ox, output, p->filter_h, p->filter_w);
-                    }
-                    output += 2 * p->output_c;
-                    ox += 2;
-                } else {
-                    tsm_conv2d_1ch_border(p, in_b, oy, ox, output, scratch);
-                    output += p->output_c;
-                    ox += 1;
                 }
             }
         }

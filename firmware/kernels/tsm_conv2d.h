@@ -48,32 +48,4 @@ typedef struct {
 void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, int8_t *output,
                       uint32_t *scratch);
 
-/* The "1ch" variant, for single-channel inputs (a camera image) and filters at least 4
- * wide: two horizontally adjacent interior pixels read their window rows straight from
- * the input, 4 taps per word (SXTB16 splits even and odd bytes, the filter is stored as
- * int16 pairs in that order); pixels whose window crosses the border take a zero-point
- * padded copy of it in scratch. */
-typedef struct {
-    int32_t batches;
-    int32_t input_h, input_w; /* one channel */
-    int32_t output_h, output_w, output_c;
-    int32_t filter_h, filter_w;
-    int32_t stride_h, stride_w;
-    int32_t pad_h, pad_w;
-    int32_t input_zero_point;
-    int32_t output_offset;
-    int32_t activation_min, activation_max;
-    /* per pair of output channels, per filter row, per group of 4 taps w0..w3: channel
-     * a's (w0, w2) and (w1, w3), then channel b's, as int16 pairs (b = 0 if absent) */
-    const uint32_t *filter_pairs;
-    const int8_t *filter; /* [output_c][filter_h][filter_w]: row remainders, border */
-    const int32_t *bias;  /* bias - input_zero_point * sum(filter[oc]) */
-    const int32_t *output_multiplier;
-    const int32_t *output_shift;
-} tsm_conv2d_1ch_params_t;
-
-/* scratch: filter_h * filter_w bytes (a border window), placed by the memory planner */
-void tsm_conv2d_1ch(const tsm_conv2d_1ch_params_t *p, const int8_t *input, int8_t *output,
-                    int8_t *scratch);
-
 #endif

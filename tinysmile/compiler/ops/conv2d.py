@@ -204,40 +204,6 @@ def tiled_words(filter_2d: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(groups).reshape(-1).view("<i4").astype(np.int32)
 
 
-def pair_words(filter_4d: np.ndarray) -> np.ndarray:
-    """The 1ch kernel's filter_pairs: [out, fh, fw, 1] int8 -> int32 words. Output channels
-    in pairs (an odd last one with zeros); per filter row and group of 4 taps w0..w3,
-    channel a's int16 pairs (w0, w2) and (w1, w3), then channel b's: what SMLAD needs
-    against SXTB16's split of 4 input bytes into even and odd ones."""
-    out, fh, fw, _ = filter_4d.shape
-    fw4 = fw - fw % 4
-    w = filter_4d[:, :, :fw4, 0].astype(np.int16)
-    if out % 2:
-        w = np.concatenate([w, np.zeros((1, fh, fw4), dtype=np.int16)])
-    g = w.reshape(-1, 2, fh, fw4 // 4, 4)[..., [0, 2, 1, 3]]  # pair, ch, row, group, taps
-    g = g.transpose(0, 2, 3, 1, 4)  # pair, row, group, ch, (w0 w2 w1 w3)
-    return np.ascontiguousarray(g).reshape(-1).astype("<i2").view("<i4").astype(np.int32)
-
-
-ONE_CHANNEL_FIELDS = [
-    "batches",
-    "input_h",
-    "input_w",
-    "output_h",
-    "output_w",
-    "output_c",
-    "filter_h",
-    "filter_w",
-    "stride_h",
-    "stride_w",
-    "pad_h",
-    "pad_w",
-    "input_zero_point",
-    "output_offset",
-    "activation_min",
-    "activation_max",
-]
-
 TILED_FIELDS = [
     "batches",
     "input_h",
@@ -288,19 +254,12 @@ class Conv2D(OpDef):
         return finish(acc + p["bias"], p)
 
     def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
-        # Every shape goes tiled (1-channel first layers, 1x1 and 3x3 alike: the column
-        # gathering costs O(window) per pixel, the MACs O(window * output_c)), unless the
+        # Every shape goes tiled (single-channel first layers, 1x1 and 3x3 alike: gathering
+        # the columns costs O(window) per pixel, the MACs O(window * output_c)), unless the
         # folded bias would not fit the int32 it is stored in.
-        if not fits_int32(folded_bias(p, self._filter_2d(p))):
-            return "generic"
-        # a single input channel with rows of 4+ taps: read them as words, no columns
-        if p["input_c"] == 1 and p["filter_w"] >= 4:
-            return "1ch"
-        return "tiled"
+        return "tiled" if fits_int32(folded_bias(p, self._filter_2d(p))) else "generic"
 
     def scratch_bytes(self, g: Graph, op: Op, p: dict[str, Any]) -> int:
-        if p.get("variant") == "1ch":
-            return p["filter_h"] * p["filter_w"]  # one border window
         if p.get("variant") == "tiled":
             return self._depth(p) * 4  # two interleaved int16 columns
         return 0
@@ -317,31 +276,6 @@ class Conv2D(OpDef):
         return -(-(p["filter_h"] * p["filter_w"] * p["input_c"]) // 4) * 4
 
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
-        if p.get("variant") == "1ch":
-            w2d = self._filter_2d(p)
-            arrays = [
-                CArray(f"{name}_filter_pairs", pair_words(p["filter"])),
-                CArray(f"{name}_filter", w2d.astype(np.int8)),
-                CArray(f"{name}_bias", folded_bias(p, w2d).astype(np.int32)),
-                CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
-                CArray(f"{name}_shift", p["shift"].astype(np.int32)),
-            ]
-            q = {**p, "input_zero_point": -p["input_offset"]}
-            return Emitted(
-                kernel="tsm_conv2d_1ch",
-                params_type="tsm_conv2d_1ch_params_t",
-                fields=int_fields(q, ONE_CHANNEL_FIELDS)
-                + [
-                    ("filter_pairs", f"(const uint32_t *){arrays[0].name}"),
-                    ("filter", arrays[1].name),
-                    ("bias", arrays[2].name),
-                    ("output_multiplier", arrays[3].name),
-                    ("output_shift", arrays[4].name),
-                ],
-                arrays=arrays,
-                inputs=[op.inputs[0]],
-                scratch="int8_t",
-            )
         if p.get("variant") == "tiled":
             w2d = self._filter_2d(p)
             arrays = [
