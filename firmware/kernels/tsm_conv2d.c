@@ -119,8 +119,6 @@ static void tsm_conv2d_gather_border(const tsm_conv2d_tiled_params_t *p, const i
                                      int32_t iy0, int32_t ix0, uint32_t *col, int32_t slot)
 {
     const int32_t c = p->input_c;
-    const int32_t row_len = p->filter_w * c;
-    const int32_t rem = row_len & 3;
     const int32_t in_row = p->input_w * c;
     const int16_t pad = (int16_t)p->input_zero_point;
     int32_t ky, kx, i;
@@ -130,7 +128,7 @@ static void tsm_conv2d_gather_border(const tsm_conv2d_tiled_params_t *p, const i
             const int32_t ix = ix0 + kx;
             const int32_t inside = iy >= 0 && iy < p->input_h && ix >= 0 && ix < p->input_w;
             const int8_t *src = in_b + (inside ? iy * in_row + ix * c : 0);
-            if (rem == 0 && inside) {
+            if ((c & 3) == 0 && inside) {
                 /* input_c % 4 == 0: the tap's channels are whole words of the column */
                 tsm_col_widen(col, slot, tsm_conv2d_tap(p, ky, kx * c), src, c);
                 continue;
