@@ -179,3 +179,94 @@ def test_window_lead_is_safe_for_the_portable_order(shape):
     if oc > c:
         # the replay can fail: an output growing the channels cannot start on its input
         assert not _simulate_portable_conv(p, c, oc, 0)
+
+
+# ---- seeded random shapes, built straight in the IR (no TensorFlow) ----------------------
+
+
+def _quant(scale, zero_point, axis: int = 0):
+    from tinysmile.compiler.ir import Quant
+
+    scale = np.atleast_1d(np.asarray(scale, dtype=np.float32))
+    zp = np.atleast_1d(np.asarray(zero_point, dtype=np.int64))
+    if zp.size == 1 and scale.size > 1:
+        zp = np.zeros(scale.size, dtype=np.int64)
+    return Quant(scale, zp, axis)
+
+
+def _window_graph(rng, kind: str):
+    """One CONV_2D / DEPTHWISE_CONV_2D / MAX_POOL_2D with random shape, stride, padding,
+    activation, zero points and per-channel scales (multipliers on both sides of 1/2, so
+    both requantization paths run)."""
+    from tinysmile.compiler.ir import Graph, Op, Tensor
+
+    h, w = int(rng.integers(3, 12)), int(rng.integers(3, 12))
+    c = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 12]))
+    fh, fw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    if kind == "DEPTHWISE_CONV_2D" and rng.random() < 0.7:
+        fh = fw = 3  # the specialised variant's shape
+    fh, fw = min(fh, h), min(fw, w)
+    sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    padding = str(rng.choice(["SAME", "VALID"]))
+    act = str(rng.choice(["NONE", "RELU", "RELU6"]))
+    s_in, zp_in = float(rng.uniform(0.01, 0.1)), int(rng.integers(-128, 128))
+    s_out, zp_out = float(rng.uniform(0.01, 0.2)), int(rng.integers(-100, 100))
+    x = Tensor(0, "x", (1, h, w, c), np.dtype(np.int8), _quant(s_in, zp_in))
+    tensors = [x]
+    if kind == "MAX_POOL_2D":
+        y_quant = _quant(s_in, zp_in)
+        options = {"filter_height": fh, "filter_width": fw}
+        inputs = [0]
+    else:
+        if kind == "DEPTHWISE_CONV_2D":
+            oc = c * (1 if rng.random() < 0.7 else 2)  # depth multiplier 1 is the common one
+        else:
+            oc = int(rng.integers(1, 10))
+        if kind == "DEPTHWISE_CONV_2D":
+            wshape, axis = (1, fh, fw, oc), 3
+        else:
+            wshape, axis = (oc, fh, fw, c), 0
+        # weight scales over 3.5 decades: real multipliers from ~1e-4 to ~30, so right
+        # shifts, no shift and left shifts all occur
+        s_w = (rng.uniform(0.002, 0.05, oc) * 10 ** rng.uniform(-1, 2.5, oc)).astype(np.float32)
+        weights = rng.integers(-127, 128, wshape).astype(np.int8)
+        bias = rng.integers(-3000, 3000, oc).astype(np.int32)
+        tensors.append(Tensor(1, "w", wshape, np.dtype(np.int8), _quant(s_w, 0, axis), weights))
+        b_scale = (np.float32(s_in) * s_w).astype(np.float32)
+        tensors.append(Tensor(2, "b", (oc,), np.dtype(np.int32), _quant(b_scale, 0), bias))
+        y_quant = _quant(s_out, zp_out)
+        options = {"activation": act}
+        inputs = [0, 1, 2]
+        c = oc
+    from tinysmile.compiler.ops.base import compute_padding
+
+    oh, _ = compute_padding(padding, h, fh, sh)
+    ow, _ = compute_padding(padding, w, fw, sw)
+    idx = len(tensors)
+    tensors.append(Tensor(idx, "y", (1, oh, ow, c), np.dtype(np.int8), y_quant))
+    options.update({"stride_h": sh, "stride_w": sw, "padding": padding})
+    op = Op(0, kind, inputs, [idx], options)
+    return Graph(f"random_{kind.lower()}", "0" * 64, tensors, [op], [0], [idx])
+
+
+RANDOM_CASES = (
+    [("CONV_2D", s) for s in range(8)]
+    + [("DEPTHWISE_CONV_2D", s) for s in range(6)]
+    + [("MAX_POOL_2D", s) for s in range(3)]
+)
+
+
+@pytest.mark.parametrize("kind,seed", RANDOM_CASES)
+def test_random_shapes_variant_equals_twin(kind, seed, tmp_path):
+    """Seeded random shapes (odd channel counts, strides 1-2, SAME/VALID, fused
+    activations, zero points, per-channel scales): the generated C with its specialised
+    variant gives the bytes of the numpy twin (itself held to LiteRT by the op tests)."""
+    from tinysmile.compiler.reference import reference_invoke
+
+    rng = np.random.default_rng(1000 * RANDOM_CASES.index((kind, seed)) + seed)
+    graph = _window_graph(rng, kind)
+    compiled = compile_model(graph, tmp_path)
+    x = rng.integers(-128, 128, (40, *graph.input.shape), dtype=np.int8)
+    want = reference_invoke(compiled.program, x).reshape(len(x), -1)
+    got = build_host(compiled, tmp_path).run(x)
+    np.testing.assert_array_equal(got, want, err_msg=str(compiled.report["layers"][0]))
