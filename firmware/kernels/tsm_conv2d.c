@@ -65,7 +65,7 @@ static inline void tsm_col_put(uint32_t *col, int32_t slot, int32_t tap, int16_t
 /* n int8 window values (n a multiple of 4) into column taps [tap, tap + n), tap a
  * multiple of 4, a word at a time: SXTB16 gives bytes 0 and 2, with ROR 8 bytes 1 and 3,
  * stored as they come. So a group of 4 window values x0..x3 sits in the column as
- * x0 x2 x1 x3 (tsm_conv2d_tap says where each goes; the compiler orders the filter so). */
+ * x0 x2 x1 x3 (the compiler orders the filter so). */
 static inline void tsm_col_widen(uint32_t *col, int32_t slot, int32_t tap, const int8_t *src,
                                  int32_t n)
 {
@@ -78,24 +78,12 @@ static inline void tsm_col_widen(uint32_t *col, int32_t slot, int32_t tap, const
     }
 }
 
-/* Where window element j of row ky (j = kx * input_c + ic) sits in the column. Each row's
- * first row_len & ~3 elements come in row order, so that they widen a word at a time (and
- * within each 4 as x0 x2 x1 x3, see tsm_col_widen); the rows' remainders follow all of
- * them in order (a 5x5 single-channel window: 5 runs of 4, then the 5 last taps). The
- * compiler orders the filter the same way (ops/conv2d.py, tiled_order). */
-static inline int32_t tsm_conv2d_tap(const tsm_conv2d_tiled_params_t *p, int32_t ky, int32_t j)
-{
-    const int32_t row_len = p->filter_w * p->input_c;
-    const int32_t row4 = row_len & ~3;
-    if (j < row4) {
-        const int32_t t = ky * row4 + j;
-        return (t & ~3) | ((t & 1) << 1) | ((t >> 1) & 1);
-    }
-    return p->filter_h * row4 + ky * (row_len - row4) + (j - row4);
-}
-
-/* An interior window (top-left at src, rows in_row apart) into column `slot`. Inlined
- * with literal sizes for the common first-layer window, so that gcc unrolls it. */
+/* A window (top-left at src, rows in_row apart) into column `slot`. Each row's first
+ * row_len & ~3 values come in row order, a word at a time (each 4 as x0 x2 x1 x3, see
+ * tsm_col_widen); the rows' remainders follow all of them in order (a 5x5 single-channel
+ * window: 5 runs of 4, then the 5 last taps). The compiler orders the filter the same way
+ * (ops/conv2d.py, tap_order). Inlined with literal sizes for the common first-layer
+ * window, so that gcc unrolls it. */
 static inline __attribute__((always_inline)) void
 tsm_conv2d_gather_inside(const int8_t *src, int32_t in_row, uint32_t *col, int32_t slot,
                          const int32_t filter_h, const int32_t row_len)
@@ -112,37 +100,38 @@ tsm_conv2d_gather_inside(const int8_t *src, int32_t in_row, uint32_t *col, int32
     }
 }
 
-/* A window crossing the border, into column `slot`: taps outside the input hold the
- * input zero point (the folded bias cancels them exactly, as the reference skips them).
- * Taps past filter_h * filter_w * input_c stay zero (set once per call). */
+/* A window crossing the border: copied first, rows of filter_w * input_c bytes, into
+ * `window` with the input zero point outside the input (the folded bias cancels those
+ * taps exactly, as the reference skips them), then gathered like an interior one. */
 static void tsm_conv2d_gather_border(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
-                                     int32_t iy0, int32_t ix0, uint32_t *col, int32_t slot)
+                                     int32_t iy0, int32_t ix0, uint32_t *col, int32_t slot,
+                                     int8_t *window)
 {
     const int32_t c = p->input_c;
+    const int32_t row_len = p->filter_w * c;
     const int32_t in_row = p->input_w * c;
-    const int16_t pad = (int16_t)p->input_zero_point;
-    int32_t ky, kx, i;
+    const int8_t pad = (int8_t)p->input_zero_point;
+    const int32_t kx0 = TSM_MAX(0, -ix0);
+    const int32_t kx1 = TSM_MIN(p->filter_w, p->input_w - ix0);
+    int32_t ky;
     for (ky = 0; ky < p->filter_h; ++ky) {
         const int32_t iy = iy0 + ky;
-        for (kx = 0; kx < p->filter_w; ++kx) {
-            const int32_t ix = ix0 + kx;
-            const int32_t inside = iy >= 0 && iy < p->input_h && ix >= 0 && ix < p->input_w;
-            const int8_t *src = in_b + (inside ? iy * in_row + ix * c : 0);
-            if ((c & 3) == 0 && inside) {
-                /* input_c % 4 == 0: the tap's channels are whole words of the column */
-                tsm_col_widen(col, slot, tsm_conv2d_tap(p, ky, kx * c), src, c);
-                continue;
-            }
-            for (i = 0; i < c; ++i) {
-                tsm_col_put(col, slot, tsm_conv2d_tap(p, ky, kx * c + i), inside ? src[i] : pad);
-            }
+        int8_t *dst = window + ky * row_len;
+        if (iy < 0 || iy >= p->input_h || kx1 <= kx0) {
+            memset(dst, pad, (size_t)row_len);
+            continue;
         }
+        memset(dst, pad, (size_t)(kx0 * c));
+        memcpy(dst + kx0 * c, in_b + iy * in_row + (ix0 + kx0) * c, (size_t)((kx1 - kx0) * c));
+        memset(dst + kx1 * c, pad, (size_t)((p->filter_w - kx1) * c));
     }
+    tsm_conv2d_gather_inside(window, row_len, col, slot, p->filter_h, row_len);
 }
 
 /* The window of output pixel (oy, ox) into column `slot`. */
 static inline void tsm_conv2d_gather(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
-                                     int32_t oy, int32_t ox, uint32_t *col, int32_t slot)
+                                     int32_t oy, int32_t ox, uint32_t *col, int32_t slot,
+                                     int8_t *window)
 {
     const int32_t iy0 = oy * p->stride_h - p->pad_h;
     const int32_t ix0 = ox * p->stride_w - p->pad_w;
@@ -158,7 +147,7 @@ static inline void tsm_conv2d_gather(const tsm_conv2d_tiled_params_t *p, const i
         }
         return;
     }
-    tsm_conv2d_gather_border(p, in_b, iy0, ix0, col, slot);
+    tsm_conv2d_gather_border(p, in_b, iy0, ix0, col, slot, window);
 }
 
 /* Requantize, offset, clamp. The kernels pass the parameters as locals: through the
@@ -187,6 +176,7 @@ void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
     const int32_t *const mult = p->output_multiplier;
     const int32_t *const shift = p->output_shift;
     const uint32_t *const col_end = scratch + depth;
+    int8_t *const window = (int8_t *)(void *)(scratch + depth);
     int32_t b, px, oc, k;
     /* the zero tail past the window, and a defined second column for an odd last pixel */
     for (k = 0; k < depth; ++k) {
@@ -201,13 +191,13 @@ void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
             int8_t *o0 = out_b + px * out_c;
             int8_t *o1 = o0 + out_c;
             const uint32_t *w = p->filter;
-            tsm_conv2d_gather(p, in_b, oy, ox, scratch, 0);
+            tsm_conv2d_gather(p, in_b, oy, ox, scratch, 0, window);
             if (++ox == p->output_w) {
                 ox = 0;
                 ++oy;
             }
             if (two) {
-                tsm_conv2d_gather(p, in_b, oy, ox, scratch, 1);
+                tsm_conv2d_gather(p, in_b, oy, ox, scratch, 1, window);
                 if (++ox == p->output_w) {
                     ox = 0;
                     ++oy;

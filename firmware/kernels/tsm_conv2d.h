@@ -44,7 +44,8 @@ typedef struct {
     const int32_t *output_shift;
 } tsm_conv2d_tiled_params_t;
 
-/* scratch: depth words (two interleaved int16 columns), placed by the memory planner */
+/* scratch: depth words (two interleaved int16 columns), then filter_h * filter_w * input_c
+ * bytes (a border window), placed by the memory planner */
 void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, int8_t *output,
                       uint32_t *scratch);
 

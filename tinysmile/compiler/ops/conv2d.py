@@ -181,7 +181,7 @@ def dsp_order(filter_2d: np.ndarray) -> np.ndarray:
 
 
 def tap_order(filter_h: int, row_len: int) -> np.ndarray:
-    """The tiled kernel's column order of a window's taps (tsm_conv2d_tap): each row's
+    """The tiled kernel's column order of a window's taps (tsm_conv2d_gather_inside): each row's
     first row_len rounded down to 4 taps in row order, each 4 as x0 x2 x1 x3 (what SXTB16
     yields from a word), then every row's remainder, so that the device widens whole
     words of a row (a 5-wide single-channel row is 4 + 1 taps)."""
@@ -261,7 +261,9 @@ class Conv2D(OpDef):
 
     def scratch_bytes(self, g: Graph, op: Op, p: dict[str, Any]) -> int:
         if p.get("variant") == "tiled":
-            return self._depth(p) * 4  # two interleaved int16 columns
+            # two interleaved int16 columns, then one zero-point-padded border window
+            window = p["filter_h"] * p["filter_w"] * p["input_c"]
+            return self._depth(p) * 4 + -(-window // 4) * 4
         return 0
 
     def inplace_lead(self, g: Graph, op: Op, p: dict[str, Any]) -> int | None:
