@@ -3,6 +3,8 @@
 #include "tsm_common.h"
 #include "tsm_dsp.h"
 
+#include <string.h>
+
 /* Portable reference path: output channel oc = ic * depth_multiplier + m reads input
  * channel ic, as TFLite lays out depthwise filters. Out-of-bounds taps are skipped. */
 void tsm_depthwise_conv2d(const tsm_depthwise_conv2d_params_t *p, const int8_t *input,
@@ -81,7 +83,7 @@ static inline void tsm_dw3x3_interior(const tsm_depthwise_conv2d_3x3_params_t *p
     const int32_t offset = p->output_offset;
     const int32_t lo = p->activation_min;
     const int32_t hi = p->activation_max;
-    const int32_t *const bias = p->interior_bias;
+    const int32_t *const bias = p->bias;
     const int32_t *const mult = p->output_multiplier;
     const int32_t *const shift = p->output_shift;
     const uint32_t *w = p->filter_words;
@@ -132,34 +134,36 @@ static inline void tsm_dw3x3_interior(const tsm_depthwise_conv2d_3x3_params_t *p
     }
 }
 
-/* One pixel whose window crosses the border: only the taps inside the input. */
+/* A window crossing the border, copied into `window` (rows of 3 * channels bytes) with
+ * the input zero point outside the input: the folded bias cancels those taps exactly, as
+ * the reference skips them, and the interior code does the rest. */
 static void tsm_dw3x3_border(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *in_b,
-                             int32_t iy0, int32_t ix0, int8_t *out)
+                             int32_t iy0, int32_t ix0, int8_t *window, int8_t *out)
 {
     const int32_t ch = p->channels;
     const int32_t row = p->input_w * ch;
-    const int32_t ky0 = TSM_MAX(0, -iy0), ky1 = TSM_MIN(3, p->input_h - iy0);
-    const int32_t kx0 = TSM_MAX(0, -ix0), kx1 = TSM_MIN(3, p->input_w - ix0);
-    const int32_t input_offset = p->input_offset;
-    int32_t c, ky, kx;
-    for (c = 0; c < ch; ++c) {
-        const int8_t *f = p->filter + c * 9;
-        int32_t acc = p->bias[c];
-        for (ky = ky0; ky < ky1; ++ky) {
-            const int8_t *x = in_b + (iy0 + ky) * row + (ix0 + kx0) * ch + c;
-            for (kx = kx0; kx < kx1; ++kx, x += ch) {
-                acc += (*x + input_offset) * f[ky * 3 + kx];
-            }
+    const int32_t kx0 = TSM_MAX(0, -ix0);
+    const int32_t kx1 = TSM_MIN(3, p->input_w - ix0);
+    const int8_t pad = (int8_t)(-p->input_offset);
+    int32_t ky;
+    for (ky = 0; ky < 3; ++ky) {
+        const int32_t iy = iy0 + ky;
+        int8_t *dst = window + ky * 3 * ch;
+        if (iy < 0 || iy >= p->input_h || kx1 <= kx0) {
+            memset(dst, pad, (size_t)(3 * ch));
+            continue;
         }
-        out[c] = tsm_dw_out(acc, p->output_multiplier[c], p->output_shift[c], p->output_offset,
-                            p->activation_min, p->activation_max);
+        memset(dst, pad, (size_t)(kx0 * ch));
+        memcpy(dst + kx0 * ch, in_b + iy * row + (ix0 + kx0) * ch, (size_t)((kx1 - kx0) * ch));
+        memset(dst + kx1 * ch, pad, (size_t)((3 - kx1) * ch));
     }
+    tsm_dw3x3_interior(p, window, window + 3 * ch, window + 6 * ch, out);
 }
 
 /* Pixels in raster order, all channels of a pixel after its reads of them: the order the
  * planner's in-place proof assumes. */
 void tsm_depthwise_conv2d_3x3(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *input,
-                              int8_t *output)
+                              int8_t *output, int8_t *scratch)
 {
     const int32_t ch = p->channels;
     const int32_t row = p->input_w * ch;
@@ -175,7 +179,7 @@ void tsm_depthwise_conv2d_3x3(const tsm_depthwise_conv2d_3x3_params_t *p, const 
                     const int8_t *s0 = in_b + iy0 * row + ix0 * ch;
                     tsm_dw3x3_interior(p, s0, s0 + row, s0 + 2 * row, output);
                 } else {
-                    tsm_dw3x3_border(p, in_b, iy0, ix0, output);
+                    tsm_dw3x3_border(p, in_b, iy0, ix0, scratch, output);
                 }
             }
         }

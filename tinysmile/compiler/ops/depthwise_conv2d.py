@@ -101,6 +101,10 @@ class DepthwiseConv2D(OpDef):
             return "3x3"
         return "generic"
 
+    def scratch_bytes(self, g: Graph, op: Op, p: dict[str, Any]) -> int:
+        # the 3x3 variant copies a border pixel's window here, zero-point padded
+        return 9 * p["input_c"] if p.get("variant") == "3x3" else 0
+
     def inplace_lead(self, g: Graph, op: Op, p: dict[str, Any]) -> int | None:
         return window_lead(p, p["input_c"], p["output_c"])
 
@@ -110,8 +114,7 @@ class DepthwiseConv2D(OpDef):
             arrays = [
                 CArray(f"{name}_filter_words", dw3x3_words(w)),
                 CArray(f"{name}_filter", w.astype(np.int8)),
-                CArray(f"{name}_bias", p["bias"].astype(np.int32)),
-                CArray(f"{name}_interior_bias", folded_bias(p, w).astype(np.int32)),
+                CArray(f"{name}_bias", folded_bias(p, w).astype(np.int32)),
                 CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
                 CArray(f"{name}_shift", p["shift"].astype(np.int32)),
             ]
@@ -124,12 +127,12 @@ class DepthwiseConv2D(OpDef):
                     ("filter_words", f"(const uint32_t *){arrays[0].name}"),
                     ("filter", arrays[1].name),
                     ("bias", arrays[2].name),
-                    ("interior_bias", arrays[3].name),
-                    ("output_multiplier", arrays[4].name),
-                    ("output_shift", arrays[5].name),
+                    ("output_multiplier", arrays[3].name),
+                    ("output_shift", arrays[4].name),
                 ],
                 arrays=arrays,
                 inputs=[op.inputs[0]],
+                scratch="int8_t",
             )
         arrays, fields = weight_arrays(name, g, op, p)
         return Emitted(
