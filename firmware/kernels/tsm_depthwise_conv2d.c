@@ -73,6 +73,20 @@ static inline uint32_t tsm_pack_hi(uint32_t a, uint32_t b)
     return (a >> 16) | (b & 0xFFFF0000u);
 }
 
+/* Taps (a, b) of 4 channels into 4 accumulators: SXTB16 splits each word into channels
+ * (0, 2) and (1, 3), the packs pair tap a with tap b per channel for SMLAD. */
+static inline void tsm_dw_pair(const int8_t *ta, const int8_t *tb, const uint32_t *w, int32_t *a0,
+                               int32_t *a1, int32_t *a2, int32_t *a3)
+{
+    const uint32_t va = tsm_read_u32(ta), vb = tsm_read_u32(tb);
+    const uint32_t a02 = tsm_sxtb16(va), a13 = tsm_sxtb16_ror8(va);
+    const uint32_t b02 = tsm_sxtb16(vb), b13 = tsm_sxtb16_ror8(vb);
+    *a0 = tsm_smlad(tsm_pack_lo(a02, b02), w[0], *a0);
+    *a1 = tsm_smlad(tsm_pack_lo(a13, b13), w[1], *a1);
+    *a2 = tsm_smlad(tsm_pack_hi(a02, b02), w[2], *a2);
+    *a3 = tsm_smlad(tsm_pack_hi(a13, b13), w[3], *a3);
+}
+
 /* One interior pixel: s0, s1, s2 point at channel 0 of the window's three rows. */
 static inline void tsm_dw3x3_interior(const tsm_depthwise_conv2d_3x3_params_t *p,
                                       const int8_t *s0, const int8_t *s1, const int8_t *s2,
@@ -87,32 +101,16 @@ static inline void tsm_dw3x3_interior(const tsm_depthwise_conv2d_3x3_params_t *p
     const int32_t *const mult = p->output_multiplier;
     const int32_t *const shift = p->output_shift;
     const uint32_t *w = p->filter_words;
-    const int8_t *tap[9];
     int32_t c, t;
-    tap[0] = s0;
-    tap[1] = s0 + ch;
-    tap[2] = s0 + 2 * ch;
-    tap[3] = s1;
-    tap[4] = s1 + ch;
-    tap[5] = s1 + 2 * ch;
-    tap[6] = s2;
-    tap[7] = s2 + ch;
-    tap[8] = s2 + 2 * ch;
     for (c = 0; c < c4; c += 4, w += 18) {
+        const int8_t *r0 = s0 + c, *r1 = s1 + c, *r2 = s2 + c;
         int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
         uint32_t x02, x13;
-        for (t = 0; t < 8; t += 2) {
-            const uint32_t va = tsm_read_u32(tap[t] + c);
-            const uint32_t vb = tsm_read_u32(tap[t + 1] + c);
-            const uint32_t a02 = tsm_sxtb16(va), a13 = tsm_sxtb16_ror8(va);
-            const uint32_t b02 = tsm_sxtb16(vb), b13 = tsm_sxtb16_ror8(vb);
-            const uint32_t *wt = w + 2 * t; /* 4 words per tap pair */
-            a0 = tsm_smlad(tsm_pack_lo(a02, b02), wt[0], a0);
-            a1 = tsm_smlad(tsm_pack_lo(a13, b13), wt[1], a1);
-            a2 = tsm_smlad(tsm_pack_hi(a02, b02), wt[2], a2);
-            a3 = tsm_smlad(tsm_pack_hi(a13, b13), wt[3], a3);
-        }
-        x02 = tsm_read_u32(tap[8] + c);
+        tsm_dw_pair(r0, r0 + ch, w, &a0, &a1, &a2, &a3);
+        tsm_dw_pair(r0 + 2 * ch, r1, w + 4, &a0, &a1, &a2, &a3);
+        tsm_dw_pair(r1 + ch, r1 + 2 * ch, w + 8, &a0, &a1, &a2, &a3);
+        tsm_dw_pair(r2, r2 + ch, w + 12, &a0, &a1, &a2, &a3);
+        x02 = tsm_read_u32(r2 + 2 * ch);
         x13 = tsm_sxtb16_ror8(x02);
         x02 = tsm_sxtb16(x02);
         a0 = tsm_smlabb(x02, w[16], a0);
@@ -127,8 +125,8 @@ static inline void tsm_dw3x3_interior(const tsm_depthwise_conv2d_3x3_params_t *p
     for (; c < ch; ++c) {
         const int8_t *f = p->filter + c * 9;
         int32_t acc = bias[c];
-        for (t = 0; t < 9; ++t) {
-            acc += tap[t][c] * f[t];
+        for (t = 0; t < 3; ++t) {
+            acc += s0[c + t * ch] * f[t] + s1[c + t * ch] * f[3 + t] + s2[c + t * ch] * f[6 + t];
         }
         out[c] = tsm_dw_out(acc, mult[c], shift[c], offset, lo, hi);
     }
