@@ -172,6 +172,7 @@ def generate(
         "peak_layer": peak,
         "peak_layer_kind": prog.layers[peak].op.kind if prog.layers else None,
         "stripped_edges": prog.stripped,
+        "notes": prog.notes,
         "perturbed_layer": perturb_layer,
     }
     return c_text, h_text, kernels, report
@@ -192,6 +193,20 @@ def _perturb(emitted, layer) -> None:
             array.values = np.clip(values, -127, 127).astype(np.int8)
             return
     raise TinysmileError(f"--perturb-layer {layer.position}: that layer has no int8 weights")
+
+
+@dataclass
+class InMemory:
+    """What the host needs to check a device: the program and the report, no files."""
+
+    program: Program
+    report: dict[str, Any]
+
+
+def compile_in_memory(model: str | Path | bytes, prefix: str = "model") -> InMemory:
+    prog = build_program(model)
+    _, _, _, report = generate(prog, prefix)
+    return InMemory(prog, report)
 
 
 def compile_model(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class Program:
     layers: list[Layer]
     plan: Plan
     stripped: list[str]  # edge QUANTIZE/DEQUANTIZE ops removed (float model I/O)
+    notes: list[str] = field(default_factory=list)  # what the compiler assumed (batch 1)
 
     @property
     def input(self):
@@ -92,10 +93,10 @@ def build_program(model: str | Path | bytes | Graph) -> Program:
             " supported"
         )
     stripped = strip_float_edges(g)
-    validate_graph(g)
+    notes = validate_graph(g)
     layers = []
     for pos, op in enumerate(g.ops):
         spec = lookup(op.kind)
         assert spec is not None
         layers.append(Layer(pos, op, spec, spec.prepare(g, op)))
-    return Program(g, layers, plan_memory(g), stripped)
+    return Program(g, layers, plan_memory(g), stripped, notes)
