@@ -1,0 +1,194 @@
+"""`tinysmile pi ...`: the smiling bot on a Raspberry Pi (or any Linux machine)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from tinysmile.errors import TinysmileError
+
+
+@click.group("pi")
+def pi_group() -> None:
+    """The Raspberry Pi fallback runtime: camera, face crop, model, LED."""
+
+
+@pi_group.command("run")
+@click.argument("model", required=False)
+@click.option(
+    "--camera",
+    default="picamera2",
+    show_default=True,
+    help="picamera2, opencv:N (a capture device), folder:DIR or video:FILE.",
+)
+@click.option(
+    "--trigger",
+    type=click.Choice(["button", "continuous"]),
+    default="continuous",
+    show_default=True,
+    help="One frame per nose press, or frames back to back.",
+)
+@click.option("--button-pin", type=int, default=17, show_default=True, help="GPIO number.")
+@click.option("--led-pin", type=int, default=27, show_default=True, help="GPIO number.")
+@click.option("--no-gpio", is_flag=True, help="No pins (a machine without GPIO).")
+@click.option(
+    "--detector",
+    type=click.Choice(["haar", "blazeface", "none"]),
+    default="haar",
+    show_default=True,
+    help="Face detector; none: frames are face crops already.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["litert", "native"]),
+    default="litert",
+    show_default=True,
+    help="LiteRT's interpreter, or the model compiled to C (a shared library).",
+)
+@click.option(
+    "--log",
+    "log_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Keep every decided frame here (crop, frame, result).",
+)
+@click.option("--log-budget", default="500MB", show_default=True, help="Size cap of --log.")
+@click.option(
+    "--log-frame-side",
+    type=int,
+    default=640,
+    show_default=True,
+    help="Whole frames are logged with their long side at most this (0: no frames).",
+)
+@click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per frame (JSON Lines).")
+def run_cmd(
+    model: str | None,
+    camera: str,
+    trigger: str,
+    button_pin: int,
+    led_pin: int,
+    no_gpio: bool,
+    detector: str,
+    engine: str,
+    log_dir: Path | None,
+    log_budget: str,
+    log_frame_side: int,
+    max_frames: int | None,
+    as_json: bool,
+) -> None:
+    """Run the smiling bot with MODEL (default: the bundled smile model)."""
+    from tinysmile.pi.camera import open_camera
+    from tinysmile.pi.capturelog import CaptureLog, parse_size
+    from tinysmile.pi.gpio import Pins
+    from tinysmile.pi.loop import Bot, load_pi_bundle
+
+    bundle = load_pi_bundle(model)
+    budget = parse_size(log_budget)
+    if no_gpio and trigger == "button":
+        raise TinysmileError("--trigger button needs the button: drop --no-gpio")
+    log = CaptureLog(log_dir, budget, log_frame_side) if log_dir is not None else None
+    bot = Bot(bundle, detector=detector, engine=engine, log=log)
+    cam = open_camera(camera)
+    try:
+        if not no_gpio:
+            bot.pins = Pins(led_pin, button_pin if trigger == "button" else None)
+        tty = sys.stderr.isatty() and not as_json
+
+        def emit(record: dict) -> None:
+            if as_json:
+                click.echo(json.dumps(record, sort_keys=True))
+            elif tty:
+                click.echo("\r\033[K" + bot.stats.line(), nl=False, err=True)
+
+        try:
+            stats = bot.run(cam, trigger=trigger, emit=emit, max_frames=max_frames)
+        except KeyboardInterrupt:
+            stats = bot.stats
+        if tty:
+            click.echo(err=True)
+        summary = stats.summary()
+        if log is not None:
+            summary["log"] = {
+                "folder": str(log.root),
+                "entries": len(log.entries),
+                "bytes": log.used,
+                "budget": log.budget,
+                "dropped": log.dropped,
+            }
+        if as_json:
+            click.echo(json.dumps({"summary": summary}, sort_keys=True))
+        else:
+            click.echo(
+                f"{summary['frames']} frames, {summary['faces']} with a face, "
+                f"{summary['smiles']} smiles, {summary['fps']} fps; engines {summary['by_engine']}"
+            )
+    finally:
+        cam.close()
+        bot.close()
+
+
+UNIT = """[Unit]
+Description=tinysmile smiling bot
+After=network-online.target
+
+[Service]
+Type=simple
+User={user}
+WorkingDirectory={workdir}
+ExecStart={exec_start}
+Restart=on-failure
+RestartSec=3
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+@pi_group.command("install-service")
+@click.argument("run_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--name", default="tinysmile-bot", show_default=True)
+@click.option("--user", default=None, help="User the bot runs as (default: the current one).")
+@click.option(
+    "--unit-dir",
+    type=click.Path(path_type=Path),
+    default=Path("/etc/systemd/system"),
+    show_default=True,
+)
+@click.option("--print", "print_only", is_flag=True, help="Print the unit, write nothing.")
+def install_service_cmd(
+    run_args: tuple[str, ...], name: str, user: str | None, unit_dir: Path, print_only: bool
+) -> None:
+    """Write a systemd unit that starts `tinysmile pi run RUN_ARGS...` at boot.
+
+    Then: sudo systemctl daemon-reload && sudo systemctl enable --now NAME.
+    """
+    import getpass
+    import shutil
+
+    exe = shutil.which("tinysmile") or str(Path(sys.executable).with_name("tinysmile"))
+    if not Path(exe).is_file():
+        raise TinysmileError("cannot find the tinysmile command to start; install the package")
+    if any(a in ("--json",) for a in run_args):
+        raise TinysmileError("the service logs to the journal: leave --json out")
+    exec_start = shlex.join([str(Path(exe).resolve()), "pi", "run", *run_args])
+    unit = UNIT.format(user=user or getpass.getuser(), workdir=Path.cwd(), exec_start=exec_start)
+    if print_only:
+        click.echo(unit, nl=False)
+        return
+    path = unit_dir / f"{name}.service"
+    try:
+        unit_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_text(unit)
+        tmp.replace(path)
+    except OSError as exc:
+        raise TinysmileError(f"{path}: cannot write ({exc.strerror}); run with sudo") from None
+    click.echo(
+        f"wrote {path}; start it: sudo systemctl daemon-reload && "
+        f"sudo systemctl enable --now {name}"
+    )
