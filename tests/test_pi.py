@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -51,17 +52,30 @@ def _jsonl(text: str) -> tuple[list[dict], dict]:
 
 
 @needs_smilesmiled
-def test_folder_camera_decides_like_predict_on_the_same_crops(tmp_path, capsys):
+@pytest.mark.parametrize("detector,least", [("haar", 8), ("blazeface", 11)])
+def test_folder_camera_decides_like_predict_on_the_same_crops(tmp_path, capsys, detector, least):
     frames = _scenes(tmp_path / "frames", 12)
     log = tmp_path / "log"
     args = ["pi", "run", "--camera", f"folder:{tmp_path / 'frames'}", "--no-gpio", "--json"]
-    assert main([*args, "--log", str(log)]) == 0
+    assert main([*args, "--log", str(log), "--detector", detector]) == 0
     records, summary = _jsonl(capsys.readouterr().out)
     assert [r["source"] for r in records] == [str(f) for f in frames]
     found = [r for r in records if r["face"] is not None]
-    # Haar finds most faces placed this way (bench/bench_pi.py gives the rate); the check
-    # needs enough of them and both decisions among them to mean something.
-    assert len(found) >= 8 and summary["faces"] == len(found)
+    # Both find most faces placed this way (bench/bench_pi.py gives the rates: Haar about
+    # two in three, BlazeFace nearly all); the check needs enough of them and both
+    # decisions among them to mean something.
+    assert len(found) >= least and summary["faces"] == len(found)
+    # The crop the model saw covers the face that was placed there.
+    from tinysmile.data.preprocess import load_image, to_gray
+    from tinysmile.pi.scenes import make_scene
+
+    rng = np.random.default_rng(0)
+    placed = {
+        str(p): make_scene(to_gray(load_image(f)), rng, size=(320, 240), face_side=(100, 130)).face
+        for p, f in zip(frames, _faces(12), strict=True)
+    }
+    for r in found:
+        assert _iou(r["crop"], placed[r["source"]]) >= 0.5, r
     assert {r["smile"] for r in found} == {True, False}
     crops = [str(Path(r["logged"]) / "crop.png") for r in found]
     assert main(["predict", "--json", *_default(), *crops]) == 0
@@ -319,3 +333,77 @@ def test_install_service_writes_a_unit(tmp_path, capsys):
     assert "User=pi" in unit and "WantedBy=multi-user.target" in unit
     exec_line = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     assert exec_line.endswith("pi run --camera picamera2 --trigger button")
+
+
+@pytest.mark.slow
+@needs_smilesmiled
+@pytest.mark.skipif(
+    not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
+    reason="needs qemu-system-arm and arm-none-eabi-gcc (scripts/setup.sh installs them)",
+)
+def test_mcu_offload_fails_over_and_comes_back(tmp_path):
+    """The emulated board (QEMU, real pty) running the model takes the frames; killed
+    mid-run, the Pi decides the very next frame itself; booted again, it is used again.
+    Every frame is decided exactly once, with the same bytes either way."""
+    from tinysmile.boards import load_board
+    from tinysmile.bundle import load_bundle
+    from tinysmile.device import emulator
+    from tinysmile.device.project import generate_project, run_pio
+    from tinysmile.pi.camera import FolderCamera
+    from tinysmile.pi.loop import Bot
+    from tinysmile.pi.offload import Offload
+
+    board = load_board("qemu-cortex-m4")
+    bundle = load_bundle(None)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, f in enumerate(_faces(12)):
+        (frames / f"{i:03d}.jpg").write_bytes(f.read_bytes())
+    project = generate_project(bundle, board, tmp_path / "fw")
+    run_pio(project)
+
+    def boot() -> emulator.EmulatorState:
+        from tinysmile.device.session import client_for
+
+        emu = emulator.start(board, project.elf, "", register=False, icount=False)
+        client = client_for(board, emu.port)  # wait until the firmware answers
+        try:
+            client.handshake()
+        finally:
+            client.close()
+        return emu
+
+    st = {"emu": boot()}
+    offload = Offload(bundle, lambda: st["emu"].port if st["emu"] else None, retry_s=0.0)
+    bot = Bot(load_bundle(None), detector="none", offload=offload)
+    local = Bot(load_bundle(None), detector="none")
+    records: list[dict] = []
+
+    def emit(r: dict) -> None:
+        records.append(r)
+        if len(records) == 4:
+            emulator.kill(st["emu"])  # the board dies between frames 4 and 5
+            st["emu"] = None
+        elif len(records) == 8:
+            st["emu"] = boot()  # and is back for frame 9
+
+    try:
+        bot.run(FolderCamera(frames), emit=emit)
+    finally:
+        if st["emu"] is not None:
+            emulator.kill(st["emu"])
+        bot.close()
+    assert [Path(r["source"]).name for r in records] == [f"{i:03d}.jpg" for i in range(12)]
+    engines = [r["engine"] for r in records]
+    assert engines[:4] == ["mcu"] * 4
+    assert engines[4:8] == ["litert"] * 4  # the first frame after the kill, already
+    assert engines[8:] == ["mcu"] * 4
+    want = [local.step(frame)["output_int8"] for frame in FolderCamera(frames)]
+    assert [r["output_int8"] for r in records] == want
+    assert offload.failovers == 1 and offload.reconnects == 2
+
+
+def _iou(a, b) -> float:
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)

@@ -38,7 +38,7 @@ def pi_group() -> None:
 @click.option(
     "--detector",
     type=click.Choice(["haar", "blazeface", "none"]),
-    default="haar",
+    default="blazeface",
     show_default=True,
     help="Face detector; none: frames are face crops already.",
 )
@@ -64,6 +64,14 @@ def pi_group() -> None:
     show_default=True,
     help="Whole frames are logged with their long side at most this (0: no frames).",
 )
+@click.option(
+    "--mcu",
+    default="none",
+    show_default=True,
+    help="auto, a serial PORT, or none: hand frames to a board answering HELLO with this "
+    "model's hash; the Pi decides whenever it does not answer.",
+)
+@click.option("--board", "board_id", default=None, help="The --mcu board's file in boards/.")
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per frame (JSON Lines).")
 def run_cmd(
@@ -78,6 +86,8 @@ def run_cmd(
     log_dir: Path | None,
     log_budget: str,
     log_frame_side: int,
+    mcu: str,
+    board_id: str | None,
     max_frames: int | None,
     as_json: bool,
 ) -> None:
@@ -92,7 +102,13 @@ def run_cmd(
     if no_gpio and trigger == "button":
         raise TinysmileError("--trigger button needs the button: drop --no-gpio")
     log = CaptureLog(log_dir, budget, log_frame_side) if log_dir is not None else None
-    bot = Bot(bundle, detector=detector, engine=engine, log=log)
+    offload = None
+    if mcu != "none":
+        from tinysmile.pi.offload import Offload, auto_port
+
+        port = auto_port(bundle, board_id) if mcu == "auto" else mcu
+        offload = Offload(bundle, port, board_id, log=lambda m: click.echo(m, err=True))
+    bot = Bot(bundle, detector=detector, engine=engine, log=log, offload=offload)
     cam = open_camera(camera)
     try:
         if not no_gpio:

@@ -19,7 +19,7 @@ from tinysmile.data.preprocess import crop_to_input, to_gray
 from tinysmile.errors import TinysmileError
 from tinysmile.pi.camera import Camera, Frame
 from tinysmile.pi.capturelog import CaptureLog
-from tinysmile.pi.detect import Detector, make_detector
+from tinysmile.pi.detect import DEFAULT_DETECTOR, Detector, make_detector
 from tinysmile.pi.engine import Engine, make_engine
 from tinysmile.pi.gpio import Pins
 from tinysmile.train.infer import Runner
@@ -47,6 +47,7 @@ class Stats:
     started: float = field(default_factory=time.perf_counter)
     last_ms: dict[str, float] = field(default_factory=dict)
     by_engine: dict[str, int] = field(default_factory=dict)
+    offload: dict[str, Any] = field(default_factory=dict)  # mcu: failovers, reconnects
     last: dict[str, Any] = field(default_factory=dict)
 
     def fps(self) -> float:
@@ -69,6 +70,7 @@ class Stats:
 
     def summary(self) -> dict[str, Any]:
         return {
+            "offload": dict(self.offload),
             "frames": self.frames,
             "faces": self.faces,
             "smiles": self.smiles,
@@ -83,7 +85,7 @@ class Bot:
     def __init__(
         self,
         bundle: Bundle,
-        detector: str | Detector = "haar",
+        detector: str | Detector = DEFAULT_DETECTOR,
         engine: str | Engine = "litert",
         pins: Pins | None = None,
         log: CaptureLog | None = None,
@@ -124,7 +126,7 @@ class Bot:
             ms["preprocess"] = (t2 - t1) * 1e3
             out, engine = None, self.engine.name
             if self.offload is not None:
-                out = self.offload.infer(pre.pixels)
+                out = self.offload.infer(x)
                 if out is not None:
                     engine = self.offload.name
             if out is None:
@@ -168,6 +170,13 @@ class Bot:
             st.by_engine[record["engine"]] = st.by_engine.get(record["engine"], 0) + 1
         st.last_ms = ms
         st.last = record
+        if self.offload is not None:
+            st.offload = {
+                "connected": self.offload.connected,
+                "port": self.offload.port,
+                "failovers": self.offload.failovers,
+                "reconnects": self.offload.reconnects,
+            }
         return record
 
     def run(
