@@ -407,3 +407,56 @@ def _iou(a, b) -> float:
     ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
     return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
+
+
+@pytest.mark.slow
+@needs_smilesmiled
+@pytest.mark.skipif(
+    not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
+    reason="needs qemu-system-arm and arm-none-eabi-gcc (scripts/setup.sh installs them)",
+)
+def test_mcu_auto_finds_the_app_and_capture_brings_back_what_it_saw(tmp_path, monkeypatch, capsys):
+    """The smiling-bot app on the emulated board answers HELLO with the model's hash: `pi
+    run --mcu auto` hands it every frame (FRAME) and gets the host's bytes back; `tinysmile
+    capture` then fetches the last frame the model saw (CAPTURE) into a capture log."""
+    import cv2
+
+    from tinysmile.boards import load_board
+    from tinysmile.bundle import load_bundle
+    from tinysmile.device import emulator
+    from tinysmile.device.app import app_tag
+    from tinysmile.device.project import generate_project, run_pio
+
+    monkeypatch.setenv("TINYSMILE_STATE_DIR", str(tmp_path / "state"))
+    board = load_board("qemu-cortex-m4")
+    bundle = load_bundle(None)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, f in enumerate(_faces(6)):
+        (frames / f"{i:03d}.jpg").write_bytes(f.read_bytes())
+    project = generate_project(bundle, board, tmp_path / "fw", mode="app")
+    run_pio(project)
+    emulator.start(board, project.elf, app_tag(bundle.model_hash()), icount=False)
+    try:
+        args = ["pi", "run", "--camera", f"folder:{frames}", "--detector", "none", "--no-gpio"]
+        assert main([*args, "--json", "--mcu", "auto"]) == 0
+        on_board, summary = _jsonl(capsys.readouterr().out)
+        assert main([*args, "--json"]) == 0
+        local, _ = _jsonl(capsys.readouterr().out)
+        assert [r["engine"] for r in on_board] == ["mcu"] * 6
+        assert summary["offload"]["failovers"] == 0
+        keys = ("source", "output_int8", "smile")
+        assert [[r[k] for k in keys] for r in on_board] == [[r[k] for k in keys] for r in local]
+        assert {r["smile"] for r in local} == {True, False}
+        log = tmp_path / "captured"
+        assert main(["capture", "--log", str(log), "--json"]) == 0
+        got = json.loads(capsys.readouterr().out)
+    finally:
+        emulator.stop(board.id)
+    assert got["output_int8"] == local[-1]["output_int8"]
+    assert got["smile"] == local[-1]["smile"] and got["source"].endswith("frame 6")
+    from tinysmile.data.preprocess import PreprocessSpec, load_image, preprocess
+
+    want = preprocess(PreprocessSpec.from_dict(bundle.preprocess), load_image(frames / "005.jpg"))
+    crop = cv2.imread(str(Path(got["logged"]) / "crop.png"), cv2.IMREAD_UNCHANGED)
+    assert_array_equal(crop, want[:, :, 0])

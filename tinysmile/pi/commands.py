@@ -208,3 +208,91 @@ def install_service_cmd(
         f"wrote {path}; start it: sudo systemctl daemon-reload && "
         f"sudo systemctl enable --now {name}"
     )
+
+
+@click.command("capture")
+@click.argument("model", required=False)
+@click.option("--board", "board_id", default=None, help="Board file in boards/.")
+@click.option("--port", default=None, help="Serial port (default: as --mcu auto finds it).")
+@click.option(
+    "--log",
+    "log_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Capture log folder to add the entry to (as `pi run --log` writes them).",
+)
+@click.option("--log-budget", default="500MB", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def capture_cmd(
+    model: str | None,
+    board_id: str | None,
+    port: str | None,
+    log_dir: Path,
+    log_budget: str,
+    as_json: bool,
+) -> None:
+    """Fetch the last frame a board running the smiling-bot app decided on (CAPTURE) into
+    a capture log: the model input it saw, its output and decision."""
+    from tinysmile.boards import load_board
+    from tinysmile.device.app import pixel_table, pixels_from_input, request_capture
+    from tinysmile.device.session import client_for
+    from tinysmile.pi.capturelog import CaptureLog, parse_size
+    from tinysmile.pi.loop import load_pi_bundle
+    from tinysmile.pi.offload import auto_port
+
+    bundle = load_pi_bundle(model)
+    board = load_board(board_id)
+    port = port or auto_port(bundle, board.id)()
+    if port is None:
+        raise TinysmileError(f"no {board.id} running {bundle.name} found; pass --port")
+    log = CaptureLog(log_dir, parse_size(log_budget), frame_side=0)
+    client = client_for(board, port)
+    try:
+        hello = client.handshake()
+        if hello.model_sha256 != bundle.model_hash():
+            raise TinysmileError(
+                f"the board on {port} runs model {hello.model_name!r} "
+                f"(sha256 {hello.model_sha256[:12]}…), not {bundle.name!r}"
+            )
+        cap = request_capture(client, hello.input_size, hello.output_size)
+    finally:
+        client.close()
+    table = pixel_table(bundle, hello.input_scale, hello.input_zero_point)
+    h, w = int(hello.input_shape[1]), int(hello.input_shape[2])
+    pixels = pixels_from_input(table, cap.input)
+    if pixels is None:
+        raise TinysmileError(
+            f"{bundle.name}: its pixel table is not one to one, so the input cannot be "
+            "turned back into an image"
+        )
+    out = bundle.meta.get("output", {})
+    from tinysmile.device.app import smile_index, smile_threshold
+
+    idx = smile_index(bundle, hello.output_size)
+    q = int(cap.output[idx])
+    meta = {
+        "source": f"{board.id}:{port} frame {cap.frames}",
+        "face": None,
+        "crop": None,
+        "probability": (q - hello.output_zero_point) * hello.output_scale,
+        "smile": bool(cap.smile),
+        "output_int8": q,
+        "threshold_int8": smile_threshold(
+            bundle,
+            float(out.get("scale", hello.output_scale)),
+            int(out.get("zero_point", hello.output_zero_point)),
+        ),
+        "engine": f"mcu:{board.id}",
+        "model": bundle.name,
+        "model_sha256": hello.model_sha256,
+        "frame_crc32": cap.crc,
+        "led": cap.led,
+    }
+    entry = log.add(pixels.reshape(h, w), None, meta)
+    if as_json:
+        click.echo(json.dumps({**meta, "logged": str(entry) if entry else None}, sort_keys=True))
+    else:
+        click.echo(
+            f"{board.id} on {port}: frame {cap.frames}, "
+            f"{'smile' if cap.smile else 'no smile'} (int8 {q}); kept in {entry}"
+        )

@@ -33,6 +33,8 @@ Box = tuple[int, int, int, int]
 
 class Detector:
     name = ""
+    # Boxes are faces to frame with the spec's rule; False: the box is the crop itself.
+    framed = True
 
     def detect(self, gray: np.ndarray) -> list[Box]:
         raise NotImplementedError
@@ -52,6 +54,7 @@ class WholeFrame(Detector):
     """The frame is the face: one box covering it all (no search)."""
 
     name = "none"
+    framed = False
 
     def detect(self, gray: np.ndarray) -> list[Box]:
         h, w = gray.shape

@@ -120,13 +120,14 @@ class Bot:
         pre = None
         if boxes:
             box = tuple(int(v) for v in boxes[0])
-            pre = crop_to_input(self.spec, gray, box)  # type: ignore[arg-type]
+            framed = box if self.detector.framed else None  # None: the centre square
+            pre = crop_to_input(self.spec, gray, framed)  # type: ignore[arg-type]
             x = self.runner.quantize_input(pre.pixels)
             t2 = time.perf_counter()
             ms["preprocess"] = (t2 - t1) * 1e3
             out, engine = None, self.engine.name
             if self.offload is not None:
-                out = self.offload.infer(x)
+                out = self.offload.infer(x, pre.pixels)
                 if out is not None:
                     engine = self.offload.name
             if out is None:
