@@ -460,3 +460,31 @@ def test_mcu_auto_finds_the_app_and_capture_brings_back_what_it_saw(tmp_path, mo
     want = preprocess(PreprocessSpec.from_dict(bundle.preprocess), load_image(frames / "005.jpg"))
     crop = cv2.imread(str(Path(got["logged"]) / "crop.png"), cv2.IMREAD_UNCHANGED)
     assert_array_equal(crop, want[:, :, 0])
+
+
+@needs_smilesmiled
+def test_a_video_camera_ends_with_its_frames_and_no_tensorflow_is_loaded(tmp_path):
+    """Run in a fresh interpreter: the Pi has no TensorFlow, and nothing may import it."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    frames = _scenes(tmp_path / "frames", 5, seed=6)
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (320, 240))
+    for f in frames:
+        writer.write(cv2.cvtColor(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), cv2.COLOR_GRAY2BGR))
+    writer.release()
+    code = (
+        "import sys; from tinysmile.cli import main; "
+        f"rc = main(['pi', 'run', '--camera', 'video:{video}', '--no-gpio', '--json']); "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'; sys.exit(rc)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    records, summary = _jsonl(proc.stdout)
+    assert [r["source"] for r in records] == [f"frame {i}" for i in range(1, 6)]
+    assert summary["frames"] == 5 and summary["faces"] >= 4
