@@ -79,7 +79,13 @@ class OpenCVCamera(Camera):
 
         self.what = what
         self.live = live
-        self.cap = cv2.VideoCapture(target)
+        # OpenCV prints a warning per backend it tries; the one-line error below says it.
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        try:
+            self.cap = cv2.VideoCapture(target)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if not self.cap.isOpened():
             self.cap.release()
             raise TinysmileError(f"camera {what}: cannot be opened")

@@ -108,11 +108,19 @@ def run_cmd(
 
         port = auto_port(bundle, board_id) if mcu == "auto" else mcu
         offload = Offload(bundle, port, board_id, log=lambda m: click.echo(m, err=True))
-    bot = Bot(bundle, detector=detector, engine=engine, log=log, offload=offload)
+    # Camera and pins first: a wrong one is reported before the models load.
     cam = open_camera(camera)
+    pins = None
     try:
         if not no_gpio:
-            bot.pins = Pins(led_pin, button_pin if trigger == "button" else None)
+            pins = Pins(led_pin, button_pin if trigger == "button" else None)
+        bot = Bot(bundle, detector=detector, engine=engine, pins=pins, log=log, offload=offload)
+    except BaseException:
+        cam.close()
+        if pins is not None:
+            pins.close()
+        raise
+    try:
         tty = sys.stderr.isatty() and not as_json
 
         def emit(record: dict) -> None:

@@ -33,20 +33,39 @@ class Pins:
             raise TinysmileError(
                 "gpiozero is not installed: pip install 'tinysmile[pi]', or pass --no-gpio"
             ) from None
+        import warnings
+
         try:
-            if led_pin is not None:
-                self.led = LED(led_pin, pin_factory=factory)
-            if button_pin is not None:
-                self.button = Button(button_pin, pin_factory=factory)
-                # Count presses as they happen, so one press is one frame even when it
-                # comes while the previous frame is still being processed.
-                self.button.when_pressed = lambda *_: self.presses.release()
+            with warnings.catch_warnings():
+                # gpiozero warns about every pin library it tries; the error below says it all.
+                warnings.simplefilter("ignore")
+                self._open(LED, Button, led_pin, button_pin, factory)
         except GPIOZeroError as exc:
             self.close()
+            if type(exc).__name__ == "BadPinFactory":
+                raise TinysmileError(
+                    "GPIO: no pin library works here (not a Raspberry Pi?); pass --no-gpio"
+                ) from None
             raise TinysmileError(f"GPIO: {exc}") from None
         except (OSError, RuntimeError) as exc:
             self.close()
             raise TinysmileError(f"GPIO: pins not usable here ({exc}); pass --no-gpio") from None
+
+    def _open(
+        self,
+        led_cls: Any,
+        button_cls: Any,
+        led_pin: int | None,
+        button_pin: int | None,
+        factory: Any,
+    ) -> None:
+        if led_pin is not None:
+            self.led = led_cls(led_pin, pin_factory=factory)
+        if button_pin is not None:
+            self.button = button_cls(button_pin, pin_factory=factory)
+            # Count presses as they happen, so one press is one frame even when it comes
+            # while the previous frame is still being processed.
+            self.button.when_pressed = lambda *_: self.presses.release()
 
     def show(self, smile: bool) -> None:
         if self.led is not None:
