@@ -208,8 +208,8 @@ def test_log_keeps_its_budget_loses_nothing_it_keeps_and_reimports(tmp_path, cap
     _scenes(tmp_path / "frames", 16, seed=5)
     log = tmp_path / "log"
     # A crash left a half-written entry: it must not survive the next start.
-    (log / ".part-20260101T000000.000000Z-000001").mkdir(parents=True)
-    (log / ".part-20260101T000000.000000Z-000001" / CROP_FILE).write_bytes(b"\x89PNG half")
+    (log / ".part-000000001-20260101T000000.000000Z").mkdir(parents=True)
+    (log / ".part-000000001-20260101T000000.000000Z" / CROP_FILE).write_bytes(b"\x89PNG half")
     budget = 60_000
     args = ["pi", "run", "--camera", f"folder:{tmp_path / 'frames'}", "--no-gpio", "--json"]
     assert main([*args, "--log", str(log), "--log-budget", str(budget)]) == 0
@@ -488,3 +488,21 @@ def test_a_video_camera_ends_with_its_frames_and_no_tensorflow_is_loaded(tmp_pat
     records, summary = _jsonl(proc.stdout)
     assert [r["source"] for r in records] == [f"frame {i}" for i in range(1, 6)]
     assert summary["frames"] == 5 and summary["faces"] >= 4
+
+
+def test_log_order_survives_a_clock_that_goes_back(tmp_path, monkeypatch):
+    """A Pi without a clock battery may boot into the past: the oldest entry is still the
+    first one dropped."""
+    from tinysmile.pi import capturelog
+    from tinysmile.pi.capturelog import CaptureLog, entry_folders, read_entry
+
+    crop = np.arange(64 * 64, dtype=np.uint8).reshape(64, 64)
+    log = CaptureLog(tmp_path / "log", budget=10**6)
+    first = [log.add(crop, None, {"n": i}) for i in range(2)]
+    size = log.used // 2
+    monkeypatch.setattr(capturelog.time, "time", lambda: 86400.0)  # 1970 again
+    again = CaptureLog(tmp_path / "log", budget=3 * size)  # room for three
+    newer = [again.add(crop, None, {"n": i}) for i in (2, 3)]
+    kept = entry_folders(tmp_path / "log")
+    assert kept == [first[1], *newer] and again.dropped == 1
+    assert [read_entry(p)["n"] for p in kept] == [1, 2, 3]

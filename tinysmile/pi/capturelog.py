@@ -3,7 +3,7 @@
 Layout of a log folder::
 
     DIR/
-      20261130T071502.123456Z-000042/
+      000000042-20261130T071502.123456Z/
         crop.png       the model's input pixels (lossless: exactly what it saw)
         frame.jpg      the whole frame, long side at most `frame_side` (absent when 0)
         entry.json     face box, probability, decision, int8 output, engine, model hash, time
@@ -11,8 +11,10 @@ Layout of a log folder::
 An entry is written into a hidden `.part-*` folder, its files flushed to disk, and then
 renamed into place; deletion renames to `.gone-*` first. A rename is atomic on POSIX
 file systems, so after a crash or a power cut an entry is either whole or absent, and
-leftover hidden folders are removed when the log is opened. Names sort by time, so the
-oldest entries are the first ones dropped when the budget is exceeded.
+leftover hidden folders are removed when the log is opened. Names start with a sequence
+number that goes on from the log's last entry, not with the time: a Pi without a clock
+battery can boot into an earlier time, and the oldest entries must still be the first ones
+dropped when the budget is exceeded.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ class CaptureLog:
             shutil.rmtree(leftover, ignore_errors=True)
         self.entries = [Entry(p, _tree_size(p)) for p in entry_folders(self.root)]
         self.used = sum(e.size for e in self.entries)
-        self._seq = 0
+        self._seq = max((_seq_of(e.path) for e in self.entries), default=0)
         self._enforce()
 
     def add(self, crop: np.ndarray, frame: np.ndarray | None, meta: dict[str, Any]) -> Path | None:
@@ -104,7 +106,7 @@ class CaptureLog:
         self._seq += 1
         now = time.time()
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
-        name = f"{stamp}-{self._seq:06d}"
+        name = f"{self._seq:09d}-{stamp}"
         files: dict[str, bytes] = {}
         ok, png = cv2.imencode(".png", np.ascontiguousarray(crop))
         if not ok:
@@ -153,13 +155,19 @@ class CaptureLog:
             self.dropped += 1
 
 
+def _seq_of(path: Path) -> int:
+    head = path.name.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
 def entry_folders(root: Path) -> list[Path]:
     """Whole entries of a log folder, oldest first (hidden half-written ones left out)."""
-    return sorted(
+    found = [
         p
         for p in root.iterdir()
         if p.is_dir() and not p.name.startswith(".") and (p / ENTRY_FILE).is_file()
-    )
+    ]
+    return sorted(found, key=lambda p: (_seq_of(p), p.name))
 
 
 def read_entry(path: Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinysmile.data.preprocess import PreprocessSpec, detect_faces, to_gray
+from tinysmile.data.preprocess import PreprocessSpec, detect_faces
 from tinysmile.errors import TinysmileError
 
 DETECTORS = ("haar", "blazeface", "none")
@@ -203,7 +203,3 @@ def make_detector(name: str, spec: PreprocessSpec) -> Detector:
     if name == "none":
         return WholeFrame()
     raise TinysmileError(f"detector {name!r}: choose one of {', '.join(DETECTORS)}")
-
-
-def gray_of(image: np.ndarray) -> np.ndarray:
-    return to_gray(image)

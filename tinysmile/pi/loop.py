@@ -63,10 +63,14 @@ class Stats:
         else:
             decision = f"{'smile' if last['smile'] else 'no smile'} p={last['probability']:.2f}"
         ms = " ".join(f"{k} {self.last_ms.get(k, 0):.1f}" for k in STAGES)
-        return (
+        line = (
             f"{self.frames} frames {self.fps():.1f} fps | {decision} | ms: {ms} | "
-            f"engine {last.get('engine', '-')}"
+            f"engine {last.get('engine') or '-'}"
         )
+        if self.offload:
+            state = "up" if self.offload["connected"] else "down, deciding here"
+            line += f" | mcu {state} ({self.offload['failovers']} failovers)"
+        return line
 
     def summary(self) -> dict[str, Any]:
         return {
