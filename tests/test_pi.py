@@ -341,10 +341,12 @@ def test_install_service_writes_a_unit(tmp_path, capsys):
     not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
     reason="needs qemu-system-arm and arm-none-eabi-gcc (scripts/setup.sh installs them)",
 )
-def test_mcu_offload_fails_over_and_comes_back(tmp_path):
-    """The emulated board (QEMU, real pty) running the model takes the frames; killed
-    mid-run, the Pi decides the very next frame itself; booted again, it is used again.
-    Every frame is decided exactly once, with the same bytes either way."""
+@pytest.mark.parametrize("mode", ["app", "harness"])
+def test_mcu_offload_fails_over_and_comes_back(tmp_path, mode):
+    """The emulated board (QEMU, real pty) running the smiling-bot app (FRAME) or the
+    harness (INFER) takes the frames; killed mid-run, the Pi decides the very next frame
+    itself; booted again, it is used again. Every frame is decided exactly once, with the
+    same bytes either way."""
     from tinysmile.boards import load_board
     from tinysmile.bundle import load_bundle
     from tinysmile.device import emulator
@@ -359,7 +361,7 @@ def test_mcu_offload_fails_over_and_comes_back(tmp_path):
     frames.mkdir()
     for i, f in enumerate(_faces(12)):
         (frames / f"{i:03d}.jpg").write_bytes(f.read_bytes())
-    project = generate_project(bundle, board, tmp_path / "fw")
+    project = generate_project(bundle, board, tmp_path / "fw", mode=mode)
     run_pio(project)
 
     def boot() -> emulator.EmulatorState:
@@ -400,7 +402,7 @@ def test_mcu_offload_fails_over_and_comes_back(tmp_path):
     assert engines[8:] == ["mcu"] * 4
     want = [local.step(frame)["output_int8"] for frame in FolderCamera(frames)]
     assert [r["output_int8"] for r in records] == want
-    assert offload.failovers == 1 and offload.reconnects == 2
+    assert offload.failovers == 1 and offload.reconnects == 2 and offload.mode == mode
 
 
 def _iou(a, b) -> float:
