@@ -508,3 +508,52 @@ def test_log_order_survives_a_clock_that_goes_back(tmp_path, monkeypatch):
     kept = entry_folders(tmp_path / "log")
     assert kept == [first[1], *newer] and again.dropped == 1
     assert [read_entry(p)["n"] for p in kept] == [1, 2, 3]
+
+
+def test_picamera2_camera_takes_the_luma_plane(monkeypatch):
+    """Against a stand-in for picamera2's documented calls (the real one needs a Pi): a
+    YUV420 capture is (3/2 h, w); its first h rows are the grey frame."""
+    import sys
+    import types
+
+    from tinysmile.errors import TinysmileError
+    from tinysmile.pi.camera import open_camera
+
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # not installed
+    with pytest.raises(TinysmileError, match="python3-picamera2"):
+        open_camera("picamera2")
+
+    calls = []
+
+    class FakePicamera2:
+        def create_still_configuration(self, main):
+            calls.append(("config", main))
+            return {"main": main}
+
+        def configure(self, config):
+            calls.append(("configure", config["main"]["format"]))
+
+        def start(self):
+            calls.append(("start",))
+
+        def capture_array(self, name):
+            w, h = calls[0][1]["size"]
+            yuv = np.zeros((h * 3 // 2, w), dtype=np.uint8)
+            yuv[:h] = (np.arange(w) % 256).astype(np.uint8)[None, :]
+            yuv[h:] = 255  # chroma must not leak into the grey frame
+            return yuv
+
+        def stop(self):
+            calls.append(("stop",))
+
+        def close(self):
+            calls.append(("close",))
+
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=FakePicamera2))
+    cam = open_camera("picamera2")
+    frame = cam.read()
+    cam.close()
+    assert frame.source == "frame 1" and frame.image.shape == (480, 640)
+    want = np.tile((np.arange(640) % 256).astype(np.uint8), (480, 1))
+    assert_array_equal(frame.image, want)  # luma rows only, no chroma
+    assert ("configure", "YUV420") in calls and calls[-2:] == [("stop",), ("close",)]
