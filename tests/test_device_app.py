@@ -182,6 +182,7 @@ def test_app_camera_path_crops_resamples_and_maps_exactly(tmp_path):
             glue,
             fw / "app" / "tsm_app.c",
             fw / "protocol" / "tsm_protocol.c",
+            fw / "protocol" / "tsm_hello.c",
         ],
         extra=[f"-I{fixtures}", f"-I{fw / 'app'}", f"-I{fw / 'port'}"],
     )

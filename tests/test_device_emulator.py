@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +48,7 @@ def state_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):
     from models import build_edge_ops, build_kernel_shapes, build_mobilenet_block, build_smile_like
+    from test_compiler_wild import hello_world_dynamic_batch
 
     d = tmp_path_factory.mktemp("models")
     out = {}
@@ -55,6 +57,8 @@ def models(tmp_path_factory):
         ("mobilenet_block", build_mobilenet_block),
         ("kernel_shapes", build_kernel_shapes),
         ("edge_ops", build_edge_ops),
+        # TFLite Micro's hello_world as converters write it: batch -1 in the signature.
+        ("hello_world_dyn", hello_world_dynamic_batch),
     ):
         path = d / f"{name}.tflite"
         path.write_bytes(build())
@@ -124,7 +128,9 @@ def _verify(built: Built, client, n: int, seed: int = 0):
 # kernel_shapes: the DSP variants (SXTB16/SMLAD, SSUB8/SEL) on the shapes they are chosen
 # for; the host tests run the same kernels with the instructions' C twins. edge_ops: the
 # ops the other models lack, so that every supported op runs on the board.
-@pytest.mark.parametrize("name", ["smile_like", "mobilenet_block", "kernel_shapes", "edge_ops"])
+@pytest.mark.parametrize(
+    "name", ["smile_like", "mobilenet_block", "kernel_shapes", "edge_ops", "hello_world_dyn"]
+)
 def test_bit_exact_on_the_emulator(firmware, name):
     built = firmware(name)
     with running(built) as client:
@@ -141,7 +147,7 @@ def test_bit_exact_on_the_emulator(firmware, name):
     ops = set(built.host.report["ops"])
     if name == "edge_ops":
         assert {"PAD", "AVERAGE_POOL_2D", "CONCATENATION", "RELU", "RELU6", "QUANTIZE"} <= ops
-    else:
+    elif name != "hello_world_dyn":
         assert "tiled" in {r["variant"] for r in built.host.report["layers"]}
 
 
@@ -217,7 +223,10 @@ def test_cli_flash_verify_profile_stop_without_tensorflow(firmware, models, stat
         "assert main(['stop']) == 0\n"
         "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n"
     )
-    env = dict(os.environ, TINYSMILE_STATE_DIR=str(state_dir / "cli"))
+    # A temporary folder of its own, to see that nothing is left in it afterwards.
+    tmp = state_dir / "cli-tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TINYSMILE_STATE_DIR=str(state_dir / "cli"), TMPDIR=str(tmp))
     res = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -237,6 +246,66 @@ def test_cli_flash_verify_profile_stop_without_tensorflow(firmware, models, stat
     from tinysmile.device.emulator import pid_alive
 
     assert not pid_alive(flashed["pid"])
+    assert sorted(p.name for p in tmp.iterdir()) == [], "flash/verify/profile left files in TMPDIR"
+
+
+def _qemu_pids_under(folder) -> list[int]:
+    pids = []
+    for proc in os.listdir("/proc"):
+        if proc.isdigit():
+            try:
+                raw = Path(f"/proc/{proc}/cmdline").read_bytes()
+            except OSError:
+                continue
+            cmdline = raw.decode(errors="replace")
+            if "qemu-system-arm" in cmdline and str(folder) in cmdline:
+                pids.append(int(proc))
+    return pids
+
+
+def test_interrupted_verify_leaves_nothing_behind(firmware, models, state_dir):
+    # Ctrl-C in the middle of a verify that booted its own emulator: the emulator is
+    # stopped and the temporary folder is as it was.
+    import signal
+    import time
+
+    firmware("smile_like")
+    tmp = state_dir / "interrupt-tmp"
+    tmp.mkdir()
+    states = state_dir / "interrupt"
+    env = dict(os.environ, TINYSMILE_STATE_DIR=str(states), TMPDIR=str(tmp))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tinysmile",
+            "verify",
+            str(models["smile_like"]),
+            "--samples",
+            "100000",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not _qemu_pids_under(states) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            time.sleep(0.5)
+        assert _qemu_pids_under(states), "the emulator never started"
+        time.sleep(2)  # let it get into the inference loop
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert "Traceback" not in err, err[-2000:]
+    time.sleep(0.5)
+    assert _qemu_pids_under(states) == [], "the interrupted verify left its emulator running"
+    assert sorted(p.name for p in tmp.iterdir()) == [], "an interrupted verify left temp files"
 
 
 def _json_objects(text: str) -> list[str]:
@@ -249,6 +318,18 @@ def _json_objects(text: str) -> list[str]:
         obj, end = dec.raw_decode(text, j)
         out.append(json.dumps(obj))
         i = end
+
+
+def test_shape_computing_model_refused_before_building(state_dir, tmp_path):
+    from models import cached
+    from test_compiler_wild import _conv_flatten
+
+    from tinysmile.device.commands import run_verify
+
+    path = tmp_path / "flatten.tflite"
+    path.write_bytes(cached("conv_flatten_dyn", _conv_flatten, (None, 8, 8, 1)))
+    with pytest.raises(TinysmileError, match="dynamic shape computation"):
+        run_verify(str(path), BOARD, None, 4, None, seed=0)
 
 
 def test_verify_exit_status_on_mismatch(firmware, models, state_dir):

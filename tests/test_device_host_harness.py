@@ -49,6 +49,7 @@ def harness_exe(tmp_path_factory):
         FIXTURES / "tsm_port_host.c",
         *sorted((fw / "harness").glob("*.c")),
         fw / "protocol" / "tsm_protocol.c",
+        fw / "protocol" / "tsm_hello.c",
     ]
     return build_host(
         d / "harness",

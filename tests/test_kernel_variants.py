@@ -245,7 +245,9 @@ def _window_graph(rng, kind: str):
     idx = len(tensors)
     tensors.append(Tensor(idx, "y", (1, oh, ow, c), np.dtype(np.int8), y_quant))
     options.update({"stride_h": sh, "stride_w": sw, "padding": padding})
-    op = Op(0, kind, inputs, [idx], options)
+    from tinysmile.compiler.ops import lookup
+
+    op = Op(0, kind, inputs, [idx], options, options_type=lookup(kind).options)
     return Graph(f"random_{kind.lower()}", "0" * 64, tensors, [op], [0], [idx])
 
 

@@ -288,12 +288,54 @@ def test_default_bundle_meets_its_card():
     assert meta["model_sha256"] == bundle.model_hash()
     assert meta["provenance"]["arch"] == "embedded3"
     assert meta["macs"] <= 1_300_000
-    test = meta["metrics"]["test"]
-    assert test["int8"]["auc"] >= 0.95
-    assert test["auc_drop"] <= 0.005
     card = (DEFAULT / "MODEL_CARD.md").read_text()
     assert "scripts/train_default.sh" in card
     assert f"{meta['macs']:,}" in card
+
+
+def _pairwise_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    # The definition itself: the share of (smile, no smile) pairs ranked right, ties half.
+    pos, neg = scores[labels == 1][:, None], scores[labels == 0][None, :]
+    return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
+
+
+@needs_smilesmiled
+def test_default_bundle_auc_recomputed_from_its_outputs():
+    # The card's test AUC, recomputed here from the int8 model's own outputs on the
+    # SMILEsmileD images of the test split (80/10/10 by content hash), not read back.
+    import hashlib
+
+    from tinysmile.compiler.oracle import litert_reference
+    from tinysmile.data.preprocess import PreprocessSpec, preprocess_files, to_int8
+    from tinysmile.data.store import split_for_hash
+
+    meta = json.loads((DEFAULT / "bundle.json").read_text())
+    files: dict[str, tuple[Path, set[int]]] = {}
+    for label, folder in ((1, "positives/positives7"), (0, "negatives/negatives7")):
+        for path in sorted((SMILESMILED / "SMILEs" / folder).glob("*.jpg")):
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            files.setdefault(digest, (path, set()))[1].add(label)
+    # Images filed under both labels carry no label: left out (the store drops them too).
+    test = [
+        (path, labels.pop())
+        for digest, (path, labels) in sorted(files.items())
+        if len(labels) == 1 and split_for_hash(digest) == "test"
+    ]
+    assert len(test) > 1000
+    spec = PreprocessSpec.from_dict(meta["preprocess"])
+    pixels = preprocess_files(spec, [p for p, _ in test])
+    model = (DEFAULT / "model.tflite").read_bytes()
+    from tinysmile.compiler.reader import parse_model
+
+    x_t = parse_model(model).input
+    x = to_int8(spec, pixels, x_t.scale, x_t.zero_point)
+    scores = litert_reference(model, x).reshape(len(test), -1)[:, 0].astype(np.int64)
+    auc = _pairwise_auc(scores, np.array([label for _, label in test]))
+    print(f"default bundle: int8 test AUC {auc:.4f} on {len(test)} SMILEsmileD images")
+    assert auc >= 0.95, auc
+    # Within 0.002 of the card's figure: the card's store may break a tie between
+    # duplicate files differently, which moves a few images across splits or labels.
+    assert abs(auc - meta["metrics"]["test"]["int8"]["auc"]) <= 0.002, auc
 
 
 @needs_smilesmiled

@@ -1,9 +1,14 @@
 #include "tsm_app.h"
 
+#include "tsm_hello.h"
 #include "tsm_port.h"
 #include "tsm_protocol.h"
 
 static tsm_parser_t tsm_app_parser;
+/* The last decision, for CAPTURE (its input stays in m->input, its output in m->output). */
+static uint32_t tsm_app_frames;
+static uint32_t tsm_app_last_crc;
+static int32_t tsm_app_last_smile;
 
 static void tsm_app_put_u32(uint8_t *b, uint32_t v)
 {
@@ -69,8 +74,46 @@ static void tsm_app_send_error(uint8_t seq, uint8_t code)
     tsm_frame_end(&w);
 }
 
+static void tsm_app_decided(int32_t smile, uint32_t crc)
+{
+    tsm_app_frames++;
+    tsm_app_last_crc = crc;
+    tsm_app_last_smile = smile;
+}
+
+static void tsm_app_send_capture(const tsm_app_model_t *m, uint8_t seq)
+{
+    if (tsm_app_frames == 0u) {
+        tsm_app_send_error(seq, TSM_ERR_NO_INPUT);
+        return;
+    }
+    uint8_t head[10];
+    head[0] = (uint8_t)tsm_app_last_smile; /* the LED shows the last decision */
+    head[1] = (uint8_t)tsm_app_last_smile;
+    tsm_app_put_u32(head + 2, tsm_app_last_crc);
+    tsm_app_put_u32(head + 6, tsm_app_frames);
+    uint32_t out = (uint32_t)m->info->output_size;
+    uint32_t in = (uint32_t)m->info->input_size;
+    tsm_frame_writer_t w;
+    tsm_frame_begin(&w, tsm_port_uart_write, TSM_MSG_CAPTURE | TSM_MSG_REPLY, seq,
+                    (uint16_t)(sizeof(head) + out + in));
+    tsm_frame_write(&w, head, sizeof(head));
+    tsm_frame_write(&w, (const uint8_t *)m->output, out);
+    tsm_frame_write(&w, (const uint8_t *)m->input, in);
+    tsm_frame_end(&w);
+}
+
 static void tsm_app_dispatch(const tsm_app_model_t *m, const tsm_frame_t *f)
 {
+    if (f->type == TSM_MSG_HELLO) {
+        tsm_hello_send(tsm_port_uart_write, f->seq, m->info, m->board, m->stack_size,
+                       tsm_port_tick_hz());
+        return;
+    }
+    if (f->type == TSM_MSG_CAPTURE) {
+        tsm_app_send_capture(m, f->seq);
+        return;
+    }
     if (f->type != TSM_MSG_FRAME) {
         tsm_app_send_error(f->seq, TSM_ERR_UNKNOWN_TYPE);
         return;
@@ -83,6 +126,7 @@ static void tsm_app_dispatch(const tsm_app_model_t *m, const tsm_frame_t *f)
     tsm_app_input_from_pixels(m, f->payload);
     int32_t smile = tsm_app_decide(m);
     tsm_port_led(smile);
+    tsm_app_decided(smile, crc);
     tsm_app_report(m, TSM_MSG_FRAME | TSM_MSG_REPLY, f->seq, smile, smile, crc);
 }
 
@@ -95,7 +139,9 @@ static void tsm_app_capture(const tsm_app_model_t *m)
     tsm_app_input_from_camera(m, m->camera_frame);
     int32_t smile = tsm_app_decide(m);
     tsm_port_led(smile);
-    tsm_app_report(m, TSM_MSG_APP_EVENT, 0u, smile, smile, tsm_crc32(0, m->camera_frame, size));
+    uint32_t crc = tsm_crc32(0, m->camera_frame, size);
+    tsm_app_decided(smile, crc);
+    tsm_app_report(m, TSM_MSG_APP_EVENT, 0u, smile, smile, crc);
 }
 
 void tsm_app_run(void)

@@ -2,8 +2,16 @@
  * captures on the button; any board also takes frames over the serial link (FRAME), which
  * is how boards without a camera, and the tests on the emulated board, drive it.
  *
+ * HELLO   as the harness answers it (tsm_hello.h): board, model name and hash, shapes, so a
+ *         host (the Pi's --mcu offload) hands frames only to a board running its model.
  * FRAME   request: the frame, model input width x height gray pixels (u8, row major)
  *         reply:   u8 led, u8 smile, u32 crc32(frame), output[output_size] (int8)
+ * CAPTURE request: empty
+ *         reply:   u8 led, u8 smile, u32 crc32(frame), u32 frames decided since boot,
+ *                  output[output_size], input[input_size]: the last decision and the int8
+ *                  model input it was made on (what the model saw, from serial or camera;
+ *                  kept in the input buffer the model reads, so it costs no RAM).
+ *                  Error NO_INPUT before the first decision.
  * EVENT   unsolicited after a button-triggered capture: the same layout as FRAME's reply
  *         with the crc of the camera frame.
  * The LED state is what the app last commanded (tsm_port_led); the host compares the
@@ -25,6 +33,8 @@ typedef void (*tsm_app_invoke_fn_t)(const int8_t *input, int8_t *output);
 typedef struct {
     const tsm_model_info_t *info;
     tsm_app_invoke_fn_t invoke;
+    const char *board;          /* reported by HELLO */
+    uint32_t stack_size;        /* reported by HELLO */
     int8_t *input;              /* info->input_size bytes */
     int8_t *output;             /* info->output_size bytes */
     const int8_t *pixel_to_input; /* 256 entries: gray pixel -> int8 model input */

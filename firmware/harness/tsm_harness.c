@@ -2,15 +2,12 @@
 
 #include <string.h>
 
+#include "tsm_hello.h"
 #include "tsm_port.h"
 #include "tsm_protocol.h"
 
 /* Reply layouts (all integers little endian) are decoded by tinysmile/device/protocol.py:
- * HELLO   u16 version, u32 max_payload, u32 tick_hz, u32 stack_size, u32 arena_size,
- *         u32 input_size, u32 output_size, u8 input_rank, u32 input_shape[4],
- *         u8 output_rank, u32 output_shape[4], f32 input_scale, i32 input_zero_point,
- *         f32 output_scale, i32 output_zero_point, u16 num_layers,
- *         str board, str model name, str sha256   (str = u8 length + bytes)
+ * HELLO   see tsm_hello.h (shared with the app)
  * INFER   u32 crc32(input), u64 start, u64 end, output[output_size]
  * LAYER   u16 layer, u32 crc32(input), u32 size, data[size]
  * PROFILE u32 crc32(input), u64 start, u64 end, u16 num_layers, u64 end_of_layer[n]
@@ -51,17 +48,6 @@ static void tsm_put_u64(uint8_t *b, uint64_t v)
     tsm_put_u32(b + 4, (uint32_t)(v >> 32));
 }
 
-static uint32_t tsm_put_str(uint8_t *b, const char *s)
-{
-    uint32_t n = (uint32_t)strlen(s);
-    if (n > 255u) {
-        n = 255u;
-    }
-    b[0] = (uint8_t)n;
-    memcpy(b + 1, s, n);
-    return n + 1u;
-}
-
 static void tsm_send(uint8_t type, uint8_t seq, const uint8_t *payload, uint32_t n)
 {
     tsm_frame_writer_t w;
@@ -84,48 +70,8 @@ static void tsm_send_error(uint8_t seq, uint8_t code, const char *text)
 
 static void tsm_handle_hello(uint8_t seq)
 {
-    const tsm_model_info_t *info = tsm_harness_model.info;
-    uint8_t b[96 + 3 * 256];
-    uint32_t n = 0;
-    tsm_put_u16(b + n, TSM_PROTO_VERSION);
-    n += 2;
-    tsm_put_u32(b + n, TSM_PROTO_MAX_PAYLOAD);
-    n += 4;
-    tsm_put_u32(b + n, tsm_port_tick_hz());
-    n += 4;
-    tsm_put_u32(b + n, tsm_harness_model.stack_size);
-    n += 4;
-    tsm_put_u32(b + n, (uint32_t)info->arena_size);
-    n += 4;
-    tsm_put_u32(b + n, (uint32_t)info->input_size);
-    n += 4;
-    tsm_put_u32(b + n, (uint32_t)info->output_size);
-    n += 4;
-    b[n++] = (uint8_t)info->input_rank;
-    for (int i = 0; i < 4; ++i) {
-        tsm_put_u32(b + n, (uint32_t)info->input_shape[i]);
-        n += 4;
-    }
-    b[n++] = (uint8_t)info->output_rank;
-    for (int i = 0; i < 4; ++i) {
-        tsm_put_u32(b + n, (uint32_t)info->output_shape[i]);
-        n += 4;
-    }
-    /* Floats travel as their IEEE bit pattern: no float formatting code on the device. */
-    memcpy(b + n, &info->input_scale, 4);
-    n += 4;
-    tsm_put_u32(b + n, (uint32_t)info->input_zero_point);
-    n += 4;
-    memcpy(b + n, &info->output_scale, 4);
-    n += 4;
-    tsm_put_u32(b + n, (uint32_t)info->output_zero_point);
-    n += 4;
-    tsm_put_u16(b + n, (uint32_t)info->num_layers);
-    n += 2;
-    n += tsm_put_str(b + n, tsm_harness_model.board);
-    n += tsm_put_str(b + n, info->name);
-    n += tsm_put_str(b + n, info->sha256);
-    tsm_send(TSM_MSG_HELLO | TSM_MSG_REPLY, seq, b, n);
+    tsm_hello_send(tsm_port_uart_write, seq, tsm_harness_model.info, tsm_harness_model.board,
+                   tsm_harness_model.stack_size, tsm_port_tick_hz());
 }
 
 static void tsm_handle_infer(uint8_t seq, const tsm_frame_t *f)

@@ -183,6 +183,7 @@ def generate(
         "peak_layer": peak,
         "peak_layer_kind": prog.layers[peak].op.kind if prog.layers else None,
         "stripped_edges": prog.stripped,
+        "notes": prog.notes,
         "perturbed_layer": perturb_layer,
     }
     return c_text, h_text, kernels, report
@@ -209,6 +210,20 @@ def _perturb(emitted, layer) -> None:
             array.values = _perturbed(array.values)
             return
     raise TinysmileError(f"--perturb-layer {layer.position}: that layer has no int8 weights")
+
+
+@dataclass
+class InMemory:
+    """What the host needs to check a device: the program and the report, no files."""
+
+    program: Program
+    report: dict[str, Any]
+
+
+def compile_in_memory(model: str | Path | bytes, prefix: str = "model") -> InMemory:
+    prog = build_program(model)
+    _, _, _, report = generate(prog, prefix)
+    return InMemory(prog, report)
 
 
 def compile_model(

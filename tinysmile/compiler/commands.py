@@ -40,6 +40,8 @@ def print_report(report: dict, console=None) -> None:
     )
     for edge in report.get("stripped_edges", []):
         console.print(f"note: stripped float {edge}; the C API is int8")
+    for note in report.get("notes", []):
+        console.print(f"note: {note}")
 
 
 def _model_path(model: str | None) -> Path:

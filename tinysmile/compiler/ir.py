@@ -69,6 +69,7 @@ class Op:
     inputs: list[int]  # tensor indices, -1 for an absent optional input
     outputs: list[int]
     options: dict[str, Any] = field(default_factory=dict)
+    options_type: str | None = None  # schema name of the builtin options, e.g. Conv2DOptions
 
     def describe(self) -> str:
         return f"op {self.index} ({self.kind})"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class Program:
     layers: list[Layer]
     plan: Plan
     stripped: list[str]  # edge QUANTIZE/DEQUANTIZE ops removed (float model I/O)
+    notes: list[str] = field(default_factory=list)  # what the compiler assumed (batch 1)
 
     @property
     def input(self):
@@ -94,7 +95,7 @@ def build_program(model: str | Path | bytes | Graph, portable: bool = False) -> 
             " supported"
         )
     stripped = strip_float_edges(g)
-    validate_graph(g)
+    notes = validate_graph(g)
     layers = []
     scratch: dict[int, int] = {}
     leads: dict[int, int] = {}
@@ -108,4 +109,4 @@ def build_program(model: str | Path | bytes | Graph, portable: bool = False) -> 
         if lead is not None:
             leads[op.index] = lead
         layers.append(Layer(pos, op, spec, params))
-    return Program(g, layers, plan_memory(g, scratch, leads), stripped)
+    return Program(g, layers, plan_memory(g, scratch, leads), stripped, notes)

@@ -72,6 +72,94 @@ def _op_name(code: Any) -> str:
     return _OPERATORS.get(value, f"BUILTIN_{value}")
 
 
+def _ints(values: Any) -> list[int]:
+    return [int(v) for v in values] if values is not None else []
+
+
+def _options_type(obj: Any) -> str | None:
+    """The builtin options table's schema name (Conv2DOptions, Pool2DOptions, ...)."""
+    if obj is None:
+        return None
+    return type(obj).__name__.removesuffix("T")
+
+
+# Tensors larger than this cannot be indexed by the kernels' int32 arithmetic, and no
+# microcontroller has the memory: a shape claiming more is damage, not a model.
+_MAX_TENSOR_BYTES = 2**31 - 1
+_MAX_RANK = 6
+
+
+def check_structure(model: Any, where: str) -> None:
+    """Check what the flatbuffer's tables claim before anything reads them, as TFLite's own
+    verifier and InterpreterBuilder do: every index in range, shapes sane, constant data the
+    size its shape needs, quantization arrays of matching lengths with finite positive
+    scales. A damaged or hostile file then gets one line naming the tensor or op, never an
+    IndexError or a division by zero further in."""
+    sg = model.subgraphs[0]
+    tensors = sg.tensors or []
+    buffers = model.buffers or []
+    codes = model.operatorCodes or []
+    n = len(tensors)
+
+    def bad(what: str) -> TinysmileError:
+        return TinysmileError(f"{where}: {what} (damaged or malformed model)")
+
+    for i, t in enumerate(tensors):
+        tname = (t.name or b"").decode(errors="replace") or f"tensor_{i}"
+        label = f"tensor {i} '{tname}'"
+        shape = _ints(t.shape)
+        if len(shape) > _MAX_RANK:
+            raise bad(f"{label} has rank {len(shape)}")
+        if any(d < 0 for d in shape):
+            raise bad(f"{label} has a negative dimension in its shape {shape}")
+        signature = _ints(t.shapeSignature)
+        if t.shapeSignature is not None and len(signature) != len(shape):
+            raise bad(f"{label}: shape {shape} and shape signature {signature} differ in rank")
+        if t.buffer < 0 or t.buffer >= max(len(buffers), 1):
+            raise bad(f"{label} names buffer {t.buffer}, the model has {len(buffers)}")
+        type_name = _TENSOR_TYPES.get(t.type)
+        itemsize = np.dtype(_NUMPY_TYPES[type_name]).itemsize if type_name in _NUMPY_TYPES else 1
+        nbytes = itemsize
+        for d in shape:
+            nbytes *= d
+        if nbytes > _MAX_TENSOR_BYTES:
+            raise bad(f"{label}: shape {shape} needs {nbytes:,} bytes")
+        q = t.quantization
+        if q is not None and q.scale is not None and len(q.scale):
+            with np.errstate(invalid="ignore", over="ignore"):
+                scale = np.asarray(q.scale, dtype=np.float64).reshape(-1)
+            zp = _ints(q.zeroPoint)
+            if q.zeroPoint is not None and len(zp) != scale.size:
+                raise bad(f"{label} has {scale.size} quantization scales and {len(zp)} zero points")
+            if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+                raise bad(f"{label} has a quantization scale that is not finite and positive")
+            if scale.size > 1:
+                axis = int(q.quantizedDimension or 0)
+                if axis >= len(shape) or shape[axis] != scale.size:
+                    raise bad(
+                        f"{label} has {scale.size} per-channel scales along axis {axis}, its"
+                        f" shape is {shape}"
+                    )
+
+    for kind, indices in (("input", _ints(sg.inputs)), ("output", _ints(sg.outputs))):
+        for t in indices:
+            if not 0 <= t < n:
+                raise bad(f"the subgraph's {kind} names tensor {t}, the model has {n}")
+    for i, o in enumerate(sg.operators or []):
+        if not 0 <= o.opcodeIndex < len(codes):
+            raise bad(f"op {i} names operator code {o.opcodeIndex}, the model has {len(codes)}")
+        for kind, indices, optional in (
+            ("input", _ints(o.inputs), True),
+            ("output", _ints(o.outputs), False),
+        ):
+            for t in indices:
+                if not (0 <= t < n or (optional and t == -1)):
+                    raise bad(
+                        f"op {i} ({_op_name(codes[o.opcodeIndex])}) names {kind} tensor"
+                        f" {t}, the model has {n}"
+                    )
+
+
 def read_model(path: str | Path) -> Graph:
     p = Path(path)
     try:
@@ -97,6 +185,7 @@ def parse_model(data: bytes, name: str = "model", source: str | None = None) -> 
         raise UnsupportedModelError(
             f"{name}: {len(model.subgraphs)} subgraphs (control flow) are not supported"
         )
+    check_structure(model, where)
     sg = model.subgraphs[0]
     buffers = model.buffers or []
 
@@ -119,7 +208,7 @@ def parse_model(data: bytes, name: str = "model", source: str | None = None) -> 
         dtype = _NUMPY_TYPES.get(type_name)
         if dtype is None:
             raise UnsupportedModelError(f"tensor {i} '{tname}': type {type_name} is not supported")
-        shape = tuple(int(s) for s in (t.shape if t.shape is not None else []))
+        shape = tuple(int(s) for s in _ints(t.shape))
         signature = (
             tuple(int(s) for s in t.shapeSignature) if t.shapeSignature is not None else None
         )
@@ -147,15 +236,14 @@ def parse_model(data: bytes, name: str = "model", source: str | None = None) -> 
     codes = model.operatorCodes or []
     ops: list[Op] = []
     for i, o in enumerate(sg.operators or []):
-        if o.opcodeIndex >= len(codes):
-            raise TinysmileError(f"{name}: op {i} names operator code {o.opcodeIndex}, not present")
         ops.append(
             Op(
                 index=i,
                 kind=_op_name(codes[o.opcodeIndex]),
-                inputs=[int(x) for x in (o.inputs if o.inputs is not None else [])],
-                outputs=[int(x) for x in (o.outputs if o.outputs is not None else [])],
+                inputs=[int(x) for x in _ints(o.inputs)],
+                outputs=[int(x) for x in _ints(o.outputs)],
                 options=_options(o.builtinOptions),
+                options_type=_options_type(o.builtinOptions),
             )
         )
     digest = hashlib.sha256(data).hexdigest()
@@ -165,7 +253,7 @@ def parse_model(data: bytes, name: str = "model", source: str | None = None) -> 
         sha256=digest,
         tensors=tensors,
         ops=ops,
-        inputs=[int(x) for x in sg.inputs],
-        outputs=[int(x) for x in sg.outputs],
+        inputs=[int(x) for x in _ints(sg.inputs)],
+        outputs=[int(x) for x in _ints(sg.outputs)],
         description=description,
     )

@@ -11,7 +11,7 @@ import click
 
 from tinysmile.errors import TinysmileError
 
-FORMAT_NAMES = ("folder", "smilesmiled", "genki4k", "fer2013", "celeba", "votes")
+FORMAT_NAMES = ("folder", "smilesmiled", "genki4k", "fer2013", "celeba", "votes", "captures")
 
 
 @click.group("data")
@@ -97,8 +97,9 @@ def import_cmd(
 
     FORMAT is one of: folder (one sub-folder per class), smilesmiled, genki4k
     (files/ + labels.txt, or GENKI-R2009a), fer2013 (the CSV), celeba (the root with
-    list_attr_celeba.txt), votes (a CSV of rater answers). Corrupt images are skipped
-    and listed; the import goes on.
+    list_attr_celeba.txt), votes (a CSV of rater answers), captures (a `tinysmile pi run
+    --log` folder: each crop as an unlabelled sample, source "captures"). Corrupt images
+    are skipped and listed; the import goes on.
     """
     from tinysmile.data.importers import import_dataset
     from tinysmile.data.store import Store
@@ -237,7 +238,12 @@ def format_stats(stats: dict) -> str:
     lines = [f"store {stats['store']}: {stats['samples']} samples"]
     for task, t in stats["tasks"].items():
         names = t["labels"]
-        lines.append(f"task {task} ({t['samples']} samples)")
+        unl = t.get("unlabelled", 0)
+        lines.append(
+            f"task {task} ({t['samples']} samples"
+            + (f", {unl} unlabelled, waiting for raters" if unl else "")
+            + ")"
+        )
         lines.append(
             "  "
             + "split".ljust(24)

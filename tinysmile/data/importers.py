@@ -27,7 +27,7 @@ class Item:
     """One candidate sample: where its bytes come from and what it is labelled."""
 
     original: str  # shown in reports and kept in the store (path, or file:row)
-    label: int
+    label: int | None  # None: unlabelled (production captures, waiting for raters)
     suffix: str
     path: Path | None = None
     load: Callable[[], bytes] | None = None  # for images decoded from text (FER2013)
@@ -474,6 +474,31 @@ def list_celeba(path: Path, task: str, split_by: str = "source") -> Listing:
     return listing
 
 
+# -- production captures (tinysmile pi run --log) ------------------------------------
+
+
+def list_captures(path: Path, task: str) -> Listing:
+    """Entries of a capture log: each one's crop (the pixels the model saw, framed like the
+    training data) as an unlabelled sample, its entry folder as the original."""
+    from tinysmile.pi.capturelog import CROP_FILE, entry_folders, read_entry
+
+    if not path.is_dir():
+        raise TinysmileError(f"{path}: not a capture log folder")
+    listing = Listing()
+    for entry in entry_folders(path):
+        try:
+            read_entry(entry)
+        except TinysmileError as exc:
+            listing.skipped.append((str(entry), str(exc).split(": ", 1)[-1]))
+            continue
+        crop = entry / CROP_FILE
+        if not crop.is_file():
+            listing.skipped.append((str(entry), f"no {CROP_FILE}"))
+            continue
+        listing.items.append(Item(original=str(entry), label=None, suffix=".png", path=crop))
+    return listing
+
+
 # -- registry and the import loop ----------------------------------------------------
 
 
@@ -490,6 +515,7 @@ FORMATS: dict[str, Callable[..., Listing]] = {
     "fer2013": list_fer2013,
     "celeba": list_celeba,
     "votes": _list_votes,
+    "captures": list_captures,
 }
 # Options each lister accepts beyond (path, task).
 FORMAT_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -499,6 +525,7 @@ FORMAT_OPTIONS: dict[str, tuple[str, ...]] = {
     "fer2013": ("split_by",),
     "celeba": ("split_by",),
     "votes": ("resolve", "min_votes", "images", "agreement_csv"),
+    "captures": (),
 }
 
 

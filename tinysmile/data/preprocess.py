@@ -39,7 +39,13 @@ class PreprocessSpec:
     channels: int = 1
     grayscale: bool = True
     face_crop: str = "none"  # "none": input already a face crop; "haar": detect one
-    crop_margin: float = 0.2  # added on each side of the face box, as a fraction of its size
+    # Framing: the square around a Haar face box (x, y, w, h) has side max(w, h) * (1 + 2 *
+    # crop_margin) and its centre crop_shift_y * h below the box's. With face_crop "haar"
+    # this is how training cropped; with "none" it records how the dataset's own crops sit
+    # around a Haar box (negative margin: tighter than the box), so that a face found in a
+    # whole camera frame is cropped the way the training images were.
+    crop_margin: float = 0.2
+    crop_shift_y: float = 0.0
     haar_scale_factor: float = 1.1
     haar_min_neighbors: int = 5
     haar_min_size: float = 0.1  # smallest face, as a fraction of the image's shorter side
@@ -61,8 +67,8 @@ class PreprocessSpec:
             )
         if not self.pixel_std or not np.isfinite(self.pixel_std):
             raise TinysmileError("preprocess spec: pixel_std must be non-zero and finite")
-        if self.crop_margin < 0:
-            raise TinysmileError("preprocess spec: crop_margin must be >= 0")
+        if not self.crop_margin > -0.5:
+            raise TinysmileError("preprocess spec: crop_margin must be > -0.5 (a crop of size > 0)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +111,12 @@ class PreprocessSpec:
 # found; SMILEsmileD and FER2013 ship tight face crops already.
 NEEDS_FACE_DETECTION = frozenset({"genki4k", "celeba"})
 
+# How the crops of datasets that ship face crops sit around a Haar face box, as
+# (crop_margin, crop_shift_y): measured by `python bench/bench_pi.py --framing` (median over
+# every 10th SMILEsmileD image, upscaled 3x into a grey 400x400 canvas, Haar found 893 of
+# 1056: crop side 0.759 of the box's, centre 0.076 box heights below the box's).
+SOURCE_FRAMING: dict[str, tuple[float, float]] = {"smilesmiled": (-0.12, 0.076)}
+
 
 def spec_for_sources(sources: Iterable[str], height: int = 64, width: int = 64) -> PreprocessSpec:
     """The spec to train with on data from these importers (face crop only when needed).
@@ -112,8 +124,16 @@ def spec_for_sources(sources: Iterable[str], height: int = 64, width: int = 64) 
     Folder and votes imports are assumed to hold face crops; pass face_crop="haar" to
     PreprocessSpec yourself when they do not.
     """
-    crop = "haar" if NEEDS_FACE_DETECTION & set(sources) else "none"
-    return PreprocessSpec(height=height, width=width, face_crop=crop)
+    names = set(sources)
+    if NEEDS_FACE_DETECTION & names:
+        return PreprocessSpec(height=height, width=width, face_crop="haar")
+    framing = {SOURCE_FRAMING[n] for n in names if n in SOURCE_FRAMING}
+    if len(framing) == 1:
+        margin, shift = framing.pop()
+        return PreprocessSpec(
+            height=height, width=width, face_crop="none", crop_margin=margin, crop_shift_y=shift
+        )
+    return PreprocessSpec(height=height, width=width, face_crop="none")
 
 
 @dataclass
@@ -202,31 +222,42 @@ def _centre_square(h: int, w: int) -> tuple[int, int, int, int]:
 
 
 def _face_square(
-    box: tuple[int, int, int, int], margin: float, h: int, w: int
+    box: tuple[int, int, int, int], margin: float, h: int, w: int, shift_y: float = 0.0
 ) -> tuple[int, int, int, int]:
     x, y, bw, bh = box
     side = round(max(bw, bh) * (1.0 + 2.0 * margin))
     side = max(1, min(side, h, w))
     # Centre on the face, then slide (not shrink) the square back inside the image.
     cx2, cy2 = 2 * x + bw, 2 * y + bh  # twice the centre, to stay in integers
+    cy2 += round(2.0 * shift_y * bh)
     x0 = min(max((cx2 - side) // 2, 0), w - side)
     y0 = min(max((cy2 - side) // 2, 0), h - side)
     return x0, y0, side, side
 
 
-def preprocess_detailed(spec: PreprocessSpec, image: np.ndarray) -> Preprocessed:
-    """`preprocess`, also saying which square was used and whether a face was found."""
+def framed_crop(
+    spec: PreprocessSpec, box: tuple[int, int, int, int] | None, h: int, w: int
+) -> tuple[int, int, int, int]:
+    """The square taken from an h x w image around a face box (x, y, w, h): the box's longer
+    side plus `crop_margin` on each side, so that a face found in a whole camera frame is
+    framed like the training crops were; no box means the centre square."""
+    if box is None:
+        return _centre_square(h, w)
+    return _face_square(box, spec.crop_margin, h, w, spec.crop_shift_y)
+
+
+def crop_to_input(
+    spec: PreprocessSpec, image: np.ndarray, box: tuple[int, int, int, int] | None
+) -> Preprocessed:
+    """Image + the face box a detector found in it (None: none) -> the model's uint8 input.
+
+    The one crop-and-resize path: training (Haar boxes) and the Pi runtime (any detector)
+    both come through here."""
     import cv2
 
     gray = to_gray(image)
     h, w = gray.shape
-    face_found = False
-    crop = _centre_square(h, w)
-    if spec.face_crop == "haar":
-        faces = detect_faces(spec, gray)
-        if faces:
-            face_found = True
-            crop = _face_square(faces[0], spec.crop_margin, h, w)
+    crop = framed_crop(spec, box, h, w)
     x, y, cw, ch = crop
     square = gray[y : y + ch, x : x + cw]
     if (cw, ch) != (spec.width, spec.height):
@@ -237,7 +268,16 @@ def preprocess_detailed(spec: PreprocessSpec, image: np.ndarray) -> Preprocessed
             interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
         )
     pixels = np.ascontiguousarray(square, dtype=np.uint8).reshape(spec.height, spec.width, 1)
-    return Preprocessed(pixels=pixels, crop=crop, face_found=face_found)
+    return Preprocessed(pixels=pixels, crop=crop, face_found=box is not None)
+
+
+def preprocess_detailed(spec: PreprocessSpec, image: np.ndarray) -> Preprocessed:
+    """`preprocess`, also saying which square was used and whether a face was found."""
+    box = None
+    if spec.face_crop == "haar":
+        faces = detect_faces(spec, to_gray(image))
+        box = faces[0] if faces else None
+    return crop_to_input(spec, image, box)
 
 
 def preprocess(spec: PreprocessSpec, image: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from tinysmile.errors import TinysmileError
 
 DB_FILE = "store.sqlite"
 IMAGES_DIR = "images"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: label NULL for unlabelled samples (e.g. production captures)
 
 SPLITS = ("train", "val", "test")
 # What each label integer means, per task; the bundle's labels come from here too.
@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS samples (
     file TEXT NOT NULL,         -- path relative to the store root
     source TEXT NOT NULL,       -- importer name, e.g. 'smilesmiled', 'genki4k'
     original TEXT NOT NULL,     -- where it came from (path, or CSV row)
-    label INTEGER NOT NULL,
+    label INTEGER,              -- NULL: not labelled yet (waiting for raters)
     split TEXT NOT NULL,
     votes TEXT,                 -- JSON list of rater answers, NULL when none
     agreement REAL,             -- fraction of rater pairs that agree, NULL when none
@@ -60,8 +60,8 @@ CREATE TABLE IF NOT EXISTS duplicates (
     task TEXT NOT NULL,
     source TEXT NOT NULL,
     original TEXT NOT NULL,
-    label INTEGER NOT NULL,
-    conflict INTEGER NOT NULL,  -- 1 when its label differs from the stored sample's
+    label INTEGER,              -- NULL: offered unlabelled
+    conflict INTEGER NOT NULL,  -- 1 when both are labelled and the labels differ
     PRIMARY KEY (id, task, source, original)
 );
 CREATE TABLE IF NOT EXISTS imports (
@@ -179,12 +179,39 @@ class Store:
                     "INSERT INTO meta(key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
                 )
                 self._db.commit()
+            elif int(version[0]) == 1:
+                self._migrate_v1()
             elif int(version[0]) != SCHEMA_VERSION:
                 raise TinysmileError(
                     f"{db}: store schema {version[0]}, this tinysmile reads {SCHEMA_VERSION}"
                 )
         except sqlite3.DatabaseError as exc:
             raise TinysmileError(f"{db}: not a usable dataset store ({exc})") from None
+
+    def _migrate_v1(self) -> None:
+        """Schema 1 had label NOT NULL; SQLite cannot drop a constraint in place, so the two
+        tables are rebuilt (rows unchanged) in one transaction."""
+        creates = {
+            stmt.split("EXISTS", 1)[1].split("(", 1)[0].strip(): stmt.strip()
+            for stmt in _SCHEMA.split(";")
+            if "CREATE TABLE" in stmt
+        }
+        script = ["BEGIN"]
+        for table in ("samples", "duplicates"):
+            cols = ", ".join(r[1] for r in self._db.execute(f"PRAGMA table_info({table})"))
+            script += [
+                f"ALTER TABLE {table} RENAME TO {table}_v1",
+                creates[table],
+                f"INSERT INTO {table}({cols}) SELECT {cols} FROM {table}_v1",
+                f"DROP TABLE {table}_v1",
+            ]
+        script += [f"UPDATE meta SET value='{SCHEMA_VERSION}' WHERE key='schema'", "COMMIT"]
+        try:
+            self._db.executescript(";\n".join(script) + ";")
+        except sqlite3.DatabaseError:
+            if self._db.in_transaction:
+                self._db.rollback()
+            raise
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -218,7 +245,7 @@ class Store:
         data: bytes,
         *,
         suffix: str,
-        label: int,
+        label: int | None,
         task: str,
         source: str,
         original: str,
@@ -229,10 +256,11 @@ class Store:
     ) -> AddResult:
         """Store one already-validated image; a known hash is recorded as a duplicate.
 
-        Call inside `transaction()`; nothing is committed here.
+        Call inside `transaction()`; nothing is committed here. `label` None stores an
+        unlabelled sample: training and evaluation leave it out until it is labelled.
         """
         check_task(task)
-        if not 0 <= label < len(TASK_LABELS[task]):
+        if label is not None and not 0 <= label < len(TASK_LABELS[task]):
             raise TinysmileError(f"{original}: label {label} out of range for task {task!r}")
         if split is not None and split not in SPLITS:
             raise TinysmileError(f"{original}: unknown split {split!r}")
@@ -245,7 +273,7 @@ class Store:
             if (row[1], row[2]) == (source, original):
                 # Re-importing the very same file: not a duplicate, just nothing to do.
                 return AddResult(added=False, id=sample_id)
-            conflict = int(row[0] != label)
+            conflict = int(row[0] is not None and label is not None and row[0] != label)
             self._db.execute(
                 "INSERT OR IGNORE INTO duplicates(id, task, source, original, label, conflict)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -270,7 +298,7 @@ class Store:
                 rel,
                 source,
                 original,
-                int(label),
+                None if label is None else int(label),
                 split or split_for_hash(sample_id),
                 json.dumps(list(votes)) if votes is not None else None,
                 agreement,
@@ -294,13 +322,14 @@ class Store:
     # -- reading ---------------------------------------------------------------------
 
     def samples(self, split: str | None = None, task: str = "smile") -> list[Sample]:
-        """All samples of a task (optionally one split), ordered by id for determinism."""
+        """The labelled samples of a task (optionally one split), ordered by id for
+        determinism; unlabelled ones are left out (see `unlabelled`)."""
         check_task(task)
         if split is not None and split not in SPLITS:
             raise TinysmileError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         query = (
             "SELECT id, file, label, split, source, task, original, votes, agreement, face_box"
-            " FROM samples WHERE task=?"
+            " FROM samples WHERE task=? AND label IS NOT NULL"
         )
         args: list[Any] = [task]
         if split is not None:
@@ -355,7 +384,7 @@ class Store:
             def by_label(rows: list[tuple[Any, ...]], names: tuple[str, ...] = names) -> dict:
                 counts = dict.fromkeys(names, 0)
                 for label, n in rows:
-                    counts[names[label]] = n
+                    counts[names[label] if label is not None else "unlabelled"] = n
                 return {**counts, "total": sum(counts.values())}
 
             splits = {
@@ -391,6 +420,9 @@ class Store:
             )[0]
             out["tasks"][task] = {
                 "samples": self.count(task),
+                "unlabelled": self.query(
+                    "SELECT COUNT(*) FROM samples WHERE task=? AND label IS NULL", (task,)
+                )[0][0],
                 "labels": list(names),
                 "splits": splits,
                 "sources": sources,

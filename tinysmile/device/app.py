@@ -22,6 +22,7 @@ from tinysmile.errors import TinysmileError
 MSG_FRAME = 0x06  # twin of TSM_MSG_FRAME in firmware/app/tsm_app.h
 MSG_APP_EVENT = 0x71
 _REPLY_HEAD = struct.Struct("<BBI")
+_CAPTURE_HEAD = struct.Struct("<BBII")
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,45 @@ def send_frame(client: Any, pixels: np.ndarray, output_size: int) -> AppReply:
     return reply
 
 
+@dataclass(frozen=True)
+class AppCapture:
+    led: int
+    smile: int
+    crc: int  # of the frame the decision was made on (serial frame or camera frame)
+    frames: int  # decisions since the board booted
+    output: np.ndarray  # int8
+    input: np.ndarray  # int8: the model input the decision was made on
+
+
+def request_capture(client: Any, input_size: int, output_size: int) -> AppCapture:
+    """CAPTURE: the app's last decision and the int8 input it was made on."""
+    from tinysmile.device.protocol import MSG_CAPTURE
+
+    want = _CAPTURE_HEAD.size + output_size + input_size
+    payload = client.request(MSG_CAPTURE, reply_bytes=want)
+    if len(payload) != want:
+        raise TinysmileError(f"CAPTURE reply of {len(payload)} bytes, expected {want}")
+    led, smile, crc, frames = _CAPTURE_HEAD.unpack_from(payload)
+    body = np.frombuffer(payload[_CAPTURE_HEAD.size :], dtype=np.int8)
+    return AppCapture(led, smile, crc, frames, body[:output_size].copy(), body[output_size:].copy())
+
+
+def pixels_from_input(table: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    """Gray pixels back from an int8 model input through the app's pixel table, when the
+    table is one to one (each int8 value from exactly one gray level); else None."""
+    table = np.asarray(table, dtype=np.int8)
+    if len(np.unique(table)) != 256:
+        return None
+    inverse = np.zeros(256, dtype=np.uint8)
+    inverse[table.astype(np.int16) + 128] = np.arange(256, dtype=np.uint8)
+    hit = np.zeros(256, dtype=bool)
+    hit[table.astype(np.int16) + 128] = True
+    idx = np.asarray(x, dtype=np.int16) + 128
+    if not hit[idx].all():
+        return None
+    return inverse[idx]
+
+
 def render_app_glue(
     path: Any,
     bundle: Bundle,
@@ -149,7 +189,7 @@ def render_app_glue(
 ) -> None:
     """src/tsm_app_glue.c: the app's model binding and every table it runs on."""
     from tinysmile import __version__
-    from tinysmile.compiler.clits import CArray
+    from tinysmile.compiler.clits import CArray, c_string
     from tinysmile.templating import render_to
 
     t = app_tables(bundle, report, board)
@@ -161,6 +201,8 @@ def render_app_glue(
         model_name=report["model"],
         board_id=board.id,
         model_header=model_header,
+        board_name=c_string(board.id),
+        stack_size=int(board["stack_bytes"]),
         info_symbol=info_symbol,
         invoke_symbol=invoke_symbol,
         input_size=t.width * t.height * t.channels,

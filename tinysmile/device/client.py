@@ -22,6 +22,7 @@ _NAMES = {
     p.MSG_INFER: "INFER",
     p.MSG_LAYER: "LAYER",
     p.MSG_PROFILE: "PROFILE",
+    p.MSG_CAPTURE: "CAPTURE",
 }
 
 
@@ -30,7 +31,11 @@ class DeviceTimeout(TinysmileError):
 
 
 class DeviceError(TinysmileError):
-    """The device answered with an error frame."""
+    """The device answered with an error frame (`code`: its TSM_ERR_* code)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class DeviceClient:
@@ -92,7 +97,10 @@ class DeviceClient:
                     if frame.seq != seq:
                         continue  # a late reply to an earlier attempt
                     if frame.type == (p.MSG_ERROR | p.MSG_REPLY):
-                        raise DeviceError(f"device refused {name}: {p.decode_error(frame.payload)}")
+                        raise DeviceError(
+                            f"device refused {name}: {p.decode_error(frame.payload)}",
+                            frame.payload[0] if frame.payload else None,
+                        )
                     if frame.type == (msg_type | p.MSG_REPLY):
                         return frame.payload
         raise DeviceTimeout(

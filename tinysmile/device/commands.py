@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from typing import Any
 
 import click
@@ -25,10 +24,11 @@ def _load(model: str | None, board_id: str | None):
 
 
 def _compile_only(bundle) -> Any:
-    """The compile result for the host side (report, program) without a project."""
-    from tinysmile.compiler.api import compile_model
+    """The host's view of the model (program and report), compiled in memory: verify and
+    profile need no C files, so none are written and nothing is left behind."""
+    from tinysmile.compiler.api import compile_in_memory
 
-    return compile_model(bundle.model_path, tempfile.mkdtemp(prefix="tinysmile-host-"))
+    return compile_in_memory(bundle.model_path)
 
 
 def fmt_bytes(n: int) -> str:

@@ -172,7 +172,7 @@ def _write(
     _copy(sorted(fw.glob("*.h")), inc)
     _copy(sorted((fw / "port").glob("*.h")), inc)
     _copy(sorted((fw / "protocol").glob("*.h")), inc)
-    _copy([fw / "protocol" / "tsm_protocol.c"], tsm)
+    _copy([fw / "protocol" / "tsm_protocol.c", fw / "protocol" / "tsm_hello.c"], tsm)
     # The Arduino core owns main(): only the mode's library part is copied.
     main_files = [f for f in sorted((fw / main_dir).glob("*.[ch]")) if not f.stem.endswith("_main")]
     _copy([f for f in main_files if f.suffix == ".h"], inc)

@@ -31,6 +31,7 @@ FIELDS = [
 
 class Add(Binary):
     kinds = ("ADD",)
+    options = "AddOptions"
     kernel = "add"
 
     def prepare(self, g: Graph, op: Op) -> dict[str, Any]:

@@ -35,6 +35,9 @@ class OpDef:
     kernel: str | None = None  # firmware/kernels/tsm_<kernel>.c; None for aliases
     alias: bool = False  # output is the input's storage viewed with another shape
     in_place: bool = False  # output may overwrite input 0 (same size, elementwise)
+    min_inputs: int = 1  # inputs that must be present (optional ones may be -1 after these)
+    options: str | None = None  # the schema's builtin options table this op reads
+    options_required: bool = False  # no defaults make sense without it (strides, filter)
 
     def validate(self, g: Graph, op: Op) -> None:
         """Raise UnsupportedModelError for anything the kernel cannot do exactly."""
@@ -53,6 +56,11 @@ class OpDef:
 
     def macs(self, g: Graph, op: Op) -> int:
         return 0
+
+    def accumulator_bound(self, g: Graph, op: Op) -> int | None:
+        """The largest |int32 accumulator| any input can drive this op to, or None for ops
+        that do not accumulate products in int32."""
+        return None
 
     def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
         """The kernel variant for this layer, chosen from its shapes and constants; the
@@ -104,6 +112,13 @@ def dims(shape: tuple[int, ...], rank: int = 4) -> list[int]:
 
 def int_fields(p: dict[str, Any], names: list[str]) -> list[tuple[str, str]]:
     return [(n, c_int(p[n])) for n in names]
+
+
+def require_positive(op: Op, **values: int) -> None:
+    """Strides and filter sizes: zero or negative would divide by zero or loop forever."""
+    for key, value in values.items():
+        if int(value) < 1:
+            raise fail(op, f"{key}={value} must be at least 1")
 
 
 def compute_padding(

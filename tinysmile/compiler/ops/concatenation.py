@@ -20,6 +20,7 @@ from tinysmile.compiler.ops.base import (
 
 class Concatenation(OpDef):
     kinds = ("CONCATENATION",)
+    options = "ConcatenationOptions"
     kernel = "concatenation"
 
     def validate(self, g: Graph, op: Op) -> None:

@@ -16,6 +16,7 @@ from tinysmile.compiler.ops.base import (
     fail,
     int_fields,
     require_int8,
+    require_positive,
     window_lead,
 )
 from tinysmile.compiler.quant import activation_range, quantize_multiplier_array, requantize
@@ -52,6 +53,9 @@ def validate_weights(g: Graph, op: Op, channel_axis: int) -> None:
         b = g.tensor(op.inputs[2])
         if b.dtype != np.int32 or not b.is_const:
             raise fail(op, f"bias '{b.name}' is {b.dtype}, an int32 constant is required")
+        channels = g.op_output(op).shape[-1] if g.op_output(op).shape else 0
+        if b.size != channels:
+            raise fail(op, f"bias '{b.name}' has {b.size} values for {channels} output channels")
 
 
 def bias_of(g: Graph, op: Op, channels: int) -> np.ndarray:
@@ -60,12 +64,33 @@ def bias_of(g: Graph, op: Op, channels: int) -> np.ndarray:
     return np.zeros(channels, dtype=np.int64)
 
 
+def accumulator_worst_case(g: Graph, op: Op, channel_axis: int) -> int:
+    """The largest |int32 accumulator| (bias + sum of (input - zero point) x weight) that any
+    int8 input can produce, over output channels: each input at the extreme, 127 or -128,
+    whose sign agrees with its weight. Exact whenever a window covers the whole filter, an
+    upper bound otherwise, and never above taps x max|x - zp| x max|w| + max|b|. Every
+    partial sum, in any order and with the zero point folded into the bias or not, is the
+    accumulator of some int8 input, so it lies within the same bound."""
+    x, w = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
+    zp = x.zero_point
+    up, down = 127 - zp, 128 + zp  # how far (input - zero point) reaches each way
+    weights = w.data.astype(np.int64)
+    axes = tuple(a for a in range(weights.ndim) if a != channel_axis)
+    pos = np.where(weights > 0, weights, 0).sum(axis=axes)
+    neg = np.where(weights < 0, -weights, 0).sum(axis=axes)
+    bias = bias_of(g, op, pos.size)
+    highest = pos * up + neg * down + bias
+    lowest = -(pos * down + neg * up) + bias
+    return int(np.maximum(np.abs(highest), np.abs(lowest)).max()) if pos.size else 0
+
+
 def validate_spatial(op: Op) -> None:
     for key in ("dilation_h_factor", "dilation_w_factor"):
         if int(op.options.get(key, 1) or 1) != 1:
             raise fail(op, f"{key}={op.options[key]}: dilation > 1 is not supported")
     if op.options.get("padding") not in ("SAME", "VALID"):
         raise fail(op, f"padding {op.options.get('padding')} is not supported")
+    require_positive(op, stride_h=op.options["stride_h"], stride_w=op.options["stride_w"])
 
 
 def finish(acc: np.ndarray, p: dict[str, Any], channel_axis: int = -1) -> np.ndarray:
@@ -228,6 +253,9 @@ TILED_FIELDS = [
 
 class Conv2D(OpDef):
     kinds = ("CONV_2D",)
+    min_inputs = 2
+    options = "Conv2DOptions"
+    options_required = True
     kernel = "conv2d"
 
     def validate(self, g: Graph, op: Op) -> None:
@@ -317,3 +345,6 @@ class Conv2D(OpDef):
     def macs(self, g: Graph, op: Op) -> int:
         w, y = g.tensor(op.inputs[1]), g.op_output(op)
         return int(np.prod(y.shape)) * w.shape[1] * w.shape[2] * w.shape[3]
+
+    def accumulator_bound(self, g: Graph, op: Op) -> int:
+        return accumulator_worst_case(g, op, channel_axis=0)

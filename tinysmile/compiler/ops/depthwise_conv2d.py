@@ -11,6 +11,7 @@ from tinysmile.compiler.ir import Graph, Op
 from tinysmile.compiler.ops.base import Emitted, OpDef, fail, int_fields, window_lead
 from tinysmile.compiler.ops.conv2d import (
     SPATIAL_FIELDS,
+    accumulator_worst_case,
     bias_of,
     channel_multipliers,
     finish,
@@ -60,6 +61,9 @@ def dw3x3_words(w: np.ndarray) -> np.ndarray:
 
 class DepthwiseConv2D(OpDef):
     kinds = ("DEPTHWISE_CONV_2D",)
+    min_inputs = 2
+    options = "DepthwiseConv2DOptions"
+    options_required = True
     kernel = "depthwise_conv2d"
 
     def validate(self, g: Graph, op: Op) -> None:
@@ -146,3 +150,6 @@ class DepthwiseConv2D(OpDef):
     def macs(self, g: Graph, op: Op) -> int:
         w, y = g.tensor(op.inputs[1]), g.op_output(op)
         return int(np.prod(y.shape)) * w.shape[1] * w.shape[2]
+
+    def accumulator_bound(self, g: Graph, op: Op) -> int:
+        return accumulator_worst_case(g, op, channel_axis=3)

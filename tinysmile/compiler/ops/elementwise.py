@@ -31,6 +31,7 @@ def broadcast_fields(out_shape: tuple[int, ...], a: tuple[int, ...], b: tuple[in
 
 
 class Binary(OpDef):
+    min_inputs = 2
     in_place = True  # output[i] is written after input1[i] is read
 
     def validate(self, g: Graph, op: Op) -> None:

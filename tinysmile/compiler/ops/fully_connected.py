@@ -9,6 +9,7 @@ import numpy as np
 from tinysmile.compiler.ir import Graph, Op
 from tinysmile.compiler.ops.base import Emitted, OpDef, activation_of, fail, int_fields
 from tinysmile.compiler.ops.conv2d import (
+    accumulator_worst_case,
     bias_of,
     channel_multipliers,
     validate_weights,
@@ -30,6 +31,8 @@ FIELDS = [
 
 class FullyConnected(OpDef):
     kinds = ("FULLY_CONNECTED",)
+    min_inputs = 2
+    options = "FullyConnectedOptions"
     kernel = "fully_connected"
 
     def validate(self, g: Graph, op: Op) -> None:
@@ -83,3 +86,6 @@ class FullyConnected(OpDef):
     def macs(self, g: Graph, op: Op) -> int:
         x, w = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
         return (x.size // w.shape[1]) * w.shape[0] * w.shape[1]
+
+    def accumulator_bound(self, g: Graph, op: Op) -> int:
+        return accumulator_worst_case(g, op, channel_axis=0)

@@ -47,6 +47,8 @@ FIELDS = [
 
 class Mean(OpDef):
     kinds = ("MEAN",)
+    min_inputs = 2
+    options = "ReducerOptions"
     kernel = "mean"
 
     def validate(self, g: Graph, op: Op) -> None:

@@ -24,6 +24,7 @@ FIELDS = [
 
 class Mul(Binary):
     kinds = ("MUL",)
+    options = "MulOptions"
     kernel = "mul"
 
     def prepare(self, g: Graph, op: Op) -> dict[str, Any]:

@@ -17,6 +17,7 @@ def _arr(v: list[int]) -> str:
 
 class Pad(OpDef):
     kinds = ("PAD", "PADV2")
+    min_inputs = 2
     kernel = "pad"
 
     def validate(self, g: Graph, op: Op) -> None:

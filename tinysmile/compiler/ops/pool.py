@@ -15,6 +15,7 @@ from tinysmile.compiler.ops.base import (
     fail,
     int_fields,
     require_int8,
+    require_positive,
     window_lead,
 )
 from tinysmile.compiler.quant import activation_range
@@ -38,6 +39,9 @@ FIELDS = [
 
 
 class Pool2D(OpDef):
+    options = "Pool2DOptions"
+    options_required = True
+
     def validate(self, g: Graph, op: Op) -> None:
         require_int8(g, op, [op.inputs[0], op.outputs[0]])
         x, y = g.tensor(op.inputs[0]), g.op_output(op)
@@ -49,6 +53,14 @@ class Pool2D(OpDef):
             )
         if op.options.get("padding") not in ("SAME", "VALID"):
             raise fail(op, f"padding {op.options.get('padding')} is not supported")
+        o = op.options
+        require_positive(
+            op,
+            filter_height=o["filter_height"],
+            filter_width=o["filter_width"],
+            stride_h=o["stride_h"],
+            stride_w=o["stride_w"],
+        )
         activation_of(op)
 
     def prepare(self, g: Graph, op: Op) -> dict[str, Any]:

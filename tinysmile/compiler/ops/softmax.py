@@ -81,6 +81,7 @@ def softmax_rows(x: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 class Softmax(OpDef):
     kinds = ("SOFTMAX",)
+    options = "SoftmaxOptions"
     kernel = "softmax"
     in_place = True  # the kernel reads a whole row before writing any of it
 

@@ -1,0 +1,20 @@
+/* HELLO's reply, shared by every firmware that answers it (the verification harness and the
+ * smiling-bot app), so the host identifies a board and its model the same way whatever it
+ * runs. Layout (little endian), decoded by tinysmile/device/protocol.py:
+ *   u16 version, u32 max_payload, u32 tick_hz, u32 stack_size, u32 arena_size,
+ *   u32 input_size, u32 output_size, u8 input_rank, u32 input_shape[4],
+ *   u8 output_rank, u32 output_shape[4], f32 input_scale, i32 input_zero_point,
+ *   f32 output_scale, i32 output_zero_point, u16 num_layers,
+ *   str board, str model name, str sha256   (str = u8 length + bytes) */
+#ifndef TSM_HELLO_H
+#define TSM_HELLO_H
+
+#include <stdint.h>
+
+#include "tsm_model.h"
+#include "tsm_protocol.h"
+
+void tsm_hello_send(tsm_write_fn_t write, uint8_t seq, const tsm_model_info_t *info,
+                    const char *board, uint32_t stack_size, uint32_t tick_hz);
+
+#endif

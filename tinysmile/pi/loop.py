@@ -1,0 +1,219 @@
+"""The bot's loop: capture -> find the face -> crop it as the training images were framed
+-> the bundle's preprocessing -> inference -> the smile LED (and, optionally, the log).
+
+No face in the frame means no inference: the LED goes off and the record says face null.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tinysmile.bundle import Bundle, load_bundle
+from tinysmile.data.preprocess import crop_to_input, to_gray
+from tinysmile.errors import TinysmileError
+from tinysmile.pi.camera import Camera, Frame
+from tinysmile.pi.capturelog import CaptureLog
+from tinysmile.pi.detect import DEFAULT_DETECTOR, Detector, make_detector
+from tinysmile.pi.engine import Engine, make_engine
+from tinysmile.pi.gpio import Pins
+from tinysmile.train.infer import Runner
+
+STAGES = ("capture", "detect", "preprocess", "infer")
+
+
+def load_pi_bundle(model: str | None) -> Bundle:
+    """A bundle with a preprocessing spec: the Pi needs its framing rule, so a bare .tflite
+    (whose spec would be guessed from its input shape) is refused."""
+    bundle = load_bundle(model)
+    if not bundle.preprocess:
+        raise TinysmileError(
+            f"{bundle.path}: no preprocessing spec (bundle.json); the Pi runtime needs the "
+            "bundle's framing rule: make one with `tinysmile quantize`"
+        )
+    return bundle
+
+
+@dataclass
+class Stats:
+    frames: int = 0
+    faces: int = 0
+    smiles: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    last_ms: dict[str, float] = field(default_factory=dict)
+    by_engine: dict[str, int] = field(default_factory=dict)
+    offload: dict[str, Any] = field(default_factory=dict)  # mcu: failovers, reconnects
+    last: dict[str, Any] = field(default_factory=dict)
+
+    def fps(self) -> float:
+        dt = time.perf_counter() - self.started
+        return self.frames / dt if dt > 0 else 0.0
+
+    def line(self) -> str:
+        last = self.last
+        if not last:
+            decision = "-"
+        elif last["face"] is None:
+            decision = "no face"
+        else:
+            decision = f"{'smile' if last['smile'] else 'no smile'} p={last['probability']:.2f}"
+        ms = " ".join(f"{k} {self.last_ms.get(k, 0):.1f}" for k in STAGES)
+        line = (
+            f"{self.frames} frames {self.fps():.1f} fps | {decision} | ms: {ms} | "
+            f"engine {last.get('engine') or '-'}"
+        )
+        if self.offload:
+            state = "up" if self.offload["connected"] else "down, deciding here"
+            line += f" | mcu {state} ({self.offload['failovers']} failovers)"
+        return line
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "offload": dict(self.offload),
+            "frames": self.frames,
+            "faces": self.faces,
+            "smiles": self.smiles,
+            "fps": round(self.fps(), 2),
+            "by_engine": dict(self.by_engine),
+        }
+
+
+class Bot:
+    """One model, one detector, one engine, pins and an optional log."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        detector: str | Detector = DEFAULT_DETECTOR,
+        engine: str | Engine = "litert",
+        pins: Pins | None = None,
+        log: CaptureLog | None = None,
+        offload: Any = None,
+    ) -> None:
+        from tinysmile.device.app import smile_index
+
+        self.bundle = bundle
+        self.runner = Runner(bundle)
+        self.spec = self.runner.spec
+        self.detector = (
+            make_detector(detector, self.spec) if isinstance(detector, str) else detector
+        )
+        self.engine = make_engine(engine, self.runner) if isinstance(engine, str) else engine
+        self.pins = pins or Pins(None, None)
+        self.log = log
+        self.offload = offload
+        self.smile_index = smile_index(bundle, int(np.prod(self.runner.output["shape"])))
+        self.threshold = self.runner.threshold_int8
+        self.model_hash = bundle.model_hash()
+        self.stats = Stats()
+
+    def step(self, frame: Frame, capture_ms: float = 0.0) -> dict[str, Any]:
+        """Decide on one frame; drive the LED; log; return the frame's record."""
+        ms = {"capture": capture_ms}
+        t0 = time.perf_counter()
+        gray = to_gray(frame.image)
+        boxes = self.detector.detect(gray)
+        t1 = time.perf_counter()
+        ms["detect"] = (t1 - t0) * 1e3
+        record: dict[str, Any] = {"source": frame.source, "face": None}
+        pre = None
+        if boxes:
+            box = tuple(int(v) for v in boxes[0])
+            framed = box if self.detector.framed else None  # None: the centre square
+            pre = crop_to_input(self.spec, gray, framed)  # type: ignore[arg-type]
+            x = self.runner.quantize_input(pre.pixels)
+            t2 = time.perf_counter()
+            ms["preprocess"] = (t2 - t1) * 1e3
+            out, engine = None, self.engine.name
+            if self.offload is not None:
+                out = self.offload.infer(x, pre.pixels)
+                if out is not None:
+                    engine = self.offload.name
+            if out is None:
+                out = self.engine.run(x)
+            ms["infer"] = (time.perf_counter() - t2) * 1e3
+            q = int(out[self.smile_index])
+            smile = q >= self.threshold
+            record.update(
+                face=list(box),
+                crop=list(pre.crop),
+                probability=float(self.runner.dequantize(q)),
+                smile=bool(smile),
+                output_int8=q,
+                engine=engine,
+            )
+        else:
+            ms["preprocess"] = ms["infer"] = 0.0
+            record.update(probability=None, smile=False, output_int8=None, engine=None)
+        self.pins.show(record["smile"])
+        record["led"] = int(record["smile"]) if self.pins.led is not None else None
+        record["ms"] = {k: round(v, 3) for k, v in ms.items()}
+        if self.log is not None and pre is not None:
+            t3 = time.perf_counter()
+            meta = {k: record[k] for k in ("source", "face", "crop", "probability", "smile")}
+            meta.update(
+                output_int8=record["output_int8"],
+                threshold_int8=self.threshold,
+                engine=record["engine"],
+                model=self.bundle.name,
+                model_sha256=self.model_hash,
+                frame_shape=list(frame.image.shape[:2]),
+            )
+            kept = self.log.add(pre.pixels[:, :, 0], frame.image, meta)
+            record["logged"] = str(kept) if kept is not None else None
+            record["ms"]["log"] = round((time.perf_counter() - t3) * 1e3, 3)
+        st = self.stats
+        st.frames += 1
+        st.faces += int(record["face"] is not None)
+        st.smiles += int(record["smile"])
+        if record["engine"]:
+            st.by_engine[record["engine"]] = st.by_engine.get(record["engine"], 0) + 1
+        st.last_ms = ms
+        st.last = record
+        if self.offload is not None:
+            st.offload = {
+                "connected": self.offload.connected,
+                "port": self.offload.port,
+                "failovers": self.offload.failovers,
+                "reconnects": self.offload.reconnects,
+            }
+        return record
+
+    def run(
+        self,
+        camera: Camera,
+        trigger: str = "continuous",
+        emit: Callable[[dict[str, Any]], None] | None = None,
+        stop: threading.Event | None = None,
+        max_frames: int | None = None,
+    ) -> Stats:
+        """Frames until the camera runs out, `stop` is set or `max_frames` were decided.
+
+        With trigger "button" one frame is taken per nose press."""
+        stop = stop or threading.Event()
+        if trigger == "button" and self.pins.button is None:
+            raise TinysmileError("--trigger button needs the button pin (not --no-gpio)")
+        while not stop.is_set():
+            if max_frames is not None and self.stats.frames >= max_frames:
+                break
+            if trigger == "button" and not self.pins.wait_press(timeout=0.1):
+                continue
+            t0 = time.perf_counter()
+            frame = camera.read()
+            if frame is None:
+                break
+            record = self.step(frame, (time.perf_counter() - t0) * 1e3)
+            if emit is not None:
+                emit(record)
+        return self.stats
+
+    def close(self) -> None:
+        self.pins.show(False)
+        if self.offload is not None:
+            self.offload.close()
+        self.pins.close()

@@ -1,0 +1,165 @@
+"""MCU offload (`--mcu`): frames go to a microcontroller board running the same model, and
+the Pi takes over whenever it stops answering.
+
+A board is used only after it answers HELLO with the bundle's model hash. The smiling-bot
+app gets the crop's pixels (FRAME: it maps them to the model input with its own pixel table
+and drives its own LED); the verification harness gets the int8 input (INFER). Each frame
+gets at most one short attempt (no retries): on silence, a closed port or a wrong reply the
+frame is decided locally at once, so no frame is lost or decided twice, and the board is
+tried again (HELLO first) after `retry_s`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from tinysmile.bundle import Bundle
+from tinysmile.errors import TinysmileError
+
+
+class Offload:
+    name = "mcu"
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        port: str | Callable[[], str | None],
+        board_id: str | None = None,
+        timeout_s: float = 2.0,
+        retry_s: float = 2.0,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        from tinysmile.boards import load_board
+
+        self.board = load_board(board_id)
+        self.want = bundle.model_hash()
+        self._port = port
+        self.timeout_s = timeout_s
+        self.retry_s = retry_s
+        self.log = log or (lambda m: None)
+        self.client = None
+        self.port: str | None = None
+        self.mode = ""  # "app" (FRAME) or "harness" (INFER)
+        self.output_size = 0
+        self.next_try = 0.0
+        self.failovers = 0  # times the board stopped answering mid-run
+        self.reconnects = 0
+
+    def _resolve_port(self) -> str | None:
+        return self._port() if callable(self._port) else self._port
+
+    def _connect(self) -> bool:
+        from tinysmile.device.client import DeviceClient
+        from tinysmile.device.transport import SerialTransport
+
+        port = self._resolve_port()
+        if port is None:
+            return False
+        client = None
+        try:
+            baud = int(self.board.serial.get("baud", 115200))
+            client = DeviceClient(
+                SerialTransport(port, baud=baud, open_timeout=0.2),
+                timeout=self.timeout_s,
+                retries=0,
+                per_byte_s=float(self.board.serial.get("per_byte_s", 10.0 / baud)),
+            )
+            hello = client.handshake()
+        except TinysmileError as exc:
+            if client is not None:
+                client.close()
+            self.log(f"mcu on {port}: {exc}")
+            return False
+        if hello.model_sha256 != self.want:
+            client.close()
+            self.log(f"mcu on {port} runs another model ({hello.model_sha256[:12]}…); not used")
+            return False
+        try:
+            self.mode = _probe_mode(client)
+        except TinysmileError as exc:
+            client.close()
+            self.log(f"mcu on {port}: {exc}")
+            return False
+        self.output_size = hello.output_size
+        self.client, self.port = client, port
+        self.reconnects += 1
+        self.log(
+            f"mcu on {port}: {hello.board} ({self.mode}), model {hello.model_name}; frames go there"
+        )
+        return True
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None
+
+    def infer(self, x: np.ndarray, pixels: np.ndarray) -> np.ndarray | None:
+        """The board's int8 output for this input (int8 x, made from uint8 pixels), or
+        None: decide locally."""
+        from tinysmile.device.app import send_frame
+
+        if self.client is None:
+            now = time.monotonic()
+            if now < self.next_try:
+                return None
+            self.next_try = now + self.retry_s
+            if not self._connect():
+                return None
+        assert self.client is not None
+        try:
+            if self.mode == "app":
+                return send_frame(self.client, pixels, self.output_size).output
+            reply = self.client.infer(np.ascontiguousarray(x, dtype=np.int8).tobytes())
+            return np.frombuffer(bytes(reply.output), dtype=np.int8).copy()
+        except TinysmileError as exc:
+            self.failovers += 1
+            self.log(f"mcu on {self.port} stopped answering ({exc}); deciding here")
+            self.close()
+            self.next_try = time.monotonic() + self.retry_s
+            return None
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        self.client = None
+
+
+def _probe_mode(client) -> str:
+    """App or harness: an empty FRAME is refused as "bad length" by the app and as an
+    "unknown request type" by the harness, without any inference or LED change."""
+    from tinysmile.device.app import MSG_FRAME
+    from tinysmile.device.client import DeviceError
+
+    try:
+        client.request(MSG_FRAME, b"")
+    except DeviceError as exc:
+        if exc.code == 2:
+            return "app"
+        if exc.code == 1:
+            return "harness"
+        raise
+    raise TinysmileError("the board accepted an empty frame: not a tinysmile firmware")
+
+
+def auto_port(bundle: Bundle, board_id: str | None = None) -> Callable[[], str | None]:
+    """`--mcu auto`: the emulator running this model (as `tinysmile flash` leaves it), else
+    the one board of this kind found on USB by its VID:PID; looked up at every attempt, so
+    a board that comes back on another port is found again."""
+    from tinysmile.boards import load_board
+    from tinysmile.device import emulator
+    from tinysmile.device.app import app_tag
+    from tinysmile.device.transport import find_ports
+
+    board = load_board(board_id)
+    want = {bundle.model_hash(), app_tag(bundle.model_hash())}  # the harness or the app
+
+    def find() -> str | None:
+        if board.emulated:
+            st = emulator.read_state(board.id)
+            return st.port if st is not None and st.model_sha256 in want else None
+        found = find_ports(list(board.serial.get("usb_ids", [])))
+        return found[0] if len(found) == 1 else None
+
+    return find
