@@ -108,6 +108,10 @@ def stats_cmd(store_dir: Path, as_json: bool) -> None:
     "--limit", type=int, default=None, help="Use a fixed subset of this many labelled images."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option(
+    "--top", type=int, default=200, show_default=True, help="Queue this many, most suspect first."
+)
 @click.option("--json", "as_json", is_flag=True)
 def suspects_cmd(
     store_dir: Path,
@@ -116,6 +120,8 @@ def suspects_cmd(
     arch: str,
     limit: int | None,
     seed: int,
+    batch_size: int,
+    top: int,
     as_json: bool,
 ) -> None:
     """Rank the labels the model doubts (cleanlab on out-of-fold predictions) for raters."""
@@ -128,13 +134,16 @@ def suspects_cmd(
         arch=arch,
         limit=limit,
         seed=seed,
+        top=top,
+        batch_size=batch_size,
         say=lambda s: click.echo(s, err=True),
     )
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
         click.echo(
-            f"suspects: {report['suspects']} of {report['images']} labelled images ranked for "
-            f"review (out-of-fold AUC {report['oof_auc']:.3f}, {folds} folds x {epochs} epochs); "
-            f"rate them with `tinysmile label serve --queue suspects`"
+            f"suspects: {report['suspects']} of {report['images']} labelled images queued, most "
+            f"suspect first; cleanlab estimates {report['flagged']} labels are wrong "
+            f"(out-of-fold AUC {report['oof_auc']:.3f}, {folds} folds x {epochs} epochs). "
+            "Rate them with `tinysmile label serve --queue suspects`."
         )

@@ -4,8 +4,9 @@ Every labelled image gets a predicted probability from a model that never saw it
 images are split into a few stratified folds, and a small net trained on the other
 folds predicts each fold (out-of-fold probabilities; a few cheap epochs of the
 embedded net are enough to rank, not to ship). cleanlab's `find_label_issues` then
-flags the images whose given label is unlikely under those probabilities, ranked by
-self-confidence (the probability of the given label, lowest first).
+estimates which given labels are unlikely under those probabilities; images are ranked by
+label quality (the probability of the given label, lowest first). cleanlab's
+estimate of how many labels are wrong tells raters how far down the queue to go.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def out_of_fold_probabilities(
     epochs: int = 3,
     arch: str = "embedded3",
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int = 16,
     learning_rate: float = 3e-3,
     augment_strength: float = 0.5,
     say: Any = print,
@@ -73,18 +74,23 @@ def out_of_fold_probabilities(
     return probs
 
 
-def rank_label_issues(labels: np.ndarray, p_smile: np.ndarray) -> list[tuple[int, float]]:
-    """(index, suspicion) of the images cleanlab flags, most suspect first.
+def rank_label_issues(labels: np.ndarray, p_smile: np.ndarray) -> tuple[list[int], int]:
+    """Every image's index, most suspect label first, and how many cleanlab flags.
 
-    Suspicion is 1 - the out-of-fold probability of the given label.
+    The order is cleanlab's label-quality score (self-confidence) with the predicted
+    probabilities adjusted by each class's average self-confidence: a net trained a few
+    epochs is not calibrated (its probabilities huddle on one side of 0.5), and without
+    the adjustment one class's correct labels rank among the other's wrong ones.
     """
     from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
 
     pred_probs = np.stack([1.0 - p_smile, p_smile], axis=1)
-    order = find_label_issues(
-        labels=labels, pred_probs=pred_probs, return_indices_ranked_by="self_confidence"
+    quality = get_label_quality_scores(
+        labels, pred_probs, method="self_confidence", adjust_pred_probs=True
     )
-    return [(int(i), float(1.0 - pred_probs[i, labels[i]])) for i in order]
+    flagged = int(np.sum(find_label_issues(labels=labels, pred_probs=pred_probs)))
+    return np.argsort(quality, kind="stable").tolist(), flagged
 
 
 def find_suspects(
@@ -95,14 +101,18 @@ def find_suspects(
     arch: str = "embedded3",
     limit: int | None = None,
     seed: int = 0,
+    top: int = 200,
+    batch_size: int = 16,
     say: Any = print,
 ) -> dict[str, Any]:
-    """Rank the store's suspect labels and make them the `suspects` queue."""
+    """Rank the store's labels, most suspect first; the `top` first become the queue."""
     check_arch(arch)
     if folds < 2:
         raise TinysmileError(f"--folds must be >= 2, got {folds}")
     if epochs < 1:
         raise TinysmileError(f"--epochs must be >= 1, got {epochs}")
+    if top < 1 or batch_size < 1:
+        raise TinysmileError("--top and --batch-size must be >= 1")
     started = time.perf_counter()
     spec = PreprocessSpec()
     with Store(store_dir, create=False) as store:
@@ -126,7 +136,8 @@ def find_suspects(
             seed=seed,
             say=say,
         )
-        ranked = rank_label_issues(data.labels, probs)
+        order, flagged = rank_label_issues(data.labels, probs)
+        suspicion = 1.0 - np.where(data.labels == 1, probs, 1.0 - probs)
         # Images the raters already settled are not suspects of the import any more.
         rated = {
             r[0]
@@ -134,11 +145,14 @@ def find_suspects(
                 "SELECT id FROM samples WHERE task=? AND rating='resolved'", (TASK,)
             )
         }
-        queue = [(data.names[i], score) for i, score in ranked if data.names[i] not in rated]
+        queue = [(data.names[i], float(suspicion[i])) for i in order if data.names[i] not in rated][
+            :top
+        ]
         set_suspects(store, queue)
     return {
         "images": int(data.labels.size),
         "suspects": len(queue),
+        "flagged": flagged,
         "oof_auc": M.roc_auc(data.labels, probs),
         "folds": folds,
         "epochs": epochs,
