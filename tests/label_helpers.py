@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,14 @@ import cv2
 import numpy as np
 
 from tinysmile.data.store import Store
+
+try:  # the browser half; selenium is a dev dependency (scripts/setup.sh installs it)
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+except ImportError:  # bench/bench_label.py needs none of it
+    webdriver = None  # type: ignore[assignment]
 
 
 def synthetic_image(rng: np.random.Generator, smile: int, size: int = 64) -> bytes:
@@ -173,3 +182,57 @@ def request(
 def votes_in_store(store: Path) -> list[tuple]:
     with Store(store, create=False) as s:
         return s.query("SELECT request, rater, sample, answer, undone FROM votes ORDER BY vote")
+
+
+def chrome():
+    """Debian's headless Chromium through its chromedriver (scripts/setup.sh installs both)."""
+    import pytest
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if webdriver is None or not (chromium and driver):
+        pytest.fail("selenium, chromium and chromium-driver are missing: run scripts/setup.sh")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        opts.add_argument(arg)
+    # An explicit driver path: Selenium Manager would otherwise try to download one.
+    b = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=driver))
+    b.set_page_load_timeout(30)
+    return b
+
+
+class Page:
+    def __init__(self, browser, url: str) -> None:
+        self.b = browser
+        self.b.get(url)
+        # Poll often: the default half second would dominate a test of many key presses.
+        self.wait = WebDriverWait(self.b, 20, poll_frequency=0.01)
+
+    def login(self, name: str) -> None:
+        field = self.wait.until(lambda b: b.find_element(By.ID, "rater"))
+        if not field.is_displayed():  # a rater is remembered: switch
+            self.b.find_element(By.ID, "switch").click()
+            field = self.wait.until(
+                lambda b: (
+                    b.find_element(By.ID, "rater")
+                    if b.find_element(By.ID, "rater").is_displayed()
+                    else None
+                )
+            )
+        field.send_keys(name, Keys.ENTER)
+        self.settle()
+
+    def settle(self) -> None:
+        self.wait.until(lambda b: b.execute_script("return document.body.dataset.ready") == "1")
+
+    @property
+    def image(self) -> str:
+        return self.b.execute_script("return document.body.dataset.image")
+
+    def text(self, id_: str) -> str:
+        return self.b.find_element(By.ID, id_).text
+
+    def press(self, key: str) -> None:
+        """One key, as a rater types it; returns when the page is ready for the next."""
+        self.b.find_element(By.TAG_NAME, "body").send_keys(key)
+        self.settle()

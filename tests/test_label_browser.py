@@ -3,68 +3,19 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from label_helpers import Server, make_store, votes_in_store
-from selenium import webdriver
+from label_helpers import Page, Server, chrome, make_store, votes_in_store
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 
 from tinysmile.data.store import Store
 
 
 @pytest.fixture(scope="module")
 def browser():
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.fail("chromium and chromium-driver are missing: run scripts/setup.sh")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        opts.add_argument(arg)
-    # An explicit driver path: Selenium Manager would otherwise try to download one.
-    b = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=driver))
-    b.set_page_load_timeout(30)
+    b = chrome()
     yield b
     b.quit()
-
-
-class Page:
-    def __init__(self, browser, url: str) -> None:
-        self.b = browser
-        self.b.get(url)
-        self.wait = WebDriverWait(self.b, 20)
-
-    def login(self, name: str) -> None:
-        field = self.wait.until(lambda b: b.find_element(By.ID, "rater"))
-        if not field.is_displayed():  # a rater is remembered: switch
-            self.b.find_element(By.ID, "switch").click()
-            field = self.wait.until(
-                lambda b: (
-                    b.find_element(By.ID, "rater")
-                    if b.find_element(By.ID, "rater").is_displayed()
-                    else None
-                )
-            )
-        field.send_keys(name, Keys.ENTER)
-        self.settle()
-
-    def settle(self) -> None:
-        self.wait.until(lambda b: b.execute_script("return document.body.dataset.ready") == "1")
-
-    @property
-    def image(self) -> str:
-        return self.b.execute_script("return document.body.dataset.image")
-
-    def text(self, id_: str) -> str:
-        return self.b.find_element(By.ID, id_).text
-
-    def press(self, key: str) -> None:
-        """One key, as a rater types it; returns when the page is ready for the next."""
-        self.b.find_element(By.TAG_NAME, "body").send_keys(key)
-        self.settle()
 
 
 def test_keys_land_as_votes_and_undo_removes_the_last(browser, tmp_path):
@@ -72,6 +23,11 @@ def test_keys_land_as_votes_and_undo_removes_the_last(browser, tmp_path):
     with Server(tmp_path / "s", "--raters-per-image", "1") as srv:
         page = Page(browser, srv.url)
         page.login("ann")
+        # What the rater sees: the image, loaded from the server, and not the name form.
+        assert page.b.find_element(By.ID, "image").is_displayed()
+        assert page.b.execute_script("return document.getElementById('image').naturalWidth") == 64
+        assert not page.b.find_element(By.ID, "login").is_displayed()
+        assert page.text("who") == "ann" and page.text("left") == "5"
         shown = []
         for key in ("y", "n", "u", Keys.SPACE):
             shown.append(page.image)
@@ -120,6 +76,8 @@ def test_two_raters_resolve_images(browser, tmp_path):
             page.press("y" if len(bob) < 3 else "n")
         assert "Nothing left" in page.text("done")
     assert sorted(bob) == sorted(order)
+    # The second rater is bob, not "annbob" from a form the browser restored.
+    assert sorted({r[1] for r in votes_in_store(tmp_path / "s")}) == ["ann", "bob"]
     with Store(tmp_path / "s", create=False) as s:
         labels = {x.id: x.label for x in s.samples()}
         dropped = [r[0] for r in s.query("SELECT id FROM samples WHERE rating='dropped'")]

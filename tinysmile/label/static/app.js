@@ -139,4 +139,10 @@ $("switch").addEventListener("click", () => {
 
 const saved = localStorage.getItem("tinysmile.rater");
 if (saved) start(saved);
-else { $("login").hidden = false; $("rater").focus(); }
+else {
+  // The browser restores form fields on reload: "not you?" must not start the next
+  // rater's name with the last one's.
+  $("rater").value = "";
+  $("login").hidden = false;
+  $("rater").focus();
+}
