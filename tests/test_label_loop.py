@@ -5,7 +5,7 @@ on the emulated board.
 The Raspberry Pi captures importer (`data import captures`) is built on another branch;
 until it lands, the captures are stood in for by a folder of SMILEsmileD crops imported
 with `data import unlabelled`. The raters answer with each image's SMILEsmileD label.
-Training is tiny (160 images, 2 epochs): the test is about the loop, not the model.
+Training is tiny (100 images, 2 epochs): the test is about the loop, not the model.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 SMILESMILED = Path(
     os.environ.get("TINYSMILE_SMILESMILED", REPO.parent / "shared" / "datasets" / "smilesmiled")
 )
-PER_CLASS = 80
+PER_CLASS = 50
 
 pytestmark = [
     pytest.mark.slow,
@@ -76,7 +76,7 @@ def test_captures_to_labels_to_a_verified_device(tmp_path, capsys):
     with Store(store, create=False) as s:
         labels = {x.id: x.label for x in s.samples()}
     assert labels == {k: v for k, v in truth.items() if k in labels}
-    assert len(labels) == len(truth) - 0  # identical SMILEsmileD files would merge
+    assert len(labels) == len(truth)
     capsys.readouterr()
     assert main(["label", "stats", "--store", str(store), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
@@ -103,7 +103,7 @@ def test_captures_to_labels_to_a_verified_device(tmp_path, capsys):
         )
         == 0
     )
-    assert json.loads((run / "run.json").read_text())["train_samples"] > 100
+    assert json.loads((run / "run.json").read_text())["train_samples"] > 60
     assert main(["quantize", str(run), "--out", str(bundle), "--calibration", "50"]) == 0
     capsys.readouterr()
     try:
