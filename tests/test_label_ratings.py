@@ -274,3 +274,53 @@ def test_audit_interval_covers_the_true_flip_rate(tmp_path):
     assert hi - lo < 0.13  # informative, not a vacuous [0, 1]
     with Store(tmp_path / "s", create=False) as s, pytest.raises(TinysmileError, match="seed"):
         ensure_audit(s, 150, seed=8)
+
+
+def test_unlabelled_import_waits_for_raters(tmp_path, capsys):
+    from label_helpers import synthetic_image
+
+    from tinysmile.cli import main
+
+    rng = np.random.default_rng(1)
+    (tmp_path / "cam" / "day1").mkdir(parents=True)
+    images = [synthetic_image(rng, i % 2) for i in range(4)]
+    for i, data in enumerate(images):
+        (tmp_path / "cam" / "day1" / f"{i}.png").write_bytes(data)
+    (tmp_path / "cam" / "notes.txt").write_text("not an image")
+    store = str(tmp_path / "s")
+    assert main(["data", "import", "unlabelled", str(tmp_path / "cam"), "--store", store]) == 0
+    assert "4 added" in capsys.readouterr().out
+    # The same picture arriving again with a label is a duplicate, not a label conflict.
+    (tmp_path / "lab" / "smile").mkdir(parents=True)
+    (tmp_path / "lab" / "smile" / "a.png").write_bytes(images[0])
+    assert main(["data", "import", "folder", str(tmp_path / "lab"), "--store", store]) == 0
+    assert "1 duplicates (0 with a different label)" in capsys.readouterr().out
+    with Store(store, create=False) as s:
+        assert s.samples() == []
+        assert s.stats()["tasks"]["smile"]["without_label"] == 4
+        skipped = s.query("SELECT reason FROM skipped")
+    assert skipped == [("not an image file (unknown extension)",)]
+    assert main(["data", "stats", "--store", store]) == 0
+    assert "4 without a label yet" in capsys.readouterr().out
+
+
+def test_label_stats_text(tmp_path, capsys):
+    from tinysmile.cli import main
+
+    truth = make_store(tmp_path / "s", unlabelled=3, labelled=20, flip_rate=0.1)
+    with Store(tmp_path / "s", create=False) as s:
+        ensure_audit(s, 10)
+        r = Ratings(s, "audit", LabelConfig("majority", 1))
+        set_config(s, r.config)
+        while (img := r.next_for("ann")["image"]) is not None:
+            r.vote(_req(), "ann", img, "yes" if truth[img]["true"] else "no")
+        drawn = [x[0] for x in s.query("SELECT sample FROM queue_items WHERE queue='audit'")]
+    wrong = sum(truth[i]["true"] != truth[i]["given"] for i in drawn)
+    assert main(["label", "stats", "--store", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "rater ann: 10 votes" in out
+    assert f"{wrong} wrong of 10 resolved" in out
+    assert "Fleiss' kappa n/a" in out  # one rater per image: no agreement to measure
+    lines = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines()[-2:]}
+    assert lines["synthetic"] == ["10", "10", "0", "0", "0"]  # imported, resolved, ...
+    assert lines["unlabelled"] == ["0", "0", "0", "0", "3"]

@@ -222,3 +222,16 @@ def test_twenty_raters_at_once_lose_and_double_nothing(tmp_path):
     assert sorted(r[0] for r in rows) == sorted(acked)
     pairs = [(r[1], r[2]) for r in rows]
     assert len(pairs) == len(set(pairs))  # no rater answered an image twice
+
+
+def test_the_page_needs_no_network():
+    """No CDN: every script, style and image the page loads comes from this server."""
+    import re
+    from importlib import resources
+
+    static = resources.files("tinysmile.label").joinpath("static")
+    for name in ("index.html", "app.js", "app.css"):
+        text = static.joinpath(name).read_text()
+        assert not re.search(r"https?:|//[a-z0-9.-]+\.[a-z]{2,}|@import", text, re.I), name
+    html = static.joinpath("index.html").read_text()
+    assert re.findall(r'(?:src|href)="([^"]+)"', html) == ["static/app.css", "static/app.js"]
