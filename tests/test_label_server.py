@@ -232,6 +232,6 @@ def test_the_page_needs_no_network():
     static = resources.files("tinysmile.label").joinpath("static")
     for name in ("index.html", "app.js", "app.css"):
         text = static.joinpath(name).read_text()
-        assert not re.search(r"https?:|//[a-z0-9.-]+\.[a-z]{2,}|@import", text, re.I), name
+        assert not re.search(r"https?:|//[a-z0-9.-]+\.[a-z]{2,}|@import", text, re.IGNORECASE), name
     html = static.joinpath("index.html").read_text()
     assert re.findall(r'(?:src|href)="([^"]+)"', html) == ["static/app.css", "static/app.js"]
