@@ -78,8 +78,8 @@ def make_store(
 class Server:
     """`tinysmile label serve` in a child process, on a free port of 127.0.0.1."""
 
-    def __init__(self, store: Path, *args: str) -> None:
-        self.store, self.args = store, args
+    def __init__(self, store: Path, *args: str, port: int = 0) -> None:
+        self.store, self.args, self.port = store, args, port
         self.proc: subprocess.Popen | None = None
         self.url = ""
 
@@ -95,7 +95,7 @@ class Server:
                 "--store",
                 str(self.store),
                 "--port",
-                "0",
+                str(self.port),
                 *self.args,
             ],
             stdout=subprocess.PIPE,

@@ -104,3 +104,42 @@ def test_a_disagreement_goes_to_a_third_rater(browser, tmp_path):
     with Store(tmp_path / "s", create=False) as s:
         labels = {x.id: x.label for x in s.samples()}
     assert labels == {ann[0]: 1, ann[1]: 0, ann[2]: 1}
+
+
+def test_a_vote_survives_a_server_restart_and_a_new_browser(browser, tmp_path):
+    """The server dies between two answers: the page retries the answer with the same
+    request id until the server is back, and it is stored once. A new browser (the old
+    one died) carries on where the rater stopped."""
+    make_store(tmp_path / "s", unlabelled=4)
+    srv = Server(tmp_path / "s", "--raters-per-image", "1").start()
+    port = int(srv.base().rstrip("/").rsplit(":", 1)[1])
+    try:
+        page = Page(browser, srv.url)
+        page.login("ann")
+        first = page.image
+        page.press("y")
+        second = page.image
+        srv.kill()
+        page.b.find_element(By.TAG_NAME, "body").send_keys("n")  # lands on a dead server
+        srv.stop()
+        srv = Server(tmp_path / "s", port=port).start()
+        page.settle()  # the page's retry got through
+        third = page.image
+        assert third not in (first, second, ""), (
+            page.text("status"),
+            votes_in_store(tmp_path / "s"),
+        )
+    finally:
+        srv.stop()
+    rows = votes_in_store(tmp_path / "s")
+    assert [(r[1], r[2], r[3]) for r in rows] == [("ann", first, "yes"), ("ann", second, "no")]
+
+    with Server(tmp_path / "s", port=port) as srv:
+        other = chrome()
+        try:
+            page = Page(other, srv.url)
+            page.login("ann")
+            assert page.image == third  # never an image ann already answered
+            assert page.text("rated") == "2"
+        finally:
+            other.quit()

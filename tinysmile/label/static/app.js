@@ -36,9 +36,11 @@ async function api(path, body) {
     if (res && res.status < 500) {
       const data = await res.json();
       if (!res.ok) throw new Error(data.error || res.statusText);
+      status("");
       return data;
     }
-    if (attempt >= 6) throw new Error("the server does not answer; your last answer may not be saved");
+    // No giving up: the answer is kept (and the keys held) until the server takes it,
+    // however long a restart takes.
     status(`server unreachable, retrying (${attempt})…`);
     await new Promise((r) => setTimeout(r, wait));
     wait = Math.min(wait * 2, 4000);
