@@ -324,3 +324,18 @@ def test_label_stats_text(tmp_path, capsys):
     lines = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines()[-2:]}
     assert lines["synthetic"] == ["10", "10", "0", "0", "0"]  # imported, resolved, ...
     assert lines["unlabelled"] == ["0", "0", "0", "0", "3"]
+
+
+def test_a_policy_set_elsewhere_applies_to_the_next_vote(tmp_path):
+    """Two `label serve` processes on one store: the policy one of them sets is the one
+    the other resolves its next vote with."""
+    truth = make_store(tmp_path / "s", unlabelled=2)
+    img = _unlabelled(truth)[0]
+    with Store(tmp_path / "s") as a, Store(tmp_path / "s") as b:
+        ra = Ratings(a, "unlabelled", LabelConfig("majority", 3))
+        ra.vote(_req(), "ann", img, "yes")
+        Ratings(b, "unlabelled", LabelConfig("majority", 2))
+        ra.vote(_req(), "bob", img, "yes")
+        assert a.query("SELECT rating, rated_label FROM samples WHERE id=?", (img,)) == [
+            ("resolved", 1)
+        ]

@@ -97,8 +97,12 @@ def check_request_id(request: Any) -> str:
 
 
 def get_config(store: Store) -> LabelConfig:
+    return _read_config(store.connection)
+
+
+def _read_config(db: sqlite3.Connection) -> LabelConfig:
     rows = dict(
-        store.query("SELECT key, value FROM meta WHERE key IN ('label.policy', 'label.raters')")
+        db.execute("SELECT key, value FROM meta WHERE key IN ('label.policy', 'label.raters')")
     )
     return LabelConfig(
         policy=rows.get("label.policy", DEFAULT_POLICY),
@@ -235,14 +239,20 @@ class VoteResult:
 
 
 class Ratings:
-    """The rating service over one store and one queue; safe to share between threads."""
+    """The rating service over one store and one queue; safe to share between threads.
+
+    `config`, when given, becomes the store's policy; votes are always resolved with the
+    policy the store holds at the time.
+    """
 
     def __init__(self, store: Store, queue: str, config: LabelConfig | None = None) -> None:
         if queue not in QUEUES:
             raise TinysmileError(f"unknown queue {queue!r}; choose one of {', '.join(QUEUES)}")
         self.store = store
         self.queue = queue
-        self.config = (config or get_config(store)).check()
+        if config is not None:
+            set_config(store, config)  # a no-op when it is the store's policy already
+        self.config = get_config(store)
         # One connection, many request threads: SQLite would serialise the writes anyway.
         self._lock = threading.Lock()
         if queue != "unlabelled" and not store.query(
@@ -354,7 +364,9 @@ class Ratings:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (request, sample, TASK, rater, self.queue, answer, row[0], time.time()),
             )
-            _refresh(db, sample, TASK, self.config)
+            # The store's policy, read in this transaction: another `label serve` on the
+            # same store may have changed it since this one started.
+            _refresh(db, sample, TASK, _read_config(db))
             return VoteResult(int(cur.lastrowid), sample, answer, repeated=False)
 
     def undo(self, request: Any, rater: Any) -> dict[str, Any]:
@@ -374,7 +386,7 @@ class Ratings:
                 raise RatingError("no such vote of yours", 404)
             if row[2] is None:
                 db.execute("UPDATE votes SET undone=? WHERE request=?", (time.time(), request))
-                _refresh(db, row[0], row[1], self.config)
+                _refresh(db, row[0], row[1], _read_config(db))
         return {"image": row[0], "repeated": row[2] is not None}
 
 
