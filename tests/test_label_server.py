@@ -99,33 +99,23 @@ def test_token_is_required_when_set(small_store):
     assert votes_in_store(root) == []
 
 
-def test_a_lan_host_gets_a_printed_token(small_store, capsys, monkeypatch):
-    """--host off loopback: serve() makes up a token and puts it in the printed URL."""
-    from tinysmile.label import server
-
-    seen = {}
-
-    def fake_server(config):
-        seen["app"] = config.app
-
-        class Run:
-            def run(self, sockets):
-                seen["bound"] = sockets[0].getsockname()
-                sockets[0].close()
-
-        return Run()
-
-    monkeypatch.setattr("uvicorn.Server", fake_server)
-    root, _ = small_store
+def test_a_lan_host_gets_a_printed_token(small_store):
+    """--host off loopback: a token is made up, printed in the URL and then required."""
     from tinysmile.data.store import Store
     from tinysmile.label.ratings import Ratings
+    from tinysmile.label.server import TokenGate, create_app, open_listener
 
-    lines = []
-    with Store(root, create=False) as store:
-        # 0.0.0.0 is bound (not connected to) and closed at once by the fake server.
-        server.serve(Ratings(store, "unlabelled"), host="0.0.0.0", port=0, say=lines.append)
-    assert "?token=" in lines[0] and len(lines[0].split("?token=")[1].split()[0]) >= 16
-    assert isinstance(seen["app"], server.TokenGate) and seen["app"].token is not None
+    # Bound, never listened on, closed at once: nothing on the LAN can connect.
+    sock, url, token = open_listener("0.0.0.0", 0)
+    sock.close()
+    assert token is not None and len(token) >= 16
+    assert url.endswith(f"/?token={token}")
+    sock, url, same = open_listener("127.0.0.1", 0)
+    sock.close()
+    assert same is None and "token" not in url
+    with Store(small_store[0], create=False) as store:
+        app = create_app(Ratings(store, "unlabelled"), token=token, loopback=False)
+    assert isinstance(app, TokenGate) and app.token == token
 
 
 def test_unknown_store_and_queue_errors_are_one_line(tmp_path, capsys):

@@ -183,18 +183,14 @@ def create_app(ratings: Ratings, token: str | None = None, loopback: bool = True
     return TokenGate(app, token)
 
 
-def serve(
-    ratings: Ratings,
-    host: str = "127.0.0.1",
-    port: int = 8765,
-    token: str | None = None,
-    say: Any = print,
-) -> None:
-    """Serve until interrupted. Off loopback a token is required (made up when not given)."""
-    import uvicorn
+def open_listener(
+    host: str, port: int, token: str | None = None
+) -> tuple[socket.socket, str, str | None]:
+    """Bind the server's socket; returns it, the URL to give raters, and the token.
 
-    loopback = is_loopback(host)
-    if token is None and not loopback:
+    Off loopback a token is required, and made up when not given.
+    """
+    if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(16)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -207,13 +203,29 @@ def serve(
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{bound}/" + (f"?token={token}" if token else "")
+    return sock, url, token
+
+
+def serve(
+    ratings: Ratings,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token: str | None = None,
+    say: Any = print,
+) -> None:
+    """Serve until interrupted."""
+    import uvicorn
+
+    sock, url, token = open_listener(host, port, token)
     cfg = ratings.config
     say(
         f"label serve: {url} (queue {ratings.queue}, policy {cfg.policy}, "
         f"{cfg.raters} rater(s) per image); Ctrl-C stops"
     )
-    app = create_app(ratings, token=token, loopback=loopback and token is None)
+    app = create_app(ratings, token=token, loopback=is_loopback(host) and token is None)
+    # log_config=None: uvicorn leaves the process's logging set-up alone (its warnings
+    # still reach stderr through Python's last-resort handler).
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="off")
     )
     server.run(sockets=[sock])
