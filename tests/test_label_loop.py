@@ -1,11 +1,10 @@
-"""The loop, end to end on small data: unlabelled images -> import -> two raters vote
-through the page in a real browser -> train on the resolved labels -> quantize -> verify
-on the emulated board.
+"""The loop, end to end on small data: the Pi's folder camera logs captures -> `data import
+captures` -> two raters vote through the page in a real browser -> train on the resolved
+labels -> quantize -> verify on the emulated board.
 
-The Raspberry Pi captures importer (`data import captures`) is built on another branch;
-until it lands, the captures are stood in for by a folder of SMILEsmileD crops imported
-with `data import unlabelled`. The raters answer with each image's SMILEsmileD label.
-Training is tiny (100 images, 2 epochs): the test is about the loop, not the model.
+The camera's frames are SMILEsmileD crops (so `--detector none`); the raters answer with
+each frame's SMILEsmileD label. Training is tiny (100 images, 2 epochs): the test is about
+the loop, not the model.
 """
 
 from __future__ import annotations
@@ -40,26 +39,35 @@ pytestmark = [
 ]
 
 
-def _captures(folder: Path) -> dict[str, int]:
-    """A flat folder of face crops, as a camera would leave them; {content hash: label}."""
+def _frames(folder: Path) -> None:
+    """A flat folder of face crops, as a camera would see them; the label is in the name."""
     folder.mkdir()
-    truth = {}
     for label, sub in ((1, "positives/positives7"), (0, "negatives/negatives7")):
         files = sorted((SMILESMILED / "SMILEs" / sub).glob("*.jpg"))[:PER_CLASS]
         for i, f in enumerate(files):
-            data = f.read_bytes()
-            (folder / f"capture-{label}-{i:03d}.jpg").write_bytes(data)
-            truth[hashlib.sha256(data).hexdigest()] = label
+            (folder / f"capture-{label}-{i:03d}.jpg").write_bytes(f.read_bytes())
+
+
+def _logged_truth(log: Path) -> dict[str, int]:
+    """{content hash of each logged crop: the label of the frame it came from}."""
+    from tinysmile.pi.capturelog import CROP_FILE, entry_folders, read_entry
+
+    truth = {}
+    for entry in entry_folders(log):
+        label = int(Path(read_entry(entry)["source"]).name.split("-")[1])
+        truth[hashlib.sha256((entry / CROP_FILE).read_bytes()).hexdigest()] = label
     return truth
 
 
 def test_captures_to_labels_to_a_verified_device(tmp_path, capsys):
-    truth = _captures(tmp_path / "captures")
+    _frames(tmp_path / "frames")
+    log = tmp_path / "log"
+    run = ["pi", "run", "--camera", f"folder:{tmp_path / 'frames'}", "--detector", "none"]
+    assert main([*run, "--no-gpio", "--log", str(log), "--json"]) == 0
+    truth = _logged_truth(log)
+    assert len(truth) == 2 * PER_CLASS
     store = tmp_path / "store"
-    assert (
-        main(["data", "import", "unlabelled", str(tmp_path / "captures"), "--store", str(store)])
-        == 0
-    )
+    assert main(["data", "import", "captures", str(log), "--store", str(store)]) == 0
     with Store(store, create=False) as s:
         assert s.samples() == []  # nothing to train on before the raters
 
@@ -82,7 +90,7 @@ def test_captures_to_labels_to_a_verified_device(tmp_path, capsys):
     stats = json.loads(capsys.readouterr().out)
     assert stats["raters"]["ann"]["votes"] == stats["raters"]["bob"]["votes"] == len(truth)
     assert stats["agreement"]["fleiss_kappa"] == 1.0
-    assert stats["sources"]["unlabelled"]["resolved"] == len(truth)
+    assert stats["sources"]["captures"]["resolved"] == len(truth)
 
     run, bundle = tmp_path / "run", tmp_path / "bundle"
     assert (
