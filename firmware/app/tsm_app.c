@@ -4,6 +4,7 @@
 #include "tsm_protocol.h"
 
 static tsm_parser_t tsm_app_parser;
+static int32_t tsm_app_setup_failed; /* the model could not be set up: every FRAME is refused */
 
 static void tsm_app_put_u32(uint8_t *b, uint32_t v)
 {
@@ -71,6 +72,10 @@ static void tsm_app_send_error(uint8_t seq, uint8_t code)
 
 static void tsm_app_dispatch(const tsm_app_model_t *m, const tsm_frame_t *f)
 {
+    if (tsm_app_setup_failed) {
+        tsm_app_send_error(f->seq, TSM_ERR_SETUP);
+        return;
+    }
     if (f->type != TSM_MSG_FRAME) {
         tsm_app_send_error(f->seq, TSM_ERR_UNKNOWN_TYPE);
         return;
@@ -102,6 +107,7 @@ void tsm_app_run(void)
 {
     const tsm_app_model_t *m = &tsm_app_model;
     tsm_parser_init(&tsm_app_parser);
+    tsm_app_setup_failed = m->setup != 0 && m->setup() != 0;
     tsm_port_led(0);
     uint8_t boot[2] = {(uint8_t)TSM_PROTO_VERSION, (uint8_t)(TSM_PROTO_VERSION >> 8)};
     tsm_frame_writer_t w;
@@ -112,7 +118,7 @@ void tsm_app_run(void)
     for (;;) {
         /* The nose button acts on its press, not while held. */
         int32_t pressed = tsm_port_button();
-        if (pressed && !was_pressed) {
+        if (pressed && !was_pressed && !tsm_app_setup_failed) {
             tsm_app_capture(m);
         }
         was_pressed = pressed;
