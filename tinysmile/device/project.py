@@ -38,7 +38,7 @@ from tinysmile.boards import Board
 from tinysmile.bundle import Bundle
 from tinysmile.compiler.api import CompileResult, compile_model
 from tinysmile.compiler.clits import c_float, c_string
-from tinysmile.device import emulator, tflm_lib
+from tinysmile.device import tflm_lib
 from tinysmile.device.app import app_glue_context
 from tinysmile.device.budget import (
     MODES,
@@ -381,11 +381,11 @@ def _flags(spec: Spec) -> None:
             ]
             common += [f"-D{d}" for d in defines]
             spec.cxx_flags += tflm_lib.CXX_FLAGS
-            parts = spec.library.manifests(spec.tflm.methods, emulator.state_dir())
+            parts = spec.library.manifests(spec.tflm.methods, tflm_lib.cache_dir())
             spec.lib_deps += [f"symlink://{p}" for p in parts]
             spec.options.append(("lib_ldf_mode", "off" if bare else "chain"))
             # The parts' objects are shared between models through PlatformIO's cache.
-            spec.platformio["build_cache_dir"] = str(emulator.state_dir() / "pio-build-cache")
+            spec.platformio["build_cache_dir"] = str(tflm_lib.cache_dir() / "pio-build-cache")
     spec.build_flags = common
     spec.src_flags = flags
     spec.options += [

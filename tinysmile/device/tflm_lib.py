@@ -74,6 +74,7 @@ CORE = [
     "tensorflow/lite/kernels/internal/reference/*.cpp",
     "tensorflow/lite/schema/schema_utils.cpp",
 ]
+CACHE_ENV_VAR = "TINYSMILE_CACHE_DIR"
 _CMSIS_NN = "third_party/cmsis_nn/Source"
 _MARKER = f"{_MICRO}/micro_interpreter.h"
 
@@ -140,6 +141,14 @@ class TflmLibrary:
                 "libLDFMode": "off",
             },
         }
+
+
+def cache_dir() -> Path:
+    """Where the library parts' manifests and PlatformIO's build cache live: kept across
+    runs and projects (unlike the state folder a test session makes its own), since a
+    part's objects are only reused when its manifest stays at the same path."""
+    d = os.environ.get(CACHE_ENV_VAR)
+    return Path(d) if d else Path.home() / ".cache" / "tinysmile"
 
 
 def _semver(version: str) -> str:
