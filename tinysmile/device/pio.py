@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tinysmile.device.project import Project
 
 REGISTRY_HOST = "api.registry.platformio.org"
+ENV_NAME = "tinysmile"  # the one [env:...] of every generated project
 PACKAGE = "tool-scons"
 
 _SCONS_PY = """#!/usr/bin/env python
@@ -255,8 +256,6 @@ def run_pio(
 
     A board whose platform PlatformIO does not hold yet needs the registry: when that is
     out of reach the error says so, and what to do, instead of PlatformIO's timeouts."""
-    from tinysmile.device.project import ENV_NAME
-
     ensure_scons()
     settings = project.board.get("platformio", {})
     platform = settings.get("platform", "")

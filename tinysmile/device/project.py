@@ -38,6 +38,7 @@ from tinysmile.boards import Board
 from tinysmile.bundle import Bundle
 from tinysmile.compiler.api import CompileResult, compile_model
 from tinysmile.compiler.clits import c_float, c_string
+from tinysmile.compiler.tflm_export import TflmExport, export_tflm
 from tinysmile.device import tflm_lib
 from tinysmile.device.app import app_glue_context
 from tinysmile.device.budget import (
@@ -49,13 +50,13 @@ from tinysmile.device.budget import (
     native_budget,
     tflm_budget,
 )
+from tinysmile.device.pio import ENV_NAME
 from tinysmile.errors import TinysmileError
 from tinysmile.resources import boards_dir, firmware_dir, templates_dir
 from tinysmile.templating import render
 
 PREFIX = "model"  # the generated C model's symbols: model_info, model_invoke, ...
 TFLM_PREFIX = "tsm_tflm"  # the TFLM binding's: tsm_tflm_info, tsm_tflm_invoke, ...
-ENV_NAME = "tinysmile"
 STRICT_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
 STRICT_DIRS = ["tsm", "model"]
 BACK_ENDS = ("pio", "arduino")
@@ -78,7 +79,7 @@ class Spec:
     budget: Budget
     tag: str  # what the firmware is recorded under (emulator state, platformio.ini)
     max_payload: int
-    tflm: Any = None  # compiler.tflm_export.TflmExport for the tflm runtime
+    tflm: TflmExport | None = None  # the tflm runtime's C array, resolver and arena
     library: tflm_lib.TflmLibrary | None = None  # a local TFLite Micro library
     perturb_layer: int | None = None
     files: dict[str, Path] = field(default_factory=dict)  # destination -> file to copy
@@ -107,7 +108,7 @@ class Project:
     tag: str
     max_payload: int
     stack_bytes: int
-    tflm: Any = None
+    tflm: TflmExport | None = None
 
     @property
     def elf(self) -> Path:
@@ -217,8 +218,6 @@ def describe(
     report = compiled.report
     tflm = None
     if runtime == "tflm":
-        from tinysmile.compiler.tflm_export import export_tflm
-
         if report.get("stripped_edges"):
             raise TinysmileError(
                 f"{bundle.name}: float input/output ({', '.join(report['stripped_edges'])}); "
