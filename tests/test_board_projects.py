@@ -7,6 +7,7 @@ the budget refusing at its boundary, and `flash`'s user errors."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -273,7 +274,7 @@ def test_budget_refuses_at_its_boundary(tmp_path):
         )
 
 
-def test_cli_compile_board_json(tmp_path, capsys):
+def test_cli_compile_board_json(tmp_path, capsys, monkeypatch):
     import json
 
     out = tmp_path / "proj"
@@ -284,7 +285,7 @@ def test_cli_compile_board_json(tmp_path, capsys):
     assert main(["compile", "--runtime", "tflm", "--out", str(tmp_path / "x")]) == 2
     assert "--runtime, --mode and --tflm-lib need --board" in capsys.readouterr().err
     # The emulated board has no registry library to fall back on: one line, what to pass.
-    os.environ.pop(tflm_lib.ENV_VAR, None)
+    monkeypatch.delenv(tflm_lib.ENV_VAR, raising=False)
     emulated = next(b for b in list_boards() if load_board(b).emulated)
     assert main(["compile", "--board", emulated, "--runtime", "tflm", "--out", str(out)]) == 2
     err = capsys.readouterr().err
@@ -441,3 +442,42 @@ def test_tflm_sketch_compiles_against_the_real_tflm_headers(projects, mode, tmp_
             cmd += [*defines, "-c", str(project.dir / "src" / src), "-o", str(tmp_path / "m.o")]
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
             assert proc.returncode == 0, f"{board_id} {src}: {proc.stderr[-1500:]}"
+
+
+@pytest.mark.skipif(not HAVE_TFLM_LIB, reason=f"needs the TFLite Micro library at {TFLM_LIB}")
+def test_real_board_takes_a_local_tflm_library(tmp_path, monkeypatch):
+    """--tflm-lib on a real board: the library's parts in place instead of the registry's
+    library, the TFLite Micro defines but not ARDUINO (the core defines it), parts' files
+    exactly the ones the resolver needs."""
+    from platformio.project.config import ProjectConfig
+
+    monkeypatch.setenv(tflm_lib.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    board = load_board(REAL[0])
+    bundle = load_bundle(None)
+    project = generate_project(
+        bundle, board, tmp_path / "p", "tflm", "harness", tflm_lib_dir=TFLM_LIB
+    )
+    cfg = ProjectConfig(str(project.dir / "platformio.ini"), parse_extra=False)
+    cfg.validate(silent=True)
+    libs = cfg.get("env:tinysmile", "lib_deps")
+    assert not set(board.platformio["tflm_lib_deps"]) & set(libs)
+    parts = [Path(dep.removeprefix("symlink://")) for dep in libs]
+    assert all(p.is_relative_to(tmp_path / "cache") for p in parts)
+    files = set()
+    for part in parts:
+        manifest = json.loads((part / "library.json").read_text())
+        assert manifest["build"]["srcDir"] == str(TFLM_LIB.resolve() / "src")
+        files |= {f[2:-1] for f in manifest["build"]["srcFilter"][1:]}
+    assert all((TFLM_LIB / "src" / f).is_file() for f in files)
+    # One kernel per op of the model (pooling serves MAX_POOL_2D), none of the others.
+    kernels = {
+        Path(f).stem
+        for f in files
+        if "/kernels/cmsis_nn/" in f or f.endswith(("logistic.cpp", "reshape.cpp"))
+    }
+    assert kernels == {"conv", "pooling", "fully_connected", "logistic", "reshape"}
+    assert not any("peripherals/" in f or "all_ops_resolver" in f for f in files)
+    flags = cfg.get("env:tinysmile", "build_flags")
+    assert "-DTF_LITE_STATIC_MEMORY" in flags and "-DCMSIS_NN" in flags
+    assert "-DARDUINO" not in flags
+    assert cfg.get("platformio", "build_cache_dir") == str(tmp_path / "cache" / "pio-build-cache")

@@ -254,3 +254,55 @@ def test_budget_covers_what_the_linker_placed(firmware):
     # Flash: TFLM's code estimate plus the model covers the firmware.
     assert flash <= budget.flash_total
     assert budget.flash["model"] <= s.get(".rodata", 0)
+
+
+def test_cli_flash_verify_profile_tflm_without_tensorflow(state_dir, models):
+    """The user's path in a fresh interpreter: flash, verify and profile on the tflm runtime,
+    the library named by $TINYSMILE_TFLM_LIB; verify and profile reuse the flashed
+    emulator; TensorFlow is never imported."""
+    import json
+    import subprocess
+    import sys
+
+    from test_device_emulator import _json_objects
+
+    model = str(models["smile_like"])
+    code = (
+        "import sys\n"
+        "from tinysmile.cli import main\n"
+        f"assert main(['flash', {model!r}, '--runtime', 'tflm', '--json']) == 0\n"
+        f"assert main(['verify', {model!r}, '--runtime', 'tflm', '--samples', '4', '--json']) == 0\n"
+        f"assert main(['profile', {model!r}, '--runtime', 'tflm', '--json']) == 0\n"
+        "assert main(['stop']) == 0\n"
+        "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n"
+    )
+    env = dict(
+        os.environ, TINYSMILE_STATE_DIR=str(state_dir / "cli"), TINYSMILE_TFLM_LIB=str(TFLM_LIB)
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    flashed, verified, profiled = (json.loads(o) for o in _json_objects(res.stdout)[:3])
+    assert flashed["runtime"] == "tflm" and flashed["memory"]["ram_arena"] > 0
+    assert verified["ok"] is True and verified["matched"] == 4
+    assert verified["port"] == flashed["port"]  # reused the flashed tflm emulator
+    assert 0 < verified["arena_used_bytes"] <= verified["arena_bytes"]
+    assert profiled["runtime"] == "tflm" and len(profiled["layers"]) == 11
+
+
+def test_flash_tflm_without_a_library_says_what_to_pass(monkeypatch, tmp_path, capsys):
+    from tinysmile.cli import main
+
+    monkeypatch.delenv(tflm_lib.ENV_VAR, raising=False)
+    monkeypatch.setenv("TINYSMILE_STATE_DIR", str(tmp_path))
+    assert main(["flash", "--runtime", "tflm"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: board qemu-cortex-m4 builds TFLite Micro from a local copy")
+    assert "--tflm-lib DIR" in err and len(err.splitlines()) == 1
+    assert not list(tmp_path.rglob("platformio.ini"))
