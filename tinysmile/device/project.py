@@ -48,6 +48,7 @@ from tinysmile.device.budget import (
     Budget,
     check_budget,
     native_budget,
+    tensor_size,
     tflm_budget,
 )
 from tinysmile.device.pio import ENV_NAME
@@ -127,15 +128,9 @@ def firmware_tag(model_sha256: str, runtime: str = "native", mode: str = "harnes
     """What a firmware is recorded under (its platformio.ini and the emulator state): the
     model's hash, marked unless it is the native harness, so that an app or a TFLM build is
     never taken for the native harness that verify/profile would otherwise reuse."""
-    marks = [m for m in (runtime if runtime != "native" else "", "app" if mode == "app" else "")]
-    return "+".join([model_sha256, *[m for m in marks if m]])
-
-
-def _size(shape: list[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
+    marks = [runtime] if runtime != "native" else []
+    marks += ["app"] if mode == "app" else []
+    return "+".join([model_sha256, *marks])
 
 
 def check_choice(board: Board, runtime: str, mode: str) -> None:
@@ -229,7 +224,7 @@ def describe(
         budget = native_budget(report, board, mode)
     check_budget(budget, bundle.name)
 
-    input_size = _size(report["input"]["shape"])
+    input_size = tensor_size(report["input"]["shape"])
     spec = Spec(
         board=board,
         bundle=bundle,
@@ -280,8 +275,8 @@ def _sources(spec: Spec) -> None:
             raise TinysmileError(f"board {board.id}: no camera driver {driver}")
         _copy(spec, "src/tsm", [driver])
 
-    input_size = _size(report["input"]["shape"])
-    output_size = _size(report["output"]["shape"])
+    input_size = tensor_size(report["input"]["shape"])
+    output_size = tensor_size(report["output"]["shape"])
     if spec.runtime == "native":
         compiled = spec.compiled
         _copy(spec, "include", sorted((fw / "kernels").glob("*.h")) + [compiled.h_path])
@@ -402,8 +397,8 @@ def _info_context(report: dict[str, Any]) -> dict[str, Any]:
         "model_name": report["model"],
         "name_literal": c_string(report["model"]),
         "sha256": report["sha256"],
-        "input_size": _size(report["input"]["shape"]),
-        "output_size": _size(report["output"]["shape"]),
+        "input_size": tensor_size(report["input"]["shape"]),
+        "output_size": tensor_size(report["output"]["shape"]),
         "input_shape": [int(d) for d in report["input"]["shape"]],
         "output_shape": [int(d) for d in report["output"]["shape"]],
         "input_scale": c_float(report["input"]["scale"]),
@@ -437,8 +432,7 @@ def write(spec: Spec, out_dir: str | Path) -> Project:
             model_name=spec.bundle.name,
             runtime=spec.runtime,
             mode=spec.mode,
-            registry=spec.board["template"] != "pio",
-            platform=spec.board.platformio["platform"],
+            notes=_notes(spec),
             env_name=ENV_NAME,
             platformio=sorted(spec.platformio.items()),
             options=spec.options,
@@ -488,6 +482,18 @@ def write(spec: Spec, out_dir: str | Path) -> Project:
         int(spec.board["stack_bytes"]),
         tflm,
     )
+
+
+def _notes(spec: Spec) -> list[str]:
+    """Comment lines for platformio.ini: what its first build needs."""
+    if spec.board["template"] == "pio":
+        return []
+    platform = spec.board.platformio["platform"]
+    return [
+        f"The first build downloads the {platform} platform, its toolchain and the",
+        "registry libraries below from PlatformIO's registry: run it once on a networked",
+        "machine.",
+    ]
 
 
 def _hex(value: int) -> str:
