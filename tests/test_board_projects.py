@@ -430,18 +430,25 @@ def test_arduino_port_timer_led_button_serial_on_the_host(tmp_path):
 def test_tflm_sketch_compiles_against_the_real_tflm_headers(projects, mode, tmp_path):
     """The sketch and the TFLM binding (tsm_tflm.cpp with the generated model_ops.h and
     model_data.h) against the real TFLite Micro headers, with the library's defines; only
-    Arduino.h is a stub (no core offline). Per board (its CPU)."""
+    Arduino.h is a stub (no core offline). Per board (its CPU), two compilers at a time."""
     defines = [f"-D{d}" for d in tflm_lib.DEFINES]
-    for board_id in REAL:
-        board = load_board(board_id)
-        project = projects[board_id, "tflm", mode]
-        cpu = CPUS["cortex-m0plus"] if board["core"] == "cortex-m0plus" else CPUS["cortex-m4f"]
-        for src in ("main.cpp", "tsm/tsm_tflm.cpp"):
-            cmd = ["arm-none-eabi-g++", *cpu, *tflm_lib.CXX_FLAGS, "-O2", "-Wall", "-Werror"]
-            cmd += [f"-I{STUB}", f"-I{TFLM_LIB / 'src'}", f"-I{project.dir / 'include'}"]
-            cmd += [*defines, "-c", str(project.dir / "src" / src), "-o", str(tmp_path / "m.o")]
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-            assert proc.returncode == 0, f"{board_id} {src}: {proc.stderr[-1500:]}"
+    jobs = {}
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        for board_id in REAL:
+            board = load_board(board_id)
+            project = projects[board_id, "tflm", mode]
+            cpu = CPUS["cortex-m0plus"] if board["core"] == "cortex-m0plus" else CPUS["cortex-m4f"]
+            for i, src in enumerate(("main.cpp", "tsm/tsm_tflm.cpp")):
+                cmd = ["arm-none-eabi-g++", *cpu, *tflm_lib.CXX_FLAGS, "-O2", "-Wall", "-Werror"]
+                cmd += [f"-I{STUB}", f"-I{TFLM_LIB / 'src'}", f"-I{project.dir / 'include'}"]
+                out = tmp_path / f"{board_id}-{i}.o"
+                cmd += [*defines, "-c", str(project.dir / "src" / src), "-o", str(out)]
+                jobs[board_id, src] = ex.submit(
+                    subprocess.run, cmd, capture_output=True, text=True, timeout=300, check=False
+                )
+    for (board_id, src), job in jobs.items():
+        proc = job.result()
+        assert proc.returncode == 0, f"{board_id} {src}: {proc.stderr[-1500:]}"
 
 
 @pytest.mark.skipif(not HAVE_TFLM_LIB, reason=f"needs the TFLite Micro library at {TFLM_LIB}")

@@ -12,7 +12,6 @@
 
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_profiler_interface.h"
-#include "tensorflow/lite/micro/system_setup.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
 #include "model_data.h"
@@ -88,8 +87,10 @@ const char *tsm_tflm_fail(const char *what)
 }  // namespace
 
 /* TFLM prints through DebugLog (one call per fragment); the firmware owns the serial link,
- * so the text is kept, last line first, for an error reply. */
-extern "C" void DebugLog(const char *s)
+ * so the text is kept, last line first, for an error reply. Weak: where the Arduino
+ * library's system_setup.cpp is compiled (it defines DebugLog for a few boards), its
+ * definition wins instead of clashing. */
+extern "C" __attribute__((weak)) void DebugLog(const char *s)
 {
     if (s[0] == '\r' || s[0] == '\n') {
         return;
@@ -125,14 +126,10 @@ extern "C" void abort(void)
     }
 }
 
-namespace tflite {
-/* The port layer has already set the board up. */
-void InitializeTarget() {}
-}  // namespace tflite
-
 extern "C" const char *tsm_tflm_setup(void)
 {
-    tflite::InitializeTarget();
+    /* Not tflite::InitializeTarget(): the port layer has set the board up, and the Arduino
+     * library's version would re-open the serial port under the protocol. */
     const tflite::Model *model = tflite::GetModel(TSM_TFLM_MODEL_DATA);
     if (model->version() != TFLITE_SCHEMA_VERSION) {
         return tsm_tflm_fail("TFLM: model schema version differs from the library's");

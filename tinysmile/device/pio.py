@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -273,21 +274,28 @@ def run_pio(
     if upload_port:
         cmd += ["--upload-port", upload_port]
     log = log or project.dir / f"pio-{target or 'build'}.log"
-    try:
-        with open(log, "wb") as fh:
-            proc = subprocess.run(
-                cmd,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                env=_pio_env(),
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-    except subprocess.TimeoutExpired:
-        raise TinysmileError(f"`pio run` took over {timeout:.0f} s; log: {log}") from None
+    # A local platform is installed into PlatformIO's shared core folder as a link to this
+    # checkout's boards/; another checkout on the same machine relinking it at that moment
+    # makes this run see no platform. That is a race, not an error: run again (bounded).
+    for attempt in range(3):
+        try:
+            with open(log, "wb") as fh:
+                proc = subprocess.run(
+                    cmd,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    env=_pio_env(),
+                    timeout=timeout,
+                    stdin=subprocess.DEVNULL,
+                    check=False,
+                )
+        except subprocess.TimeoutExpired:
+            raise TinysmileError(f"`pio run` took over {timeout:.0f} s; log: {log}") from None
+        text = log.read_text(errors="replace") if proc.returncode != 0 else ""
+        if remote or "UnknownPlatform" not in text or attempt == 2:
+            break
+        time.sleep(1.0 + attempt)
     if proc.returncode != 0:
-        text = log.read_text(errors="replace")
         if remote and looks_offline(text):
             raise TinysmileError(f"{offline} (log: {log})")
         overflow = [ln for ln in text.splitlines() if "overflowed by" in ln]

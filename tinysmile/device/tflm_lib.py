@@ -49,7 +49,7 @@ _MICRO = "tensorflow/lite/micro"
 # The interpreter, allocator, planner, flatbuffer reader and the shared kernel helpers.
 # Left out: micro_time.cpp (the Arduino core's clock), micro_profiler.cpp (tinysmile's
 # harness implements the profiler interface over its own counter), debug_log.cpp and
-# system_setup.cpp (the firmware provides DebugLog and InitializeTarget), test helpers,
+# system_setup.cpp (the firmware provides DebugLog; the port sets the board up), test helpers,
 # all_ops_resolver.cpp (it would pull every kernel in).
 CORE = [
     f"{_MICRO}/flatbuffer_utils.cpp",
