@@ -43,10 +43,6 @@ TFLM_LIB = Path(
 HAVE_TFLM_LIB = (TFLM_LIB / "src" / "tensorflow" / "lite" / "micro").is_dir()
 
 
-def generate_sketch_project(bundle, board, out, runtime="native", mode="harness"):
-    return generate_project(bundle, board, out, runtime, mode)
-
-
 @pytest.fixture(scope="module")
 def projects(tmp_path_factory):
     """Every real board x runtime x mode, for the bundled smile model."""
@@ -57,7 +53,7 @@ def projects(tmp_path_factory):
         board = load_board(board_id)
         for runtime in RUNTIMES:
             for mode in MODES:
-                out[board_id, runtime, mode] = generate_sketch_project(
+                out[board_id, runtime, mode] = generate_project(
                     bundle, board, root / f"{board_id}-{runtime}-{mode}", runtime, mode
                 )
     return out
@@ -211,7 +207,7 @@ def test_tflm_project_arena_and_resolver(name, test_models, tmp_path):
     path = load_bundle(None).model_path if name == "bundled" else test_models[name]
     bundle = load_bundle(path)
     board = load_board(REAL[0])
-    project = generate_sketch_project(bundle, board, tmp_path / "p", "tflm", "harness")
+    project = generate_project(bundle, board, tmp_path / "p", "tflm", "harness")
     model = path.read_bytes()
     ops_h = (project.dir / "include" / "model_ops.h").read_text()
     arena = int(re.search(r"kTsmArenaSize = (\d+);", ops_h).group(1))
@@ -248,13 +244,13 @@ def test_budget_refuses_at_its_boundary(tmp_path):
     right is checked against the linker's section sizes on the emulated board.)"""
     bundle = load_bundle(None)
     board = load_board(REAL[0])
-    fits = generate_sketch_project(bundle, board, tmp_path / "fits", "native", "harness")
+    fits = generate_project(bundle, board, tmp_path / "fits", "native", "harness")
     ram, flash = fits.budget.ram_total, fits.budget.flash_total
     exact = _shrunk(REAL[0], ram_bytes=ram, flash_bytes=flash)
-    generate_sketch_project(bundle, exact, tmp_path / "exact", "native", "harness")
+    generate_project(bundle, exact, tmp_path / "exact", "native", "harness")
     dest = tmp_path / "refused"
     with pytest.raises(TinysmileError) as err:
-        generate_sketch_project(bundle, _shrunk(REAL[0], ram_bytes=ram - 1), dest)
+        generate_project(bundle, _shrunk(REAL[0], ram_bytes=ram - 1), dest)
     msg = str(err.value)
     assert f"needs {ram:,} bytes of RAM (" in msg and f"has {ram - 1:,}: 1 bytes too many" in msg
     for part, n in fits.budget.ram.items():
@@ -263,13 +259,13 @@ def test_budget_refuses_at_its_boundary(tmp_path):
     with pytest.raises(
         TinysmileError, match=rf"needs {flash:,} bytes of flash .* 1 bytes too many"
     ):
-        generate_sketch_project(bundle, _shrunk(REAL[0], flash_bytes=flash - 1), tmp_path / "r2")
+        generate_project(bundle, _shrunk(REAL[0], flash_bytes=flash - 1), tmp_path / "r2")
     # TFLM: the .tflite itself is in flash.
-    tflm = generate_sketch_project(bundle, board, tmp_path / "t", "tflm", "app")
+    tflm = generate_project(bundle, board, tmp_path / "t", "tflm", "app")
     assert tflm.budget.flash["model"] == len(bundle.model_bytes())
     tflm_flash = tflm.budget.flash_total
     with pytest.raises(TinysmileError, match=rf"\(tflm, app\) needs {tflm_flash:,} bytes of flash"):
-        generate_sketch_project(
+        generate_project(
             bundle, _shrunk(REAL[0], flash_bytes=tflm_flash - 5), tmp_path / "r3", "tflm", "app"
         )
 
