@@ -255,7 +255,8 @@ def _sources(spec: Spec) -> None:
     _copy(spec, "include", sorted(fw.glob("*.h")))
     _copy(spec, "include", sorted((fw / "port").glob("*.h")))
     _copy(spec, "include", sorted((fw / "protocol").glob("*.h")))
-    _copy(spec, "src/tsm", [fw / "protocol" / "tsm_protocol.c"])
+    # Every .c of the protocol: the framing and HELLO's encoder (shared by harness and app).
+    _copy(spec, "src/tsm", sorted((fw / "protocol").glob("*.c")))
     main_files = sorted((fw / main_dir).glob("*.[ch]"))
     _copy(spec, "include", [f for f in main_files if f.suffix == ".h"])
     # Bare metal: the mode's main(); an Arduino core owns main() and calls setup().
