@@ -304,6 +304,35 @@ def test_search_refuses_to_continue_with_other_settings(store, tmp_path):
         search(_settings(store, tmp_path / "s", trials=1, epochs=3), fake)
 
 
+def test_search_logs_each_trial_to_mlflow_once(store, tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    # A folder store keeps the test free of a server or SQLAlchemy; MLflow 3 wants it
+    # asked for explicitly.
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    from tinysmile.train.search import search
+
+    uri = (tmp_path / "mlruns").as_uri()
+    base = load_arch("embedded3")
+    res = search(
+        _settings(store, tmp_path / "s", trials=4, mlflow=uri, pareto=True),
+        FakeTrials(arch_macs(base)),
+    )
+    search(
+        _settings(store, tmp_path / "s", trials=4, mlflow=uri, pareto=True),
+        FakeTrials(arch_macs(base)),
+    )
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.get_experiment_by_name(f"tinysmile search {tmp_path / 's'}")
+    runs = mlflow.search_runs([exp.experiment_id], output_format="list")
+    assert len(runs) == len(res.rows) == 4  # the second (resumed) search logged nothing new
+    by_key = {r.data.tags["arch_key"]: r for r in runs}
+    for row in res.rows:
+        run = by_key[row["arch_key"]]
+        assert run.data.tags["verdict"] == row["verdict"]
+        assert run.data.metrics["auc_int8"] == row["auc_int8"]
+        assert run.data.metrics["macs"] == row["macs"]
+
+
 def test_target_auc_parsing():
     from tinysmile.train.search import parse_target
 

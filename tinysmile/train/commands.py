@@ -350,6 +350,7 @@ def _report_table(settings: dict, rows: list[dict]):
     default=None,
     help="Run trials as Ray tasks on a cluster (ADDRESS, or the running one).",
 )
+@click.option("--mlflow", "mlflow_uri", default=None, help="Also log each trial to MLflow (URI).")
 @click.option("--out", type=click.Path(path_type=Path), help="Search folder.")
 @click.option(
     "--report",
@@ -376,6 +377,7 @@ def search_cmd(
     workers: int,
     threads: int,
     ray_address: str | None,
+    mlflow_uri: str | None,
     out: Path | None,
     report_dir: Path | None,
 ) -> int:
@@ -415,6 +417,7 @@ def search_cmd(
         workers=workers,
         threads=threads,
         ray=ray_address,
+        mlflow=mlflow_uri,
     )
     result = S.search(
         settings, on_trial=lambda row, p: click.echo(_trial_line(row, p, cost), nl=True)

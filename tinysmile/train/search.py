@@ -86,6 +86,7 @@ class Settings:
     workers: int = 1
     threads: int = 1  # per trial: the same number locally and on Ray, for the same figures
     ray: str | None = None
+    mlflow: str | None = None  # a tracking URI: each judged trial is also an MLflow run
     data_hash: str = ""
     baseline_key: str = ""
     profile_board: str | None = None
@@ -283,6 +284,56 @@ def ray_runner(address: str, threads: int) -> Runner:
     return run
 
 
+# -- MLflow, for teams that already keep their runs there --------------------------------
+
+
+def mlflow_logger(uri: str, experiment: str) -> Callable[[dict[str, Any]], None]:
+    """One MLflow run per trial (params: the architecture and training settings; metrics:
+    AUCs and costs; tags: step, verdict). A trial already logged (a resumed search) is
+    not logged again."""
+    try:
+        import mlflow
+    except ImportError:
+        raise TinysmileError(
+            "--mlflow needs MLflow: pip install mlflow-skinny (or mlflow)"
+        ) from None
+    mlflow.set_tracking_uri(uri)
+    try:
+        exp = mlflow.set_experiment(experiment)
+    except Exception as exc:  # noqa: BLE001 - any tracking-server problem is the user's to fix
+        raise TinysmileError(f"--mlflow {uri}: {exc}") from None
+
+    def log(row: dict[str, Any]) -> None:
+        key = row["arch_key"]
+        found = mlflow.search_runs(
+            [exp.experiment_id], filter_string=f"tags.arch_key = '{key}'", output_format="list"
+        )
+        if found:
+            return
+        metrics = {
+            k: float(row[k])
+            for k in ("auc_float", "auc_int8", "macs", "arena", "flash", "instructions", "cost")
+            if row.get(k) is not None
+        }
+        with mlflow.start_run(run_name=f"#{row['seq']} {row['step']}"[:250]):
+            mlflow.set_tags(
+                {
+                    "arch_key": key,
+                    "step": row["step"],
+                    "parent": row["parent"] or "",
+                    "status": row["status"],
+                    "verdict": row["verdict"],
+                }
+            )
+            mlflow.log_params(
+                {"seed": row["seed"], "epochs": row["epochs"], "data_hash": row["data_hash"]}
+            )
+            mlflow.log_metrics(metrics)
+            mlflow.log_dict(json.loads(row["arch"]), "arch.json")
+
+    return log
+
+
 # -- the search ---------------------------------------------------------------------------
 
 
@@ -378,6 +429,13 @@ def search(
     (out / SEARCH_FILE).write_text(json.dumps(_settings_dict(s), indent=2, sort_keys=True) + "\n")
     if runner is None:
         runner = ray_runner(s.ray, s.threads) if s.ray else pool_runner(s.workers)
+    parallel = s.workers
+    if s.ray:
+        import ray
+
+        # As many trials at once as the cluster has CPUs for: what the ETA divides by.
+        parallel = max(1, int(ray.cluster_resources().get("CPU", 1)) // s.threads)
+    to_mlflow = mlflow_logger(s.mlflow, f"tinysmile search {out}") if s.mlflow else None
 
     trained = 0
     judged = 0
@@ -446,10 +504,12 @@ def search(
         trials_db.judge(search_id, row["arch_key"], verdict, beta, cost)
         row.update(verdict=verdict, beta=beta, cost=cost)
         judged += 1
+        if to_mlflow is not None:
+            to_mlflow(row)
         if on_trial is not None:
             left = max(0, s.trials - judged)
             mean = sum(timings) / len(timings) if timings else None
-            eta = None if mean is None else mean * left / max(1, s.workers)
+            eta = None if mean is None else mean * left / parallel
             on_trial(row, {"done": judged, "total": s.trials, "eta": eta})
         return row
 
