@@ -333,6 +333,44 @@ def test_search_logs_each_trial_to_mlflow_once(store, tmp_path, monkeypatch):
         assert run.data.metrics["macs"] == row["macs"]
 
 
+def test_baseline_from_a_training_run(tmp_path):
+    from tinysmile.train.search import load_baseline
+
+    emb = load_arch("embedded3")
+    new, old = tmp_path / "new", tmp_path / "old"
+    new.mkdir()
+    old.mkdir()
+    small = dict(reductions(emb))["input 64x64 -> 48x48"]
+    (new / "arch.json").write_text(json.dumps(small))  # what train writes now
+    (old / "run.json").write_text(json.dumps({"arch": "embedded3"}))  # runs from before
+    assert arch_key(load_baseline(str(new))) == arch_key(small)
+    assert arch_key(load_baseline(str(old))) == arch_key(emb)
+    with pytest.raises(TinysmileError, match="not a training run"):
+        load_baseline(str(tmp_path))
+
+
+def test_search_cli_errors_are_one_line(tmp_path):
+    for args, message in [
+        (["--out", str(tmp_path / "o")], "needs --data STORE and --out DIR"),
+        (["--data", str(tmp_path), "--out", str(tmp_path / "o")], "not a dataset store"),
+        (["--report", str(tmp_path)], "not a search folder"),
+        (
+            ["--baseline", "resnet", "--data", str(tmp_path), "--out", str(tmp_path / "o")],
+            "unknown architecture 'resnet'",
+        ),
+    ]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tinysmile", "search", *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
+        assert proc.returncode == 2, args
+        assert proc.stderr.startswith("error: ") and message in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
 def test_target_auc_parsing():
     from tinysmile.train.search import parse_target
 
@@ -526,3 +564,26 @@ def test_tiny_search_on_ray_gives_the_same_table(local_search, real_store, tmp_p
         shutil.rmtree(tmp, ignore_errors=True)
     _, _, local_rows = local_search
     assert _table(_rows(real_store, out)) == _table(local_rows)
+
+
+@pytest.mark.slow
+@needs_real
+def test_instructions_cost_is_the_emulated_boards_profile(real_store):
+    # Two trials on the emulated board (QEMU -icount): each trial's cost is the instruction
+    # count of one inference, which `tinysmile profile` on its bundle gives again, exactly.
+    pytest.importorskip("tensorflow")
+    from tinysmile.device.commands import run_profile
+
+    out = real_store.parent / "instructions"
+    args = ["--baseline", str(TINY), "--cost", "instructions", "--trials", "2", "--epochs", "1"]
+    proc = _cli("search", "--data", str(real_store), *args, "--pareto", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = _rows(real_store, out)
+    assert len(rows) == 2
+    for r in rows:
+        assert r["verdict"] == "accepted" and r["cost"] == r["instructions"]
+        bundle = Path(r["run_dir"]) / "bundle"
+        assert run_profile(str(bundle), "qemu-cortex-m4")["total"] == r["instructions"]
+    # Dropping the 64-filter full-resolution conv leaves far fewer instructions.
+    assert rows[1]["step"] == "drop the conv1 block"
+    assert rows[1]["instructions"] < rows[0]["instructions"]
