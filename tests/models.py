@@ -130,6 +130,26 @@ def build_mobilenet_block() -> bytes:
     return cached("mobilenet_block", _mobilenet_block, (1, 32, 32, 3))
 
 
+def _kernel_shapes(tf, x):
+    L = tf.keras.layers
+    x = L.Conv2D(7, 3, strides=2, padding="same", activation="relu")(x)  # 1-channel first
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)  # 3x3, stride 1
+    y = L.Conv2D(7, 1, activation="relu")(x)  # pointwise, odd channel count
+    x = L.Add()([x, y])  # residual
+    x = L.DepthwiseConv2D(3, strides=2, padding="same")(x)  # 3x3, stride 2
+    x = L.Conv2D(12, 1)(x)
+    x = L.MaxPooling2D(2, padding="same")(x)  # 12 channels: the 4-lane variant
+    x = L.Conv2D(5, 3, activation="relu")(x)  # VALID, odd
+    return L.Dense(3)(L.Flatten()(x))  # dense head
+
+
+def build_kernel_shapes() -> bytes:
+    """The shapes the specialised kernels are chosen for, in one small model: a 1-channel
+    first conv, depthwise 3x3 at stride 1 and 2, pointwise 1x1, a residual ADD, odd
+    channel counts, a 4-lane max pool and a dense head (20x20x1 input)."""
+    return cached("kernel_shapes", _kernel_shapes, (1, 20, 20, 1))
+
+
 def with_last_op_as_int8_quantize(model: bytes, scale_factor: float, zero_point: int) -> bytes:
     """Rewrite a model's last (elementwise, int8) op into an int8 -> int8 QUANTIZE with a
     new output quantization: Keras never emits one, LiteRT runs it."""
@@ -151,3 +171,21 @@ def with_last_op_as_int8_quantize(model: bytes, scale_factor: float, zero_point:
     builder = flatbuffers.Builder(1024)
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def _edge_ops(tf, x):
+    L = tf.keras.layers
+    x = L.Conv2D(6, 3)(L.ZeroPadding2D(((1, 2), (0, 1)))(x))  # PAD
+    a = L.AveragePooling2D(2, padding="same")(x)  # AVERAGE_POOL_2D
+    # CONCATENATION has no fused activation, so these ReLUs stay standalone ops
+    r = L.ReLU()(L.Concatenate()([L.Conv2D(4, 1)(a), L.Conv2D(2, 3, padding="same")(a)]))
+    r = L.ReLU(max_value=6.0)(L.Concatenate()([r, L.Conv2D(3, 1)(a)]))
+    return L.ReLU()(L.Concatenate()([r, L.Conv2D(2, 1)(a)]))  # becomes a QUANTIZE
+
+
+def build_edge_ops() -> bytes:
+    """The ops the bigger models lack, in one small model: PAD, AVERAGE_POOL_2D,
+    CONCATENATION, standalone RELU and RELU6, and an int8 -> int8 QUANTIZE (the last RELU
+    rewritten), 9x7x3 input."""
+    model = cached("edge_ops", _edge_ops, (1, 9, 7, 3))
+    return with_last_op_as_int8_quantize(model, 1.3, -7)

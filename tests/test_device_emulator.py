@@ -47,7 +47,7 @@ def state_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):
-    from models import build_mobilenet_block, build_smile_like
+    from models import build_edge_ops, build_kernel_shapes, build_mobilenet_block, build_smile_like
     from test_compiler_wild import hello_world_dynamic_batch
 
     d = tmp_path_factory.mktemp("models")
@@ -55,6 +55,8 @@ def models(tmp_path_factory):
     for name, build in (
         ("smile_like", build_smile_like),
         ("mobilenet_block", build_mobilenet_block),
+        ("kernel_shapes", build_kernel_shapes),
+        ("edge_ops", build_edge_ops),
         # TFLite Micro's hello_world as converters write it: batch -1 in the signature.
         ("hello_world_dyn", hello_world_dynamic_batch),
     ):
@@ -123,7 +125,12 @@ def _verify(built: Built, client, n: int, seed: int = 0):
     return verify(client, built.project.bundle.model_path, built.host.program, report, inputs)
 
 
-@pytest.mark.parametrize("name", ["smile_like", "mobilenet_block", "hello_world_dyn"])
+# kernel_shapes: the DSP variants (SXTB16/SMLAD, SSUB8/SEL) on the shapes they are chosen
+# for; the host tests run the same kernels with the instructions' C twins. edge_ops: the
+# ops the other models lack, so that every supported op runs on the board.
+@pytest.mark.parametrize(
+    "name", ["smile_like", "mobilenet_block", "kernel_shapes", "edge_ops", "hello_world_dyn"]
+)
 def test_bit_exact_on_the_emulator(firmware, name):
     built = firmware(name)
     with running(built) as client:
@@ -137,18 +144,25 @@ def test_bit_exact_on_the_emulator(firmware, name):
     assert res.mismatches == []
     assert res.matched == SAMPLES
     assert res.ok
+    ops = set(built.host.report["ops"])
+    if name == "edge_ops":
+        assert {"PAD", "AVERAGE_POOL_2D", "CONCATENATION", "RELU", "RELU6", "QUANTIZE"} <= ops
+    elif name != "hello_world_dyn":
+        assert "tiled" in {r["variant"] for r in built.host.report["layers"]}
 
 
-def _weighted_layers(report) -> list[int]:
-    return [r["layer"] for r in report["layers"] if r["weights_bytes"] > 0]
+def _first_layer_of(report, kind: str) -> int:
+    return next(r["layer"] for r in report["layers"] if r["kind"] == kind)
 
 
-# Which weighted layer to perturb: ones whose change reaches the outputs of these seeded
-# inputs (a weight change can vanish in pooling or a saturated sigmoid; then nothing is
-# wrong to catch). The first conv of the smile net, the dense layer of the block.
-@pytest.mark.parametrize("name,which", [("smile_like", 0), ("mobilenet_block", 3)])
-def test_perturbed_build_is_caught_at_the_right_layer(firmware, name, which):
-    layer = _weighted_layers(firmware(name).host.report)[which]
+# Which layer to perturb: ones whose change reaches the outputs of these seeded inputs (a
+# weight change can vanish in pooling or a saturated sigmoid; then nothing is wrong to
+# catch). The first conv of the smile net, the dense layer of the block.
+@pytest.mark.parametrize(
+    "name,kind", [("smile_like", "CONV_2D"), ("mobilenet_block", "FULLY_CONNECTED")]
+)
+def test_perturbed_build_is_caught_at_the_right_layer(firmware, name, kind):
+    layer = _first_layer_of(firmware(name).host.report, kind)
     built = firmware(name, perturb_layer=layer)
     with running(built) as client:
         res = _verify(built, client, 16, seed=3)
@@ -321,7 +335,7 @@ def test_shape_computing_model_refused_before_building(state_dir, tmp_path):
 def test_verify_exit_status_on_mismatch(firmware, models, state_dir):
     from tinysmile.device.commands import run_verify
 
-    layer = _weighted_layers(firmware("smile_like").host.report)[0]
+    layer = _first_layer_of(firmware("smile_like").host.report, "CONV_2D")
     firmware("smile_like", perturb_layer=layer)
     res = run_verify(str(models["smile_like"]), BOARD, None, 16, None, seed=3, perturb_layer=layer)
     assert res["ok"] is False

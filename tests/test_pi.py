@@ -274,7 +274,7 @@ def test_an_old_store_gains_unlabelled_samples(tmp_path):
                 png, suffix=".png", label=None, task="smile", source="captures", original="e1"
             )
         assert s.query("SELECT label FROM samples WHERE source='captures'") == [(None,)]
-        assert s.stats()["tasks"]["smile"]["unlabelled"] == 1
+        assert s.stats()["tasks"]["smile"]["without_label"] == 1
 
 
 def test_framing_follows_the_spec():

@@ -1,6 +1,9 @@
 #include "tsm_conv2d.h"
 
 #include "tsm_common.h"
+#include "tsm_dsp.h"
+
+#include <string.h>
 
 /* Portable reference path. Taps outside the input are skipped, which equals padding with
  * the input zero point; the accumulator is int32 as in TFLite (a 5x5x64 int8 window sums
@@ -42,6 +45,208 @@ void tsm_conv2d(const tsm_conv2d_params_t *p, const int8_t *input, int8_t *outpu
                     acc = tsm_requantize(acc, p->output_multiplier[oc], p->output_shift[oc]);
                     acc += p->output_offset;
                     *output++ = (int8_t)tsm_clamp(acc, p->activation_min, p->activation_max);
+                }
+            }
+        }
+    }
+}
+
+/* ---- tiled variant ---------------------------------------------------------------------- */
+
+/* The two pixels' int16 columns are interleaved word by word, so that one LDM fetches
+ * what a group of 4 column taps needs for both: for taps 4g..4g+3 the words are
+ * [pixel 0 taps 0-1, pixel 1 taps 0-1, pixel 0 taps 2-3, pixel 1 taps 2-3]. */
+static inline void tsm_col_put(uint32_t *col, int32_t slot, int32_t tap, int16_t value)
+{
+    int16_t *half = (int16_t *)(void *)(col + (tap >> 2) * 4 + ((tap >> 1) & 1) * 2 + slot);
+    memcpy(half + (tap & 1), &value, sizeof value);
+}
+
+/* n int8 window values (n a multiple of 4) into column taps [tap, tap + n), tap a
+ * multiple of 4, a word at a time: SXTB16 gives bytes 0 and 2, with ROR 8 bytes 1 and 3,
+ * stored as they come. So a group of 4 window values x0..x3 sits in the column as
+ * x0 x2 x1 x3 (the compiler orders the filter so). */
+static inline void tsm_col_widen(uint32_t *col, int32_t slot, int32_t tap, const int8_t *src,
+                                 int32_t n)
+{
+    uint32_t *dst = col + tap + slot;
+    int32_t i;
+    for (i = 0; i < n; i += 4, dst += 4) {
+        const uint32_t w = tsm_read_u32(src + i);
+        dst[0] = tsm_sxtb16(w);
+        dst[2] = tsm_sxtb16_ror8(w);
+    }
+}
+
+/* A window (top-left at src, rows in_row apart) into column `slot`. Each row's first
+ * row_len & ~3 values come in row order, a word at a time (each 4 as x0 x2 x1 x3, see
+ * tsm_col_widen); the rows' remainders follow all of them in order (a 5x5 single-channel
+ * window: 5 runs of 4, then the 5 last taps). The compiler orders the filter the same way
+ * (ops/conv2d.py, tap_order). Inlined with literal sizes for the common first-layer
+ * window, so that gcc unrolls it. */
+static inline __attribute__((always_inline)) void
+tsm_conv2d_gather_inside(const int8_t *src, int32_t in_row, uint32_t *col, int32_t slot,
+                         const int32_t filter_h, const int32_t row_len)
+{
+    const int32_t row4 = row_len & ~3;
+    const int32_t rem = row_len - row4;
+    int32_t tail = filter_h * row4;
+    int32_t ky, i;
+    for (ky = 0; ky < filter_h; ++ky, src += in_row) {
+        tsm_col_widen(col, slot, ky * row4, src, row4);
+        for (i = 0; i < rem; ++i) {
+            tsm_col_put(col, slot, tail++, src[row4 + i]);
+        }
+    }
+}
+
+/* A window crossing the border: copied first, rows of filter_w * input_c bytes, into
+ * `window` with the input zero point outside the input (the folded bias cancels those
+ * taps exactly, as the reference skips them), then gathered like an interior one. */
+static void tsm_conv2d_gather_border(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
+                                     int32_t iy0, int32_t ix0, uint32_t *col, int32_t slot,
+                                     int8_t *window)
+{
+    const int32_t c = p->input_c;
+    const int32_t row_len = p->filter_w * c;
+    const int32_t in_row = p->input_w * c;
+    const int8_t pad = (int8_t)p->input_zero_point;
+    const int32_t kx0 = TSM_MAX(0, -ix0);
+    const int32_t kx1 = TSM_MIN(p->filter_w, p->input_w - ix0);
+    int32_t ky;
+    for (ky = 0; ky < p->filter_h; ++ky) {
+        const int32_t iy = iy0 + ky;
+        int8_t *dst = window + ky * row_len;
+        if (iy < 0 || iy >= p->input_h || kx1 <= kx0) {
+            memset(dst, pad, (size_t)row_len);
+            continue;
+        }
+        memset(dst, pad, (size_t)(kx0 * c));
+        memcpy(dst + kx0 * c, in_b + iy * in_row + (ix0 + kx0) * c, (size_t)((kx1 - kx0) * c));
+        memset(dst + kx1 * c, pad, (size_t)((p->filter_w - kx1) * c));
+    }
+    tsm_conv2d_gather_inside(window, row_len, col, slot, p->filter_h, row_len);
+}
+
+/* The window of output pixel (oy, ox) into column `slot`. */
+static inline void tsm_conv2d_gather(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
+                                     int32_t oy, int32_t ox, uint32_t *col, int32_t slot,
+                                     int8_t *window)
+{
+    const int32_t iy0 = oy * p->stride_h - p->pad_h;
+    const int32_t ix0 = ox * p->stride_w - p->pad_w;
+    if (ix0 >= 0 && ix0 + p->filter_w <= p->input_w && iy0 >= 0 &&
+        iy0 + p->filter_h <= p->input_h) {
+        const int32_t in_row = p->input_w * p->input_c;
+        const int8_t *src = in_b + iy0 * in_row + ix0 * p->input_c;
+        if (p->input_c == 1 && p->filter_h == 5 && p->filter_w == 5) {
+            tsm_conv2d_gather_inside(src, in_row, col, slot, 5, 5);
+        } else {
+            tsm_conv2d_gather_inside(src, in_row, col, slot, p->filter_h,
+                                     p->filter_w * p->input_c);
+        }
+        return;
+    }
+    tsm_conv2d_gather_border(p, in_b, iy0, ix0, col, slot, window);
+}
+
+/* Requantize, offset, clamp. The kernels pass the parameters as locals: through the
+ * params pointer every int8 store (which may alias anything) would force reloads. */
+static inline int8_t tsm_out_s8(int32_t acc, int32_t multiplier, int32_t shift, int32_t offset,
+                                int32_t lo, int32_t hi)
+{
+    acc = tsm_requantize_q31(acc, multiplier, shift) + offset;
+    acc = TSM_MAX(acc, lo);
+    return (int8_t)TSM_MIN(acc, hi);
+}
+
+/* Pixels go in pairs in raster order and every read of a pair comes before its writes,
+ * which is what the planner's in-place proof assumes. An odd last pixel (or channel) is
+ * computed from a stale (or zero) column and not stored. */
+void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, int8_t *output,
+                      uint32_t *scratch)
+{
+    const int32_t pixels = p->output_h * p->output_w;
+    const int32_t depth = p->depth;
+    const int32_t out_c = p->output_c;
+    const int32_t offset = p->output_offset;
+    const int32_t lo = p->activation_min;
+    const int32_t hi = p->activation_max;
+    const int32_t *const bias = p->bias;
+    const int32_t *const mult = p->output_multiplier;
+    const int32_t *const shift = p->output_shift;
+    const uint32_t *const col_end = scratch + depth;
+    int8_t *const window = (int8_t *)(void *)(scratch + depth);
+    int32_t b, px, oc, k;
+    /* the zero tail past the window, and a defined second column for an odd last pixel */
+    for (k = 0; k < depth; ++k) {
+        scratch[k] = 0;
+    }
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = input + b * p->input_h * p->input_w * p->input_c;
+        int8_t *out_b = output + b * pixels * p->output_c;
+        int32_t oy = 0, ox = 0;
+        for (px = 0; px < pixels; px += 2) {
+            const int32_t two = px + 1 < pixels;
+            int8_t *o0 = out_b + px * out_c;
+            int8_t *o1 = o0 + out_c;
+            const uint32_t *w = p->filter;
+            tsm_conv2d_gather(p, in_b, oy, ox, scratch, 0, window);
+            if (++ox == p->output_w) {
+                ox = 0;
+                ++oy;
+            }
+            if (two) {
+                tsm_conv2d_gather(p, in_b, oy, ox, scratch, 1, window);
+                if (++ox == p->output_w) {
+                    ox = 0;
+                    ++oy;
+                }
+            }
+            for (oc = 0; oc < out_c; oc += 2) {
+                const int32_t pair = oc + 1 < out_c;
+                const uint32_t *x = scratch;
+                int32_t a00 = bias[oc];
+                int32_t a01 = a00;
+                int32_t a10 = bias[oc + pair];
+                int32_t a11 = a10;
+                do {
+                    /* 4 taps of 2 channels (w0 w2 w1 w3 each: SXTB16 gives (w0, w1), with
+                     * ROR 8 (w2, w3)) times 4 taps of 2 pixels: 16 MACs in 8 SMLADs */
+                    const uint32_t x0_01 = x[0];
+                    const uint32_t x1_01 = x[1];
+                    const uint32_t x0_23 = x[2];
+                    const uint32_t x1_23 = x[3];
+                    uint32_t w01 = tsm_sxtb16(w[0]);
+                    uint32_t w23 = tsm_sxtb16_ror8(w[0]);
+                    a00 = tsm_smlad(w01, x0_01, a00);
+                    a00 = tsm_smlad(w23, x0_23, a00);
+                    a01 = tsm_smlad(w01, x1_01, a01);
+                    a01 = tsm_smlad(w23, x1_23, a01);
+                    w01 = tsm_sxtb16(w[1]);
+                    w23 = tsm_sxtb16_ror8(w[1]);
+                    a10 = tsm_smlad(w01, x0_01, a10);
+                    a10 = tsm_smlad(w23, x0_23, a10);
+                    a11 = tsm_smlad(w01, x1_01, a11);
+                    a11 = tsm_smlad(w23, x1_23, a11);
+                    x += 4;
+                    w += 2;
+                } while (x < col_end);
+                {
+                    const int32_t m0 = mult[oc];
+                    const int32_t s0 = shift[oc];
+                    o0[oc] = tsm_out_s8(a00, m0, s0, offset, lo, hi);
+                    if (two) {
+                        o1[oc] = tsm_out_s8(a01, m0, s0, offset, lo, hi);
+                    }
+                }
+                if (pair) {
+                    const int32_t m1 = mult[oc + 1];
+                    const int32_t s1 = shift[oc + 1];
+                    o0[oc + 1] = tsm_out_s8(a10, m1, s1, offset, lo, hi);
+                    if (two) {
+                        o1[oc + 1] = tsm_out_s8(a11, m1, s1, offset, lo, hi);
+                    }
                 }
             }
         }

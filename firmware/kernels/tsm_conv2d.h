@@ -21,4 +21,32 @@ typedef struct {
 
 void tsm_conv2d(const tsm_conv2d_params_t *p, const int8_t *input, int8_t *output);
 
+/* The "tiled" variant: each output pixel's window is gathered into an int16 column
+ * (padding holds the input zero point, whose effect the compiler folded into the bias),
+ * then 2 pixels x 2 output channels are accumulated together, two MACs per SMLAD on a
+ * DSP core. The compiler lays the filter out for it. */
+typedef struct {
+    int32_t batches;
+    int32_t input_h, input_w, input_c;
+    int32_t output_h, output_w, output_c;
+    int32_t filter_h, filter_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_h, pad_w;
+    int32_t depth; /* filter_h * filter_w * input_c rounded up to a multiple of 4 */
+    int32_t input_zero_point;
+    int32_t output_offset;
+    int32_t activation_min, activation_max;
+    /* words: for each pair of output channels, for each group of 4 taps, channel oc's 4
+     * bytes then oc + 1's (zero for an odd last channel), each stored w0 w2 w1 w3 */
+    const uint32_t *filter;
+    const int32_t *bias;  /* bias - input_zero_point * sum(filter[oc]) */
+    const int32_t *output_multiplier;
+    const int32_t *output_shift;
+} tsm_conv2d_tiled_params_t;
+
+/* scratch: depth words (two interleaved int16 columns), then filter_h * filter_w * input_c
+ * bytes (a border window), placed by the memory planner */
+void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, int8_t *output,
+                      uint32_t *scratch);
+
 #endif

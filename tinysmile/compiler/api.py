@@ -86,10 +86,15 @@ def generate(
             output_ptr=_pointer(prog, layer.op.outputs[0]),
             output_size=out.size,
         )
-        emitted = layer.spec.emit(g, layer.op, layer.params, view.name)
+        params = layer.params
+        if perturb_layer == layer.position and "filter" in params:
+            # change the weight itself, so that every array a variant derives from it
+            # (packed filters, folded bias) agrees
+            params = {**params, "filter": _perturbed(params["filter"])}
+        emitted = layer.spec.emit(g, layer.op, params, view.name)
         weights = 0
         if emitted is not None:
-            if perturb_layer == layer.position:
+            if perturb_layer == layer.position and "filter" not in params:
                 _perturb(emitted, layer)
             parts = emitted.parts or [emitted]
             for k, part in enumerate(parts):
@@ -100,6 +105,10 @@ def generate(
                 params_name = f"{view.name}_params" + (f"_{k}" if len(parts) > 1 else "")
                 args = [f"&{params_name}"] + [_pointer(prog, t) for t in part.inputs]
                 args.append(view.output_ptr)
+                if part.scratch is not None:
+                    at = prog.plan.scratch_offset(layer.op.index)
+                    assert at is not None, "a kernel takes scratch the planner did not place"
+                    args.append(f"({part.scratch} *)(void *)(arena + {at})")
                 view.calls.append(
                     _Call(
                         part.params_type,
@@ -109,6 +118,7 @@ def generate(
                     )
                 )
             if layer.spec.kernel and layer.spec.kernel not in kernels:
+                # a variant lives in its op's kernel file: tsm_conv2d.c has tsm_conv2d_tiled
                 kernels.append(layer.spec.kernel)
         elif perturb_layer == layer.position:
             raise TinysmileError(f"--perturb-layer {perturb_layer}: that layer has no weights")
@@ -119,6 +129,7 @@ def generate(
                 "layer": layer.position,
                 "op": layer.op.index,
                 "kind": layer.op.kind,
+                "variant": layer.params.get("variant", "generic"),
                 "output_shape": list(out.shape),
                 "macs": layer.spec.macs(g, layer.op),
                 "weights_bytes": weights,
@@ -178,6 +189,16 @@ def generate(
     return c_text, h_text, kernels, report
 
 
+def _perturbed(weights: np.ndarray) -> np.ndarray:
+    """The weight with the largest magnitude has its sign flipped: a small weight nudged by
+    one step is often absorbed by rounding or a ReLU clamp and would test nothing."""
+    values = weights.astype(np.int16).copy()
+    flat = values.reshape(-1)
+    k = int(np.argmax(np.abs(flat)))
+    flat[k] = -flat[k] if flat[k] != 0 else 100
+    return np.clip(values, -127, 127).astype(np.int8)
+
+
 def _perturb(emitted, layer) -> None:
     """Test-only: change one weight so that parity checks have something to catch.
 
@@ -186,11 +207,7 @@ def _perturb(emitted, layer) -> None:
     """
     for array in [a for part in (emitted.parts or [emitted]) for a in part.arrays]:
         if array.values.dtype == np.int8 and array.values.size:
-            values = array.values.astype(np.int16).copy()
-            flat = values.reshape(-1)
-            k = int(np.argmax(np.abs(flat)))
-            flat[k] = -flat[k] if flat[k] != 0 else 100
-            array.values = np.clip(values, -127, 127).astype(np.int8)
+            array.values = _perturbed(array.values)
             return
     raise TinysmileError(f"--perturb-layer {layer.position}: that layer has no int8 weights")
 
@@ -215,9 +232,11 @@ def compile_model(
     prefix: str = "model",
     layer_hooks: bool = False,  # hooks are compiled in by -DTSM_LAYER_HOOKS; kept for callers
     perturb_layer: int | None = None,
+    portable: bool = False,
 ) -> CompileResult:
-    """Compile a full-int8 .tflite; writes nothing when the model is refused."""
-    prog = build_program(model)
+    """Compile a full-int8 .tflite; writes nothing when the model is refused. portable=True
+    puts every layer on its generic kernel (see build_program)."""
+    prog = build_program(model, portable=portable)
     c_text, h_text, kernels, report = generate(prog, prefix, perturb_layer)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

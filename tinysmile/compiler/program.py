@@ -78,7 +78,9 @@ def strip_float_edges(g: Graph) -> list[str]:
     return stripped
 
 
-def build_program(model: str | Path | bytes | Graph) -> Program:
+def build_program(model: str | Path | bytes | Graph, portable: bool = False) -> Program:
+    """portable=True: every layer on its generic kernel (the reference path the specialised
+    variants are tested against)."""
     if isinstance(model, Graph):
         g = model
     elif isinstance(model, bytes | bytearray):
@@ -95,8 +97,16 @@ def build_program(model: str | Path | bytes | Graph) -> Program:
     stripped = strip_float_edges(g)
     notes = validate_graph(g)
     layers = []
+    scratch: dict[int, int] = {}
+    leads: dict[int, int] = {}
     for pos, op in enumerate(g.ops):
         spec = lookup(op.kind)
         assert spec is not None
-        layers.append(Layer(pos, op, spec, spec.prepare(g, op)))
-    return Program(g, layers, plan_memory(g), stripped, notes)
+        params = spec.prepare(g, op)
+        params["variant"] = "generic" if portable else spec.variant(g, op, params)
+        scratch[op.index] = spec.scratch_bytes(g, op, params)
+        lead = spec.inplace_lead(g, op, params)
+        if lead is not None:
+            leads[op.index] = lead
+        layers.append(Layer(pos, op, spec, params))
+    return Program(g, layers, plan_memory(g, scratch, leads), stripped, notes)

@@ -311,21 +311,29 @@ def profile_table(res: dict[str, Any]):
 
     unit = res["unit"]
     t = Table(title=f"{res['model']} on {res['board']} ({unit})")
-    for col in ("layer", "kind", unit, "MACs", f"MACs/{unit[:-1]}", "share"):
-        t.add_column(col, justify="left" if col == "kind" else "right")
+    for col in ("layer", "kind", "variant", unit, "MACs", f"MACs/{unit[:-1]}", "share"):
+        t.add_column(col, justify="left" if col in ("kind", "variant") else "right")
     key = "macs_per_" + unit[:-1]
     hooked = sum(layer["count"] for layer in res["layers"]) or 1
     for layer in res["layers"]:
         t.add_row(
             str(layer["layer"]),
             layer["kind"],
+            layer.get("variant", ""),
             f"{layer['count']:,}",
             f"{layer['macs']:,}",
             f"{layer[key]:.3f}",
             f"{100 * layer['count'] / hooked:.1f}%",
         )
     t.add_row(
-        "", "total", f"{res['total']:,}", f"{res['macs']:,}", f"{res[key]:.3f}", "", style="bold"
+        "",
+        "total",
+        "",
+        f"{res['total']:,}",
+        f"{res['macs']:,}",
+        f"{res[key]:.3f}",
+        "",
+        style="bold",
     )
     return t
 

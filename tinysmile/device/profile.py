@@ -17,6 +17,7 @@ class LayerProfile:
     kind: str
     count: int
     macs: int
+    variant: str = "generic"  # the kernel variant the compiler chose for the layer
 
     @property
     def macs_per_count(self) -> float:
@@ -62,7 +63,11 @@ def profile(
     ends = [board.ticks_to_count(t) for t in prof.layer_end_ticks]
     for i, end in enumerate(ends):
         row = rows[i] if i < len(rows) else {"kind": "?", "macs": 0}
-        layers.append(LayerProfile(i, row["kind"], end - prev, int(row["macs"])))
+        layers.append(
+            LayerProfile(
+                i, row["kind"], end - prev, int(row["macs"]), row.get("variant", "generic")
+            )
+        )
         prev = end
     return ProfileResult(
         unit=board.counter_unit,

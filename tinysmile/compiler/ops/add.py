@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from tinysmile.compiler.clits import CArray
 from tinysmile.compiler.ir import Graph, Op
 from tinysmile.compiler.ops.base import Emitted, int_fields
 from tinysmile.compiler.ops.elementwise import Binary
@@ -52,8 +53,35 @@ class Add(Binary):
         s2 = requantize(b << p["left_shift"], p["input2_multiplier"], p["input2_shift"])
         return self.finish(requantize(s1 + s2, p["output_multiplier"], p["output_shift"]), p)
 
+    def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
+        # every ADD: 2 KB of tables in flash buy two requantizations per element
+        return "table"
+
+    @staticmethod
+    def _table(p: dict[str, Any], k: int) -> np.ndarray:
+        codes = np.arange(-128, 128, dtype=np.int64) + p[f"input{k}_offset"]
+        return requantize(codes << p["left_shift"], p[f"input{k}_multiplier"], p[f"input{k}_shift"])
+
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
         arrays, fields, inputs = self.operand_fields(g, op, name)
+        if p.get("variant") == "table":
+            tables = [
+                CArray(f"{name}_table{k}", self._table(p, k).astype(np.int32)) for k in (1, 2)
+            ]
+            y = g.op_output(op).shape
+            flat = all(tuple(g.tensor(t).shape) == tuple(y) for t in op.inputs[:2])
+            fields = fields + [
+                ("input1_table", tables[0].name),
+                ("input2_table", tables[1].name),
+                ("flat", "1" if flat else "0"),
+            ]
+            return Emitted(
+                "tsm_add_table",
+                "tsm_add_params_t",
+                fields + int_fields(p, FIELDS),
+                arrays + tables,
+                inputs,
+            )
         return Emitted(
             "tsm_add", "tsm_add_params_t", fields + int_fields(p, FIELDS), arrays, inputs
         )

@@ -23,6 +23,9 @@ class Emitted:
     inputs: list[int] = field(default_factory=list)  # tensor indices passed before the output
     # a layer that needs several kernel calls (CONCATENATION: one per input) lists them here
     parts: list[Emitted] = field(default_factory=list)
+    # C element type of the scratch the kernel takes as its last argument (None: none);
+    # its size is OpDef.scratch_bytes, its place the planner's
+    scratch: str | None = None
 
 
 class OpDef:
@@ -57,6 +60,21 @@ class OpDef:
     def accumulator_bound(self, g: Graph, op: Op) -> int | None:
         """The largest |int32 accumulator| any input can drive this op to, or None for ops
         that do not accumulate products in int32."""
+        return None
+
+    def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
+        """The kernel variant for this layer, chosen from its shapes and constants; the
+        report and the profile name it. "generic" is the portable kernel every op has,
+        and build_program(portable=True) picks it everywhere."""
+        return "generic"
+
+    def scratch_bytes(self, g: Graph, op: Op, p: dict[str, Any]) -> int:
+        """Working memory the chosen variant needs during the op, placed in the arena."""
+        return 0
+
+    def inplace_lead(self, g: Graph, op: Op, p: dict[str, Any]) -> int | None:
+        """How many bytes before its first input the output must start at least for the
+        op to write over that input safely (see window_lead); None: never overlap."""
         return None
 
 
@@ -114,3 +132,26 @@ def compute_padding(
         out = (in_size - effective + stride) // stride
     total = max(0, (out - 1) * stride + effective - in_size)
     return out, total // 2
+
+
+def window_lead(p: dict[str, Any], in_c: int, out_c: int) -> int:
+    """The lead of a windowed op (convolution, pooling) writing output pixels in raster order.
+
+    What every variant of these kernels guarantees: once a byte of output pixel P is
+    written, the input is read only by the windows of pixels P, P+1, ... (the portable
+    kernels read P's window again for each channel; the tiled one reads a pair of pixels
+    before writing either). The lowest input byte any of them reads is the top-left
+    corner of its window, clipped to the input. Output byte k sits lead bytes before
+    input byte k, so writing pixel P's last byte (P + 1) * out_c - 1 is safe when that
+    address is below every input byte still to be read.
+    """
+    oy = np.arange(p["output_h"]).reshape(-1, 1)
+    ox = np.arange(p["output_w"]).reshape(1, -1)
+    iy = np.maximum(oy * p["stride_h"] - p["pad_h"], 0)
+    ix = np.maximum(ox * p["stride_w"] - p["pad_w"], 0)
+    first = ((iy * p["input_w"] + ix) * in_c).reshape(-1)
+    per_batch = p["input_h"] * p["input_w"] * in_c
+    first = (first[None, :] + np.arange(p["batches"])[:, None] * per_batch).reshape(-1)
+    still_read = np.minimum.accumulate(first[::-1])[::-1]  # min over pixels P, P+1, ...
+    ends = (np.arange(first.size, dtype=np.int64) + 1) * out_c
+    return int((ends - still_read).max())

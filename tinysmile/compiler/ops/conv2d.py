@@ -17,6 +17,7 @@ from tinysmile.compiler.ops.base import (
     int_fields,
     require_int8,
     require_positive,
+    window_lead,
 )
 from tinysmile.compiler.quant import activation_range, quantize_multiplier_array, requantize
 
@@ -184,6 +185,72 @@ def weight_arrays(name: str, g: Graph, op: Op, p: dict[str, Any]) -> tuple[list,
     return arrays, fields
 
 
+def folded_bias(p: dict[str, Any], filter_2d: np.ndarray) -> np.ndarray:
+    """bias + input_offset * sum(w) per output channel (int64): the input zero point's
+    share of every window, added once here instead of once per tap on the device."""
+    return p["bias"] + p["input_offset"] * filter_2d.astype(np.int64).sum(axis=1)
+
+
+def fits_int32(values: np.ndarray) -> bool:
+    return bool(np.all((values >= -(2**31)) & (values < 2**31)))
+
+
+def dsp_order(filter_2d: np.ndarray) -> np.ndarray:
+    """[rows, depth] int8 -> [rows, depth rounded up to 4], zero-padded, each group of four
+    taps stored w0 w2 w1 w3: SXTB16 of the word then yields (w0, w1) and, with ROR 8,
+    (w2, w3), the order of the int16 columns the tiled kernels multiply them with."""
+    rows, depth = filter_2d.shape
+    padded = np.zeros((rows, -(-depth // 4) * 4), dtype=np.int8)
+    padded[:, :depth] = filter_2d
+    return padded.reshape(rows, -1, 4)[:, :, [0, 2, 1, 3]].reshape(rows, -1)
+
+
+def tap_order(filter_h: int, row_len: int) -> np.ndarray:
+    """The tiled kernel's column order of a window's taps (tsm_conv2d_gather_inside): each row's
+    first row_len rounded down to 4 taps in row order, each 4 as x0 x2 x1 x3 (what SXTB16
+    yields from a word), then every row's remainder, so that the device widens whole
+    words of a row (a 5-wide single-channel row is 4 + 1 taps)."""
+    row4 = row_len - row_len % 4
+    head = np.array([ky * row_len + j for ky in range(filter_h) for j in range(row4)])
+    head = head.reshape(-1, 4)[:, [0, 2, 1, 3]].reshape(-1)
+    tail = [ky * row_len + j for ky in range(filter_h) for j in range(row4, row_len)]
+    return np.concatenate([head, np.array(tail, dtype=np.int64)]).astype(np.int64)
+
+
+def tiled_words(filter_2d: np.ndarray) -> np.ndarray:
+    """The tiled kernel's filter as little-endian words: output channels in pairs (an
+    odd last one paired with zeros), and within a pair, for each group of 4 taps, the
+    first channel's word then the second's, so one LDRD fetches both."""
+    rows = filter_2d.shape[0]
+    w = dsp_order(filter_2d)
+    if rows % 2:
+        w = np.vstack([w, np.zeros((1, w.shape[1]), dtype=np.int8)])
+    groups = w.reshape(-1, 2, w.shape[1] // 4, 4).transpose(0, 2, 1, 3)  # pair, group, ch, 4
+    return np.ascontiguousarray(groups).reshape(-1).view("<i4").astype(np.int32)
+
+
+TILED_FIELDS = [
+    "batches",
+    "input_h",
+    "input_w",
+    "input_c",
+    "output_h",
+    "output_w",
+    "output_c",
+    "filter_h",
+    "filter_w",
+    "stride_h",
+    "stride_w",
+    "pad_h",
+    "pad_w",
+    "depth",
+    "input_zero_point",
+    "output_offset",
+    "activation_min",
+    "activation_max",
+]
+
+
 class Conv2D(OpDef):
     kinds = ("CONV_2D",)
     min_inputs = 2
@@ -214,7 +281,58 @@ class Conv2D(OpDef):
         acc = np.einsum("nhwijc,oijc->nhwo", win, p["filter"].astype(np.int64), optimize=True)
         return finish(acc + p["bias"], p)
 
+    def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
+        # Every shape goes tiled (single-channel first layers, 1x1 and 3x3 alike: gathering
+        # the columns costs O(window) per pixel, the MACs O(window * output_c)), unless the
+        # folded bias would not fit the int32 it is stored in.
+        return "tiled" if fits_int32(folded_bias(p, self._filter_2d(p))) else "generic"
+
+    def scratch_bytes(self, g: Graph, op: Op, p: dict[str, Any]) -> int:
+        if p.get("variant") == "tiled":
+            # two interleaved int16 columns, then one zero-point-padded border window
+            window = p["filter_h"] * p["filter_w"] * p["input_c"]
+            return self._depth(p) * 4 + -(-window // 4) * 4
+        return 0
+
+    def inplace_lead(self, g: Graph, op: Op, p: dict[str, Any]) -> int | None:
+        return window_lead(p, p["input_c"], p["output_c"])
+
+    @staticmethod
+    def _filter_2d(p: dict[str, Any]) -> np.ndarray:
+        return p["filter"].reshape(p["filter"].shape[0], -1)
+
+    @staticmethod
+    def _depth(p: dict[str, Any]) -> int:
+        return -(-(p["filter_h"] * p["filter_w"] * p["input_c"]) // 4) * 4
+
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
+        if p.get("variant") == "tiled":
+            w2d = self._filter_2d(p)
+            arrays = [
+                # int32 in C so that the kernel may fetch two words at once (LDRD)
+                CArray(
+                    f"{name}_filter",
+                    tiled_words(w2d[:, tap_order(p["filter_h"], p["filter_w"] * p["input_c"])]),
+                ),
+                CArray(f"{name}_bias", folded_bias(p, w2d).astype(np.int32)),
+                CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
+                CArray(f"{name}_shift", p["shift"].astype(np.int32)),
+            ]
+            q = {**p, "depth": self._depth(p), "input_zero_point": -p["input_offset"]}
+            return Emitted(
+                kernel="tsm_conv2d_tiled",
+                params_type="tsm_conv2d_tiled_params_t",
+                fields=int_fields(q, TILED_FIELDS)
+                + [
+                    ("filter", f"(const uint32_t *){arrays[0].name}"),
+                    ("bias", arrays[1].name),
+                    ("output_multiplier", arrays[2].name),
+                    ("output_shift", arrays[3].name),
+                ],
+                arrays=arrays,
+                inputs=[op.inputs[0]],
+                scratch="uint32_t",
+            )
         arrays, fields = weight_arrays(name, g, op, p)
         return Emitted(
             kernel="tsm_conv2d",

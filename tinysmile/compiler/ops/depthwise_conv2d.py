@@ -6,20 +6,57 @@ from typing import Any
 
 import numpy as np
 
+from tinysmile.compiler.clits import CArray
 from tinysmile.compiler.ir import Graph, Op
-from tinysmile.compiler.ops.base import Emitted, OpDef, fail, int_fields
+from tinysmile.compiler.ops.base import Emitted, OpDef, fail, int_fields, window_lead
 from tinysmile.compiler.ops.conv2d import (
     SPATIAL_FIELDS,
     accumulator_worst_case,
     bias_of,
     channel_multipliers,
     finish,
+    fits_int32,
+    folded_bias,
     padded_windows,
     spatial_params,
     validate_spatial,
     validate_weights,
     weight_arrays,
 )
+
+DW3X3_FIELDS = [
+    "batches",
+    "input_h",
+    "input_w",
+    "channels",
+    "output_h",
+    "output_w",
+    "stride_h",
+    "stride_w",
+    "pad_h",
+    "pad_w",
+    "input_offset",
+    "output_offset",
+    "activation_min",
+    "activation_max",
+]
+
+
+def dw3x3_words(w: np.ndarray) -> np.ndarray:
+    """[channels, 9] int8 -> the 3x3 kernel's filter_words (int32): per group of 4 channels,
+    for each tap pair (0,1) (2,3) (4,5) (6,7) the int16 pairs (w_t, w_t+1) of channels 0..3,
+    then tap 8 as the pairs (ch0, ch2) and (ch1, ch3). Channels past the last group of 4
+    are not in it (the kernel's scalar loop reads the plain filter)."""
+    groups = w.shape[0] // 4
+    out = []
+    for g in range(groups):
+        c = w[4 * g : 4 * g + 4].astype(np.int16)
+        words = [c[i, [t, t + 1]] for t in range(0, 8, 2) for i in range(4)]
+        words += [c[[0, 2], 8], c[[1, 3], 8]]
+        out.append(np.array(words, dtype=np.int16).reshape(-1))
+    if not out:
+        return np.zeros(1, dtype=np.int32)  # C has no empty arrays; the kernel reads none
+    return np.concatenate(out).astype("<i2").view("<i4").astype(np.int32)
 
 
 class DepthwiseConv2D(OpDef):
@@ -54,7 +91,53 @@ class DepthwiseConv2D(OpDef):
         acc = np.einsum("nhwijc,ijc->nhwc", win, p["filter"][0].astype(np.int64), optimize=True)
         return finish(acc + p["bias"], p)
 
+    @staticmethod
+    def _per_channel(p: dict[str, Any]) -> np.ndarray:
+        """[1, H, W, C] -> [C, H * W]: each channel's taps together, row by row."""
+        return p["filter"][0].reshape(-1, p["output_c"]).T.copy()
+
+    def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
+        if (
+            (p["filter_h"], p["filter_w"]) == (3, 3)
+            and p["depth_multiplier"] == 1
+            and fits_int32(folded_bias(p, self._per_channel(p)))
+        ):
+            return "3x3"
+        return "generic"
+
+    def scratch_bytes(self, g: Graph, op: Op, p: dict[str, Any]) -> int:
+        # the 3x3 variant copies a border pixel's window here, zero-point padded
+        return 9 * p["input_c"] if p.get("variant") == "3x3" else 0
+
+    def inplace_lead(self, g: Graph, op: Op, p: dict[str, Any]) -> int | None:
+        return window_lead(p, p["input_c"], p["output_c"])
+
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
+        if p.get("variant") == "3x3":
+            w = self._per_channel(p)
+            arrays = [
+                CArray(f"{name}_filter_words", dw3x3_words(w)),
+                CArray(f"{name}_filter", w.astype(np.int8)),
+                CArray(f"{name}_bias", folded_bias(p, w).astype(np.int32)),
+                CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
+                CArray(f"{name}_shift", p["shift"].astype(np.int32)),
+            ]
+            q = {**p, "channels": p["input_c"]}
+            return Emitted(
+                kernel="tsm_depthwise_conv2d_3x3",
+                params_type="tsm_depthwise_conv2d_3x3_params_t",
+                fields=int_fields(q, DW3X3_FIELDS)
+                + [
+                    ("filter_words", f"(const uint32_t *){arrays[0].name}"),
+                    ("filter", arrays[1].name),
+                    ("bias", arrays[2].name),
+                    ("output_multiplier", arrays[3].name),
+                    ("output_shift", arrays[4].name),
+                ],
+                arrays=arrays,
+                inputs=[op.inputs[0]],
+                scratch="int8_t",
+            )
         arrays, fields = weight_arrays(name, g, op, p)
         return Emitted(
             kernel="tsm_depthwise_conv2d",

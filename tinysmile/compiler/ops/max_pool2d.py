@@ -14,6 +14,9 @@ class MaxPool2D(Pool2D):
     kinds = ("MAX_POOL_2D",)
     kernel = "max_pool2d"
 
+    def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
+        return "x4" if p["channels"] % 4 == 0 else "generic"
+
     def reference(self, g: Graph, op: Op, p: dict[str, Any], xs: list[np.ndarray]) -> np.ndarray:
         x = xs[0].astype(np.int32)
         out = np.full((p["batches"], p["output_h"], p["output_w"], p["channels"]), -128, np.int32)

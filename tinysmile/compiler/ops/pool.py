@@ -16,6 +16,7 @@ from tinysmile.compiler.ops.base import (
     int_fields,
     require_int8,
     require_positive,
+    window_lead,
 )
 from tinysmile.compiler.quant import activation_range
 
@@ -99,9 +100,13 @@ class Pool2D(OpDef):
                 xs, xe = max(0, x0), min(p["input_w"], x0 + p["filter_w"])
                 yield oy, ox, x[:, ys:ye, xs:xe, :]
 
+    def inplace_lead(self, g: Graph, op: Op, p: dict[str, Any]) -> int | None:
+        return window_lead(p, p["channels"], p["channels"])
+
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
+        suffix = "" if p.get("variant", "generic") == "generic" else "_" + p["variant"]
         return Emitted(
-            kernel=f"tsm_{self.kernel}",
+            kernel=f"tsm_{self.kernel}{suffix}",
             params_type="tsm_pool_params_t",
             fields=int_fields(p, FIELDS),
             inputs=[op.inputs[0]],

@@ -1,0 +1,115 @@
+/* The few SIMD operations the specialised kernels are written in. On a core with the DSP
+ * extension (__ARM_FEATURE_DSP: Cortex-M4/M7/M33) each is one instruction; elsewhere
+ * (Cortex-M0+, the host) a plain C function with the same result, so that one kernel
+ * source serves every target and the host tests run the very arithmetic the board does. */
+#ifndef TSM_DSP_H
+#define TSM_DSP_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define TSM_DSP 1
+#else
+#define TSM_DSP 0
+#endif
+
+/* A 32-bit word from any address. Cortex-M3 and up load unaligned words in hardware and
+ * gcc turns this memcpy into one LDR; elsewhere memcpy keeps it legal. */
+static inline uint32_t tsm_read_u32(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void tsm_write_u32(void *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/* Bytes 0 and 2 of x, sign-extended into the low and high halfwords (SXTB16). */
+static inline uint32_t tsm_sxtb16(uint32_t x)
+{
+#if TSM_DSP
+    return __sxtb16(x);
+#else
+    const uint32_t lo = (uint32_t)(int32_t)(int8_t)(x & 0xFFu) & 0xFFFFu;
+    const uint32_t hi = (uint32_t)(int32_t)(int8_t)((x >> 16) & 0xFFu) & 0xFFFFu;
+    return lo | (hi << 16);
+#endif
+}
+
+/* Bytes 1 and 3 of x, sign-extended (SXTB16 with ROR #8; ACLE has no intrinsic for it). */
+static inline uint32_t tsm_sxtb16_ror8(uint32_t x)
+{
+#if TSM_DSP
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+#else
+    return tsm_sxtb16((x >> 8) | (x << 24));
+#endif
+}
+
+/* acc + lo(a) * lo(b) + hi(a) * hi(b) on signed halfwords (SMLAD). The sum wraps modulo
+ * 2^32 like the instruction; callers only rely on the final sum, which fits in int32
+ * whenever the reference kernel's int32 accumulator does. */
+static inline int32_t tsm_smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+#if TSM_DSP
+    return __smlad(a, b, acc);
+#else
+    const int32_t lo = (int32_t)(int16_t)(a & 0xFFFFu) * (int32_t)(int16_t)(b & 0xFFFFu);
+    const int32_t hi = (int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16);
+    return (int32_t)((uint32_t)acc + (uint32_t)lo + (uint32_t)hi);
+#endif
+}
+
+/* acc + lo(a) * lo(b) (SMLABB) and acc + hi(a) * hi(b) (SMLATT), signed halfwords. */
+static inline int32_t tsm_smlabb(uint32_t a, uint32_t b, int32_t acc)
+{
+#if TSM_DSP
+    return __smlabb(a, b, acc);
+#else
+    return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(a & 0xFFFFu) *
+                                                (int32_t)(int16_t)(b & 0xFFFFu)));
+#endif
+}
+
+static inline int32_t tsm_smlatt(uint32_t a, uint32_t b, int32_t acc)
+{
+#if TSM_DSP
+    return __smlatt(a, b, acc);
+#else
+    return (int32_t)((uint32_t)acc +
+                     (uint32_t)((int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16)));
+#endif
+}
+
+/* Bytewise signed maximum of four int8 lanes (SSUB8 sets the GE flags, SEL picks). */
+static inline uint32_t tsm_max_s8x4(uint32_t a, uint32_t b)
+{
+#if TSM_DSP
+    (void)__ssub8(a, b);
+    return __sel(a, b);
+#else
+    uint32_t r = 0;
+    int i;
+    for (i = 0; i < 32; i += 8) {
+        const int8_t x = (int8_t)((a >> i) & 0xFFu);
+        const int8_t y = (int8_t)((b >> i) & 0xFFu);
+        r |= (uint32_t)(uint8_t)(x > y ? x : y) << i;
+    }
+    return r;
+#endif
+}
+
+/* Bytewise signed minimum of four int8 lanes. */
+static inline uint32_t tsm_min_s8x4(uint32_t a, uint32_t b)
+{
+    return tsm_max_s8x4(a, b) ^ a ^ b;
+}
+
+#endif

@@ -1,0 +1,274 @@
+"""Specialised kernel variants: every one gives the bytes of the portable kernels and of
+LiteRT's reference kernels; the shared requantization has one meaning in C and Python;
+the planner's offset in-place never lets a live byte be overwritten."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from models import build_kernel_shapes, build_smile_like
+from parity import random_inputs
+
+from tinysmile.compiler.api import compile_model
+from tinysmile.compiler.hostrun import CFLAGS, SANITIZE, build_host, host_compiler
+from tinysmile.compiler.ops.base import window_lead
+from tinysmile.compiler.oracle import litert_reference
+from tinysmile.compiler.quant import requantize
+from tinysmile.resources import firmware_dir
+
+
+@pytest.mark.parametrize("build", [build_kernel_shapes, build_smile_like])
+def test_variants_equal_portable_kernels_and_litert(build, tmp_path):
+    """The host runs the variants' own arithmetic (tsm_dsp.h's C twins of SXTB16/SMLAD)
+    under ASan/UBSan; the emulator test runs the DSP instructions."""
+    model = build()
+    fast = compile_model(model, tmp_path / "fast")
+    portable = compile_model(model, tmp_path / "portable", portable=True)
+    variants = {r["variant"] for r in fast.report["layers"]}
+    assert "tiled" in variants, variants
+    assert {r["variant"] for r in portable.report["layers"]} == {"generic"}
+    x = random_inputs(model, 200, seed=5)
+    want = litert_reference(model, x).reshape(len(x), -1)
+    assert len(np.unique(want)) > 1
+    for compiled in (fast, portable):
+        got = build_host(compiled, compiled.c_path.parent).run(x)
+        np.testing.assert_array_equal(got, want, err_msg=str(compiled.c_path))
+
+
+def test_kernel_shapes_model_has_the_listed_shapes():
+    from tinysmile.compiler.program import build_program
+
+    prog = build_program(build_kernel_shapes())
+    g = prog.graph
+    by_kind: dict[str, list] = {}
+    for layer in prog.layers:
+        by_kind.setdefault(layer.op.kind, []).append(layer)
+    first = by_kind["CONV_2D"][0]
+    assert g.tensor(first.op.inputs[0]).shape[3] == 1
+    assert {(d.params["filter_h"], d.params["stride_h"]) for d in by_kind["DEPTHWISE_CONV_2D"]} == {
+        (3, 1),
+        (3, 2),
+    }
+    assert any(c.params["filter_h"] == 1 for c in by_kind["CONV_2D"])
+    assert any(c.params["output_c"] % 2 for c in by_kind["CONV_2D"])
+    assert {"ADD", "FULLY_CONNECTED", "MAX_POOL_2D"} <= set(by_kind)
+    assert by_kind["MAX_POOL_2D"][0].params["variant"] == "x4"
+
+
+REQUANT_HARNESS = r"""
+#include <stdio.h>
+#include "tsm_common.h"
+int main(void)
+{
+    long x, m, s;
+    while (scanf("%ld %ld %ld", &x, &m, &s) == 3) {
+        printf("%ld %ld\n", (long)tsm_requantize((int32_t)x, (int32_t)m, (int32_t)s),
+               (long)tsm_requantize_q31((int32_t)x, (int32_t)m, (int32_t)s));
+    }
+    return 0;
+}
+"""
+
+
+def test_requantize_c_matches_python(tmp_path: Path):
+    """tsm_requantize (rewritten with a shift for gemmlowp's truncating division) and the
+    kernels' tsm_requantize_q31 both equal quant.requantize, the gemmlowp-literal twin,
+    on edges (ties, INT32 limits, every shift) and random values."""
+    rng = np.random.default_rng(3)
+    n = 20000
+    edges = np.array([0, 1, -1, 2**30, -(2**30), 2**31 - 1, -(2**31), 12345, -12345])
+    x = np.concatenate([edges.repeat(8), rng.integers(-(2**31), 2**31, n)])
+    x = np.concatenate([x, rng.integers(-(2**20), 2**20, n)])
+    m = rng.integers(2**30, 2**31, x.size)
+    m[::7] = 2**30
+    m[1::7] = 2**31 - 1
+    s = rng.integers(-31, 8, x.size)
+    s[::5] = 0
+    # positive shifts wrap x << s in C and in the twin alike (the reference does too)
+    src = tmp_path / "rq.c"
+    src.write_text(REQUANT_HARNESS)
+    exe = tmp_path / "rq"
+    subprocess.run(
+        [
+            host_compiler(),
+            *CFLAGS,
+            *SANITIZE,
+            f"-I{firmware_dir() / 'kernels'}",
+            str(src),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
+    lines = "".join(f"{a} {b} {c}\n" for a, b, c in zip(x, m, s))
+    out = subprocess.run([str(exe)], input=lines, capture_output=True, text=True, check=True)
+    got = np.array(out.stdout.split(), dtype=np.int64).reshape(-1, 2)
+    want = requantize(x, m, s)
+    np.testing.assert_array_equal(got[:, 0], want)
+    np.testing.assert_array_equal(got[:, 1], want)
+
+
+def _params(**kw):
+    return {"batches": 1, "pad_h": 0, "pad_w": 0, **kw}
+
+
+def _simulate_portable_conv(p, in_c, out_c, lead) -> bool:
+    """Byte-level replay of the portable kernels' order (per pixel, per channel: read the
+    clipped window, write one byte) with the output `lead` bytes before the input:
+    True when no input byte is overwritten before its last read."""
+    in_size = p["batches"] * p["input_h"] * p["input_w"] * in_c
+    last_read = np.full(in_size, -1)
+    t = 0
+    events = []
+    for b in range(p["batches"]):
+        for oy in range(p["output_h"]):
+            for ox in range(p["output_w"]):
+                for oc in range(out_c):
+                    for ky in range(p["filter_h"]):
+                        iy = oy * p["stride_h"] - p["pad_h"] + ky
+                        if not 0 <= iy < p["input_h"]:
+                            continue
+                        for kx in range(p["filter_w"]):
+                            ix = ox * p["stride_w"] - p["pad_w"] + kx
+                            if 0 <= ix < p["input_w"]:
+                                j = ((b * p["input_h"] + iy) * p["input_w"] + ix) * in_c
+                                last_read[j : j + in_c] = t
+                    t += 1
+                    k = ((b * p["output_h"] + oy) * p["output_w"] + ox) * out_c + oc
+                    events.append((t, k))
+                    t += 1
+    for when, k in events:
+        j = k - lead  # the input byte this output byte lands on
+        if 0 <= j < in_size and last_read[j] > when:
+            return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        # (in h, w, c, out c, filter, stride, pad): the smile net's first conv, a 3x3
+        # SAME conv that grows the channels, a stride-2 pool, a 1x1 conv
+        (16, 16, 1, 8, 5, 2, 1),
+        (8, 8, 3, 6, 3, 1, 1),
+        (8, 8, 4, 4, 2, 2, 0),
+        (6, 6, 5, 7, 1, 1, 0),
+    ],
+)
+def test_window_lead_is_safe_for_the_portable_order(shape):
+    h, w, c, oc, f, s, pad = shape
+    oh = (h + 2 * pad - f) // s + 1
+    ow = (w + 2 * pad - f) // s + 1
+    p = _params(
+        input_h=h,
+        input_w=w,
+        output_h=oh,
+        output_w=ow,
+        filter_h=f,
+        filter_w=f,
+        stride_h=s,
+        stride_w=s,
+        pad_h=pad,
+        pad_w=pad,
+    )
+    lead = window_lead(p, c, oc)
+    assert _simulate_portable_conv(p, c, oc, lead)
+    if oc > c:
+        # the replay can fail: an output growing the channels cannot start on its input
+        assert not _simulate_portable_conv(p, c, oc, 0)
+
+
+# ---- seeded random shapes, built straight in the IR (no TensorFlow) ----------------------
+
+
+def _quant(scale, zero_point, axis: int = 0):
+    from tinysmile.compiler.ir import Quant
+
+    scale = np.atleast_1d(np.asarray(scale, dtype=np.float32))
+    zp = np.atleast_1d(np.asarray(zero_point, dtype=np.int64))
+    if zp.size == 1 and scale.size > 1:
+        zp = np.zeros(scale.size, dtype=np.int64)
+    return Quant(scale, zp, axis)
+
+
+def _window_graph(rng, kind: str):
+    """One CONV_2D / DEPTHWISE_CONV_2D / MAX_POOL_2D with random shape, stride, padding,
+    activation, zero points and per-channel scales (multipliers on both sides of 1/2, so
+    both requantization paths run)."""
+    from tinysmile.compiler.ir import Graph, Op, Tensor
+
+    h, w = int(rng.integers(3, 12)), int(rng.integers(3, 12))
+    c = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 12]))
+    fh, fw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    if kind == "DEPTHWISE_CONV_2D" and rng.random() < 0.7:
+        fh = fw = 3  # the specialised variant's shape
+    fh, fw = min(fh, h), min(fw, w)
+    sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    padding = str(rng.choice(["SAME", "VALID"]))
+    act = str(rng.choice(["NONE", "RELU", "RELU6"]))
+    s_in, zp_in = float(rng.uniform(0.01, 0.1)), int(rng.integers(-128, 128))
+    s_out, zp_out = float(rng.uniform(0.01, 0.2)), int(rng.integers(-100, 100))
+    x = Tensor(0, "x", (1, h, w, c), np.dtype(np.int8), _quant(s_in, zp_in))
+    tensors = [x]
+    if kind == "MAX_POOL_2D":
+        y_quant = _quant(s_in, zp_in)
+        options = {"filter_height": fh, "filter_width": fw}
+        inputs = [0]
+    else:
+        if kind == "DEPTHWISE_CONV_2D":
+            oc = c * (1 if rng.random() < 0.7 else 2)  # depth multiplier 1 is the common one
+        else:
+            oc = int(rng.integers(1, 10))
+        if kind == "DEPTHWISE_CONV_2D":
+            wshape, axis = (1, fh, fw, oc), 3
+        else:
+            wshape, axis = (oc, fh, fw, c), 0
+        # weight scales over 3.5 decades: real multipliers from ~1e-4 to ~30, so right
+        # shifts, no shift and left shifts all occur
+        s_w = (rng.uniform(0.002, 0.05, oc) * 10 ** rng.uniform(-1, 2.5, oc)).astype(np.float32)
+        weights = rng.integers(-127, 128, wshape).astype(np.int8)
+        bias = rng.integers(-3000, 3000, oc).astype(np.int32)
+        tensors.append(Tensor(1, "w", wshape, np.dtype(np.int8), _quant(s_w, 0, axis), weights))
+        b_scale = (np.float32(s_in) * s_w).astype(np.float32)
+        tensors.append(Tensor(2, "b", (oc,), np.dtype(np.int32), _quant(b_scale, 0), bias))
+        y_quant = _quant(s_out, zp_out)
+        options = {"activation": act}
+        inputs = [0, 1, 2]
+        c = oc
+    from tinysmile.compiler.ops.base import compute_padding
+
+    oh, _ = compute_padding(padding, h, fh, sh)
+    ow, _ = compute_padding(padding, w, fw, sw)
+    idx = len(tensors)
+    tensors.append(Tensor(idx, "y", (1, oh, ow, c), np.dtype(np.int8), y_quant))
+    options.update({"stride_h": sh, "stride_w": sw, "padding": padding})
+    from tinysmile.compiler.ops import lookup
+
+    op = Op(0, kind, inputs, [idx], options, options_type=lookup(kind).options)
+    return Graph(f"random_{kind.lower()}", "0" * 64, tensors, [op], [0], [idx])
+
+
+RANDOM_CASES = (
+    [("CONV_2D", s) for s in range(8)]
+    + [("DEPTHWISE_CONV_2D", s) for s in range(6)]
+    + [("MAX_POOL_2D", s) for s in range(3)]
+)
+
+
+@pytest.mark.parametrize("kind,seed", RANDOM_CASES)
+def test_random_shapes_variant_equals_twin(kind, seed, tmp_path):
+    """Seeded random shapes (odd channel counts, strides 1-2, SAME/VALID, fused
+    activations, zero points, per-channel scales): the generated C with its specialised
+    variant gives the bytes of the numpy twin (itself held to LiteRT by the op tests)."""
+    from tinysmile.compiler.reference import reference_invoke
+
+    rng = np.random.default_rng(1000 * RANDOM_CASES.index((kind, seed)) + seed)
+    graph = _window_graph(rng, kind)
+    compiled = compile_model(graph, tmp_path)
+    x = rng.integers(-128, 128, (40, *graph.input.shape), dtype=np.int8)
+    want = reference_invoke(compiled.program, x).reshape(len(x), -1)
+    got = build_host(compiled, tmp_path).run(x)
+    np.testing.assert_array_equal(got, want, err_msg=str(compiled.report["layers"][0]))
