@@ -2,10 +2,13 @@
 MACs per instruction, RAM (arena, stack, .data, .bss), flash (.text, .rodata) and the
 per-layer breakdown. Prints tables; not a timed test.
 
-    python bench/bench_device.py [MODEL.tflite|BUNDLE ...] [--board qemu-cortex-m4] [--json]
+    python bench/bench_device.py [MODEL.tflite|BUNDLE ...] [--models default,person,...]
+                                 [--board qemu-cortex-m4] [--json]
 
-Without models it uses the compiler's test models (tests/models.py, needs TensorFlow to
-build them once; they are cached) and the bundled default model if present.
+--models picks models by name: `default` (the bundled model) and the models of
+tests/models.py (NAMED below: issue 10's person detector, mini-Xception and DS-CNN among
+them; TensorFlow builds each once, then it is cached). Without models it uses the
+compiler's test models smile_like and mobilenet_block and the bundled default model.
 """
 
 from __future__ import annotations
@@ -22,23 +25,43 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def default_models(tmp: Path) -> list[Path]:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from models import build_mobilenet_block, build_smile_like
+# name -> builder in tests/models.py; "default" is the bundled model
+NAMED = {
+    "smile_like": "build_smile_like",
+    "mobilenet_block": "build_mobilenet_block",
+    "kernel_shapes": "build_kernel_shapes",
+    "person": "build_person",
+    "xception": "build_xception",
+    "dscnn": "build_dscnn",
+}
 
+
+def named_models(names: list[str], tmp: Path) -> list[Path]:
     from tinysmile.bundle import default_bundle_path
 
+    sys.path.insert(0, str(ROOT / "tests"))
+    import models
+
     out = []
-    for name, build in (
-        ("smile_like", build_smile_like),
-        ("mobilenet_block", build_mobilenet_block),
-    ):
+    for name in names:
+        if name == "default":
+            out.append(default_bundle_path())
+            continue
+        if name not in NAMED:
+            raise SystemExit(f"error: no model named {name!r} (default, {', '.join(NAMED)})")
         p = tmp / f"{name}.tflite"
-        p.write_bytes(build())
+        p.write_bytes(getattr(models, NAMED[name])())
         out.append(p)
-    if (default_bundle_path() / "model.tflite").is_file():
-        out.append(default_bundle_path())
     return out
+
+
+def default_models(tmp: Path) -> list[Path]:
+    from tinysmile.bundle import default_bundle_path
+
+    names = ["smile_like", "mobilenet_block"]
+    if (default_bundle_path() / "model.tflite").is_file():
+        names.append("default")
+    return named_models(names, tmp)
 
 
 def bench_model(model: Path, board_id: str) -> dict:
@@ -92,12 +115,18 @@ def print_result(con: Console, res: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*", type=Path)
+    ap.add_argument(
+        "--models", dest="models_by_name", default=None, help="comma-separated names (see NAMED)"
+    )
     ap.add_argument("--board", default="qemu-cortex-m4")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     con = Console(highlight=False)
     with tempfile.TemporaryDirectory() as tmp:
-        models = args.models or default_models(Path(tmp))
+        models = list(args.models)
+        if args.models_by_name:
+            models += named_models(args.models_by_name.split(","), Path(tmp))
+        models = models or default_models(Path(tmp))
         results = []
         for m in models:
             with con.status(f"building and profiling {m.name}…"):
