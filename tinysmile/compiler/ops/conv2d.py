@@ -191,6 +191,19 @@ def folded_bias(p: dict[str, Any], filter_2d: np.ndarray) -> np.ndarray:
     return p["bias"] + p["input_offset"] * filter_2d.astype(np.int64).sum(axis=1)
 
 
+def rs_channel_params(p: dict[str, Any], bias: np.ndarray) -> np.ndarray | None:
+    """Per output channel [bias, multiplier, 2^(e-1) + output_offset * 2^e, e] (int64) for
+    tsm_requantize_rs (firmware/kernels/tsm_dsp.h), or None when a channel's shift is not a
+    right shift e in 1..22, the range in which its folded sum cannot overflow. The caller
+    also checks the accumulator stays below 2^30 (the doubling before SMMULR)."""
+    e = -np.asarray(p["shift"], dtype=np.int64)
+    if e.size == 0 or e.min() < 1 or e.max() > 22:
+        return None
+    add = (np.int64(1) << (e - 1)) + np.int64(p["output_offset"]) * (np.int64(1) << e)
+    mult = np.asarray(p["mult"], dtype=np.int64)
+    return np.stack([bias.astype(np.int64), mult, add, e], axis=1)
+
+
 def fits_int32(values: np.ndarray) -> bool:
     return bool(np.all((values >= -(2**31)) & (values < 2**31)))
 

@@ -18,6 +18,7 @@ from tinysmile.compiler.ops.conv2d import (
     fits_int32,
     folded_bias,
     padded_windows,
+    rs_channel_params,
     spatial_params,
     validate_spatial,
     validate_weights,
@@ -36,7 +37,6 @@ DW3X3_FIELDS = [
     "pad_h",
     "pad_w",
     "input_offset",
-    "output_offset",
     "activation_min",
     "activation_max",
 ]
@@ -44,19 +44,16 @@ DW3X3_FIELDS = [
 
 def dw3x3_words(w: np.ndarray) -> np.ndarray:
     """[channels, 9] int8 -> the 3x3 kernel's filter_words (int32): per group of 4 channels,
-    for each tap pair (0,1) (2,3) (4,5) (6,7) the int16 pairs (w_t, w_t+1) of channels 0..3,
-    then tap 8 as the pairs (ch0, ch2) and (ch1, ch3). Channels past the last group of 4
-    are not in it (the kernel's scalar loop reads the plain filter)."""
+    for each tap 0..8 the int16 pairs (w_c0, w_c2) and (w_c1, w_c3), what SMLABB/SMLATT
+    take against SXTB16 of an input word. Channels past the last group of 4 are not in it
+    (the kernel's scalar loop reads the plain filter)."""
     groups = w.shape[0] // 4
-    out = []
-    for g in range(groups):
-        c = w[4 * g : 4 * g + 4].astype(np.int16)
-        words = [c[i, [t, t + 1]] for t in range(0, 8, 2) for i in range(4)]
-        words += [c[[0, 2], 8], c[[1, 3], 8]]
-        out.append(np.array(words, dtype=np.int16).reshape(-1))
-    if not out:
+    if not groups:
         return np.zeros(1, dtype=np.int32)  # C has no empty arrays; the kernel reads none
-    return np.concatenate(out).astype("<i2").view("<i4").astype(np.int32)
+    c = w[: 4 * groups].astype(np.int16).reshape(groups, 4, 9)
+    # (group, tap, word, half): word 0 holds channels 0 and 2, word 1 channels 1 and 3
+    pairs = c[:, [[0, 2], [1, 3]], :].transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(pairs).astype("<i2").reshape(-1).view("<i4").astype(np.int32)
 
 
 class DepthwiseConv2D(OpDef):
@@ -101,6 +98,8 @@ class DepthwiseConv2D(OpDef):
             (p["filter_h"], p["filter_w"]) == (3, 3)
             and p["depth_multiplier"] == 1
             and fits_int32(folded_bias(p, self._per_channel(p)))
+            and rs_channel_params(p, folded_bias(p, self._per_channel(p))) is not None
+            and self.accumulator_bound(g, op) < 2**30
         ):
             return "3x3"
         return "generic"
@@ -118,9 +117,10 @@ class DepthwiseConv2D(OpDef):
             arrays = [
                 CArray(f"{name}_filter_words", dw3x3_words(w)),
                 CArray(f"{name}_filter", w.astype(np.int8)),
-                CArray(f"{name}_bias", folded_bias(p, w).astype(np.int32)),
-                CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
-                CArray(f"{name}_shift", p["shift"].astype(np.int32)),
+                CArray(
+                    f"{name}_channel_params",
+                    rs_channel_params(p, folded_bias(p, w)).astype(np.int32).reshape(-1),
+                ),
             ]
             q = {**p, "channels": p["input_c"]}
             return Emitted(
@@ -130,9 +130,7 @@ class DepthwiseConv2D(OpDef):
                 + [
                     ("filter_words", f"(const uint32_t *){arrays[0].name}"),
                     ("filter", arrays[1].name),
-                    ("bias", arrays[2].name),
-                    ("output_multiplier", arrays[3].name),
-                    ("output_shift", arrays[4].name),
+                    ("channel_params", arrays[2].name),
                 ],
                 arrays=arrays,
                 inputs=[op.inputs[0]],
