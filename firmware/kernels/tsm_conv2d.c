@@ -160,12 +160,36 @@ static inline int8_t tsm_out_s8(int32_t acc, int32_t multiplier, int32_t shift, 
     return (int8_t)TSM_MIN(acc, hi);
 }
 
+/* Two channels' outputs of one pixel (tsm_requantize_rs, the offset in it), saturated,
+ * packed and clamped bytewise (lo4, hi4: the bounds in every lane) into one halfword. */
+static inline void tsm_out_rs_x2(int8_t *out, int32_t a0, int32_t a1, int32_t m0, int32_t d0,
+                                 int32_t e0, int32_t m1, int32_t d1, int32_t e1, uint32_t lo4,
+                                 uint32_t hi4)
+{
+    const uint32_t y = tsm_pack_s8x2(tsm_ssat8(tsm_requantize_rs(a0, m0, d0, e0)),
+                                     tsm_ssat8(tsm_requantize_rs(a1, m1, d1, e1)));
+    tsm_write_u16(out, (uint16_t)tsm_min_s8x4(tsm_max_s8x4(y, lo4), hi4));
+}
+
+static inline int8_t tsm_out_rs(int32_t acc, int32_t m, int32_t d, int32_t e, int32_t lo,
+                                int32_t hi)
+{
+    acc = tsm_requantize_rs(acc, m, d, e);
+    acc = TSM_MAX(acc, lo);
+    return (int8_t)TSM_MIN(acc, hi);
+}
+
 /* Pixels go in pairs in raster order and every read of a pair comes before its writes,
  * which is what the planner's in-place proof assumes. An odd last pixel (or channel) is
- * computed from a stale (or zero) column and not stored. */
-void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, int8_t *output,
-                      uint32_t *scratch)
+ * computed from a stale (or zero) column and not stored. rs: the requantization is
+ * tsm_requantize_rs (a literal at each call, so each copy keeps one epilogue). */
+static inline __attribute__((always_inline)) void
+tsm_conv2d_tiled_body(const tsm_conv2d_tiled_params_t *p, const int8_t *input, int8_t *output,
+                      uint32_t *scratch, const int rs)
 {
+    const int32_t *const add = p->output_add;
+    const uint32_t lo4 = (uint32_t)(uint8_t)(int8_t)p->activation_min * 0x01010101u;
+    const uint32_t hi4 = (uint32_t)(uint8_t)(int8_t)p->activation_max * 0x01010101u;
     const int32_t pixels = p->output_h * p->output_w;
     const int32_t depth = p->depth;
     const int32_t out_c = p->output_c;
@@ -232,6 +256,23 @@ void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
                     x += 4;
                     w += 2;
                 } while (x < col_end);
+                if (rs && pair) {
+                    const int32_t m0 = mult[oc], e0 = shift[oc], d0 = add[oc];
+                    const int32_t m1 = mult[oc + 1], e1 = shift[oc + 1], d1 = add[oc + 1];
+                    tsm_out_rs_x2(o0 + oc, a00, a10, m0, d0, e0, m1, d1, e1, lo4, hi4);
+                    if (two) {
+                        tsm_out_rs_x2(o1 + oc, a01, a11, m0, d0, e0, m1, d1, e1, lo4, hi4);
+                    }
+                    continue;
+                }
+                if (rs) {
+                    const int32_t m0 = mult[oc], e0 = shift[oc], d0 = add[oc];
+                    o0[oc] = tsm_out_rs(a00, m0, d0, e0, lo, hi);
+                    if (two) {
+                        o1[oc] = tsm_out_rs(a01, m0, d0, e0, lo, hi);
+                    }
+                    continue;
+                }
                 {
                     const int32_t m0 = mult[oc];
                     const int32_t s0 = shift[oc];
@@ -250,5 +291,15 @@ void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
                 }
             }
         }
+    }
+}
+
+void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, int8_t *output,
+                      uint32_t *scratch)
+{
+    if (p->output_add) {
+        tsm_conv2d_tiled_body(p, input, output, scratch, 1);
+    } else {
+        tsm_conv2d_tiled_body(p, input, output, scratch, 0);
     }
 }

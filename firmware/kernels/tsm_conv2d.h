@@ -41,7 +41,10 @@ typedef struct {
     const uint32_t *filter;
     const int32_t *bias;  /* bias - input_zero_point * sum(filter[oc]) */
     const int32_t *output_multiplier;
+    /* with output_add: the right shift e (1..22) of tsm_requantize_rs and its
+     * 2^(e-1) + output_offset * 2^e; without (NULL): the signed shift */
     const int32_t *output_shift;
+    const int32_t *output_add;
 } tsm_conv2d_tiled_params_t;
 
 /* scratch: depth words (two interleaved int16 columns), then filter_h * filter_w * input_c

@@ -29,6 +29,11 @@ static inline void tsm_write_u32(void *p, uint32_t v)
     memcpy(p, &v, sizeof v);
 }
 
+static inline void tsm_write_u16(void *p, uint16_t v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
 /* Bytes 0 and 2 of x, sign-extended into the low and high halfwords (SXTB16). */
 static inline uint32_t tsm_sxtb16(uint32_t x)
 {
@@ -151,6 +156,19 @@ static inline int32_t tsm_ssat8(int32_t x)
     return __ssat(x, 8);
 #else
     return x < -128 ? -128 : (x > 127 ? 127 : x);
+#endif
+}
+
+/* Two values in [-128, 127] as the low int8 lanes of a word, y0 lowest (one BFI); the
+ * upper lanes hold no meaning. */
+static inline uint32_t tsm_pack_s8x2(int32_t y0, int32_t y1)
+{
+#if TSM_DSP
+    uint32_t r = (uint32_t)y0;
+    __asm__("bfi %0, %1, #8, #8" : "+r"(r) : "r"(y1));
+    return r;
+#else
+    return (uint32_t)(uint8_t)y0 | ((uint32_t)(uint8_t)y1 << 8);
 #endif
 }
 

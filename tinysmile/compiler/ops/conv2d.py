@@ -329,8 +329,16 @@ class Conv2D(OpDef):
                 ),
                 CArray(f"{name}_bias", folded_bias(p, w2d).astype(np.int32)),
                 CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
-                CArray(f"{name}_shift", p["shift"].astype(np.int32)),
             ]
+            # the shorter requantization (tsm_requantize_rs) where its conditions hold
+            rs = rs_channel_params(p, folded_bias(p, w2d))
+            if rs is not None and self.accumulator_bound(g, op) < 2**30:
+                arrays.append(CArray(f"{name}_shift", rs[:, 3].astype(np.int32)))
+                arrays.append(CArray(f"{name}_add", rs[:, 2].astype(np.int32)))
+                add_field = arrays[4].name
+            else:
+                arrays.append(CArray(f"{name}_shift", p["shift"].astype(np.int32)))
+                add_field = "NULL"
             q = {**p, "depth": self._depth(p), "input_zero_point": -p["input_offset"]}
             return Emitted(
                 kernel="tsm_conv2d_tiled",
@@ -341,6 +349,7 @@ class Conv2D(OpDef):
                     ("bias", arrays[1].name),
                     ("output_multiplier", arrays[2].name),
                     ("output_shift", arrays[3].name),
+                    ("output_add", add_field),
                 ],
                 arrays=arrays,
                 inputs=[op.inputs[0]],
