@@ -100,15 +100,16 @@ tsm_conv2d_gather_inside(const int8_t *src, int32_t in_row, uint32_t *col, int32
     }
 }
 
-/* A window crossing the border: copied first, rows of filter_w * input_c bytes, into
- * `window` with the input zero point outside the input (the folded bias cancels those
- * taps exactly, as the reference skips them), then gathered like an interior one. */
+/* A window crossing the border: copied first, rows of window_row bytes, into `window`
+ * with the input zero point outside the input and past the filter's row (the folded bias
+ * cancels those taps exactly, as the reference skips them; the extra tap's weight is
+ * zero), then gathered like an interior one. */
 static void tsm_conv2d_gather_border(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
                                      int32_t iy0, int32_t ix0, uint32_t *col, int32_t slot,
                                      int8_t *window)
 {
     const int32_t c = p->input_c;
-    const int32_t row_len = p->filter_w * c;
+    const int32_t row_len = p->window_row;
     const int32_t in_row = p->input_w * c;
     const int8_t pad = (int8_t)p->input_zero_point;
     const int32_t kx0 = TSM_MAX(0, -ix0);
@@ -123,27 +124,29 @@ static void tsm_conv2d_gather_border(const tsm_conv2d_tiled_params_t *p, const i
         }
         memset(dst, pad, (size_t)(kx0 * c));
         memcpy(dst + kx0 * c, in_b + iy * in_row + (ix0 + kx0) * c, (size_t)((kx1 - kx0) * c));
-        memset(dst + kx1 * c, pad, (size_t)((p->filter_w - kx1) * c));
+        memset(dst + kx1 * c, pad, (size_t)(row_len - kx1 * c));
     }
     tsm_conv2d_gather_inside(window, row_len, col, slot, p->filter_h, row_len);
 }
 
-/* The window of output pixel (oy, ox) into column `slot`. */
+/* The window of output pixel (oy, ox) into column `slot`. A window row wider than the
+ * filter's (window_row) must also end inside the input row to be read in place. */
 static inline void tsm_conv2d_gather(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
                                      int32_t oy, int32_t ox, uint32_t *col, int32_t slot,
                                      int8_t *window)
 {
     const int32_t iy0 = oy * p->stride_h - p->pad_h;
     const int32_t ix0 = ox * p->stride_w - p->pad_w;
-    if (ix0 >= 0 && ix0 + p->filter_w <= p->input_w && iy0 >= 0 &&
-        iy0 + p->filter_h <= p->input_h) {
+    if (ix0 >= 0 && (ix0 * p->input_c + p->window_row <= p->input_w * p->input_c) &&
+        iy0 >= 0 && iy0 + p->filter_h <= p->input_h) {
         const int32_t in_row = p->input_w * p->input_c;
         const int8_t *src = in_b + iy0 * in_row + ix0 * p->input_c;
         if (p->input_c == 1 && p->filter_h == 5 && p->filter_w == 5) {
             tsm_conv2d_gather_inside(src, in_row, col, slot, 5, 5);
+        } else if (p->input_c == 1 && p->filter_h == 3 && p->window_row == 4) {
+            tsm_conv2d_gather_inside(src, in_row, col, slot, 3, 4);
         } else {
-            tsm_conv2d_gather_inside(src, in_row, col, slot, p->filter_h,
-                                     p->filter_w * p->input_c);
+            tsm_conv2d_gather_inside(src, in_row, col, slot, p->filter_h, p->window_row);
         }
         return;
     }

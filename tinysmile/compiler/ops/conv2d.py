@@ -257,6 +257,7 @@ TILED_FIELDS = [
     "pad_h",
     "pad_w",
     "depth",
+    "window_row",
     "input_zero_point",
     "output_offset",
     "activation_min",
@@ -303,7 +304,7 @@ class Conv2D(OpDef):
     def scratch_bytes(self, g: Graph, op: Op, p: dict[str, Any]) -> int:
         if p.get("variant") == "tiled":
             # two interleaved int16 columns, then one zero-point-padded border window
-            window = p["filter_h"] * p["filter_w"] * p["input_c"]
+            window = p["filter_h"] * self._window_row(p)
             return self._depth(p) * 4 + -(-window // 4) * 4
         return 0
 
@@ -315,8 +316,23 @@ class Conv2D(OpDef):
         return p["filter"].reshape(p["filter"].shape[0], -1)
 
     @staticmethod
-    def _depth(p: dict[str, Any]) -> int:
-        return -(-(p["filter_h"] * p["filter_w"] * p["input_c"]) // 4) * 4
+    def _window_row(p: dict[str, Any]) -> int:
+        """Bytes per window row as the tiled kernel gathers it: a single-channel row of 3
+        (7, ...) taps is read as whole words, its last tap's weight zero (one wasted MAC
+        in four, instead of a scalar gather of each tap); otherwise the row itself."""
+        row = p["filter_w"] * p["input_c"]
+        return row + 1 if p["input_c"] == 1 and row % 4 == 3 else row
+
+    @classmethod
+    def _depth(cls, p: dict[str, Any]) -> int:
+        return -(-(p["filter_h"] * cls._window_row(p)) // 4) * 4
+
+    @classmethod
+    def _gathered_filter(cls, p: dict[str, Any]) -> np.ndarray:
+        """[output_c, filter_h * window_row]: each row zero-padded to the window row."""
+        f = p["filter"].reshape(p["filter"].shape[0], p["filter_h"], -1)
+        pad = cls._window_row(p) - f.shape[2]
+        return np.pad(f, ((0, 0), (0, 0), (0, pad))).reshape(f.shape[0], -1)
 
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
         if p.get("variant") == "tiled":
@@ -325,7 +341,9 @@ class Conv2D(OpDef):
                 # int32 in C so that the kernel may fetch two words at once (LDRD)
                 CArray(
                     f"{name}_filter",
-                    tiled_words(w2d[:, tap_order(p["filter_h"], p["filter_w"] * p["input_c"])]),
+                    tiled_words(
+                        self._gathered_filter(p)[:, tap_order(p["filter_h"], self._window_row(p))]
+                    ),
                 ),
                 CArray(f"{name}_bias", folded_bias(p, w2d).astype(np.int32)),
                 CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
@@ -339,7 +357,12 @@ class Conv2D(OpDef):
             else:
                 arrays.append(CArray(f"{name}_shift", p["shift"].astype(np.int32)))
                 add_field = "NULL"
-            q = {**p, "depth": self._depth(p), "input_zero_point": -p["input_offset"]}
+            q = {
+                **p,
+                "depth": self._depth(p),
+                "window_row": self._window_row(p),
+                "input_zero_point": -p["input_offset"],
+            }
             return Emitted(
                 kernel="tsm_conv2d_tiled",
                 params_type="tsm_conv2d_tiled_params_t",
