@@ -314,7 +314,7 @@ def _window_graph(rng, kind: str):
 
 RANDOM_CASES = (
     [("CONV_2D", s) for s in range(8)]
-    + [("DEPTHWISE_CONV_2D", s) for s in range(6)]
+    + [("DEPTHWISE_CONV_2D", s) for s in range(10)]  # 6 and 9: groups with a left shift
     + [("MAX_POOL_2D", s) for s in range(3)]
 )
 

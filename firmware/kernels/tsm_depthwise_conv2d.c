@@ -52,10 +52,12 @@ void tsm_depthwise_conv2d(const tsm_depthwise_conv2d_params_t *p, const int8_t *
     }
 }
 
-/* Requantize (the offset folded in, see tsm_requantize_rs), clamp. */
-static inline int8_t tsm_dw_out(int32_t acc, const int32_t *q, int32_t lo, int32_t hi)
+/* Requantize (q: see channel_params), offset, clamp. */
+static inline int8_t tsm_dw_out(int32_t acc, const int32_t *q, int32_t offset, int32_t lo,
+                                int32_t hi)
 {
-    acc = tsm_requantize_rs(acc, q[1], q[2], q[3]);
+    acc = q[3] ? tsm_requantize_rs(acc, q[1], q[2], q[3])
+               : tsm_requantize_q31(acc, q[1], q[2]) + offset;
     acc = TSM_MAX(acc, lo);
     return (int8_t)TSM_MIN(acc, hi);
 }
@@ -145,6 +147,15 @@ tsm_dw3x3_pixel(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *s0, co
         a[2] = q[8];
         a[3] = q[12];
         tsm_dw3x3_taps(s0 + c, s1 + c, s2 + c, ch, &w, a);
+        if (!TSM_LIKELY(q[3] != 0)) {
+            const int32_t offset = p->output_offset;
+            const int32_t lo = p->activation_min, hi = p->activation_max;
+            out[c] = tsm_dw_out(a[0], q, offset, lo, hi);
+            out[c + 1] = tsm_dw_out(a[1], q + 4, offset, lo, hi);
+            out[c + 2] = tsm_dw_out(a[2], q + 8, offset, lo, hi);
+            out[c + 3] = tsm_dw_out(a[3], q + 12, offset, lo, hi);
+            continue;
+        }
         y = tsm_pack_s8x4(tsm_ssat8(tsm_requantize_rs(a[0], q[1], q[2], q[3])),
                           tsm_ssat8(tsm_requantize_rs(a[1], q[5], q[6], q[7])),
                           tsm_ssat8(tsm_requantize_rs(a[2], q[9], q[10], q[11])),
@@ -157,7 +168,7 @@ tsm_dw3x3_pixel(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *s0, co
         for (t = 0; t < 3; ++t) {
             acc += s0[c + t * ch] * f[t] + s1[c + t * ch] * f[3 + t] + s2[c + t * ch] * f[6 + t];
         }
-        out[c] = tsm_dw_out(acc, q, p->activation_min, p->activation_max);
+        out[c] = tsm_dw_out(acc, q, p->output_offset, p->activation_min, p->activation_max);
     }
 }
 

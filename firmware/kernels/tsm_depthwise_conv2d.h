@@ -36,13 +36,15 @@ typedef struct {
     int32_t stride_h, stride_w;
     int32_t pad_h, pad_w;
     int32_t input_offset; /* -input_zero_point */
+    int32_t output_offset;
     int32_t activation_min, activation_max;
     /* per group of 4 channels, for each tap 0..8 (row by row): the int16 pairs
      * (w_c0, w_c2) and (w_c1, w_c3) */
     const uint32_t *filter_words;
     const int8_t *filter; /* [channels][9], taps row by row */
-    /* per channel: bias + input_offset * sum(filter[c]), output_multiplier,
-     * 2^(e-1) + output_offset * 2^e, e (the right shift, 1..22) */
+    /* per channel: bias + input_offset * sum(filter[c]), output_multiplier, then either
+     * 2^(e-1) + output_offset * 2^e and e >= 1 (tsm_requantize_rs, the same for all 4
+     * channels of a group), or the signed shift and 0 (tsm_requantize_q31 + offset) */
     const int32_t *channel_params;
 } tsm_depthwise_conv2d_3x3_params_t;
 

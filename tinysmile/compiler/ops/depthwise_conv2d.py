@@ -18,7 +18,6 @@ from tinysmile.compiler.ops.conv2d import (
     fits_int32,
     folded_bias,
     padded_windows,
-    rs_channel_params,
     spatial_params,
     validate_spatial,
     validate_weights,
@@ -37,6 +36,7 @@ DW3X3_FIELDS = [
     "pad_h",
     "pad_w",
     "input_offset",
+    "output_offset",
     "activation_min",
     "activation_max",
 ]
@@ -54,6 +54,23 @@ def dw3x3_words(w: np.ndarray) -> np.ndarray:
     # (group, tap, word, half): word 0 holds channels 0 and 2, word 1 channels 1 and 3
     pairs = c[:, [[0, 2], [1, 3]], :].transpose(0, 3, 1, 2)
     return np.ascontiguousarray(pairs).astype("<i2").reshape(-1).view("<i4").astype(np.int32)
+
+
+def dw3x3_channel_params(p: dict[str, Any], bias: np.ndarray, bound_ok: bool) -> np.ndarray:
+    """Per channel [bias, multiplier, add, e] (int64) for the 3x3 kernel: e >= 1 and
+    add = 2^(e-1) + output_offset * 2^e where tsm_requantize_rs applies (a right shift
+    1..22 and, layer-wide, an accumulator below 2^30) for all 4 channels of a group (or a
+    channel past the last group); otherwise e = 0 and add is the signed shift for
+    tsm_requantize_q31, the offset added apart."""
+    shift = np.asarray(p["shift"], dtype=np.int64)
+    e = -shift
+    ok = (e >= 1) & (e <= 22) & bound_ok
+    groups = ok.size // 4
+    ok[: groups * 4] = np.repeat(ok[: groups * 4].reshape(groups, 4).all(axis=1), 4)
+    e1 = np.where(ok, e, 1)
+    add = np.where(ok, (np.int64(1) << (e1 - 1)) + np.int64(p["output_offset"]) * (1 << e1), shift)
+    mult = np.asarray(p["mult"], dtype=np.int64)
+    return np.stack([bias.astype(np.int64), mult, add, np.where(ok, e, 0)], axis=1)
 
 
 class DepthwiseConv2D(OpDef):
@@ -98,8 +115,6 @@ class DepthwiseConv2D(OpDef):
             (p["filter_h"], p["filter_w"]) == (3, 3)
             and p["depth_multiplier"] == 1
             and fits_int32(folded_bias(p, self._per_channel(p)))
-            and rs_channel_params(p, folded_bias(p, self._per_channel(p))) is not None
-            and self.accumulator_bound(g, op) < 2**30
         ):
             return "3x3"
         return "generic"
@@ -119,7 +134,11 @@ class DepthwiseConv2D(OpDef):
                 CArray(f"{name}_filter", w.astype(np.int8)),
                 CArray(
                     f"{name}_channel_params",
-                    rs_channel_params(p, folded_bias(p, w)).astype(np.int32).reshape(-1),
+                    dw3x3_channel_params(
+                        p, folded_bias(p, w), self.accumulator_bound(g, op) < 2**30
+                    )
+                    .astype(np.int32)
+                    .reshape(-1),
                 ),
             ]
             q = {**p, "channels": p["input_c"]}
