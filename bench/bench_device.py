@@ -1,20 +1,25 @@
-"""Device benchmark on the emulated Cortex-M4: per model, instructions per inference,
-MACs per instruction, RAM (arena, stack, .data, .bss), flash (.text, .rodata) and the
-per-layer breakdown. Prints tables; not a timed test.
+"""Device benchmark on the emulated Cortex-M4: per model, tinysmile's native runtime against
+TFLite Micro (+ CMSIS-NN, the Arduino library built in place), side by side in one run:
+instructions per inference and MACs per instruction, arena and total RAM (.data + .bss +
+stack), flash (.text without the model, and the model's bytes), and the native/tflm ratio
+of each; then each runtime's per-layer (per-operator) profile. Prints tables; not a test.
 
     python bench/bench_device.py [MODEL.tflite|BUNDLE ...] [--models default,person,...]
-                                 [--board qemu-cortex-m4] [--json]
+                                 [--tflm-lib DIR] [--json]
 
 --models picks models by name: `default` (the bundled model) and the models of
 tests/models.py (NAMED below: issue 10's person detector, mini-Xception and DS-CNN among
-them; TensorFlow builds each once, then it is cached). Without models it uses the
-compiler's test models smile_like and mobilenet_block and the bundled default model.
+them; TensorFlow builds each once, then it is cached). Without models it uses the bundled
+default model and the compiler's test models smile_like and mobilenet_block. The TFLite Micro library comes from
+--tflm-lib, $TINYSMILE_TFLM_LIB, or ../shared/libraries/Arduino_TensorFlowLite; without it
+only the native runtime is measured.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
+SHARED_TFLM = ROOT.parent / "shared" / "libraries" / "Arduino_TensorFlowLite"
 
 
 # name -> builder in tests/models.py; "default" is the bundled model
@@ -60,56 +66,81 @@ def default_models(tmp: Path) -> list[Path]:
 
     names = ["smile_like", "mobilenet_block"]
     if (default_bundle_path() / "model.tflite").is_file():
-        names.append("default")
+        names.insert(0, "default")
     return named_models(names, tmp)
 
 
-def bench_model(model: Path, board_id: str) -> dict:
+def bench_runtime(model: Path, board_id: str, runtime: str, tflm_lib: str | None) -> dict:
     from tinysmile.boards import load_board
     from tinysmile.bundle import load_bundle
     from tinysmile.device import emulator
+    from tinysmile.device.pio import elf_sizes
     from tinysmile.device.profile import profile
-    from tinysmile.device.project import memory_summary
     from tinysmile.device.session import build, client_for
 
     board = load_board(board_id)
     bundle = load_bundle(model)
-    project = build(bundle, board)
-    mem = memory_summary(project)
-    st = emulator.start(board, project.elf, project.model_sha256, register=False)
+    project = build(bundle, board, runtime=runtime, tflm_lib_dir=tflm_lib)
+    st = emulator.start(board, project.elf, project.tag, register=False)
     try:
         client = client_for(board, st.port)
         try:
-            client.handshake()
+            hello = client.handshake()
             prof = profile(client, board, project.report)
         finally:
             client.close()
     finally:
         emulator.kill(st)
-    return {"model": bundle.name, "board": board.id, "memory": mem, "profile": prof.to_dict()}
+    s = elf_sizes(project.elf)
+    model_bytes = (
+        len(bundle.model_bytes()) if runtime == "tflm" else int(project.report["weights_bytes"])
+    )
+    return {
+        "runtime": runtime,
+        "instructions": prof.total,
+        "macs": prof.macs,
+        "macs_per_instruction": prof.macs_per_count,
+        # The native arena is the planner's static plan; TFLM's is arena_used_bytes()
+        # measured on the device (the sketch allocates the exported size, with the margin).
+        "arena": int(hello.arena_used or hello.arena_size),
+        "arena_allocated": int(hello.arena_size),
+        "ram_total": s.get(".data", 0) + s.get(".bss", 0) + s.get(".stack", 0),
+        "text": s.get(".text", 0) + s.get(".ARM.exidx", 0),
+        "model_bytes": model_bytes,
+        "profile": prof.to_dict(),
+    }
 
 
-def print_result(con: Console, res: dict) -> None:
+ROWS = [
+    ("instructions / inference", "instructions", "{:,}"),
+    ("MACs / instruction", "macs_per_instruction", "{:.3f}"),
+    ("arena (B)", "arena", "{:,}"),
+    ("RAM: .data + .bss + stack (B)", "ram_total", "{:,}"),
+    ("flash: .text without the model (B)", "text", "{:,}"),
+    ("flash: the model (B)", "model_bytes", "{:,}"),
+]
+
+
+def print_model(con: Console, name: str, runs: dict[str, dict]) -> None:
     from tinysmile.device.commands import profile_table
 
-    prof, mem = res["profile"], res["memory"]
-    unit = prof["unit"]
-    t = Table(title=f"{res['model']} on {res['board']}", show_header=False)
-    t.add_column("what")
-    t.add_column("value", justify="right")
-    t.add_row(f"{unit} / inference", f"{prof['total']:,}")
-    t.add_row(f"MACs / {unit[:-1]}", f"{prof['macs_per_' + unit[:-1]]:.3f}")
-    t.add_row("MACs", f"{prof['macs']:,}")
-    t.add_row("RAM: arena", f"{mem['ram_arena']:,} B")
-    t.add_row("RAM: stack (reserved)", f"{mem['ram_stack']:,} B")
-    t.add_row("RAM: .data", f"{mem['ram_data']:,} B")
-    t.add_row("RAM: .bss (arena, buffers)", f"{mem['ram_bss']:,} B")
-    t.add_row("RAM: total", f"{mem['ram_total']:,} B")
-    t.add_row("flash: .text", f"{mem['flash_text']:,} B")
-    t.add_row("flash: .rodata (weights in it)", f"{mem['flash_rodata']:,} B")
-    t.add_row("flash: total", f"{mem['flash_total']:,} B")
+    t = Table(
+        title=f"{name}: native against TFLite Micro + CMSIS-NN ({runs['native']['macs']:,} MACs)"
+    )
+    t.add_column("")
+    for rt in runs:
+        t.add_column(rt, justify="right")
+    if "tflm" in runs:
+        t.add_column("native / tflm", justify="right")
+    for label, key, fmt in ROWS:
+        cells = [fmt.format(runs[rt][key]) for rt in runs]
+        if "tflm" in runs:
+            cells.append(f"{runs['native'][key] / runs['tflm'][key]:.2f}")
+        t.add_row(label, *cells)
     con.print(t)
-    con.print(profile_table({**prof, "model": res["model"], "board": res["board"]}))
+    for rt, res in runs.items():
+        prof = res["profile"]
+        con.print(profile_table({**prof, "model": f"{name} ({rt})", "board": "qemu-cortex-m4"}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,20 +150,31 @@ def main(argv: list[str] | None = None) -> int:
         "--models", dest="models_by_name", default=None, help="comma-separated names (see NAMED)"
     )
     ap.add_argument("--board", default="qemu-cortex-m4")
+    ap.add_argument("--tflm-lib", default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    lib = args.tflm_lib or os.environ.get("TINYSMILE_TFLM_LIB")
+    if lib is None and SHARED_TFLM.is_dir():
+        lib = str(SHARED_TFLM)
+    runtimes = ["native", "tflm"] if lib else ["native"]
     con = Console(highlight=False)
+    if not lib:
+        con.print("no TFLite Micro library (--tflm-lib): measuring the native runtime only")
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         models = list(args.models)
         if args.models_by_name:
             models += named_models(args.models_by_name.split(","), Path(tmp))
         models = models or default_models(Path(tmp))
-        results = []
         for m in models:
-            with con.status(f"building and profiling {m.name}…"):
-                results.append(bench_model(m, args.board))
+            name = m.stem if m.suffix == ".tflite" else m.name
+            runs = {}
+            for rt in runtimes:
+                with con.status(f"building and profiling {name} ({rt})…"):
+                    runs[rt] = bench_runtime(m, args.board, rt, lib)
+            results[name] = runs
             if not args.json:
-                print_result(con, results[-1])
+                print_model(con, name, runs)
     if args.json:
         print(json.dumps(results, indent=2))
     return 0

@@ -87,3 +87,21 @@ def test_help_explains_commands():
         assert name in proc.stdout
     proc = tinysmile("compile", "--help")
     assert "--prefix" in proc.stdout and "--json" in proc.stdout
+
+
+def test_compile_without_board_loads_no_device_code(smile_model, tmp_path):
+    """The compiler does not know devices: a plain compile imports neither TensorFlow nor
+    anything of tinysmile.device (board projects are the device side's, reached only with
+    --board)."""
+    code = (
+        "import sys\n"
+        "from tinysmile.cli import main\n"
+        f"assert main(['compile', {str(smile_model)!r}, '--out', {str(tmp_path)!r}]) == 0\n"
+        "loaded = sorted(m for m in sys.modules if m == 'tensorflow' or m.startswith("
+        "('tinysmile.device', 'tinysmile.boards', 'tensorflow.')))\n"
+        "assert not loaded, loaded\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]

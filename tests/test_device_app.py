@@ -56,7 +56,8 @@ def _pick(bundle, folder: str, smiling: bool):
 @pytest.fixture(scope="module")
 def app_port(tmp_path_factory):
     from tinysmile.device import emulator
-    from tinysmile.device.project import generate_project, run_pio
+    from tinysmile.device.pio import run_pio
+    from tinysmile.device.project import generate_project
 
     board = load_board(BOARD)
     bundle = load_bundle(None)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from tinysmile.boards import Board, list_boards, load_board
+from tinysmile.compiler.clits import c_string
 from tinysmile.device import pio
-from tinysmile.device.project import c_string, check_fits, ram_estimate
+from tinysmile.device.budget import check_budget, native_budget
 from tinysmile.errors import TinysmileError
 from tinysmile.resources import boards_dir
 
@@ -61,26 +62,23 @@ def _report(arena: int, weights: int) -> dict:
 
 
 def test_fit_check_refuses_with_numbers():
+    """Refusals name the numbers; the estimates themselves are checked against the linker's
+    section sizes of built firmware (test_device_emulator, test_device_tflm)."""
     b = load_board("qemu-cortex-m4")
-    check_fits(_report(100_000, 100_000), b)
+    check_budget(native_budget(_report(100_000, 100_000), b))
     with pytest.raises(
         TinysmileError, match=r"needs 4,2\d\d,\d\d\d bytes of RAM \(arena 4,194,304"
     ):
-        check_fits(_report(b["ram_bytes"], 10), b)
-    with pytest.raises(TinysmileError, match=r"weights are 5,000,000 bytes but .* 4,194,304"):
-        check_fits(_report(10, 5_000_000), b)
-    est = ram_estimate(_report(1000, 0), b)
-    assert est == {
-        "arena": 1000,
-        "io_buffers": 4096 + 1 + 32,
-        "rx_buffer": 4096 + 16,
-        "stack": b["stack_bytes"],
-    }
+        check_budget(native_budget(_report(b["ram_bytes"], 10), b))
+    with pytest.raises(TinysmileError, match=r"needs 5,0\d\d,\d\d\d bytes of flash .* 4,194,304"):
+        check_budget(native_budget(_report(10, 5_000_000), b))
 
 
 def test_c_string_escapes():
+    # One escaping rule for every generated C string (compiler and device projects alike).
     assert c_string('a"b\\c') == '"a\\"b\\\\c"'
     assert c_string("é") == '"\\303\\251"'
+    assert c_string("a\n1") == '"a\\0121"'
 
 
 def test_pio_version_mapping():

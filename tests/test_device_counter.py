@@ -37,13 +37,15 @@ def build_fixture_firmware(out: Path, prefix: str, sizes: tuple[int, int, int]) 
     glue = out / "glue.c"
     glue.write_text(
         render(
-            f"{board['template']}/tsm_glue.c.j2",
+            "harness/tsm_glue.c.j2",
             prefix=prefix,
             input_size=sizes[0],
             output_size=sizes[1],
             num_layers=sizes[2],
             board_name='"fixture"',
             stack_size=board["stack_bytes"],
+            setup="0",
+            arena_used="0",
         )
     )
     ld = out / "link.ld"

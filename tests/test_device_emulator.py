@@ -340,3 +340,19 @@ def test_verify_exit_status_on_mismatch(firmware, models, state_dir):
     res = run_verify(str(models["smile_like"]), BOARD, None, 16, None, seed=3, perturb_layer=layer)
     assert res["ok"] is False
     assert res["mismatches"][0]["first_layer"]["layer"] == layer
+
+
+def test_budget_covers_what_the_linker_placed(firmware):
+    """The budget checked before building is an estimate; the linker's section sizes of the
+    built firmware are the facts it must cover (arena, serial buffers and stack are all in
+    it; the rest is the port's and protocol's few statics)."""
+    from tinysmile.device.pio import elf_sizes
+
+    project = firmware("smile_like").project
+    s = elf_sizes(project.elf)
+    ram = s.get(".data", 0) + s.get(".bss", 0) + s[".stack"]
+    budget = project.budget
+    assert budget.runtime == "native" and s[".stack"] == budget.ram["stack"]
+    assert budget.ram_total <= ram <= budget.ram_total + 2048
+    assert s[".text"] <= budget.flash["code"]
+    assert budget.flash["weights"] <= s[".rodata"]

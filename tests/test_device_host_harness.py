@@ -32,16 +32,18 @@ def harness_exe(tmp_path_factory):
     glue = d / "glue.c"
     glue.write_text(
         render(
-            "pio/tsm_glue.c.j2",
+            "harness/tsm_glue.c.j2",
             prefix="standin",
             input_size=16,
             output_size=4,
             num_layers=2,
             board_name='"host"',
             stack_size=0,
+            setup="0",
+            arena_used="0",
         )
     )
-    assert (templates_dir() / "pio" / "tsm_glue.c.j2").is_file()
+    assert (templates_dir() / "harness" / "tsm_glue.c.j2").is_file()
     fw = firmware_dir()
     sources = [
         glue,

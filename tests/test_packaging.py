@@ -41,3 +41,9 @@ def test_wheel_carries_data_folders(tmp_path):
                 rel = src.relative_to(ROOT).as_posix()
                 assert f"tinysmile/_data/{rel}" in names, rel
     assert "tinysmile/compiler/ops/conv2d.py" in names
+    # The built-in architectures are data files inside the package.
+    for arch in ("alexnet", "reduced-alexnet", "embedded3"):
+        assert f"tinysmile/train/archs/{arch}.json" in names, arch
+    # The rating page works offline: its page, script and style ship in the package.
+    for name in ("index.html", "app.js", "app.css"):
+        assert f"tinysmile/label/static/{name}" in names

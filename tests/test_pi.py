@@ -274,7 +274,7 @@ def test_an_old_store_gains_unlabelled_samples(tmp_path):
                 png, suffix=".png", label=None, task="smile", source="captures", original="e1"
             )
         assert s.query("SELECT label FROM samples WHERE source='captures'") == [(None,)]
-        assert s.stats()["tasks"]["smile"]["unlabelled"] == 1
+        assert s.stats()["tasks"]["smile"]["without_label"] == 1
 
 
 def test_framing_follows_the_spec():
@@ -350,7 +350,8 @@ def test_mcu_offload_fails_over_and_comes_back(tmp_path, mode):
     from tinysmile.boards import load_board
     from tinysmile.bundle import load_bundle
     from tinysmile.device import emulator
-    from tinysmile.device.project import generate_project, run_pio
+    from tinysmile.device.pio import run_pio
+    from tinysmile.device.project import generate_project
     from tinysmile.pi.camera import FolderCamera
     from tinysmile.pi.loop import Bot
     from tinysmile.pi.offload import Offload
@@ -427,7 +428,8 @@ def test_mcu_auto_finds_the_app_and_capture_brings_back_what_it_saw(tmp_path, mo
     from tinysmile.bundle import load_bundle
     from tinysmile.device import emulator
     from tinysmile.device.app import app_tag
-    from tinysmile.device.project import generate_project, run_pio
+    from tinysmile.device.pio import run_pio
+    from tinysmile.device.project import generate_project
 
     monkeypatch.setenv("TINYSMILE_STATE_DIR", str(tmp_path / "state"))
     board = load_board("qemu-cortex-m4")

@@ -208,6 +208,7 @@ def test_quantize_round_trip(small_run, small_store, tmp_path):
     assert bundle.labels == ["no_smile", "smile"]
     assert bundle.meta["task"] == "smile"
     assert bundle.meta["provenance"]["arch"] == "embedded3"
+    assert bundle.meta["provenance"]["arch_spec"]["layers"][0]["name"] == "conv1"
     assert bundle.meta["provenance"]["seed"] == 1
     assert (tmp_path / "b" / "MODEL_CARD.md").is_file()
     assert set(report["ops"]) <= SUPPORTED_OPS

@@ -9,6 +9,7 @@ static tsm_parser_t tsm_app_parser;
 static uint32_t tsm_app_frames;
 static uint32_t tsm_app_last_crc;
 static int32_t tsm_app_last_smile;
+static int32_t tsm_app_setup_failed; /* the model could not be set up: every FRAME is refused */
 
 static void tsm_app_put_u32(uint8_t *b, uint32_t v)
 {
@@ -105,9 +106,13 @@ static void tsm_app_send_capture(const tsm_app_model_t *m, uint8_t seq)
 
 static void tsm_app_dispatch(const tsm_app_model_t *m, const tsm_frame_t *f)
 {
+    if (tsm_app_setup_failed) {
+        tsm_app_send_error(f->seq, TSM_ERR_SETUP);
+        return;
+    }
     if (f->type == TSM_MSG_HELLO) {
         tsm_hello_send(tsm_port_uart_write, f->seq, m->info, m->board, m->stack_size,
-                       tsm_port_tick_hz());
+                       tsm_port_tick_hz(), (uint32_t)m->info->arena_size);
         return;
     }
     if (f->type == TSM_MSG_CAPTURE) {
@@ -148,6 +153,7 @@ void tsm_app_run(void)
 {
     const tsm_app_model_t *m = &tsm_app_model;
     tsm_parser_init(&tsm_app_parser);
+    tsm_app_setup_failed = m->setup != 0 && m->setup() != 0;
     tsm_port_led(0);
     uint8_t boot[2] = {(uint8_t)TSM_PROTO_VERSION, (uint8_t)(TSM_PROTO_VERSION >> 8)};
     tsm_frame_writer_t w;
@@ -158,7 +164,7 @@ void tsm_app_run(void)
     for (;;) {
         /* The nose button acts on its press, not while held. */
         int32_t pressed = tsm_port_button();
-        if (pressed && !was_pressed) {
+        if (pressed && !was_pressed && !tsm_app_setup_failed) {
             tsm_app_capture(m);
         }
         was_pressed = pressed;

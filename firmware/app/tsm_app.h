@@ -50,6 +50,7 @@ typedef struct {
     uint32_t camera_height;
     const uint16_t *camera_cols; /* width entries */
     const uint16_t *camera_rows; /* height entries */
+    tsm_setup_fn_t setup;       /* 0: nothing to set up */
 } tsm_app_model_t;
 
 extern const tsm_app_model_t tsm_app_model;

@@ -7,7 +7,7 @@
 #include "tsm_protocol.h"
 
 /* Reply layouts (all integers little endian) are decoded by tinysmile/device/protocol.py:
- * HELLO   see tsm_hello.h (shared with the app)
+ * HELLO   see tsm_hello.h (shared with the app); ends with u32 arena_used
  * INFER   u32 crc32(input), u64 start, u64 end, output[output_size]
  * LAYER   u16 layer, u32 crc32(input), u32 size, data[size]
  * PROFILE u32 crc32(input), u64 start, u64 end, u16 num_layers, u64 end_of_layer[n]
@@ -21,6 +21,7 @@
 static tsm_parser_t tsm_parser;
 static uint32_t tsm_input_crc;
 static int32_t tsm_have_input;
+static const char *tsm_setup_error; /* set when the model could not be set up */
 
 typedef struct {
     int32_t wanted;
@@ -58,7 +59,7 @@ static void tsm_send(uint8_t type, uint8_t seq, const uint8_t *payload, uint32_t
 
 static void tsm_send_error(uint8_t seq, uint8_t code, const char *text)
 {
-    uint8_t b[64];
+    uint8_t b[160];
     b[0] = code;
     uint32_t n = (uint32_t)strlen(text);
     if (n > sizeof(b) - 1u) {
@@ -70,8 +71,10 @@ static void tsm_send_error(uint8_t seq, uint8_t code, const char *text)
 
 static void tsm_handle_hello(uint8_t seq)
 {
+    uint32_t used = tsm_harness_model.arena_used ? tsm_harness_model.arena_used()
+                                                 : (uint32_t)tsm_harness_model.info->arena_size;
     tsm_hello_send(tsm_port_uart_write, seq, tsm_harness_model.info, tsm_harness_model.board,
-                   tsm_harness_model.stack_size, tsm_port_tick_hz());
+                   tsm_harness_model.stack_size, tsm_port_tick_hz(), used);
 }
 
 static void tsm_handle_infer(uint8_t seq, const tsm_frame_t *f)
@@ -119,6 +122,10 @@ static void tsm_handle_layer(uint8_t seq, const tsm_frame_t *f)
     }
     if (f->length != 2u) {
         tsm_send_error(seq, TSM_ERR_BAD_LENGTH, "LAYER takes a u16 layer index");
+        return;
+    }
+    if (info->layer_output_sizes == 0) {
+        tsm_send_error(seq, TSM_ERR_UNSUPPORTED, "LAYER is not supported by this runtime");
         return;
     }
     uint32_t layer = (uint32_t)f->payload[0] | ((uint32_t)f->payload[1] << 8);
@@ -194,6 +201,11 @@ static void tsm_handle_profile(uint8_t seq)
 
 static void tsm_dispatch(const tsm_frame_t *f)
 {
+    if (tsm_setup_error) {
+        /* Every request gets the reason: the host reports it instead of timing out. */
+        tsm_send_error(f->seq, TSM_ERR_SETUP, tsm_setup_error);
+        return;
+    }
     switch (f->type) {
     case TSM_MSG_HELLO:
         tsm_handle_hello(f->seq);
@@ -216,6 +228,7 @@ static void tsm_dispatch(const tsm_frame_t *f)
 void tsm_harness_run(void)
 {
     tsm_parser_init(&tsm_parser);
+    tsm_setup_error = tsm_harness_model.setup ? tsm_harness_model.setup() : 0;
     /* Tell a host that may be mid-conversation that this device just (re)started. */
     uint8_t boot[2];
     tsm_put_u16(boot, TSM_PROTO_VERSION);

@@ -21,6 +21,8 @@ typedef struct {
     int8_t *output;       /* info->output_size bytes */
     uint64_t *layer_ticks; /* info->num_layers entries */
     uint32_t stack_size;   /* reported by HELLO so the host can print RAM use */
+    tsm_setup_fn_t setup;  /* 0: nothing to set up */
+    tsm_arena_used_fn_t arena_used; /* 0: the arena is used whole (a static plan) */
 } tsm_harness_model_t;
 
 extern const tsm_harness_model_t tsm_harness_model;

@@ -30,9 +30,10 @@ static uint32_t tsm_hello_str(uint8_t *b, const char *s)
 }
 
 void tsm_hello_send(tsm_write_fn_t write, uint8_t seq, const tsm_model_info_t *info,
-                    const char *board, uint32_t stack_size, uint32_t tick_hz)
+                    const char *board, uint32_t stack_size, uint32_t tick_hz,
+                    uint32_t arena_used)
 {
-    /* 92 bytes of numbers and three strings of at most 255 bytes each. */
+    /* 96 bytes of numbers and three strings of at most 255 bytes each. */
     uint8_t b[96 + 3 * 256];
     uint32_t n = 0;
     n += tsm_hello_u16(b + n, TSM_PROTO_VERSION);
@@ -61,6 +62,7 @@ void tsm_hello_send(tsm_write_fn_t write, uint8_t seq, const tsm_model_info_t *i
     n += tsm_hello_str(b + n, board);
     n += tsm_hello_str(b + n, info->name);
     n += tsm_hello_str(b + n, info->sha256);
+    n += tsm_hello_u32(b + n, arena_used);
     tsm_frame_writer_t w;
     tsm_frame_begin(&w, write, TSM_MSG_HELLO | TSM_MSG_REPLY, seq, (uint16_t)n);
     tsm_frame_write(&w, b, n);

@@ -5,7 +5,8 @@
  *   u32 input_size, u32 output_size, u8 input_rank, u32 input_shape[4],
  *   u8 output_rank, u32 output_shape[4], f32 input_scale, i32 input_zero_point,
  *   f32 output_scale, i32 output_zero_point, u16 num_layers,
- *   str board, str model name, str sha256   (str = u8 length + bytes) */
+ *   str board, str model name, str sha256   (str = u8 length + bytes),
+ *   u32 arena_used (bytes the runtime measured in use; older hosts stop before it) */
 #ifndef TSM_HELLO_H
 #define TSM_HELLO_H
 
@@ -15,6 +16,7 @@
 #include "tsm_protocol.h"
 
 void tsm_hello_send(tsm_write_fn_t write, uint8_t seq, const tsm_model_info_t *info,
-                    const char *board, uint32_t stack_size, uint32_t tick_hz);
+                    const char *board, uint32_t stack_size, uint32_t tick_hz,
+                    uint32_t arena_used);
 
 #endif

@@ -42,6 +42,7 @@
 #define TSM_ERR_NO_INPUT 3u
 #define TSM_ERR_BAD_LAYER 4u
 #define TSM_ERR_UNSUPPORTED 5u
+#define TSM_ERR_SETUP 6u /* the model could not be set up (TFLM: schema, ops, arena) */
 
 typedef struct {
     uint8_t type;

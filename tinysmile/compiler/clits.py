@@ -47,8 +47,18 @@ def c_float(value: float) -> str:
 
 
 def c_string(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    """A C string literal: printable ASCII as is, quote and backslash escaped, every other
+    byte of the UTF-8 text as a three-digit octal escape (which never swallows a following
+    digit, unlike a hex escape)."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 32 <= ord(ch) < 127:
+            out.append(ch)
+        else:
+            out.extend(f"\\{b:03o}" for b in ch.encode())
+    return '"' + "".join(out) + '"'
 
 
 @dataclass

@@ -93,6 +93,14 @@ def _default_prefix(path: Path) -> str:
     default=None,
     help="With --board: harness (serial protocol, the default) or app (the smiling bot).",
 )
+@click.option(
+    "--tflm-lib",
+    "tflm_lib_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="With --board --runtime tflm: a local copy of the TFLite Micro Arduino library, used "
+    "in place (default: $TINYSMILE_TFLM_LIB).",
+)
 def compile_cmd(
     model: str | None,
     out_dir: str,
@@ -102,6 +110,7 @@ def compile_cmd(
     board_id: str | None = None,
     runtime: str | None = None,
     mode: str | None = None,
+    tflm_lib_dir: str | None = None,
 ) -> None:
     """Compile a full-int8 MODEL (.tflite or bundle; default: the bundled smile model) to
     C: const weights, one static arena, one invoke function, no interpreter.
@@ -117,12 +126,22 @@ def compile_cmd(
     if board_id is not None:
         if prefix or perturb_layer is not None:
             raise TinysmileError("--prefix and --perturb-layer do not apply with --board")
+        # Board projects are the device side's; imported only here, so a plain compile
+        # never loads device code.
+        from tinysmile.device.commands import compile_board_project
+
         compile_board_project(
-            model, board_id, out_dir, runtime or "native", mode or "harness", as_json
+            model,
+            board_id,
+            out_dir,
+            runtime or "native",
+            mode or "harness",
+            as_json,
+            tflm_lib_dir,
         )
         return
-    if runtime or mode:
-        raise TinysmileError("--runtime and --mode need --board (the project's board)")
+    if runtime or mode or tflm_lib_dir:
+        raise TinysmileError("--runtime, --mode and --tflm-lib need --board (the project's board)")
     path = _model_path(model)
     start = time.perf_counter()
     result = compile_model(
@@ -138,59 +157,6 @@ def compile_cmd(
     else:
         print_report(report)
         click.echo(f"wrote {result.c_path} and {result.h_path}")
-
-
-def print_budget(budget: dict, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    table = Table(
-        title=f"{budget['board']}: {budget['runtime']} runtime, {budget['mode']} mode (bytes)"
-    )
-    for col in ("memory", "part", "bytes"):
-        table.add_column(col, justify="right" if col == "bytes" else "left")
-    for memory in ("flash", "ram"):
-        for part, n in budget[memory].items():
-            table.add_row(memory, part, f"{n:,}")
-        table.add_row(
-            memory,
-            f"total of {budget[memory + '_bytes']:,}",
-            f"{budget[memory + '_total']:,} ({budget[memory + '_free']:,} free)",
-            style="bold",
-        )
-    console.print(table)
-
-
-def compile_board_project(
-    model: str | None, board_id: str, out_dir: str, runtime: str, mode: str, as_json: bool
-) -> dict:
-    from tinysmile.boards import load_board
-    from tinysmile.bundle import load_bundle
-    from tinysmile.device.sketch import generate_for_board, project_budget
-
-    bundle, board = load_bundle(model), load_board(board_id)
-    project = generate_for_board(bundle, board, out_dir, runtime, mode)
-    budget = project_budget(project).to_dict()
-    result = {
-        "board": board.id,
-        "model": bundle.name,
-        "sha256": bundle.model_hash(),
-        "runtime": runtime,
-        "mode": mode,
-        "project": str(project.dir),
-        "platformio_ini": str(project.dir / "platformio.ini"),
-        "budget": budget,
-    }
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-    else:
-        print_budget(budget)
-        click.echo(
-            f"wrote the PlatformIO project {project.dir} (build: pio run -d {project.dir}; "
-            f"flash: tinysmile flash --board {board.id} --runtime {runtime} --mode {mode})"
-        )
-    return result
 
 
 def _load_inputs(path: str, size: int) -> np.ndarray:

@@ -56,6 +56,8 @@ class TflmExport:
     report_bytes: int  # TFLM's own figure (head + tail)
     margin: float
     arena_bytes: int  # what the sketch allocates
+    methods: list[str]  # the resolver's Add* calls, one per op kind
+    num_ops: int  # operators in the graph (one profiler event each)
 
 
 def arena_size(report_total: int, margin: float = DEFAULT_MARGIN) -> int:
@@ -102,4 +104,5 @@ def export_tflm(
         path = out / filename
         path.write_text(render(template, **context))
         files.append(path)
-    return TflmExport(files, ops, total, margin, arena)
+    methods = [RESOLVER_METHODS[k] for k in ops]
+    return TflmExport(files, ops, total, margin, arena, methods, len(g.ops))

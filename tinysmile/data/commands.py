@@ -9,9 +9,19 @@ from pathlib import Path
 
 import click
 
+from tinysmile.data.votes import POLICIES
 from tinysmile.errors import TinysmileError
 
-FORMAT_NAMES = ("folder", "smilesmiled", "genki4k", "fer2013", "celeba", "votes", "captures")
+FORMAT_NAMES = (
+    "folder",
+    "smilesmiled",
+    "genki4k",
+    "fer2013",
+    "celeba",
+    "votes",
+    "captures",
+    "unlabelled",
+)
 
 
 @click.group("data")
@@ -46,9 +56,10 @@ def data_group() -> None:
 )
 @click.option(
     "--resolve",
-    type=click.Choice(["majority", "two"]),
+    type=click.Choice(POLICIES),
     default=None,
-    help="votes: majority of all raters, or two raters with disagreements dropped.",
+    help="votes: majority of all raters, two raters with disagreements dropped, or two "
+    "raters and a third where they disagree.",
 )
 @click.option(
     "--min-votes",
@@ -98,7 +109,8 @@ def import_cmd(
     FORMAT is one of: folder (one sub-folder per class), smilesmiled, genki4k
     (files/ + labels.txt, or GENKI-R2009a), fer2013 (the CSV), celeba (the root with
     list_attr_celeba.txt), votes (a CSV of rater answers), captures (a `tinysmile pi run
-    --log` folder: each crop as an unlabelled sample, source "captures"). Corrupt images
+    --log` folder: each crop as an unlabelled sample, source "captures"), unlabelled (every
+    image under PATH, stored without a label for `tinysmile label serve`). Corrupt images
     are skipped and listed; the import goes on.
     """
     from tinysmile.data.importers import import_dataset
@@ -238,10 +250,9 @@ def format_stats(stats: dict) -> str:
     lines = [f"store {stats['store']}: {stats['samples']} samples"]
     for task, t in stats["tasks"].items():
         names = t["labels"]
-        unl = t.get("unlabelled", 0)
         lines.append(
             f"task {task} ({t['samples']} samples"
-            + (f", {unl} unlabelled, waiting for raters" if unl else "")
+            + (f", {t['without_label']} without a label yet" if t["without_label"] else "")
             + ")"
         )
         lines.append(

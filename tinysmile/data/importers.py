@@ -10,44 +10,17 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tinysmile.data.listing import Item, Listing
 from tinysmile.data.store import TASK_LABELS, ImportReport, Store, check_task
+from tinysmile.data.votes import list_votes
 from tinysmile.errors import TinysmileError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".pbm", ".tif", ".tiff", ".webp")
-
-
-@dataclass
-class Item:
-    """One candidate sample: where its bytes come from and what it is labelled."""
-
-    original: str  # shown in reports and kept in the store (path, or file:row)
-    label: int | None  # None: unlabelled (production captures, waiting for raters)
-    suffix: str
-    path: Path | None = None
-    load: Callable[[], bytes] | None = None  # for images decoded from text (FER2013)
-    split: str | None = None  # None: derive from the content hash
-    votes: list[str] | None = None
-    agreement: float | None = None
-
-    def read(self) -> bytes:
-        if self.load is not None:
-            return self.load()
-        assert self.path is not None
-        return self.path.read_bytes()
-
-
-@dataclass
-class Listing:
-    items: list[Item] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # found bad while listing
-    dropped: list[tuple[str, str]] = field(default_factory=list)  # votes left unresolved
-    agreement: dict[str, Any] | None = None
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -499,12 +472,26 @@ def list_captures(path: Path, task: str) -> Listing:
     return listing
 
 
+# -- unlabelled images ---------------------------------------------------------------
+
+
+def list_unlabelled(path: Path, task: str) -> Listing:
+    """Every image under a folder, stored without a label: raters label them later."""
+    if not path.is_dir():
+        raise TinysmileError(f"{path}: not a folder")
+    listing = Listing()
+    for p in _walk_files(path):
+        if _is_image_name(p):
+            listing.items.append(Item(original=str(p), label=None, suffix=p.suffix, path=p))
+        else:
+            listing.skipped.append((str(p), "not an image file (unknown extension)"))
+    return listing
+
+
 # -- registry and the import loop ----------------------------------------------------
 
 
 def _list_votes(path: Path, task: str, resolve: str = "majority", **options: Any) -> Listing:
-    from tinysmile.data.votes import list_votes
-
     return list_votes(path, task, policy=resolve, **options)
 
 
@@ -516,6 +503,7 @@ FORMATS: dict[str, Callable[..., Listing]] = {
     "celeba": list_celeba,
     "votes": _list_votes,
     "captures": list_captures,
+    "unlabelled": list_unlabelled,
 }
 # Options each lister accepts beyond (path, task).
 FORMAT_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -526,6 +514,7 @@ FORMAT_OPTIONS: dict[str, tuple[str, ...]] = {
     "celeba": ("split_by",),
     "votes": ("resolve", "min_votes", "images", "agreement_csv"),
     "captures": (),
+    "unlabelled": (),
 }
 
 

@@ -27,7 +27,7 @@ from tinysmile.errors import TinysmileError
 
 DB_FILE = "store.sqlite"
 IMAGES_DIR = "images"
-SCHEMA_VERSION = 2  # 2: label NULL for unlabelled samples (e.g. production captures)
+SCHEMA_VERSION = 2
 
 SPLITS = ("train", "val", "test")
 # What each label integer means, per task; the bundle's labels come from here too.
@@ -36,33 +36,84 @@ TASK_LABELS: dict[str, tuple[str, ...]] = {
     "attitude": ("negative", "neutral", "positive"),
 }
 
+# The label training uses, as SQL over a samples row: the raters' when they resolved one,
+# none when they disagree, the imported one otherwise (no votes yet, or too few).
+EFFECTIVE_LABEL = (
+    "(CASE rating WHEN 'resolved' THEN rated_label WHEN 'dropped' THEN NULL ELSE label END)"
+)
+
 # Percent of the hash space in train and val; the rest is test (80/10/10).
 SPLIT_PERCENT = (80, 10)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS samples (
+_SAMPLES_TABLE = """
+CREATE TABLE samples (
     id TEXT NOT NULL,           -- sha256 of the image file's bytes
     task TEXT NOT NULL,         -- 'smile' | 'attitude'
     file TEXT NOT NULL,         -- path relative to the store root
     source TEXT NOT NULL,       -- importer name, e.g. 'smilesmiled', 'genki4k'
     original TEXT NOT NULL,     -- where it came from (path, or CSV row)
-    label INTEGER,              -- NULL: not labelled yet (waiting for raters)
+    label INTEGER,              -- the label the import gave; NULL: unlabelled
     split TEXT NOT NULL,
     votes TEXT,                 -- JSON list of rater answers, NULL when none
     agreement REAL,             -- fraction of rater pairs that agree, NULL when none
     face_box TEXT,              -- JSON [x, y, w, h] in the stored image, NULL when unknown
     added REAL NOT NULL,
+    -- What the votes table makes of this sample under the store's policy (kept in step
+    -- with every vote by tinysmile.label.ratings): NULL (no votes), 'pending' (fewer
+    -- votes than the policy needs), 'resolved' (rated_label holds the label) or
+    -- 'dropped' (raters disagree or are unsure: left out of training).
+    rating TEXT,
+    rated_label INTEGER,
+    rated_votes INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (id, task)
 );
-CREATE TABLE IF NOT EXISTS duplicates (
+"""
+_DUPLICATES_TABLE = """
+CREATE TABLE duplicates (
     id TEXT NOT NULL,
     task TEXT NOT NULL,
     source TEXT NOT NULL,
     original TEXT NOT NULL,
-    label INTEGER,              -- NULL: offered unlabelled
+    label INTEGER,              -- NULL: the duplicate came unlabelled
     conflict INTEGER NOT NULL,  -- 1 when both are labelled and the labels differ
     PRIMARY KEY (id, task, source, original)
+);
+"""
+
+_SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+    + _SAMPLES_TABLE.replace("CREATE TABLE samples", "CREATE TABLE IF NOT EXISTS samples")
+    + _DUPLICATES_TABLE.replace("CREATE TABLE duplicates", "CREATE TABLE IF NOT EXISTS duplicates")
+    + """
+-- Every answer a rater gave through `tinysmile label serve`, one row per request.
+CREATE TABLE IF NOT EXISTS votes (
+    vote INTEGER PRIMARY KEY AUTOINCREMENT,
+    request TEXT NOT NULL UNIQUE, -- the client's id for the request: a retry is a no-op
+    sample TEXT NOT NULL,
+    task TEXT NOT NULL,
+    rater TEXT NOT NULL,
+    queue TEXT NOT NULL,        -- 'unlabelled' | 'audit' | 'suspects'
+    answer TEXT NOT NULL,       -- 'yes' | 'no' | 'unsure' | 'skip' (skip is not a vote)
+    given_label INTEGER,        -- the sample's imported label when the vote was given
+    at REAL NOT NULL,
+    undone REAL                 -- when the rater undid it; the row stays, so a retried
+                                -- vote request stays a no-op after an undo
+);
+-- A rater answers an image once (until that answer is undone).
+CREATE UNIQUE INDEX IF NOT EXISTS votes_once ON votes(sample, task, rater)
+    WHERE undone IS NULL;
+CREATE INDEX IF NOT EXISTS votes_rater ON votes(rater, at);
+-- Images of the ranked queues: 'audit' (a seeded random sample of labelled images) and
+-- 'suspects' (labels the model disagrees with, most suspect first).
+CREATE TABLE IF NOT EXISTS queue_items (
+    queue TEXT NOT NULL,
+    task TEXT NOT NULL,
+    sample TEXT NOT NULL,
+    rank INTEGER NOT NULL,
+    score REAL,
+    PRIMARY KEY (queue, task, sample)
 );
 CREATE TABLE IF NOT EXISTS imports (
     run INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -78,6 +129,7 @@ CREATE TABLE IF NOT EXISTS skipped (
     reason TEXT NOT NULL
 );
 """
+)
 
 
 @dataclass(frozen=True)
@@ -86,7 +138,9 @@ class Sample:
 
     id: str  # content hash (sha256 hex of the image file)
     path: Path  # absolute path of the image file
-    label: int  # smile: 0 no smile, 1 smile; attitude: 0 negative, 1 neutral, 2 positive
+    # smile: 0 no smile, 1 smile; attitude: 0 negative, 1 neutral, 2 positive. The raters'
+    # resolved label when there is one, else the imported label.
+    label: int
     split: str  # 'train' | 'val' | 'test'
     source: str
     task: str = "smile"
@@ -171,7 +225,12 @@ class Store:
                 raise TinysmileError(f"{self.root}: exists and is not a folder")
             self.root.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(db)
+            # check_same_thread=False: `label serve` answers from several threads and
+            # serialises its use of the connection with a lock of its own.
+            self._db = sqlite3.connect(db, timeout=30, check_same_thread=False)
+            # WAL: a rater's vote commits without blocking readers, and a killed process
+            # loses no committed transaction.
+            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
             version = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if version is None:
@@ -189,29 +248,32 @@ class Store:
             raise TinysmileError(f"{db}: not a usable dataset store ({exc})") from None
 
     def _migrate_v1(self) -> None:
-        """Schema 1 had label NOT NULL; SQLite cannot drop a constraint in place, so the two
-        tables are rebuilt (rows unchanged) in one transaction."""
-        creates = {
-            stmt.split("EXISTS", 1)[1].split("(", 1)[0].strip(): stmt.strip()
-            for stmt in _SCHEMA.split(";")
-            if "CREATE TABLE" in stmt
-        }
-        script = ["BEGIN"]
-        for table in ("samples", "duplicates"):
-            cols = ", ".join(r[1] for r in self._db.execute(f"PRAGMA table_info({table})"))
-            script += [
-                f"ALTER TABLE {table} RENAME TO {table}_v1",
-                creates[table],
-                f"INSERT INTO {table}({cols}) SELECT {cols} FROM {table}_v1",
-                f"DROP TABLE {table}_v1",
-            ]
-        script += [f"UPDATE meta SET value='{SCHEMA_VERSION}' WHERE key='schema'", "COMMIT"]
-        try:
-            self._db.executescript(";\n".join(script) + ";")
-        except sqlite3.DatabaseError:
-            if self._db.in_transaction:
-                self._db.rollback()
-            raise
+        """Schema 1 -> 2: `label` may be NULL (unlabelled), the rating columns appear.
+
+        SQLite cannot drop a NOT NULL constraint in place, so the tables whose `label`
+        may now be NULL are rebuilt, all in one transaction.
+        """
+        samples = (
+            "id, task, file, source, original, label, split, votes, agreement, face_box, added"
+        )
+        duplicates = "id, task, source, original, label, conflict"
+        script = "BEGIN;"
+        for table, create, cols in (
+            ("samples", _SAMPLES_TABLE, samples),
+            ("duplicates", _DUPLICATES_TABLE, duplicates),
+        ):
+            script += (
+                f"ALTER TABLE {table} RENAME TO {table}_v1;{create}"
+                f"INSERT INTO {table}({cols}) SELECT {cols} FROM {table}_v1;"
+                f"DROP TABLE {table}_v1;"
+            )
+        script += f"UPDATE meta SET value='{SCHEMA_VERSION}' WHERE key='schema';COMMIT;"
+        self._db.executescript(script)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The store's SQLite connection, for tinysmile.label's vote transactions."""
+        return self._db
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -322,14 +384,18 @@ class Store:
     # -- reading ---------------------------------------------------------------------
 
     def samples(self, split: str | None = None, task: str = "smile") -> list[Sample]:
-        """The labelled samples of a task (optionally one split), ordered by id for
-        determinism; unlabelled ones are left out (see `unlabelled`)."""
+        """The labelled samples of a task (optionally one split), ordered by id.
+
+        A sample's label is what its raters resolved (`tinysmile label`), else what its
+        import said; unlabelled samples still waiting for raters and samples whose
+        raters disagree (dropped) are left out.
+        """
         check_task(task)
         if split is not None and split not in SPLITS:
             raise TinysmileError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         query = (
-            "SELECT id, file, label, split, source, task, original, votes, agreement, face_box"
-            " FROM samples WHERE task=? AND label IS NOT NULL"
+            f"SELECT id, file, {EFFECTIVE_LABEL}, split, source, task, original, votes,"
+            f" agreement, face_box FROM samples WHERE task=? AND {EFFECTIVE_LABEL} IS NOT NULL"
         )
         args: list[Any] = [task]
         if split is not None:
@@ -390,8 +456,8 @@ class Store:
             splits = {
                 split: by_label(
                     self.query(
-                        "SELECT label, COUNT(*) FROM samples WHERE task=? AND split=?"
-                        " GROUP BY label",
+                        f"SELECT {EFFECTIVE_LABEL} AS l, COUNT(*) FROM samples"
+                        " WHERE task=? AND split=? AND l IS NOT NULL GROUP BY l",
                         (task, split),
                     )
                 )
@@ -400,8 +466,8 @@ class Store:
             sources = {
                 source: by_label(
                     self.query(
-                        "SELECT label, COUNT(*) FROM samples WHERE task=? AND source=?"
-                        " GROUP BY label",
+                        f"SELECT {EFFECTIVE_LABEL} AS l, COUNT(*) FROM samples"
+                        " WHERE task=? AND source=? AND l IS NOT NULL GROUP BY l",
                         (task, source),
                     )
                 )
@@ -418,11 +484,13 @@ class Store:
                 "SELECT COUNT(*), COALESCE(SUM(conflict), 0) FROM duplicates WHERE task=?",
                 (task,),
             )[0]
+            unlabelled = self.query(
+                f"SELECT COUNT(*) FROM samples WHERE task=? AND {EFFECTIVE_LABEL} IS NULL",
+                (task,),
+            )[0][0]
             out["tasks"][task] = {
                 "samples": self.count(task),
-                "unlabelled": self.query(
-                    "SELECT COUNT(*) FROM samples WHERE task=? AND label IS NULL", (task,)
-                )[0][0],
+                "without_label": unlabelled,
                 "labels": list(names),
                 "splits": splits,
                 "sources": sources,

@@ -11,8 +11,10 @@ attitude task ``positive`` / ``neutral`` / ``negative`` / ``unsure``. ``unsure``
 vote that abstains.
 
 Policies: ``majority`` (the most frequent decisive answer among all raters; ties and
-images with fewer than ``min_votes`` decisive answers are dropped), or ``two`` (the
-first two raters of each image, in file order; dropped unless both answer and agree).
+images with fewer than ``min_votes`` decisive answers are dropped), ``two`` (the
+first two raters of each image, in file order; dropped unless both answer and agree),
+or ``two-then-third``, the cost-aware variant: two raters, and a third one only where
+the first two do not agree; the third vote decides when it sides with one of them.
 
 Label-error estimate: assume every rater independently gives a wrong answer with
 probability e, spread evenly over the other K-1 classes. Two raters then agree with
@@ -26,16 +28,13 @@ import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from tinysmile.data.listing import Item, Listing
 from tinysmile.data.store import TASK_LABELS
 from tinysmile.errors import TinysmileError
 
-if TYPE_CHECKING:
-    from tinysmile.data.importers import Listing
-
 UNSURE = "unsure"
-POLICIES = ("majority", "two")
+POLICIES = ("majority", "two", "two-then-third")
 
 _ANSWERS: dict[str, dict[str, str]] = {
     "smile": {
@@ -106,15 +105,26 @@ def resolve(
     classes = DECISIVE[task]
     agree, pairs = pair_agreement(answers)
     agreement = agree / pairs if pairs else None
-    if policy == "two":
+    if policy in ("two", "two-then-third"):
         if len(answers) < 2:
             return Resolution(None, "fewer than two votes", agreement, agree, pairs, 0)
         a, b = answers[:2]
-        if UNSURE in (a, b):
-            return Resolution(None, "a rater was unsure", agreement, agree, pairs, 0)
-        if a != b:
-            return Resolution(None, f"raters disagree ({a} vs {b})", agreement, agree, pairs, 0)
-        return Resolution(classes.index(a), "", agreement, agree, pairs, 2)
+        if a == b and a != UNSURE:
+            return Resolution(classes.index(a), "", agreement, agree, pairs, 2)
+        why = "a rater was unsure" if UNSURE in (a, b) else f"raters disagree ({a} vs {b})"
+        if policy == "two" or len(answers) < 3:
+            return Resolution(None, why, agreement, agree, pairs, 0)
+        third = answers[2]
+        if third != UNSURE and third in (a, b):
+            return Resolution(classes.index(third), "", agreement, agree, pairs, 2)
+        return Resolution(
+            None,
+            f"{why}, and the third vote ({third}) does not settle it",
+            agreement,
+            agree,
+            pairs,
+            0,
+        )
     decisive = [a for a in answers if a != UNSURE]
     if len(decisive) < max(1, min_votes):
         return Resolution(
@@ -135,6 +145,19 @@ def resolve(
     return Resolution(classes.index(winners[0]), "", agreement, agree, pairs, len(decisive))
 
 
+def votes_needed(answers: list[str], policy: str, raters: int) -> int:
+    """How many votes an image needs before it leaves the rating queue.
+
+    `raters` is the page's --raters-per-image; the two-rater policies fix it themselves.
+    """
+    if policy == "majority":
+        return max(1, raters)
+    if policy == "two" or len(answers) < 2:
+        return 2
+    a, b = answers[:2]
+    return 2 if a == b and a != UNSURE else 3
+
+
 def rater_error(pairwise_agreement: float, k: int) -> float:
     """Per-rater error e with (1-e)^2 + e^2/(k-1) = agreement (symmetric noise model)."""
     c = k / (k - 1)
@@ -149,7 +172,9 @@ def resolved_error(e: float, k: int, policy: str, n: int) -> float:
     For majority with k > 2 this treats every wrong answer as one class, which
     overstates the error a little (wrong answers split their votes in reality).
     """
-    if policy == "two":
+    # two-then-third keeps a label when two votes agree on it (the first two, or the
+    # third with one of them), so it is counted like `two`.
+    if policy in ("two", "two-then-third"):
         both_wrong = e * e / (k - 1)
         return both_wrong / ((1 - e) ** 2 + both_wrong)
     if n <= 1:
@@ -220,8 +245,6 @@ def list_votes(
     agreement_csv: Path | str | None = None,
 ) -> Listing:
     """Importer for a votes CSV: resolved labels as items, agreement in the listing."""
-    from tinysmile.data.importers import Item, Listing
-
     if policy not in POLICIES:
         raise TinysmileError(
             f"unknown votes policy {policy!r}; choose one of {', '.join(POLICIES)}"

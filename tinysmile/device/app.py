@@ -15,9 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from tinysmile import __version__
 from tinysmile.boards import Board
 from tinysmile.bundle import Bundle
+from tinysmile.compiler.clits import CArray, c_string
+from tinysmile.data.preprocess import PreprocessSpec, to_int8
 from tinysmile.errors import TinysmileError
+from tinysmile.templating import render_to
 
 MSG_FRAME = 0x06  # twin of TSM_MSG_FRAME in firmware/app/tsm_app.h
 MSG_APP_EVENT = 0x71
@@ -41,8 +45,6 @@ class AppTables:
 
 def pixel_table(bundle: Bundle, scale: float, zero_point: int) -> np.ndarray:
     """int8 model input of every gray level, through the bundle's preprocessing."""
-    from tinysmile.data.preprocess import PreprocessSpec, to_int8
-
     spec = PreprocessSpec.from_dict(bundle.preprocess)
     return to_int8(spec, np.arange(256, dtype=np.uint8), scale, zero_point)
 
@@ -178,142 +180,51 @@ def pixels_from_input(table: np.ndarray, x: np.ndarray) -> np.ndarray | None:
     return inverse[idx]
 
 
-def render_app_glue(
-    path: Any,
+def app_glue_context(
     bundle: Bundle,
     report: dict[str, Any],
     board: Board,
     model_header: str,
     info_symbol: str,
     invoke_symbol: str,
-) -> None:
-    """src/tsm_app_glue.c: the app's model binding and every table it runs on."""
-    from tinysmile import __version__
-    from tinysmile.compiler.clits import CArray, c_string
-    from tinysmile.templating import render_to
-
+    setup: str = "0",
+) -> dict[str, Any]:
+    """What templates/app/tsm_app_glue.c.j2 needs: the app's model binding and every table
+    it runs on. setup: the runtime's setup function, "0" when it has none."""
     t = app_tables(bundle, report, board)
     cam = board.camera
-    render_to(
-        path,
-        "app/tsm_app_glue.c.j2",
-        version=__version__,
-        model_name=report["model"],
-        board_id=board.id,
-        model_header=model_header,
-        board_name=c_string(board.id),
-        stack_size=int(board["stack_bytes"]),
-        info_symbol=info_symbol,
-        invoke_symbol=invoke_symbol,
-        input_size=t.width * t.height * t.channels,
-        output_size=int(np.prod(report["output"]["shape"])),
-        pixels=CArray("pixels", np.array(t.pixel_to_input, dtype=np.int8)),
+    return {
+        "version": __version__,
+        "model_name": report["model"],
+        "board_id": board.id,
+        "model_header": model_header,
+        "board_name": c_string(board.id),
+        "stack_size": int(board["stack_bytes"]),
+        "info_symbol": info_symbol,
+        "invoke_symbol": invoke_symbol,
+        "setup": setup,
+        "input_size": t.width * t.height * t.channels,
+        "output_size": int(np.prod(report["output"]["shape"])),
+        "pixels": CArray("pixels", np.array(t.pixel_to_input, dtype=np.int8)),
         # One byte when there is no camera: C has no empty arrays.
-        camera_buffer=max(1, t.camera_width * t.camera_height),
-        camera_note=(
+        "camera_buffer": max(1, t.camera_width * t.camera_height),
+        "camera_note": (
             f"{cam['driver']}, {t.camera_width}x{t.camera_height}, centre square resampled"
             if cam
             else "none (frames arrive over serial)"
         ),
-        cols=CArray("cols", np.array(t.camera_cols, dtype=np.int32)),
-        rows=CArray("rows", np.array(t.camera_rows, dtype=np.int32)),
-        width=t.width,
-        height=t.height,
-        channels=t.channels,
-        smile_index=t.smile_index,
-        smile_threshold=t.smile_threshold,
-        camera_width=t.camera_width,
-        camera_height=t.camera_height,
-    )
-
-
-def app_tag(model_sha256: str) -> str:
-    """What an app firmware is recorded under (its platformio.ini and the emulator state),
-    so that it is never taken for the harness of the same model."""
-    return f"{model_sha256}+app"
-
-
-def run_frames(
-    model: str | None,
-    board_id: str | None,
-    images: list[str],
-    port: str | None = None,
-    log: Any = None,
-) -> dict[str, Any]:
-    """Send images (through the bundle's preprocessing) to a board running the app; return
-    the device's decision, LED and score next to the host's (LiteRT reference kernels)."""
-    from tinysmile.boards import load_board
-    from tinysmile.bundle import load_bundle
-    from tinysmile.compiler.oracle import litert_reference
-    from tinysmile.data.preprocess import PreprocessSpec, load_image, preprocess, to_int8
-    from tinysmile.device import emulator
-    from tinysmile.device.session import build, client_for, find_ports
-
-    log = log or (lambda m: None)
-    bundle, board = load_bundle(model), load_board(board_id)
-    if not images:
-        raise TinysmileError("give at least one image")
-    spec = PreprocessSpec.from_dict(bundle.preprocess)
-    inp, out = bundle.meta.get("input", {}), bundle.meta.get("output", {})
-    if not inp or not out:
-        raise TinysmileError(f"{bundle.name}: the app needs a bundle (input/output quantization)")
-    shape = [int(d) for d in inp["shape"]]
-    out_size = int(np.prod(out["shape"]))
-    thr = smile_threshold(bundle, float(out["scale"]), int(out["zero_point"]))
-    idx = smile_index(bundle, out_size)
-    pixels = [preprocess(spec, load_image(p)).reshape(shape[1], shape[2]) for p in images]
-    x = np.stack([to_int8(spec, p, inp["scale"], inp["zero_point"]) for p in pixels])
-    host = litert_reference(bundle.model_path, x.reshape(len(images), *shape[1:]))
-    host = host.reshape(len(images), -1)
-
-    started = None
-    tag = app_tag(bundle.model_hash())
-    if port is None and board.emulated:
-        st = emulator.read_state(board.id)
-        if st and st.model_sha256 == tag:
-            port = st.port
-        else:
-            log("building the app firmware")
-            project = build(bundle, board, log=log, mode="app")
-            started = emulator.start(board, project.elf, tag, register=False, icount=False)
-            port = started.port
-    elif port is None:
-        ids = list(board.serial.get("usb_ids", []))
-        found = find_ports(ids)
-        if len(found) != 1:
-            raise TinysmileError(
-                f"{'no' if not found else 'several'} {board.id} found on USB (looked for "
-                f"{', '.join(ids) or 'no VID:PID'}); pass --port"
-            )
-        port = found[0]
-    rows = []
-    try:
-        client = client_for(board, port, log)
-        try:
-            for path, p, h in zip(images, pixels, host, strict=True):
-                r = send_frame(client, p, out_size)
-                host_smile = int(int(h[idx]) >= thr)
-                rows.append(
-                    {
-                        "image": str(path),
-                        "device_score": int(r.output[idx]),
-                        "host_score": int(h[idx]),
-                        "device_smile": r.smile,
-                        "host_smile": host_smile,
-                        "led": r.led,
-                        "same": bool(r.smile == host_smile and np.array_equal(r.output, h)),
-                    }
-                )
-        finally:
-            client.close()
-    finally:
-        if started is not None:
-            emulator.kill(started)
-    return {
-        "board": board.id,
-        "model": bundle.name,
-        "port": port,
-        "threshold_int8": thr,
-        "frames": rows,
-        "ok": all(r["same"] for r in rows),
+        "cols": CArray("cols", np.array(t.camera_cols, dtype=np.int32)),
+        "rows": CArray("rows", np.array(t.camera_rows, dtype=np.int32)),
+        "width": t.width,
+        "height": t.height,
+        "channels": t.channels,
+        "smile_index": t.smile_index,
+        "smile_threshold": t.smile_threshold,
+        "camera_width": t.camera_width,
+        "camera_height": t.camera_height,
     }
+
+
+def render_app_glue(path: Any, *args: Any, **kwargs: Any) -> None:
+    """src/tsm/tsm_app_glue.c from app_glue_context(*args, **kwargs)."""
+    render_to(path, "app/tsm_app_glue.c.j2", **app_glue_context(*args, **kwargs))

@@ -65,7 +65,8 @@ class Budget:
         }
 
 
-def _size(shape: list[int]) -> int:
+def tensor_size(shape: list[int]) -> int:
+    """Elements of a tensor of this shape."""
     n = 1
     for d in shape:
         n *= int(d)
@@ -75,8 +76,8 @@ def _size(shape: list[int]) -> int:
 def serial_ram(report: dict[str, Any], mode: str) -> dict[str, int]:
     """Buffers around the model: what the harness keeps for INFER/LAYER/PROFILE, or the
     app's frame request (a frame is the model input's H x W pixels)."""
-    inp = _size(report["input"]["shape"])
-    out = _size(report["output"]["shape"])
+    inp = tensor_size(report["input"]["shape"])
+    out = tensor_size(report["output"]["shape"])
     if mode == "app":
         return {"io_buffers": inp + out, "rx_buffer": inp + PROTO_OVERHEAD}
     layers = len(report["layers"])

@@ -42,21 +42,16 @@ def flash(
     runtime: str = "native",
     mode: str = "harness",
     port: str | None = None,
+    tflm_lib_dir: str | None = None,
 ) -> dict[str, Any]:
-    from tinysmile.device.project import memory_summary, run_pio
+    from tinysmile.device import emulator
+    from tinysmile.device.pio import memory_summary, run_pio
+    from tinysmile.device.session import build
 
     bundle, board = _load(model, board_id)
     if not board.emulated:
-        return _flash_real(bundle, board, runtime, mode, port, log)
-    from tinysmile.device import emulator
-    from tinysmile.device.session import build
-
-    if runtime != "native":
-        raise TinysmileError(
-            f"board {board.id} is bare metal (no Arduino framework for the TFLite Micro "
-            "library): use --runtime native"
-        )
-    project = build(bundle, board, log=log, mode=mode)
+        return _flash_real(bundle, board, runtime, mode, port, log, tflm_lib_dir)
+    project = build(bundle, board, log=log, mode=mode, runtime=runtime, tflm_lib_dir=tflm_lib_dir)
     log("uploading (booting the emulator)")
     run_pio(project, "upload")
     mem = memory_summary(project)
@@ -79,17 +74,24 @@ def flash(
     return out
 
 
-def _flash_real(bundle, board, runtime: str, mode: str, port: str | None, log) -> dict[str, Any]:
+def _flash_real(
+    bundle, board, runtime: str, mode: str, port: str | None, log, tflm_lib_dir: str | None
+) -> dict[str, Any]:
     """Budget check and project first (nothing is built for a model that does not fit),
     then the port by VID:PID, then `pio run -t upload`."""
-    from tinysmile.device.project import run_pio
+    from tinysmile.device.pio import run_pio
+    from tinysmile.device.project import generate_project
     from tinysmile.device.session import project_dir
-    from tinysmile.device.sketch import generate_sketch_project
     from tinysmile.device.transport import find_ports
 
     log(f"generating the {runtime} {mode} project for {board.id}")
-    project = generate_sketch_project(
-        bundle, board, project_dir(board, bundle, key=f"{runtime}:{mode}"), runtime, mode
+    project = generate_project(
+        bundle,
+        board,
+        project_dir(board, bundle, key=f"{runtime}:{mode}"),
+        runtime,
+        mode,
+        tflm_lib_dir=tflm_lib_dir,
     )
     if port is None:
         ids = list(board.serial.get("usb_ids", []))
@@ -106,7 +108,6 @@ def _flash_real(bundle, board, runtime: str, mode: str, port: str | None, log) -
         port = found[0]
     log(f"building and uploading with PlatformIO to {port}")
     run_pio(project, "upload", upload_port=port)
-    assert project.budget is not None
     return {
         "board": board.id,
         "model": bundle.name,
@@ -117,6 +118,66 @@ def _flash_real(bundle, board, runtime: str, mode: str, port: str | None, log) -
         "port": port,
         "budget": project.budget.to_dict(),
     }
+
+
+def print_budget(budget: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(
+        title=f"{budget['board']}: {budget['runtime']} runtime, {budget['mode']} mode (bytes)"
+    )
+    for col in ("memory", "part", "bytes"):
+        table.add_column(col, justify="right" if col == "bytes" else "left")
+    for memory in ("flash", "ram"):
+        for part, n in budget[memory].items():
+            table.add_row(memory, part, f"{n:,}")
+        table.add_row(
+            memory,
+            f"total of {budget[memory + '_bytes']:,}",
+            f"{budget[memory + '_total']:,} ({budget[memory + '_free']:,} free)",
+            style="bold",
+        )
+    console.print(table)
+
+
+def compile_board_project(
+    model: str | None,
+    board_id: str,
+    out_dir: str,
+    runtime: str,
+    mode: str,
+    as_json: bool,
+    tflm_lib_dir: str | None = None,
+) -> dict:
+    """`tinysmile compile --board`: the board's whole PlatformIO project in out_dir, after
+    checking the model fits (the compiler hands over here: projects are the device side's)."""
+    from tinysmile.device.project import generate_project
+
+    bundle, board = _load(model, board_id)
+    project = generate_project(bundle, board, out_dir, runtime, mode, tflm_lib_dir=tflm_lib_dir)
+    budget = project.budget.to_dict()
+    result = {
+        "board": board.id,
+        "model": bundle.name,
+        "sha256": bundle.model_hash(),
+        "runtime": runtime,
+        "mode": mode,
+        "project": str(project.dir),
+        "platformio_ini": str(project.dir / "platformio.ini"),
+        "budget": budget,
+    }
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        print_budget(budget)
+        lib = f" --tflm-lib {tflm_lib_dir}" if tflm_lib_dir else ""
+        click.echo(
+            f"wrote the PlatformIO project {project.dir} (build: pio run -d {project.dir}; "
+            f"flash: tinysmile flash --board {board.id} --runtime {runtime} --mode {mode}{lib})"
+        )
+    return result
 
 
 _RUNTIME = click.option(
@@ -135,6 +196,15 @@ _MODE = click.option(
 )
 
 
+tflm_lib_option = click.option(
+    "--tflm-lib",
+    "tflm_lib_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="a local copy of the TFLite Micro Arduino library for --runtime tflm, used in place "
+    "(default: $TINYSMILE_TFLM_LIB; real boards without it use their registry dependency)",
+)
+
 board_option = click.option(
     "--board",
     "board_id",
@@ -148,17 +218,24 @@ board_option = click.option(
 @board_option
 @_RUNTIME
 @_MODE
+@tflm_lib_option
 @click.option("--port", default=None, help="serial port of a real board (default: by USB VID:PID)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def flash_cmd(
-    model: str | None, board_id: str, runtime: str, mode: str, port: str | None, as_json: bool
+    model: str | None,
+    board_id: str,
+    runtime: str,
+    mode: str,
+    tflm_lib_dir: str | None,
+    port: str | None,
+    as_json: bool,
 ) -> int:
     """Compile MODEL, check it fits, build the firmware with PlatformIO and flash it (the
     emulated board: boot QEMU with its UART on a pseudo-terminal; a real board: upload
     through the serial port found by its USB VID:PID)."""
     con = _console()
     with con.status("flashing…") as status:
-        res = flash(model, board_id, lambda m: status.update(m), runtime, mode, port)
+        res = flash(model, board_id, lambda m: status.update(m), runtime, mode, port, tflm_lib_dir)
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return 0
@@ -190,6 +267,8 @@ def run_verify(
     log=None,
     progress=None,
     perturb_layer: int | None = None,
+    runtime: str = "native",
+    tflm_lib_dir: str | None = None,
 ) -> dict[str, Any]:
     import numpy as np
 
@@ -208,7 +287,15 @@ def run_verify(
         )
     else:
         inputs = random_inputs(shape, samples, seed)
-    with connect(board, bundle, port, log=log, perturb_layer=perturb_layer) as conn:
+    with connect(
+        board,
+        bundle,
+        port,
+        log=log,
+        perturb_layer=perturb_layer,
+        runtime=runtime,
+        tflm_lib_dir=tflm_lib_dir,
+    ) as conn:
         res = verify(
             conn.client, bundle.model_path, host.program, report, inputs, progress=progress
         )
@@ -220,7 +307,9 @@ def run_verify(
         "sha256": bundle.model_hash(),
         "port": conn.port,
         "inputs": "images from " + str(data) if data else f"random int8 (seed {seed})",
+        "runtime": runtime,
         "arena_bytes": hello.arena_size if hello else None,
+        "arena_used_bytes": hello.arena_used if hello else None,
         "unit": board.counter_unit,
         "per_inference": int(np.median(counts)) if counts else None,
         **res.to_dict(),
@@ -256,8 +345,10 @@ def describe_mismatch(m: dict[str, Any], unit: str = "") -> str:
     help="folder of images to use instead of random inputs",
 )
 @click.option("--seed", default=0, show_default=True, help="seed of the random inputs")
+@_RUNTIME
+@tflm_lib_option
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def verify_cmd(model, board_id, port, samples, data, seed, as_json) -> int:
+def verify_cmd(model, board_id, port, samples, data, seed, runtime, tflm_lib_dir, as_json) -> int:
     """Send inputs to the device and compare every output byte with LiteRT's reference
     kernels; on a mismatch, name the first layer that differs. Exit 0 only if all match."""
     from rich.progress import Progress
@@ -274,6 +365,8 @@ def verify_cmd(model, board_id, port, samples, data, seed, as_json) -> int:
             seed,
             log=lambda m: bar.update(task, description=m),
             progress=lambda i, n: bar.update(task, completed=i, description="verifying"),
+            runtime=runtime,
+            tflm_lib_dir=tflm_lib_dir,
         )
     if as_json:
         click.echo(json.dumps(res, indent=2))
@@ -290,17 +383,31 @@ def verify_cmd(model, board_id, port, samples, data, seed, as_json) -> int:
 
 
 def run_profile(
-    model: str | None, board_id: str | None, port: str | None = None, log=None, runs: int = 1
+    model: str | None,
+    board_id: str | None,
+    port: str | None = None,
+    log=None,
+    runs: int = 1,
+    runtime: str = "native",
+    tflm_lib_dir: str | None = None,
 ) -> dict[str, Any]:
     from tinysmile.device.profile import profile
     from tinysmile.device.session import connect
 
     bundle, board = _load(model, board_id)
     host = _compile_only(bundle)
-    with connect(board, bundle, port, log=log) as conn:
+    with connect(board, bundle, port, log=log, runtime=runtime, tflm_lib_dir=tflm_lib_dir) as conn:
         results = [profile(conn.client, board, host.report) for _ in range(runs)]
+        hello = conn.client.hello
     out = results[0].to_dict()
-    out.update(board=board.id, model=bundle.name, sha256=bundle.model_hash())
+    out.update(
+        board=board.id,
+        model=bundle.name,
+        sha256=bundle.model_hash(),
+        runtime=runtime,
+        arena_bytes=hello.arena_size if hello else None,
+        arena_used_bytes=hello.arena_used if hello else None,
+    )
     if runs > 1:
         out["repeat_totals"] = [r.total for r in results]
     return out
@@ -342,14 +449,24 @@ def profile_table(res: dict[str, Any]):
 @click.argument("model", required=False)
 @board_option
 @click.option("--port", default=None)
+@_RUNTIME
+@tflm_lib_option
 @click.option("--json", "as_json", is_flag=True)
-def profile_cmd(model, board_id, port, as_json) -> int:
-    """Per-layer and total instruction counts (cycles on real boards), MACs per layer."""
+def profile_cmd(model, board_id, port, runtime, tflm_lib_dir, as_json) -> int:
+    """Per-layer and total instruction counts (cycles on real boards), MACs per layer. On
+    the tflm runtime the layers are TFLite Micro's operators, timed through its profiler."""
     from rich.console import Console
 
     con = _console()
     with con.status("profiling…") as status:
-        res = run_profile(model, board_id, port, log=lambda m: status.update(m))
+        res = run_profile(
+            model,
+            board_id,
+            port,
+            log=lambda m: status.update(m),
+            runtime=runtime,
+            tflm_lib_dir=tflm_lib_dir,
+        )
     if as_json:
         click.echo(json.dumps(res, indent=2))
     else:
@@ -386,7 +503,7 @@ def frame_cmd(images, model, board_id, port, as_json) -> int:
     bundle's preprocessing, and print its decision and LED next to the host's. For boards
     without a camera this is how frames reach the app. Exit 0 only if every decision and
     score equals the host's."""
-    from tinysmile.device.app import run_frames
+    from tinysmile.device.frames import run_frames
 
     con = _console()
     with con.status("sending frames…") as status:

@@ -21,11 +21,18 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tinysmile.errors import TinysmileError
+from tinysmile.resources import boards_dir
+
+if TYPE_CHECKING:
+    from tinysmile.device.project import Project
 
 REGISTRY_HOST = "api.registry.platformio.org"
+ENV_NAME = "tinysmile"  # the one [env:...] of every generated project
 PACKAGE = "tool-scons"
 
 _SCONS_PY = """#!/usr/bin/env python
@@ -227,6 +234,112 @@ def ensure_scons(force: bool = False, check_network: bool = True) -> str:
     shutil.rmtree(pdir, ignore_errors=True)
     tmp.rename(pdir)
     return f"installed {PACKAGE} {version} (SCons {want}) into {pdir}"
+
+
+def _pio_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # No update checks or telemetry: offline machines would wait on them.
+    env.setdefault("PLATFORMIO_SETTING_ENABLE_TELEMETRY", "No")
+    env.setdefault("PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL", "3650")
+    env.setdefault("PLATFORMIO_SETTING_CHECK_PRUNE_SYSTEM_THRESHOLD", "0")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_pio(
+    project: Project,
+    target: str | None = None,
+    timeout: float = 900.0,
+    log: Path | None = None,
+    upload_port: str | None = None,
+) -> None:
+    """`pio run` (optionally -t target) in the project; the log goes to pio-<target>.log.
+
+    A board whose platform PlatformIO does not hold yet needs the registry: when that is
+    out of reach the error says so, and what to do, instead of PlatformIO's timeouts."""
+    ensure_scons()
+    settings = project.board.get("platformio", {})
+    platform = settings.get("platform", "")
+    remote = not (boards_dir() / platform).is_dir()
+    offline = offline_message(
+        project.board.id,
+        settings,
+        project_option(project.dir / "platformio.ini", ENV_NAME, "lib_deps") if remote else [],
+    )
+    if remote and not platform_installed(platform) and not registry_reachable():
+        raise TinysmileError(offline)
+    cmd = [sys.executable, "-m", "platformio", "run", "-d", str(project.dir), "-e", ENV_NAME]
+    if target:
+        cmd += ["-t", target]
+    if upload_port:
+        cmd += ["--upload-port", upload_port]
+    log = log or project.dir / f"pio-{target or 'build'}.log"
+    # A local platform is installed into PlatformIO's shared core folder as a link to this
+    # checkout's boards/; another checkout on the same machine relinking it at that moment
+    # makes this run see no platform. That is a race, not an error: run again (bounded).
+    for attempt in range(3):
+        try:
+            with open(log, "wb") as fh:
+                proc = subprocess.run(
+                    cmd,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    env=_pio_env(),
+                    timeout=timeout,
+                    stdin=subprocess.DEVNULL,
+                    check=False,
+                )
+        except subprocess.TimeoutExpired:
+            raise TinysmileError(f"`pio run` took over {timeout:.0f} s; log: {log}") from None
+        text = log.read_text(errors="replace") if proc.returncode != 0 else ""
+        if remote or "UnknownPlatform" not in text or attempt == 2:
+            break
+        time.sleep(1.0 + attempt)
+    if proc.returncode != 0:
+        if remote and looks_offline(text):
+            raise TinysmileError(f"{offline} (log: {log})")
+        overflow = [ln for ln in text.splitlines() if "overflowed by" in ln]
+        if overflow:
+            raise TinysmileError(
+                f"the firmware does not fit {project.board.id}: "
+                f"{overflow[0].split(': ')[-1].strip()}; log: {log}"
+            )
+        tail = [ln for ln in text.splitlines() if ln.strip()][-6:]
+        raise TinysmileError(f"`pio run` failed (log: {log}): " + " | ".join(tail))
+
+
+def elf_sizes(elf: Path) -> dict[str, int]:
+    """Section sizes of the firmware (pyelftools ships with PlatformIO)."""
+    from elftools.elf.elffile import ELFFile
+
+    sizes: dict[str, int] = {}
+    with open(elf, "rb") as fh:
+        for sec in ELFFile(fh).iter_sections():
+            if sec["sh_flags"] & 0x2:  # SHF_ALLOC: occupies memory on the device
+                sizes[sec.name] = sizes.get(sec.name, 0) + int(sec["sh_size"])
+    return sizes
+
+
+def memory_summary(project: Project) -> dict[str, int]:
+    """RAM and flash of the built firmware, split the way the bench reports them."""
+    s = elf_sizes(project.elf)
+    text = s.get(".text", 0) + s.get(".ARM.exidx", 0)
+    rodata = s.get(".rodata", 0)
+    data = s.get(".data", 0)
+    bss = s.get(".bss", 0)
+    stack = s.get(".stack", project.stack_bytes)
+    return {
+        "flash_text": text,
+        "flash_rodata": rodata,
+        "flash_data_init": data,
+        "flash_total": text + rodata + data,
+        "ram_data": data,
+        "ram_bss": bss,
+        "ram_stack": stack,
+        "ram_arena": int(project.budget.ram["arena"]),
+        "ram_total": data + bss + stack,
+        "weights_bytes": int(project.report["weights_bytes"]),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

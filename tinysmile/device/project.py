@@ -1,56 +1,100 @@
-"""Generate a PlatformIO project for a model and a board, build it, read its sizes.
+"""One description of a board's firmware project, rendered by two thin back ends.
 
-Layout of a generated project::
+`describe()` decides everything from the board file, the runtime (native: tinysmile's
+generated C; tflm: the model on TFLite Micro) and the mode (harness: the serial protocol
+for verify/profile; app: the smiling bot): which files go where, the flags and defines,
+the libraries, what the firmware is recorded under, and the budget it was checked against
+(before anything is written). `write()` renders it with the back end the board's template
+family names:
+- `pio`: bare metal with tinysmile's port layer and startup code, a PlatformIO board
+  manifest and a linker script from the board file (the emulated board);
+- `arduino`: an Arduino sketch (the core owns main()) for real boards.
+
+Layout of a project::
 
     PROJECT/
-      platformio.ini         templates/<template>/platformio.ini.j2
-      link.ld                templates/<template>/<linker_template>
-      boards/<board>.json    PlatformIO board manifest, from boards/<id>.toml
-      src/tsm_glue.c         binds the harness to the model (buffers sized for it)
-      src/model/             the compiled model (<prefix>_model.c/.h)
-      src/tsm/               copies of firmware/: harness, protocol, port, kernels
+      platformio.ini       both back ends: templates/project/platformio.ini.j2
+      tsm_flags.py         strict warnings for tinysmile's own C, C++ flags for TFLite Micro
+      tinysmile.json       board, runtime, mode, model hash, budget, TFLM arena
+      include/             every header: firmware/, the model's, TFLM's model_data/model_ops
+      src/tsm/             firmware/ sources: protocol, harness or app, port, kernels or the
+                           TFLM binding, and the glue binding them to this model
+      src/model/           the generated C model, or the TFLM C array and the model's facts
+      src/main.cpp         arduino: the sketch (setup() runs the mode)
+      boards/<board>.json, link.ld   pio: the board manifest and linker script
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tinysmile import __version__
 from tinysmile.boards import Board
 from tinysmile.bundle import Bundle
+from tinysmile.compiler.api import CompileResult, compile_model
+from tinysmile.compiler.clits import c_float, c_string
+from tinysmile.compiler.tflm_export import TflmExport, export_tflm
+from tinysmile.device import tflm_lib
+from tinysmile.device.app import app_glue_context
+from tinysmile.device.budget import (
+    MODES,
+    PROTO_OVERHEAD,
+    RUNTIMES,
+    Budget,
+    check_budget,
+    native_budget,
+    tensor_size,
+    tflm_budget,
+)
+from tinysmile.device.pio import ENV_NAME
 from tinysmile.errors import TinysmileError
-from tinysmile.resources import boards_dir, firmware_dir
-from tinysmile.templating import render, render_to
+from tinysmile.resources import boards_dir, firmware_dir, templates_dir
+from tinysmile.templating import render
 
-PREFIX = "model"
-ENV_NAME = "tinysmile"
-# Bytes of framing around the largest request (INFER's input) the device must buffer.
-_PROTO_OVERHEAD = 16
-
-
-def c_string(text: str) -> str:
-    """A C string literal for text (ASCII; anything else escaped)."""
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif 32 <= code < 127:
-            out.append(ch)
-        else:
-            out.extend(f"\\{b:03o}" for b in ch.encode())
-    return '"' + "".join(out) + '"'
+PREFIX = "model"  # the generated C model's symbols: model_info, model_invoke, ...
+TFLM_PREFIX = "tsm_tflm"  # the TFLM binding's: tsm_tflm_info, tsm_tflm_invoke, ...
+STRICT_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
+STRICT_DIRS = ["tsm", "model"]
+BACK_ENDS = ("pio", "arduino")
+# What each mode's firmware runs: its header, entry function and firmware/ folder.
+_MODE_MAIN = {
+    "harness": ("tsm_harness.h", "tsm_harness_run", "harness"),
+    "app": ("tsm_app.h", "tsm_app_run", "app"),
+}
 
 
-def hex_int(value: int) -> str:
-    return f"0x{value:08X}"
+@dataclass
+class Spec:
+    """Everything a project is, before it is written."""
+
+    board: Board
+    bundle: Bundle
+    runtime: str
+    mode: str
+    compiled: CompileResult  # tinysmile's compile of the model (report: shapes, layers)
+    budget: Budget
+    tag: str  # what the firmware is recorded under (emulator state, platformio.ini)
+    max_payload: int
+    tflm: TflmExport | None = None  # the tflm runtime's C array, resolver and arena
+    library: tflm_lib.TflmLibrary | None = None  # a local TFLite Micro library
+    perturb_layer: int | None = None
+    files: dict[str, Path] = field(default_factory=dict)  # destination -> file to copy
+    renders: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    build_flags: list[str] = field(default_factory=list)  # every source, libraries too
+    src_flags: list[str] = field(default_factory=list)  # the project's own sources only
+    cxx_flags: list[str] = field(default_factory=list)  # every C++ source
+    lib_deps: list[str] = field(default_factory=list)
+    options: list[tuple[str, str]] = field(default_factory=list)
+    platformio: dict[str, str] = field(default_factory=dict)  # the [platformio] section
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return self.compiled.report
 
 
 @dataclass
@@ -58,9 +102,14 @@ class Project:
     dir: Path
     board: Board
     bundle: Bundle
-    compiled: Any  # tinysmile.compiler.api.CompileResult
-    stack_bytes: int
+    compiled: CompileResult
+    runtime: str
+    mode: str
+    budget: Budget
+    tag: str
     max_payload: int
+    stack_bytes: int
+    tflm: TflmExport | None = None
 
     @property
     def elf(self) -> Path:
@@ -75,127 +124,397 @@ class Project:
         return self.compiled.report["sha256"]
 
 
-def ram_estimate(report: dict[str, Any], board: Board, mode: str = "harness") -> dict[str, int]:
-    """RAM the firmware needs beyond code: what must fit before anything is built."""
-    from tinysmile.device.budget import serial_ram
-
-    return {
-        "arena": int(report["arena_bytes"]),
-        **serial_ram(report, mode),
-        "stack": int(board["stack_bytes"]),
-    }
+def firmware_tag(model_sha256: str, runtime: str = "native", mode: str = "harness") -> str:
+    """What a firmware is recorded under (its platformio.ini and the emulator state): the
+    model's hash, marked unless it is the native harness, so that an app or a TFLM build is
+    never taken for the native harness that verify/profile would otherwise reuse."""
+    marks = [runtime] if runtime != "native" else []
+    marks += ["app"] if mode == "app" else []
+    return "+".join([model_sha256, *marks])
 
 
-def _size(shape: list[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
-
-
-def check_fits(report: dict[str, Any], board: Board, mode: str = "harness") -> None:
-    """Refuse, with the numbers, a model that cannot fit the board (native runtime; see
-    tinysmile.device.budget for both runtimes)."""
-    from tinysmile.device.budget import check_budget, native_budget
-
-    budget = native_budget(report, board, mode)
-    name = report.get("model", "model")
-    if budget.ram_total > budget.ram_bytes:
-        check_budget(budget, name)
-    weights = int(report["weights_bytes"])
-    if weights > budget.flash_bytes:
+def check_choice(board: Board, runtime: str, mode: str) -> None:
+    if runtime not in RUNTIMES:
+        raise TinysmileError(f"unknown runtime {runtime!r} (known: {', '.join(RUNTIMES)})")
+    if mode not in MODES:
+        raise TinysmileError(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
+    if board["template"] not in BACK_ENDS:
         raise TinysmileError(
-            f"model weights are {weights:,} bytes but {board.id} has {budget.flash_bytes:,} "
-            f"bytes of flash: {weights - budget.flash_bytes:,} bytes too many"
+            f"{board.path}: template {board['template']!r} is not one of {', '.join(BACK_ENDS)}"
         )
-    check_budget(budget, name)
 
 
-def _copy(files: list[Path], dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        shutil.copy2(f, dest / f.name)
+def _tflm_library(board: Board, tflm_lib_dir: str | Path | None) -> tflm_lib.TflmLibrary | None:
+    """The local library when one is named; else real boards keep their registry one."""
+    lib = tflm_lib.locate(tflm_lib_dir)
+    if lib is None and not board.platformio.get("tflm_lib_deps"):
+        raise TinysmileError(
+            f"board {board.id} builds TFLite Micro from a local copy of the library: pass "
+            f"--tflm-lib DIR or set ${tflm_lib.ENV_VAR} (the Arduino_TensorFlowLite folder)"
+        )
+    return lib
 
 
-def generate_project(
+def counter_define(board: Board) -> str:
+    kind = board.counter.get("kind")
+    if kind == "dwt":
+        return "-DTSM_PORT_COUNTER_DWT"
+    if kind == "micros":
+        return "-DTSM_PORT_COUNTER_MICROS"
+    raise TinysmileError(
+        f"{board.path}: [counter] kind must be 'dwt' (Cortex-M3/M4/M7) or 'micros', not {kind!r}"
+    )
+
+
+def pin_defines(board: Board) -> list[str]:
+    """The LED and nose-button pins as the Arduino core names them, and their levels."""
+    pins = board.pins
+    out = []
+    if pins.get("led"):
+        out.append(f"-DTSM_PORT_LED_PIN={pins['led']}")
+        out.append(f"-DTSM_PORT_LED_ON={'HIGH' if pins.get('led_active_high', True) else 'LOW'}")
+    if pins.get("button"):
+        out.append(f"-DTSM_PORT_BUTTON_PIN={pins['button']}")
+        pressed = "LOW" if pins.get("button_active_low", True) else "HIGH"
+        out.append(f"-DTSM_PORT_BUTTON_PRESSED={pressed}")
+    return out
+
+
+def platform_uri(platform: str) -> str:
+    """A board's PlatformIO platform: a folder under boards/ is a local platform."""
+    local = boards_dir() / platform
+    if local.is_dir():
+        return f"symlink://{local.resolve()}"
+    return platform
+
+
+def describe(
     bundle: Bundle,
     board: Board,
-    out_dir: str | Path,
-    perturb_layer: int | None = None,
+    work: Path,
+    runtime: str = "native",
     mode: str = "harness",
-) -> Project:
-    """mode "harness": the verification harness; "app": the smiling bot, which takes frames
-    over serial here (the emulated board has no camera) and reports its LED."""
-    from tinysmile.compiler.api import compile_model
-
-    out = Path(out_dir).resolve()
-    src = out / "src"
-    # Start clean except for PlatformIO's build folder (keeps rebuilds incremental).
-    if src.exists():
-        shutil.rmtree(src)
+    perturb_layer: int | None = None,
+    tflm_lib_dir: str | Path | None = None,
+) -> Spec:
+    """The project for this board, runtime and mode; `work` holds the generated model files
+    until write() copies them. Refuses, with the numbers, a model that does not fit."""
+    check_choice(board, runtime, mode)
+    if runtime == "tflm" and perturb_layer is not None:
+        raise TinysmileError("--perturb-layer changes the generated C: native runtime only")
+    library = _tflm_library(board, tflm_lib_dir) if runtime == "tflm" else None
     compiled = compile_model(
         bundle.model_path,
-        src / "model",
+        work / "model",
         prefix=PREFIX,
-        layer_hooks=mode == "harness",
+        layer_hooks=runtime == "native" and mode == "harness",
         perturb_layer=perturb_layer,
     )
     report = compiled.report
-    check_fits(report, board, mode)
+    tflm = None
+    if runtime == "tflm":
+        if report.get("stripped_edges"):
+            raise TinysmileError(
+                f"{bundle.name}: float input/output ({', '.join(report['stripped_edges'])}); "
+                "the tflm runtime speaks int8 over the link: use --runtime native"
+            )
+        tflm = export_tflm(bundle.model_bytes(), work / "tflm", bundle.name)
+        budget = tflm_budget(report, len(bundle.model_bytes()), tflm.arena_bytes, board, mode)
+    else:
+        budget = native_budget(report, board, mode)
+    check_budget(budget, bundle.name)
 
-    fw = firmware_dir()
-    tsm = src / "tsm"
-    _copy(sorted(fw.glob("*.h")), tsm)
-    _copy(sorted((fw / "protocol").glob("*.[ch]")), tsm / "protocol")
-    main_dir = "harness" if mode == "harness" else "app"
-    _copy(sorted((fw / main_dir).glob("*.[ch]")), tsm / main_dir)
+    input_size = tensor_size(report["input"]["shape"])
+    spec = Spec(
+        board=board,
+        bundle=bundle,
+        runtime=runtime,
+        mode=mode,
+        compiled=compiled,
+        budget=budget,
+        tag=firmware_tag(report["sha256"], runtime, mode),
+        max_payload=input_size + PROTO_OVERHEAD,
+        tflm=tflm,
+        library=library,
+        perturb_layer=perturb_layer,
+    )
+    _sources(spec)
+    _flags(spec)
+    return spec
+
+
+def _copy(spec: Spec, dest: str, files: list[Path]) -> None:
+    for f in files:
+        spec.files[f"{dest}/{f.name}"] = f
+
+
+def _sources(spec: Spec) -> None:
+    board, report, fw = spec.board, spec.report, firmware_dir()
+    bare = board["template"] == "pio"
+    header, run_function, main_dir = _MODE_MAIN[spec.mode]
+    _copy(spec, "include", sorted(fw.glob("*.h")))
+    _copy(spec, "include", sorted((fw / "port").glob("*.h")))
+    _copy(spec, "include", sorted((fw / "protocol").glob("*.h")))
+    # Every .c of the protocol: the framing and HELLO's encoder (shared by harness and app).
+    _copy(spec, "src/tsm", sorted((fw / "protocol").glob("*.c")))
+    main_files = sorted((fw / main_dir).glob("*.[ch]"))
+    _copy(spec, "include", [f for f in main_files if f.suffix == ".h"])
+    # Bare metal: the mode's main(); an Arduino core owns main() and calls setup().
+    _copy(
+        spec,
+        "src/tsm",
+        [f for f in main_files if f.suffix == ".c" and (bare or not f.stem.endswith("_main"))],
+    )
     port = fw / "port" / board["port"]
     if not port.is_dir():
         raise TinysmileError(f"board {board.id}: no firmware port {port}")
-    _copy(sorted((fw / "port").glob("*.h")) + sorted(port.glob("*.[ch]")), tsm / "port")
-    kdir = fw / "kernels"
-    _copy(sorted(kdir.glob("*.h")) + list(compiled.sources), tsm / "kernels")
+    _copy(spec, "src/tsm", sorted(port.glob("*.c")) + sorted(port.glob("tsm_port_*.cpp")))
+    cam = board.camera
+    if spec.mode == "app" and cam:
+        driver = port / f"tsm_camera_{cam['driver']}.cpp"
+        if not driver.is_file():
+            raise TinysmileError(f"board {board.id}: no camera driver {driver}")
+        _copy(spec, "src/tsm", [driver])
 
-    input_size = _size(report["input"]["shape"])
-    output_size = _size(report["output"]["shape"])
-    num_layers = max(len(report["layers"]), 1)
-    max_payload = input_size + _PROTO_OVERHEAD
-    stack = int(board["stack_bytes"])
-    tpl = board["template"]
-    if mode == "harness":
-        render_to(
-            src / "tsm_glue.c",
-            f"{tpl}/tsm_glue.c.j2",
-            prefix=compiled.prefix,
-            input_size=input_size,
-            output_size=output_size,
-            num_layers=num_layers,
-            board_name=c_string(board.id),
-            stack_size=stack,
+    input_size = tensor_size(report["input"]["shape"])
+    output_size = tensor_size(report["output"]["shape"])
+    if spec.runtime == "native":
+        compiled = spec.compiled
+        _copy(spec, "include", sorted((fw / "kernels").glob("*.h")) + [compiled.h_path])
+        _copy(spec, "src/tsm", list(compiled.sources))
+        _copy(spec, "src/model", [compiled.c_path])
+        prefix, setup, arena_used = compiled.prefix, "0", "0"
+        num_layers = max(len(report["layers"]), 1)
+    else:
+        tflm = spec.tflm
+        for f in tflm.files:
+            _copy(spec, "src/model" if f.suffix == ".cc" else "include", [f])
+        _copy(spec, "include", [fw / "tflm" / "tsm_tflm_model.h"])
+        _copy(spec, "src/tsm", [fw / "tflm" / "tsm_tflm.cpp"])
+        prefix = TFLM_PREFIX
+        setup, arena_used = f"{prefix}_setup", f"{prefix}_arena_used"
+        num_layers = max(tflm.num_ops, 1)
+        spec.renders["src/model/tsm_tflm_model.c"] = (
+            "tflm/tsm_tflm_model.c.j2",
+            {**_info_context(report), "arena_size": tflm.arena_bytes, "num_ops": tflm.num_ops},
+        )
+    if spec.mode == "harness":
+        spec.renders["src/tsm/tsm_glue.c"] = (
+            "harness/tsm_glue.c.j2",
+            {
+                "prefix": prefix,
+                "input_size": input_size,
+                "output_size": output_size,
+                "num_layers": num_layers,
+                "board_name": c_string(board.id),
+                "stack_size": int(board["stack_bytes"]),
+                "setup": setup,
+                "arena_used": arena_used,
+            },
         )
     else:
-        from tinysmile.device.app import render_app_glue
-
-        render_app_glue(
-            src / "tsm_app_glue.c",
-            bundle,
-            report,
-            board,
-            f"{compiled.prefix}_model.h",
-            f"{compiled.prefix}_info",
-            f"{compiled.prefix}_invoke",
+        spec.renders["src/tsm/tsm_app_glue.c"] = (
+            "app/tsm_app_glue.c.j2",
+            app_glue_context(
+                spec.bundle,
+                report,
+                board,
+                f"{prefix}_model.h",
+                f"{prefix}_info",
+                f"{prefix}_invoke",
+                setup,
+            ),
         )
-    render_to(
-        out / "link.ld",
-        f"{tpl}/{board['linker_template']}",
-        board_id=board.id,
-        flash_origin=hex_int(board["flash_origin"]),
-        flash_size=hex_int(board["flash_bytes"]),
-        ram_origin=hex_int(board["ram_origin"]),
-        ram_size=hex_int(board["ram_bytes"]),
-        stack_size=stack,
+    if not bare:
+        spec.renders["src/main.cpp"] = (
+            "arduino/main.cpp.j2",
+            {
+                "version": __version__,
+                "board_id": board.id,
+                "mode": spec.mode,
+                "runtime": spec.runtime,
+                "run_header": header,
+                "run_function": run_function,
+            },
+        )
+
+
+def _flags(spec: Spec) -> None:
+    board, bare = spec.board, spec.board["template"] == "pio"
+    # Model- and board-specific defines stay off the libraries' command lines, so that the
+    # library objects are the same (and cached) for every model.
+    flags = [
+        f"-DTSM_PROTO_MAX_PAYLOAD={spec.max_payload}u",
+        f"-DTSM_PORT_CPU_HZ={board['clock_hz']}u",
+        f"-DTSM_PORT_BAUD={board.serial.get('baud', 115200)}u",
+    ]
+    if spec.runtime == "native" and spec.mode == "harness":
+        flags.append("-DTSM_LAYER_HOOKS")
+    common = ["-O2"] if bare else []
+    if not bare:
+        flags += [counter_define(board), *pin_defines(board)]
+        if spec.mode == "app" and board.camera:
+            flags.append("-DTSM_PORT_CAMERA")
+            spec.lib_deps += list(board.camera.get("lib_deps", []))
+    pio = board.platformio
+    spec.options = [("platform", platform_uri(pio["platform"])), ("board", pio["board"])]
+    if pio.get("framework"):
+        spec.options.append(("framework", pio["framework"]))
+    if spec.runtime == "tflm":
+        if spec.library is None:
+            # The registry's library, compiled the way its Arduino builder does.
+            spec.lib_deps += list(pio["tflm_lib_deps"])
+        else:
+            defines = [
+                d
+                for d in tflm_lib.DEFINES
+                # An Arduino core defines ARDUINO itself (with its version).
+                if not (d == "ARDUINO" and pio.get("framework") == "arduino")
+                # The profiler hook TFLM calls per op is compiled out with the strings: the
+                # harness keeps them (PROFILE), the app drops them (smaller).
+                and not (d == "TF_LITE_STRIP_ERROR_STRINGS" and spec.mode == "harness")
+            ]
+            common += [f"-D{d}" for d in defines]
+            spec.cxx_flags += tflm_lib.CXX_FLAGS
+            parts = spec.library.manifests(spec.tflm.methods, tflm_lib.cache_dir())
+            spec.lib_deps += [f"symlink://{p}" for p in parts]
+            spec.options.append(("lib_ldf_mode", "off" if bare else "chain"))
+            # The parts' objects are shared between models through PlatformIO's cache.
+            spec.platformio["build_cache_dir"] = str(tflm_lib.cache_dir() / "pio-build-cache")
+    spec.build_flags = common
+    spec.src_flags = flags
+    spec.options += [
+        ("monitor_speed", str(board.serial.get("baud", 115200))),
+        ("custom_tinysmile_board", board.id),
+        ("custom_tinysmile_model_sha256", spec.tag),
+        ("custom_tinysmile_runtime", spec.runtime),
+        ("custom_tinysmile_mode", spec.mode),
+    ]
+
+
+def _info_context(report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": __version__,
+        "model_name": report["model"],
+        "name_literal": c_string(report["model"]),
+        "sha256": report["sha256"],
+        "input_size": tensor_size(report["input"]["shape"]),
+        "output_size": tensor_size(report["output"]["shape"]),
+        "input_shape": [int(d) for d in report["input"]["shape"]],
+        "output_shape": [int(d) for d in report["output"]["shape"]],
+        "input_scale": c_float(report["input"]["scale"]),
+        "input_zero_point": int(report["input"]["zero_point"]),
+        "output_scale": c_float(report["output"]["scale"]),
+        "output_zero_point": int(report["output"]["zero_point"]),
+    }
+
+
+def write(spec: Spec, out_dir: str | Path) -> Project:
+    """Render the description into out_dir with the board's back end."""
+    out = Path(out_dir).resolve()
+    # Start clean except for PlatformIO's build folder (keeps rebuilds incremental).
+    for d in ("src", "include"):
+        if (out / d).exists():
+            shutil.rmtree(out / d)
+    for dest, src in spec.files.items():
+        (out / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, out / dest)
+    for dest, (template, context) in spec.renders.items():
+        (out / dest).parent.mkdir(parents=True, exist_ok=True)
+        (out / dest).write_text(render(template, **context))
+    shutil.copy2(templates_dir() / "project" / "tsm_flags.py", out / "tsm_flags.py")
+    if spec.board["template"] == "pio":
+        _write_bare(spec, out)
+    (out / "platformio.ini").write_text(
+        render(
+            "project/platformio.ini.j2",
+            version=__version__,
+            board_id=spec.board.id,
+            model_name=spec.bundle.name,
+            runtime=spec.runtime,
+            mode=spec.mode,
+            notes=_notes(spec),
+            env_name=ENV_NAME,
+            platformio=sorted(spec.platformio.items()),
+            options=spec.options,
+            lib_deps=spec.lib_deps,
+            strict_flags=" ".join(STRICT_FLAGS),
+            strict_dirs=" ".join(STRICT_DIRS),
+            cxx_flags=" ".join(spec.cxx_flags),
+            build_flags=spec.build_flags,
+            src_flags=spec.src_flags,
+        )
     )
-    pio = board["platformio"]
+    tflm = spec.tflm
+    (out / "tinysmile.json").write_text(
+        json.dumps(
+            {
+                "board": spec.board.id,
+                "model": str(spec.bundle.model_path),
+                "sha256": spec.report["sha256"],
+                "runtime": spec.runtime,
+                "mode": spec.mode,
+                "perturb_layer": spec.perturb_layer,
+                "budget": spec.budget.to_dict(),
+                "tflm": None
+                if tflm is None
+                else {
+                    "ops": tflm.ops,
+                    "report_bytes": tflm.report_bytes,
+                    "margin": tflm.margin,
+                    "arena_bytes": tflm.arena_bytes,
+                    "library": str(spec.library.root) if spec.library else None,
+                },
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return Project(
+        out,
+        spec.board,
+        spec.bundle,
+        spec.compiled,
+        spec.runtime,
+        spec.mode,
+        spec.budget,
+        spec.tag,
+        spec.max_payload,
+        int(spec.board["stack_bytes"]),
+        tflm,
+    )
+
+
+def _notes(spec: Spec) -> list[str]:
+    """Comment lines for platformio.ini: what its first build needs."""
+    if spec.board["template"] == "pio":
+        return []
+    platform = spec.board.platformio["platform"]
+    return [
+        f"The first build downloads the {platform} platform, its toolchain and the",
+        "registry libraries below from PlatformIO's registry: run it once on a networked",
+        "machine.",
+    ]
+
+
+def _hex(value: int) -> str:
+    return f"0x{value:08X}"
+
+
+def _write_bare(spec: Spec, out: Path) -> None:
+    """Bare metal: the linker script and PlatformIO board manifest from the board file."""
+    board = spec.board
+    (out / "link.ld").write_text(
+        render(
+            f"pio/{board['linker_template']}",
+            board_id=board.id,
+            flash_origin=_hex(board["flash_origin"]),
+            flash_size=_hex(board["flash_bytes"]),
+            ram_origin=_hex(board["ram_origin"]),
+            ram_size=_hex(board["ram_bytes"]),
+            stack_size=int(board["stack_bytes"]),
+        )
+    )
     manifest = {
         "name": board.name,
         "vendor": "tinysmile",
@@ -215,169 +534,24 @@ def generate_project(
         },
     }
     (out / "boards").mkdir(parents=True, exist_ok=True)
-    (out / "boards" / f"{pio['board']}.json").write_text(json.dumps(manifest, indent=2) + "\n")
-
-    from tinysmile.device.app import app_tag
-
-    options = [("platform", platform_uri(pio["platform"])), ("board", pio["board"])]
-    if pio.get("framework"):
-        options.append(("framework", pio["framework"]))
-    options += [
-        ("custom_tinysmile_board", board.id),
-        # The emulator is recorded under this: an app firmware must not pass for the
-        # harness that verify/profile would otherwise reuse.
-        (
-            "custom_tinysmile_model_sha256",
-            report["sha256"] if mode == "harness" else app_tag(report["sha256"]),
-        ),
-        ("monitor_speed", str(board.serial.get("baud", 115200))),
-    ]
-    includes = ["model", "tsm", "tsm/protocol", f"tsm/{main_dir}", "tsm/port", "tsm/kernels"]
-    build_flags = [
-        "-std=c99",
-        "-O2",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        *(["-DTSM_LAYER_HOOKS"] if mode == "harness" else []),
-        f"-DTSM_PROTO_MAX_PAYLOAD={max_payload}u",
-        f"-DTSM_PORT_CPU_HZ={board['clock_hz']}u",
-        f"-DTSM_PORT_BAUD={board.serial.get('baud', 115200)}u",
-        *[f"-I$PROJECT_DIR/src/{d}" for d in includes],
-    ]
-    (out / "platformio.ini").write_text(
-        render(
-            f"{tpl}/platformio.ini.j2",
-            version=__version__,
-            board_id=board.id,
-            model_name=report["model"],
-            env_name=ENV_NAME,
-            options=options,
-            build_flags=build_flags,
-        )
+    (out / "boards" / f"{board.platformio['board']}.json").write_text(
+        json.dumps(manifest, indent=2) + "\n"
     )
-    (out / "tinysmile.json").write_text(
-        json.dumps(
-            {
-                "board": board.id,
-                "model": str(bundle.model_path),
-                "sha256": report["sha256"],
-                "perturb_layer": perturb_layer,
-                "mode": mode,
-                "report": report,
-            },
-            indent=2,
-            default=str,
-        )
-        + "\n"
-    )
-    return Project(out, board, bundle, compiled, stack, max_payload)
 
 
-def platform_uri(platform: str) -> str:
-    """A board's PlatformIO platform: a folder under boards/ is a local platform."""
-    local = boards_dir() / platform
-    if local.is_dir():
-        return f"symlink://{local.resolve()}"
-    return platform
-
-
-def _pio_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # No update checks or telemetry: offline machines would wait on them.
-    env.setdefault("PLATFORMIO_SETTING_ENABLE_TELEMETRY", "No")
-    env.setdefault("PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL", "3650")
-    env.setdefault("PLATFORMIO_SETTING_CHECK_PRUNE_SYSTEM_THRESHOLD", "0")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def run_pio(
-    project: Project,
-    target: str | None = None,
-    timeout: float = 600.0,
-    log: Path | None = None,
-    upload_port: str | None = None,
-) -> None:
-    """`pio run` (optionally -t target) in the project; the log goes to pio-<target>.log.
-
-    A board whose platform PlatformIO does not hold yet needs the registry: when that is
-    out of reach the error says so, and what to do, instead of PlatformIO's timeouts."""
-    from tinysmile.device import pio
-
-    pio.ensure_scons()
-    settings = project.board.get("platformio", {})
-    platform = settings.get("platform", "")
-    remote = not (boards_dir() / platform).is_dir()
-    offline = pio.offline_message(
-        project.board.id,
-        settings,
-        pio.project_option(project.dir / "platformio.ini", ENV_NAME, "lib_deps") if remote else [],
-    )
-    if remote and not pio.platform_installed(platform) and not pio.registry_reachable():
-        raise TinysmileError(offline)
-    cmd = [sys.executable, "-m", "platformio", "run", "-d", str(project.dir), "-e", ENV_NAME]
-    if target:
-        cmd += ["-t", target]
-    if upload_port:
-        cmd += ["--upload-port", upload_port]
-    log = log or project.dir / f"pio-{target or 'build'}.log"
+def generate_project(
+    bundle: Bundle,
+    board: Board,
+    out_dir: str | Path,
+    runtime: str = "native",
+    mode: str = "harness",
+    perturb_layer: int | None = None,
+    tflm_lib_dir: str | Path | None = None,
+) -> Project:
+    """describe() then write(): the board's PlatformIO project in out_dir."""
+    work = Path(tempfile.mkdtemp(prefix="tinysmile-project-"))
     try:
-        with open(log, "wb") as fh:
-            proc = subprocess.run(
-                cmd,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                env=_pio_env(),
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-    except subprocess.TimeoutExpired:
-        raise TinysmileError(f"`pio run` took over {timeout:.0f} s; log: {log}") from None
-    if proc.returncode != 0:
-        text = log.read_text(errors="replace")
-        if remote and pio.looks_offline(text):
-            raise TinysmileError(f"{offline} (log: {log})")
-        overflow = [ln for ln in text.splitlines() if "overflowed by" in ln]
-        if overflow:
-            raise TinysmileError(
-                f"the firmware does not fit {project.board.id}: "
-                f"{overflow[0].split(': ')[-1].strip()}; log: {log}"
-            )
-        tail = [ln for ln in text.splitlines() if ln.strip()][-6:]
-        raise TinysmileError(f"`pio run` failed (log: {log}): " + " | ".join(tail))
-
-
-def elf_sizes(elf: Path) -> dict[str, int]:
-    """Section sizes of the firmware (pyelftools ships with PlatformIO)."""
-    from elftools.elf.elffile import ELFFile
-
-    sizes: dict[str, int] = {}
-    with open(elf, "rb") as fh:
-        for sec in ELFFile(fh).iter_sections():
-            if sec["sh_flags"] & 0x2:  # SHF_ALLOC: occupies memory on the device
-                sizes[sec.name] = sizes.get(sec.name, 0) + int(sec["sh_size"])
-    return sizes
-
-
-def memory_summary(project: Project) -> dict[str, int]:
-    """RAM and flash of the built firmware, split the way the bench reports them."""
-    s = elf_sizes(project.elf)
-    text = s.get(".text", 0) + s.get(".ARM.exidx", 0)
-    rodata = s.get(".rodata", 0)
-    data = s.get(".data", 0)
-    bss = s.get(".bss", 0)
-    stack = s.get(".stack", project.stack_bytes)
-    return {
-        "flash_text": text,
-        "flash_rodata": rodata,
-        "flash_data_init": data,
-        "flash_total": text + rodata + data,
-        "ram_data": data,
-        "ram_bss": bss,
-        "ram_stack": stack,
-        "ram_arena": int(project.report["arena_bytes"]),
-        "ram_total": data + bss + stack,
-        "weights_bytes": int(project.report["weights_bytes"]),
-    }
+        spec = describe(bundle, board, work, runtime, mode, perturb_layer, tflm_lib_dir)
+        return write(spec, out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

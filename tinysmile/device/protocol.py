@@ -36,6 +36,7 @@ ERROR_NAMES = {
     3: "no inference since reset",
     4: "layer index out of range",
     5: "unsupported",
+    6: "model setup failed",
 }
 
 
@@ -129,6 +130,9 @@ class Hello:
     board: str
     model_name: str
     model_sha256: str
+    # Arena bytes the runtime measured in use (TFLM's arena_used_bytes(); the generated C
+    # reports its whole static arena). None from firmware older than this field.
+    arena_used: int | None = None
 
 
 class _Reader:
@@ -187,6 +191,7 @@ def decode_hello(payload: bytes) -> Hello:
         board=r.string(),
         model_name=r.string(),
         model_sha256=r.string(),
+        arena_used=r.one("<I") if len(payload) - r.pos >= 4 else None,
     )
 
 

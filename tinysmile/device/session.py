@@ -13,7 +13,8 @@ from tinysmile.boards import Board
 from tinysmile.bundle import Bundle
 from tinysmile.device import emulator
 from tinysmile.device.client import DeviceClient
-from tinysmile.device.project import Project, generate_project, run_pio
+from tinysmile.device.pio import run_pio
+from tinysmile.device.project import Project, firmware_tag, generate_project
 from tinysmile.device.transport import SerialTransport, find_ports
 from tinysmile.errors import TinysmileError
 
@@ -36,11 +37,16 @@ def build(
     perturb_layer: int | None = None,
     log: Log | None = None,
     mode: str = "harness",
+    runtime: str = "native",
+    tflm_lib_dir: str | Path | None = None,
 ) -> Project:
     log = log or (lambda m: None)
-    out = out_dir or project_dir(board, bundle, perturb_layer, "" if mode == "harness" else mode)
-    log(f"compiling {bundle.name} for {board.id}")
-    project = generate_project(bundle, board, out, perturb_layer=perturb_layer, mode=mode)
+    key = "" if (runtime, mode) == ("native", "harness") else f"{runtime}:{mode}"
+    out = out_dir or project_dir(board, bundle, perturb_layer, key)
+    log(f"compiling {bundle.name} for {board.id} ({runtime} runtime)")
+    project = generate_project(
+        bundle, board, out, runtime, mode, perturb_layer=perturb_layer, tflm_lib_dir=tflm_lib_dir
+    )
     log(f"building firmware with PlatformIO in {project.dir}")
     run_pio(project)
     return project
@@ -71,6 +77,8 @@ def connect(
     port: str | None = None,
     log: Log | None = None,
     perturb_layer: int | None = None,
+    runtime: str = "native",
+    tflm_lib_dir: str | Path | None = None,
 ) -> Iterator[Connection]:
     """A handshaken client for a board running `bundle`'s model.
 
@@ -81,15 +89,23 @@ def connect(
     started = None
     project = None
     want = bundle.model_hash()
+    tag = firmware_tag(want, runtime)
     if port is None and board.emulated:
         st = emulator.read_state(board.id)
-        if st and st.model_sha256 == want and perturb_layer is None:
+        if st and st.model_sha256 == tag and perturb_layer is None:
             log(f"using the emulator already running this model (pid {st.pid}, {st.port})")
             port = st.port
         else:
-            project = build(bundle, board, perturb_layer=perturb_layer, log=log)
+            project = build(
+                bundle,
+                board,
+                perturb_layer=perturb_layer,
+                log=log,
+                runtime=runtime,
+                tflm_lib_dir=tflm_lib_dir,
+            )
             log("booting the emulator")
-            started = emulator.start(board, project.elf, want, register=False)
+            started = emulator.start(board, project.elf, tag, register=False)
             port = started.port
     elif port is None:
         found = find_ports(list(board.serial.get("usb_ids", [])))

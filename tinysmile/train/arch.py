@@ -1,116 +1,328 @@
-"""Model architectures (Keras) and their cost: MACs and parameters per layer.
+"""Model architectures as data, their Keras models, their cost and their reductions.
 
-Every builder takes the input shape (H, W, C) and a batch size. Training uses a free
-batch (``None``); export rebuilds the same layers with a batch of 1 so that Flatten
-lowers to one RESHAPE with a constant shape instead of SHAPE/STRIDED_SLICE/PACK, which
-the C compiler does not (and need not) support.
+An architecture is a JSON document: an input size and a flat stack of layers
+(``conv``, ``batch_norm``, ``relu``, ``max_pool``, ``flatten``, ``dropout``, ``dense``),
+each with its Keras name and settings. The three built-in architectures are such files
+(``tinysmile/train/archs/*.json``); ``--arch`` takes one of their names or a path.
 
-Keras is imported lazily: ``tinysmile.train.arch`` is cheap to import for the cost
-functions and names, and only ``build_model`` pulls in TensorFlow.
+Every builder takes a batch size. Training uses a free batch (``None``); export rebuilds
+the same layers with a batch of 1 so that Flatten lowers to one RESHAPE with a constant
+shape instead of SHAPE/STRIDED_SLICE/PACK, which the C compiler does not (and need not)
+support.
+
+Shapes and MACs are also computed from the data alone (no TensorFlow), which is what the
+search uses to order the reductions it generates. Keras is imported lazily: only
+``build_model`` pulls in TensorFlow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+import hashlib
+import json
+import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from tinysmile.errors import TinysmileError
 
 ARCHS = ("alexnet", "reduced-alexnet", "embedded3")
+ARCH_DIR = Path(__file__).resolve().parent / "archs"
 
-
-def _conv_bn_relu(
-    keras: Any, x: Any, filters: int, kernel: int, name: str, strides: int = 1
-) -> Any:
-    # Batch norm after every conv stands in for AlexNet's local response normalisation:
-    # without it these deeper plain-ReLU stacks often die at the start of training (a
-    # constant output, AUC 0.5). The converter folds each one into its CONV_2D.
-    L = keras.layers
-    x = L.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=name)(x)
-    x = L.BatchNormalization(name=f"{name}_bn")(x)
-    return L.ReLU(name=f"{name}_relu")(x)
-
-
-def _alexnet(keras: Any, x: Any) -> Any:
-    # AlexNet's shape (11x11/4 conv, overlapping 3x3/2 pools, 5 convs, two wide dense
-    # layers with dropout) at half its widths, sized for 64x64 face crops: a baseline for
-    # accuracy, not something meant for a microcontroller.
-    L = keras.layers
-    x = _conv_bn_relu(keras, x, 48, 11, "conv1", strides=4)
-    x = L.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
-    x = _conv_bn_relu(keras, x, 128, 5, "conv2")
-    x = L.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
-    x = _conv_bn_relu(keras, x, 192, 3, "conv3")
-    x = _conv_bn_relu(keras, x, 192, 3, "conv4")
-    x = _conv_bn_relu(keras, x, 128, 3, "conv5")
-    x = L.MaxPooling2D(3, strides=2, padding="same", name="pool5")(x)
-    x = L.Flatten(name="flatten")(x)
-    x = L.Dense(512, activation="relu", name="fc6")(x)
-    x = L.Dropout(0.5, name="drop6")(x)
-    x = L.Dense(512, activation="relu", name="fc7")(x)
-    x = L.Dropout(0.5, name="drop7")(x)
-    return L.Dense(1, activation="sigmoid", name="output")(x)
-
-
-def _reduced_alexnet(keras: Any, x: Any) -> Any:
-    # The same five-conv, two-dense layout with far fewer channels and a gentler first
-    # stride: about a quarter of the baseline's MACs.
-    L = keras.layers
-    x = _conv_bn_relu(keras, x, 24, 7, "conv1", strides=2)
-    x = L.MaxPooling2D(2, name="pool1")(x)
-    x = _conv_bn_relu(keras, x, 32, 3, "conv2")
-    x = L.MaxPooling2D(2, name="pool2")(x)
-    x = _conv_bn_relu(keras, x, 48, 3, "conv3")
-    x = _conv_bn_relu(keras, x, 48, 3, "conv4")
-    x = _conv_bn_relu(keras, x, 32, 3, "conv5")
-    x = L.MaxPooling2D(2, name="pool5")(x)
-    x = L.Flatten(name="flatten")(x)
-    x = L.Dense(64, activation="relu", name="fc6")(x)
-    x = L.Dropout(0.5, name="drop6")(x)
-    return L.Dense(1, activation="sigmoid", name="output")(x)
-
-
-def _embedded3(keras: Any, x: Any) -> Any:
-    # Three convs, three max-pools. The first conv has a large stride so the expensive
-    # full-resolution layer is cheap; the one BatchNormalization sits right after it,
-    # before the ReLU and with no conv bias, so the converter folds it into CONV_2D and
-    # the int8 graph has no MUL/ADD left from it.
-    L = keras.layers
-    x = L.Conv2D(8, 5, strides=2, padding="same", use_bias=False, name="conv1")(x)
-    x = L.BatchNormalization(name="bn1")(x)
-    x = L.ReLU(name="relu1")(x)
-    x = L.MaxPooling2D(2, name="pool1")(x)
-    x = L.Conv2D(24, 3, padding="same", activation="relu", name="conv2")(x)
-    x = L.MaxPooling2D(2, name="pool2")(x)
-    x = L.Conv2D(32, 3, padding="same", activation="relu", name="conv3")(x)
-    x = L.MaxPooling2D(2, name="pool3")(x)
-    x = L.Flatten(name="flatten")(x)
-    x = L.Dropout(0.4, name="dropout")(x)
-    return L.Dense(1, activation="sigmoid", name="output")(x)
-
-
-_BUILDERS: dict[str, Callable[[Any, Any], Any]] = {
-    "alexnet": _alexnet,
-    "reduced-alexnet": _reduced_alexnet,
-    "embedded3": _embedded3,
+# type -> (required fields, defaults). Defaults are written into the normalised form, so
+# two descriptions that build the same model have the same key.
+_FIELDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "conv": (
+        ("filters", "kernel"),
+        {"stride": 1, "padding": "same", "bias": True, "activation": None},
+    ),
+    "batch_norm": ((), {}),
+    "relu": ((), {}),
+    "max_pool": (("size",), {"stride": None, "padding": "valid"}),
+    "flatten": ((), {}),
+    "dropout": (("rate",), {}),
+    "dense": (("units",), {"activation": None}),
 }
+_ACTIVATIONS = (None, "relu", "sigmoid")
+_INT_FIELDS = ("filters", "kernel", "stride", "size", "units")
+# The smallest input side a reduction may produce: below it a face is a few pixels.
+MIN_INPUT = 16
+Arch = dict[str, Any]
 
 
-def check_arch(name: str) -> str:
-    if name not in _BUILDERS:
-        raise TinysmileError(f"unknown architecture {name!r} (choose from {', '.join(ARCHS)})")
-    return name
+def _bad(where: str, msg: str) -> TinysmileError:
+    return TinysmileError(f"{where}: {msg}")
 
 
-def build_model(arch: str, input_shape: tuple[int, int, int], batch_size: int | None = None) -> Any:
-    """A fresh Keras model; ``batch_size=1`` is the export shape."""
+def normalise(doc: Any, where: str = "architecture") -> Arch:
+    """A checked copy of an architecture document with every default filled in."""
+    if not isinstance(doc, dict):
+        raise _bad(where, "an architecture is a JSON object with 'input' and 'layers'")
+    inp = doc.get("input")
+    if not isinstance(inp, dict) or not all(
+        isinstance(inp.get(k), int) and inp[k] > 0 for k in ("height", "width")
+    ):
+        raise _bad(where, "'input' needs positive integer 'height' and 'width'")
+    layers = doc.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise _bad(where, "'layers' must be a non-empty list")
+    out_layers = []
+    names: set[str] = set()
+    for i, layer in enumerate(layers):
+        at = f"{where}: layer {i}"
+        if not isinstance(layer, dict) or layer.get("type") not in _FIELDS:
+            raise TinysmileError(f"{at}: 'type' must be one of {', '.join(_FIELDS)}")
+        kind = layer["type"]
+        required, defaults = _FIELDS[kind]
+        name = layer.get("name", f"{kind}{i}")
+        if not isinstance(name, str) or not name or name in names:
+            raise TinysmileError(f"{at}: 'name' must be a unique non-empty string")
+        names.add(name)
+        unknown = set(layer) - {"type", "name", *required, *defaults}
+        if unknown:
+            raise TinysmileError(f"{at} ({kind}): unknown field(s) {', '.join(sorted(unknown))}")
+        missing = [k for k in required if k not in layer]
+        if missing:
+            raise TinysmileError(f"{at} ({kind}): missing {', '.join(missing)}")
+        norm = {"type": kind, "name": name, **defaults}
+        norm.update({k: layer[k] for k in layer if k not in ("type", "name")})
+        if kind == "max_pool" and norm["stride"] is None:
+            norm["stride"] = norm["size"]
+        for k in _INT_FIELDS:
+            if k in norm and not (isinstance(norm[k], int) and norm[k] > 0):
+                raise TinysmileError(f"{at} ({kind}): {k} must be a positive integer")
+        if norm.get("padding", "same") not in ("same", "valid"):
+            raise TinysmileError(f"{at} ({kind}): padding is 'same' or 'valid'")
+        if norm.get("activation") not in _ACTIVATIONS:
+            raise TinysmileError(f"{at} ({kind}): activation is relu, sigmoid or null")
+        if kind == "conv" and not isinstance(norm["bias"], bool):
+            raise TinysmileError(f"{at} (conv): bias is true or false")
+        if kind == "dropout" and not (
+            isinstance(norm["rate"], (int, float)) and 0 <= norm["rate"] < 1
+        ):
+            raise TinysmileError(f"{at} (dropout): rate must be in [0, 1)")
+        out_layers.append(norm)
+    kinds = [layer["type"] for layer in out_layers]
+    if "flatten" not in kinds or kinds.count("flatten") > 1:
+        raise _bad(where, "exactly one flatten layer, between the convolutions and dense layers")
+    flat = kinds.index("flatten")
+    if (
+        any(k in ("conv", "batch_norm", "max_pool") for k in kinds[flat:])
+        or "dense" in kinds[:flat]
+    ):
+        raise _bad(where, "conv, batch_norm and max_pool come before flatten, dense after it")
+    last = out_layers[-1]
+    if last["type"] != "dense" or last["units"] != 1 or last["activation"] != "sigmoid":
+        raise _bad(where, "the last layer must be a dense layer of 1 unit with a sigmoid")
+    name = doc.get("name", "custom")
+    out: Arch = {"name": str(name), "input": {"height": inp["height"], "width": inp["width"]}}
+    if doc.get("description"):
+        out["description"] = str(doc["description"])
+    out["layers"] = out_layers
+    shapes(out, where)  # every feature map must keep at least one pixel
+    return out
+
+
+def load_arch(arch: str | Path | dict[str, Any]) -> Arch:
+    """A built-in name, a JSON file, or a document; always returned normalised."""
+    if isinstance(arch, dict):
+        return normalise(arch)
+    text = str(arch)
+    if text in ARCHS:
+        return normalise(json.loads((ARCH_DIR / f"{text}.json").read_text()), text)
+    path = Path(text)
+    if text.endswith(".json") or path.is_file():
+        if not path.is_file():
+            raise TinysmileError(f"{path}: no such architecture file")
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TinysmileError(f"{path}: not a JSON architecture ({exc})") from None
+        return normalise(doc, str(path))
+    raise TinysmileError(
+        f"unknown architecture {text!r} (choose from {', '.join(ARCHS)}, or give a JSON file)"
+    )
+
+
+def check_arch(arch: str | Path | dict[str, Any]) -> Arch:
+    return load_arch(arch)
+
+
+def arch_key(arch: Arch) -> str:
+    """The identity of an architecture: a hash of its input and layers (not its name or
+    description), so the same model reached along two reduction paths is one trial."""
+    body = {"input": arch["input"], "layers": arch["layers"]}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def with_input(arch: Arch, height: int, width: int) -> Arch:
+    out = copy.deepcopy(arch)
+    out["input"] = {"height": int(height), "width": int(width)}
+    return normalise(out, out.get("name", "architecture"))
+
+
+def _conv_out(n: int, k: int, s: int, padding: str) -> int:
+    return math.ceil(n / s) if padding == "same" else (n - k) // s + 1
+
+
+def shapes(arch: Arch, where: str = "architecture") -> list[tuple[list[int], int]]:
+    """(output shape without batch, MACs) per layer, from the data alone."""
+    h, w, c = arch["input"]["height"], arch["input"]["width"], 1
+    flat: int | None = None
+    out = []
+    for layer in arch["layers"]:
+        kind, macs = layer["type"], 0
+        if kind == "conv":
+            k, s = layer["kernel"], layer["stride"]
+            h, w = _conv_out(h, k, s, layer["padding"]), _conv_out(w, k, s, layer["padding"])
+            macs = h * w * layer["filters"] * k * k * c
+            c = layer["filters"]
+        elif kind == "max_pool":
+            k, s = layer["size"], layer["stride"]
+            h, w = _conv_out(h, k, s, layer["padding"]), _conv_out(w, k, s, layer["padding"])
+        elif kind == "flatten":
+            flat = h * w * c
+        elif kind == "dense":
+            assert flat is not None
+            macs = flat * layer["units"]
+            flat = layer["units"]
+        if h < 1 or w < 1:
+            raise _bad(where, f"layer {layer['name']} leaves no pixels ({h}x{w})")
+        out.append(([h, w, c] if flat is None else [flat], macs))
+    return out
+
+
+def arch_macs(arch: Arch) -> int:
+    return sum(m for _, m in shapes(arch))
+
+
+def _keras_layer(keras: Any, layer: dict[str, Any]) -> Any:
+    L = keras.layers
+    kind, name = layer["type"], layer["name"]
+    if kind == "conv":
+        return L.Conv2D(
+            layer["filters"],
+            layer["kernel"],
+            strides=layer["stride"],
+            padding=layer["padding"],
+            use_bias=layer["bias"],
+            activation=layer["activation"],
+            name=name,
+        )
+    if kind == "batch_norm":
+        return L.BatchNormalization(name=name)
+    if kind == "relu":
+        return L.ReLU(name=name)
+    if kind == "max_pool":
+        return L.MaxPooling2D(
+            layer["size"], strides=layer["stride"], padding=layer["padding"], name=name
+        )
+    if kind == "flatten":
+        return L.Flatten(name=name)
+    if kind == "dropout":
+        return L.Dropout(layer["rate"], name=name)
+    return L.Dense(layer["units"], activation=layer["activation"], name=name)
+
+
+def build_model(
+    arch: str | Path | dict[str, Any],
+    input_shape: tuple[int, int, int] | None = None,
+    batch_size: int | None = None,
+) -> Any:
+    """A fresh Keras model; ``batch_size=1`` is the export shape. ``input_shape`` (H, W, 1)
+    overrides the architecture's input size."""
     import keras
 
-    check_arch(arch)
-    inputs = keras.Input(shape=tuple(input_shape), batch_size=batch_size, name="image")
-    outputs = _BUILDERS[arch](keras, inputs)
-    return keras.Model(inputs, outputs, name=arch.replace("-", "_"))
+    spec = load_arch(arch)
+    if input_shape is not None:
+        spec = with_input(spec, input_shape[0], input_shape[1])
+    shape = (spec["input"]["height"], spec["input"]["width"], 1)
+    inputs = keras.Input(shape=shape, batch_size=batch_size, name="image")
+    x = inputs
+    for layer in spec["layers"]:
+        x = _keras_layer(keras, layer)(x)
+    return keras.Model(inputs, x, name=spec["name"].replace("-", "_"))
+
+
+# -- reductions: single steps on the data, each making the model cheaper or smaller ------
+
+
+def _conv_blocks(layers: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """(start, end) of each conv block: the conv and the batch norm / ReLU / pool after it."""
+    starts = [i for i, layer in enumerate(layers) if layer["type"] == "conv"]
+    blocks = []
+    for i in starts:
+        j = i + 1
+        while j < len(layers) and layers[j]["type"] not in ("conv", "flatten"):
+            j += 1
+        blocks.append((i, j))
+    return blocks
+
+
+def smaller_side(n: int) -> int:
+    """Three quarters, on a multiple of 4 (64 -> 48 -> 36 -> 28 -> 20 -> 16)."""
+    return max(MIN_INPUT, round(n * 0.75 / 4) * 4)
+
+
+def reductions(arch: Arch) -> list[tuple[str, Arch]]:
+    """Every single-step reduction of ``arch`` that is still a valid architecture:
+    halve one conv's filters, drop one conv block (conv with its batch norm, ReLU and
+    pool), a larger first stride, a smaller input, halve one hidden dense layer, remove
+    one batch norm. Each comes with a one-line description of the step."""
+    arch = load_arch(arch)
+    layers = arch["layers"]
+    out: list[tuple[str, Arch]] = []
+
+    def child(step: str, new_layers: list[dict[str, Any]], inp: dict[str, int] | None = None):
+        doc = {"name": arch["name"], "input": inp or arch["input"], "layers": new_layers}
+        try:
+            out.append((step, normalise(doc, step)))
+        except TinysmileError:
+            pass  # a step that leaves no pixels (or no conv) is not an architecture
+
+    for i, layer in enumerate(layers):
+        if layer["type"] == "conv" and layer["filters"] >= 2:
+            new = copy.deepcopy(layers)
+            new[i]["filters"] = layer["filters"] // 2
+            child(f"halve {layer['name']} ({layer['filters']} -> {new[i]['filters']} filters)", new)
+    blocks = _conv_blocks(layers)
+    if len(blocks) >= 2:
+        for start, end in blocks:
+            child(f"drop the {layers[start]['name']} block", layers[:start] + layers[end:])
+    if blocks:
+        first = layers[blocks[0][0]]
+        # A stride above the kernel size would skip input pixels altogether.
+        if first["stride"] < first["kernel"]:
+            new = copy.deepcopy(layers)
+            new[blocks[0][0]]["stride"] = first["stride"] + 1
+            child(f"{first['name']} stride {first['stride']} -> {first['stride'] + 1}", new)
+    h, w = arch["input"]["height"], arch["input"]["width"]
+    if smaller_side(h) < h or smaller_side(w) < w:
+        nh, nw = smaller_side(h), smaller_side(w)
+        child(f"input {h}x{w} -> {nh}x{nw}", layers, {"height": nh, "width": nw})
+    for i, layer in enumerate(layers[:-1]):
+        if layer["type"] == "dense" and layer["units"] >= 2:
+            new = copy.deepcopy(layers)
+            new[i]["units"] = layer["units"] // 2
+            child(f"halve {layer['name']} ({layer['units']} -> {new[i]['units']} units)", new)
+    for i, layer in enumerate(layers):
+        if layer["type"] == "batch_norm":
+            new = copy.deepcopy(layers)
+            # The batch norm supplied the conv's offset; without it the conv needs a bias.
+            if i > 0 and new[i - 1]["type"] == "conv":
+                new[i - 1]["bias"] = True
+            del new[i]
+            child(f"remove {layer['name']}", new)
+    seen: set[str] = set()
+    unique = []
+    for step, a in out:
+        key = arch_key(a)
+        if key not in seen and key != arch_key(arch):
+            seen.add(key)
+            unique.append((step, a))
+    return unique
 
 
 def export_model(model: Any) -> Any:

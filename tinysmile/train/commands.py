@@ -27,9 +27,9 @@ def _echo_err(msg: str) -> None:
 @click.command("train")
 @click.option(
     "--arch",
-    type=click.Choice(["alexnet", "reduced-alexnet", "embedded3"]),
     default="embedded3",
     show_default=True,
+    help="alexnet, reduced-alexnet, embedded3, or an architecture JSON file.",
 )
 @click.option(
     "--data", "data", required=True, type=click.Path(path_type=Path), help="Dataset store."
@@ -65,7 +65,7 @@ def _echo_err(msg: str) -> None:
     show_default=True,
     help="none: the images are face crops already (SMILEsmileD); haar: detect faces.",
 )
-@click.option("--size", type=int, default=64, show_default=True, help="Input height and width.")
+@click.option("--size", type=int, default=None, help="Input height and width [the architecture's].")
 def train_cmd(
     arch: str,
     data: Path,
@@ -79,15 +79,20 @@ def train_cmd(
     augment_strength: float,
     target_precision: float,
     face_crop: str,
-    size: int,
+    size: int | None,
 ) -> None:
     """Train ARCH on a store's train split; early stopping on validation AUC."""
     from tinysmile.data.preprocess import PreprocessSpec
+    from tinysmile.train.arch import load_arch
     from tinysmile.train.train import train_run
 
     if batch_size < 1:
         raise TinysmileError(f"--batch-size must be >= 1, got {batch_size}")
-    spec = PreprocessSpec(height=size, width=size, face_crop=face_crop)
+    if size is not None and size < 1:
+        raise TinysmileError(f"--size must be >= 1, got {size}")
+    spec_arch = load_arch(arch)
+    h, w = (size, size) if size else (spec_arch["input"]["height"], spec_arch["input"]["width"])
+    spec = PreprocessSpec(height=h, width=w, face_crop=face_crop)
     result = train_run(
         data,
         arch,
@@ -107,7 +112,7 @@ def train_cmd(
     )
     v = result["val"]
     click.echo(
-        f"{arch}: val AUC {v['auc']:.4f}, at threshold {result['threshold']:.3f}: "
+        f"{result['arch']}: val AUC {v['auc']:.4f}, at threshold {result['threshold']:.3f}: "
         f"precision {v['precision']:.3f} recall {v['recall']:.3f} F1 {v['f1']:.3f}; "
         f"{result['macs']:,} MACs, {result['params']:,} params; "
         f"{result['train_seconds']:.0f} s, best epoch {result['best_epoch']}/{result['epochs_run']}"
@@ -229,3 +234,211 @@ def evaluate_cmd(model: Path, data: Path, split: str, limit: int | None, as_json
         f"at int8 threshold {runner.threshold_int8}: tp {result['tp']} fp {result['fp']} "
         f"fn {result['fn']} tn {result['tn']}"
     )
+
+
+def _fmt_cost(v) -> str:
+    return "-" if v is None else f"{int(v):,}"
+
+
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "ETA ?"
+    m, s = divmod(round(seconds), 60)
+    return f"ETA {m}m{s:02d}s" if m else f"ETA {s}s"
+
+
+def _trial_line(row: dict, progress: dict, cost: str) -> str:
+    done, total = progress["done"], progress["total"]
+    bar_w = 20
+    filled = min(bar_w, round(bar_w * done / max(total, 1)))
+    bar = "#" * filled + "." * (bar_w - filled)
+    if row["status"] == "failed":
+        what = f"failed: {row['message']}"
+    else:
+        what = (
+            f"{cost} {_fmt_cost(row.get(cost))}, AUC int8 {row['auc_int8']:.4f} "
+            f"(float {row['auc_float']:.4f}), {row['verdict'].replace('_', ' ')}"
+        )
+    return (
+        f"[{bar}] {done}/{total} {_fmt_eta(progress['eta'])}  #{row['seq']} "
+        f"{row['step']} ({row['arch_key'][:8]}): {what}"
+    )
+
+
+def _report_table(settings: dict, rows: list[dict]):
+    from rich.table import Table
+
+    from tinysmile.train.search import pareto_front
+
+    cost = settings["cost"]
+    front = {r["arch_key"] for r in pareto_front(rows, cost)}
+    t = Table(title=f"search {settings['out']} ({len(rows)} trials, cost {cost})")
+    for col in (
+        "#",
+        "step",
+        "arch",
+        "MACs",
+        "arena",
+        "flash",
+        "instructions",
+        "AUC float",
+        "AUC int8",
+        "verdict",
+        "train s",
+    ):
+        t.add_column(col, justify="left" if col in ("step", "arch", "verdict") else "right")
+    for r in rows:
+        done = r["status"] != "running" and r["status"] != "failed"
+        verdict = (r["verdict"] or r["status"]).replace("_", " ")
+        if r["arch_key"] in front:
+            verdict += " *"
+        t.add_row(
+            str(r["seq"]),
+            r["step"],
+            r["arch_key"][:8],
+            _fmt_cost(r["macs"]),
+            _fmt_cost(r["arena"]),
+            _fmt_cost(r["flash"]),
+            _fmt_cost(r["instructions"]),
+            f"{r['auc_float']:.4f}" if done else "-",
+            f"{r['auc_int8']:.4f}" if done else "-",
+            verdict,
+            f"{r['train_seconds']:.0f}" if r["train_seconds"] is not None else "-",
+        )
+    return t
+
+
+@click.command("search")
+@click.option("--data", type=click.Path(path_type=Path), help="Dataset store.")
+@click.option(
+    "--baseline",
+    default="embedded3",
+    show_default=True,
+    help="alexnet, reduced-alexnet, embedded3, an architecture JSON or a training run folder.",
+)
+@click.option("--board", "board_id", default=None, help="Board whose budget trials must fit.")
+@click.option(
+    "--cost",
+    type=click.Choice(["instructions", "macs", "arena", "flash"]),
+    default="macs",
+    show_default=True,
+)
+@click.option(
+    "--target-auc",
+    default="0.8x",
+    show_default=True,
+    help="beta: a fraction of the baseline's int8 val AUC (0.8x) or an AUC (0.95).",
+)
+@click.option("--max-cost", type=int, default=None, help="Size target for the chosen cost.")
+@click.option("--trials", type=int, default=20, show_default=True, help="Most trials to train.")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--learning-rate", type=float, default=3e-3, show_default=True)
+@click.option("--augment", type=float, default=1.0, show_default=True)
+@click.option("--calibration", type=int, default=200, show_default=True)
+@click.option("--pareto", is_flag=True, help="Go on past the target; report the whole front.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Local trial processes.")
+@click.option(
+    "--threads", type=int, default=1, show_default=True, help="CPU threads (Ray: CPUs) per trial."
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    help="Run trials as Ray tasks on a cluster (ADDRESS, or the running one).",
+)
+@click.option("--mlflow", "mlflow_uri", default=None, help="Also log each trial to MLflow (URI).")
+@click.option("--out", type=click.Path(path_type=Path), help="Search folder.")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Print a search folder's trial table and write its Pareto plot; train nothing.",
+)
+def search_cmd(
+    data: Path | None,
+    baseline: str,
+    board_id: str | None,
+    cost: str,
+    target_auc: str,
+    max_cost: int | None,
+    trials: int,
+    epochs: int,
+    seed: int,
+    batch_size: int,
+    learning_rate: float,
+    augment: float,
+    calibration: int,
+    pareto: bool,
+    workers: int,
+    threads: int,
+    ray_address: str | None,
+    mlflow_uri: str | None,
+    out: Path | None,
+    report_dir: Path | None,
+) -> int:
+    """Hardware-aware architecture search: reduce BASELINE best-first over cost while its
+    int8 val AUC stays >= beta, within the board's budget; every trial in STORE/trials.sqlite."""
+    from rich.console import Console
+
+    from tinysmile.train import search as S
+
+    if report_dir is not None:
+        settings, rows = S.load_report(report_dir)
+        Console(highlight=False, width=160).print(_report_table(settings, rows))
+        png = Path(report_dir) / S.REPORT_PNG
+        S.plot_pareto(rows, settings["cost"], png, f"{settings['baseline']['name']} search")
+        click.echo(f"* Pareto front; plot written to {png}")
+        return 0
+    if data is None or out is None:
+        raise TinysmileError("search needs --data STORE and --out DIR (or --report DIR)")
+    if calibration < 1 or batch_size < 1:
+        raise TinysmileError("--calibration and --batch-size must be >= 1")
+    settings = S.Settings(
+        store=str(data),
+        baseline=S.load_baseline(baseline),
+        board=board_id,
+        cost=cost,
+        out=str(out),
+        target_auc=target_auc,
+        max_cost=max_cost,
+        trials=trials,
+        epochs=epochs,
+        seed=seed,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        augment=augment,
+        calibration=calibration,
+        pareto=pareto,
+        workers=workers,
+        threads=threads,
+        ray=ray_address,
+        mlflow=mlflow_uri,
+    )
+    result = S.search(
+        settings, on_trial=lambda row, p: click.echo(_trial_line(row, p, cost), nl=True)
+    )
+    click.echo(
+        f"{result.stopped}; beta {result.beta:.4f}; {len(result.rows)} trials recorded "
+        f"({result.trained} trained now) in {result.seconds:.0f} s"
+    )
+    if result.best is None:
+        click.echo("no trial fits the board under the target with AUC >= beta")
+        return 1
+    b = result.best
+    click.echo(
+        f"best: #{b['seq']} {b['step']} ({b['arch_key'][:8]}): {cost} {_fmt_cost(b['cost'])}, "
+        f"AUC int8 {b['auc_int8']:.4f}; run in {b['run_dir']}"
+    )
+    if pareto:
+        click.echo(
+            "Pareto front: "
+            + "; ".join(
+                f"#{r['seq']} {_fmt_cost(r['cost'])} / {r['auc_int8']:.4f}" for r in result.front
+            )
+        )
+    return 0

@@ -229,6 +229,12 @@ def quantize_run(
             "val_samples": info.get("val_samples"),
             "split": "80/10/10 by content hash (tinysmile.data.store)",
             "arch": info.get("arch"),
+            # The architecture as data (runs from before it was data have only the name).
+            "arch_spec": (
+                json.loads((run / "arch.json").read_text())
+                if (run / "arch.json").is_file()
+                else None
+            ),
             "seed": seed,
             "epochs": info.get("epochs"),
             "epochs_run": len(info.get("history", {}).get("loss", [])) or None,

@@ -23,7 +23,7 @@ from tinysmile.data.augment import augment
 from tinysmile.data.preprocess import PreprocessSpec, to_float
 from tinysmile.errors import TinysmileError
 from tinysmile.train import metrics as M
-from tinysmile.train.arch import check_arch, layer_costs, total_macs, total_params
+from tinysmile.train.arch import Arch, layer_costs, load_arch, total_macs, total_params, with_input
 from tinysmile.train.dataset import Arrays, is_store, load_samples, store_samples, subset
 
 RUN_FILE = "run.json"
@@ -31,6 +31,7 @@ METRICS_FILE = "metrics.json"
 LAYERS_FILE = "layers.json"
 SPEC_FILE = "preprocess.json"
 MODEL_FILE = "model.keras"
+ARCH_FILE = "arch.json"
 LABELS = {"smile": ["no_smile", "smile"]}
 
 
@@ -42,12 +43,17 @@ def import_tensorflow() -> Any:
     return tf
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, deterministic: bool = False) -> None:
     import keras
 
-    # Python, numpy and the backend at once; op determinism is left off because on 2
-    # cores it costs more time than the run-to-run jitter it removes is worth.
+    # Python, numpy and the backend at once. Op determinism is off by default because on
+    # 2 cores it costs more time than the run-to-run jitter it removes is worth; the
+    # search turns it on, since its trials must give the same figures wherever they run.
     keras.utils.set_random_seed(seed)
+    if deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
 
 def class_weights(labels: np.ndarray) -> dict[int, float]:
@@ -134,7 +140,7 @@ def _load_split(
 
 def train_run(
     data: str | Path,
-    arch: str,
+    arch: str | Path | Arch,
     out: str | Path,
     *,
     epochs: int = 40,
@@ -149,9 +155,20 @@ def train_run(
     command: str | None = None,
     verbose: int = 1,
     say: Any = print,
+    deterministic: bool = False,
 ) -> dict[str, Any]:
-    """Train and write the run directory; returns the metrics dict."""
-    check_arch(arch)
+    """Train and write the run directory; returns the metrics dict.
+
+    ``arch``: a built-in name, a JSON file or a document. The input size is the spec's
+    when one is given (the architecture's input is resized to it), else the
+    architecture's."""
+    arch_spec = load_arch(arch)
+    if spec is None:
+        spec = PreprocessSpec(
+            height=arch_spec["input"]["height"], width=arch_spec["input"]["width"]
+        )
+    arch_spec = with_input(arch_spec, spec.height, spec.width)
+    arch_name = arch_spec["name"]
     store = Path(data)
     if not store.exists() or not is_store(store):
         raise TinysmileError(
@@ -161,7 +178,6 @@ def train_run(
         raise TinysmileError(f"--epochs must be >= 1, got {epochs}")
     if not 0 < target_precision < 1:
         raise TinysmileError(f"target precision must be in (0, 1), got {target_precision}")
-    spec = spec or PreprocessSpec()
     started = time.perf_counter()
     cpu_started = time.process_time()
     run = Path(out)
@@ -183,8 +199,8 @@ def train_run(
 
     from tinysmile.train.arch import build_model, export_model
 
-    seed_everything(seed)
-    model = build_model(arch, (spec.height, spec.width, 1))
+    seed_everything(seed, deterministic)
+    model = build_model(arch_spec)
     batches = _batches(spec, train, weights, batch_size, seed, augment_strength)
     steps = len(batches) * epochs
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
@@ -197,7 +213,7 @@ def train_run(
         monitor="val_auc", mode="max", patience=patience, restore_best_weights=True, verbose=0
     )
     say(
-        f"training {arch} on {train.labels.size} images, {epochs} epochs max, "
+        f"training {arch_name} on {train.labels.size} images, {epochs} epochs max, "
         f"batch {batch_size}, seed {seed}"
     )
     t0 = time.perf_counter()
@@ -217,7 +233,7 @@ def train_run(
     val_scores = predict_float(model, spec, val.pixels)
     threshold, reached = M.threshold_for_precision(val.labels, val_scores, target_precision)
     result: dict[str, Any] = {
-        "arch": arch,
+        "arch": arch_name,
         "target_precision": target_precision,
         "target_precision_reached": reached,
         "threshold": threshold,
@@ -229,7 +245,7 @@ def train_run(
     test = _load_split(spec, store, "test", None if limit is None else max(limit // 4, 1), say)
     if test is not None and len(set(test.labels.tolist())) == 2:
         result["test"] = M.summary(test.labels, predict_float(model, spec, test.pixels), threshold)
-    M.plot_curves(val.labels, val_scores, run, f"{arch}, validation")
+    M.plot_curves(val.labels, val_scores, run, f"{arch_name}, validation")
 
     costs = layer_costs(export_model(model))
     result["macs"] = total_macs(costs)
@@ -237,6 +253,7 @@ def train_run(
 
     model.save(run / MODEL_FILE)
     (run / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
+    (run / ARCH_FILE).write_text(json.dumps(arch_spec, indent=2) + "\n")
     (run / LAYERS_FILE).write_text(json.dumps([c.to_dict() for c in costs], indent=2) + "\n")
     (run / METRICS_FILE).write_text(
         json.dumps({**result, "layers": [c.to_dict() for c in costs]}, indent=2) + "\n"
@@ -244,7 +261,7 @@ def train_run(
     (run / RUN_FILE).write_text(
         json.dumps(
             {
-                "arch": arch,
+                "arch": arch_name,
                 "data": str(store.resolve()),
                 "task": "smile",
                 "seed": seed,

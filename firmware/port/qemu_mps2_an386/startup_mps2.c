@@ -7,6 +7,9 @@ extern uint32_t __data_end__;
 extern uint32_t __bss_start__;
 extern uint32_t __bss_end__;
 extern uint32_t __stack_top__;
+typedef void (*tsm_init_fn_t)(void);
+extern tsm_init_fn_t __init_array_start[];
+extern tsm_init_fn_t __init_array_end[];
 
 int main(void);
 void Reset_Handler(void);
@@ -67,6 +70,9 @@ void Reset_Handler(void)
      * integer code (spills, memcpy), which would fault with the FPU off. */
     TSM_SCB_CPACR |= (0xFu << 20);
     __asm volatile("dsb\n\tisb" ::: "memory");
+    for (tsm_init_fn_t *fn = __init_array_start; fn < __init_array_end; ++fn) {
+        (*fn)();
+    }
     (void)main();
     for (;;) {
     }

@@ -1,0 +1,309 @@
+"""The tflm runtime on the emulated Cortex-M4: the real TFLite Micro library (../shared's
+Arduino_TensorFlowLite, used in place) built with PlatformIO and run in QEMU behind the same
+protocol as the native harness.
+
+- parity: 64 inputs, byte for byte, TFLM on the device == LiteRT BUILTIN_REF == the native
+  generated C, for the bundled model and the native emulator tests' models;
+- arena: TFLM's arena_used_bytes() measured on the device, against the exported arena and
+  TFLite Micro's own report; a too-small arena is an error over the link, not a hang;
+- PROFILE: per-operator counts through TFLM's profiler interface; LAYER refused;
+- budget estimates against the linker's section sizes.
+
+Cost: the library's parts compile once per machine (about 1 minute of CPU, 2-6 minutes
+wall on a loaded 2-core machine); PlatformIO's build cache then serves them to every model,
+so each further model builds in well under a minute.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinysmile.boards import load_board
+from tinysmile.bundle import load_bundle
+from tinysmile.device import tflm_lib
+
+BOARD = "qemu-cortex-m4"
+SAMPLES = 64
+TFLM_LIB = Path(
+    os.environ.get(tflm_lib.ENV_VAR)
+    or Path(__file__).resolve().parents[2] / "shared" / "libraries" / "Arduino_TensorFlowLite"
+)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
+        reason="needs qemu-system-arm and arm-none-eabi-gcc (scripts/setup.sh installs them)",
+    ),
+    pytest.mark.skipif(
+        not (TFLM_LIB / "src" / "tensorflow" / "lite" / "micro").is_dir(),
+        reason=f"needs the TFLite Micro Arduino library at {TFLM_LIB} (or ${tflm_lib.ENV_VAR})",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tinysmile-tflm-state")
+    old = os.environ.get("TINYSMILE_STATE_DIR")
+    os.environ["TINYSMILE_STATE_DIR"] = str(d)
+    yield d
+    if old is None:
+        os.environ.pop("TINYSMILE_STATE_DIR", None)
+    else:
+        os.environ["TINYSMILE_STATE_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from models import build_mobilenet_block, build_smile_like
+
+    d = tmp_path_factory.mktemp("models")
+    out = {"bundled": load_bundle(None).model_path}
+    for name, build in (
+        ("smile_like", build_smile_like),
+        ("mobilenet_block", build_mobilenet_block),
+    ):
+        path = d / f"{name}.tflite"
+        path.write_bytes(build())
+        out[name] = path
+    return out
+
+
+@pytest.fixture(scope="module")
+def firmware(state_dir, models):
+    """name -> the built tflm harness project (built once per module)."""
+    from tinysmile.device.session import build
+
+    board = load_board(BOARD)
+    cache: dict = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = build(
+                load_bundle(models[name]),
+                board,
+                out_dir=state_dir / f"tflm-{name}",
+                runtime="tflm",
+                tflm_lib_dir=TFLM_LIB,
+            )
+        return cache[name]
+
+    return get
+
+
+@contextmanager
+def running(elf: Path, icount: bool = False):
+    from tinysmile.device import emulator
+    from tinysmile.device.session import client_for
+
+    board = load_board(BOARD)
+    st = emulator.start(board, elf, "", register=False, icount=icount)
+    client = client_for(board, st.port)
+    try:
+        yield client
+    finally:
+        client.close()
+        emulator.kill(st)
+
+
+# The library in ../shared is TFLite Micro's 2023-02 sync: its int8 MEAN rounds differently
+# from LiteRT's reference kernel (measured here: cutting the block after MEAN, 1 of its 32
+# outputs is off by one), and FULLY_CONNECTED and SOFTMAX carry that to the outputs. The
+# current tflite-micro on PyPI agrees with LiteRT on this model. Strict: when the library
+# is updated and agrees, this fails and the mark goes.
+MEAN_2023 = pytest.mark.xfail(
+    strict=True, reason="TFLite Micro 2023-02's int8 MEAN is not bit-exact with LiteRT's"
+)
+
+
+@pytest.mark.parametrize(
+    "name", ["bundled", "smile_like", pytest.param("mobilenet_block", marks=MEAN_2023)]
+)
+def test_tflm_bit_exact_with_litert_and_native(firmware, name, tmp_path):
+    from parity import check_inputs
+
+    from tinysmile.device.verify import random_inputs, verify
+
+    project = firmware(name)
+    report = project.report
+    x = random_inputs(tuple(report["input"]["shape"]), SAMPLES, seed=11)
+    with running(project.elf) as client:
+        hello = client.handshake()
+        assert hello.model_sha256 == project.bundle.model_hash()
+        assert hello.arena_size == project.tflm.arena_bytes
+        outs = np.stack([np.frombuffer(client.infer(s.tobytes()).output, dtype=np.int8) for s in x])
+        res = verify(client, project.bundle.model_path, project.compiled.program, report, x)
+    assert res.ok and res.matched == SAMPLES and res.mismatches == []
+    # The same bytes three ways: LiteRT's reference kernels and the native generated C
+    # (built for the host) on the same inputs; then TFLM on the device.
+    expected, _ = check_inputs(project.bundle.model_path.read_bytes(), x, tmp_path)
+    assert len(np.unique(expected)) > 1, "degenerate inputs: constant output"
+    np.testing.assert_array_equal(outs, expected)
+
+
+def test_tflm_arena_measured_on_the_device(firmware):
+    """HELLO carries TFLM's arena_used_bytes() measured on the device: within the exported
+    arena and no more than TFLite Micro's own report on the host, which the export adds
+    its stated margin to."""
+    from tinysmile.compiler.tflm import tflm_arena
+
+    project = firmware("bundled")
+    with running(project.elf) as client:
+        hello = client.handshake()
+    rep = tflm_arena(project.bundle.model_bytes())
+    report = rep["head"] + rep["tail"]
+    assert project.tflm.report_bytes == report
+    assert 0 < hello.arena_used <= report < hello.arena_size == project.tflm.arena_bytes
+    ops_h = (project.dir / "include" / "model_ops.h").read_text()
+    assert f"kTsmArenaSize = {hello.arena_size};" in ops_h
+
+
+def test_tflm_profile_per_operator_through_its_profiler(firmware):
+    from tinysmile.compiler.reader import parse_model
+    from tinysmile.device.profile import profile
+
+    project = firmware("bundled")
+    board = load_board(BOARD)
+    ops = [op.kind for op in parse_model(project.bundle.model_bytes()).ops]
+    with running(project.elf, icount=True) as client:
+        hello = client.handshake()
+        a = profile(client, board, project.report)
+        b = profile(client, board, project.report)
+    assert hello.num_layers == len(ops)
+    assert [layer.kind for layer in a.layers] == ops
+    assert all(layer.count > 0 for layer in a.layers)
+    assert a.total == b.total > 0
+    assert [layer.count for layer in a.layers] == [layer.count for layer in b.layers]
+    # Operators are timed back to back: their counts add up to the profiled run, less the
+    # interpreter's work before the first and after the last operator.
+    assert sum(layer.count for layer in a.layers) <= a.hooked_total
+    assert sum(layer.count for layer in a.layers) > 0.95 * a.hooked_total
+    # The convolutions carry the MACs and most of the work.
+    conv = sum(layer.count for layer in a.layers if layer.kind == "CONV_2D")
+    assert conv > 0.5 * a.total
+
+
+def test_tflm_layer_is_refused_and_verify_says_so(firmware, models):
+    """TFLM hands out no layer outputs: LAYER is refused in one line, and a mismatch is
+    reported without a layer name (here: the device runs smile_like, the host expects the
+    bundled model's outputs)."""
+    from tinysmile.compiler.api import compile_model
+    from tinysmile.device.client import DeviceError
+    from tinysmile.device.verify import random_inputs, verify
+
+    project = firmware("smile_like")
+    other = load_bundle(models["bundled"])
+    host = compile_model(other.model_path, project.dir / "host-other")
+    x = random_inputs(tuple(host.report["input"]["shape"]), 8, seed=5)
+    with running(project.elf) as client:
+        client.handshake()
+        client.infer(x[0].tobytes())
+        with pytest.raises(DeviceError, match="LAYER is not supported by this runtime"):
+            client.layer(x[0].tobytes(), 0)
+        res = verify(client, other.model_path, host.program, host.report, x)
+    assert not res.ok and res.mismatches
+    first = res.mismatches[0]
+    assert first.first_layer is None
+    assert "cannot be named" in first.note
+
+
+def test_tflm_arena_too_small_is_an_error_over_the_link(firmware, state_dir):
+    """kTsmArenaSize below what TFLM needs: the device answers every request with the
+    reason (TFLM's own log line included), instead of hanging."""
+    from tinysmile.device.client import DeviceError
+    from tinysmile.device.pio import run_pio
+
+    project = firmware("bundled")
+    small = state_dir / "tflm-small-arena"
+    shutil.copytree(project.dir, small, ignore=shutil.ignore_patterns(".pio"))
+    ops_h = small / "include" / "model_ops.h"
+    ops_h.write_text(re.sub(r"kTsmArenaSize = \d+;", "kTsmArenaSize = 4096;", ops_h.read_text()))
+    small_project = type(project)(**{**project.__dict__, "dir": small})
+    run_pio(small_project)
+    with running(small_project.elf) as client, pytest.raises(DeviceError) as err:
+        client.handshake(timeout=5.0)
+    msg = str(err.value)
+    assert "model setup failed: TFLM: AllocateTensors failed" in msg
+    # TFLM's own reason, with its numbers ("Failed to resize buffer. Requested: N, ...").
+    assert re.search(r"Requested: \d+, available \d+, missing: \d+", msg), msg
+
+
+def test_budget_covers_what_the_linker_placed(firmware):
+    """The budget checked before building is an estimate; the linker's section sizes of the
+    built firmware are the facts it must cover."""
+    from tinysmile.device.pio import elf_sizes
+
+    project = firmware("bundled")
+    s = elf_sizes(project.elf)
+    ram = s.get(".data", 0) + s.get(".bss", 0) + s[".stack"]
+    flash = s[".text"] + s.get(".rodata", 0) + s.get(".data", 0) + s.get(".ARM.exidx", 0)
+    budget = project.budget
+    assert budget.runtime == "tflm"
+    assert s[".stack"] == budget.ram["stack"]
+    # RAM: arena, serial buffers and stack are budgeted; the rest is TFLM's and the port's
+    # few statics.
+    assert ram <= budget.ram_total + 2048
+    assert budget.ram_total <= ram
+    # Flash: TFLM's code estimate plus the model covers the firmware.
+    assert flash <= budget.flash_total
+    assert budget.flash["model"] <= s.get(".rodata", 0)
+
+
+def test_cli_flash_verify_profile_tflm_without_tensorflow(state_dir, models):
+    """The user's path in a fresh interpreter: flash, verify and profile on the tflm runtime,
+    the library named by $TINYSMILE_TFLM_LIB; verify and profile reuse the flashed
+    emulator; TensorFlow is never imported."""
+    import json
+    import subprocess
+    import sys
+
+    from test_device_emulator import _json_objects
+
+    model = str(models["smile_like"])
+    code = (
+        "import sys\n"
+        "from tinysmile.cli import main\n"
+        f"assert main(['flash', {model!r}, '--runtime', 'tflm', '--json']) == 0\n"
+        f"assert main(['verify', {model!r}, '--runtime', 'tflm', '--samples', '4', '--json']) == 0\n"
+        f"assert main(['profile', {model!r}, '--runtime', 'tflm', '--json']) == 0\n"
+        "assert main(['stop']) == 0\n"
+        "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n"
+    )
+    env = dict(
+        os.environ, TINYSMILE_STATE_DIR=str(state_dir / "cli"), TINYSMILE_TFLM_LIB=str(TFLM_LIB)
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    flashed, verified, profiled = (json.loads(o) for o in _json_objects(res.stdout)[:3])
+    assert flashed["runtime"] == "tflm" and flashed["memory"]["ram_arena"] > 0
+    assert verified["ok"] is True and verified["matched"] == 4
+    assert verified["port"] == flashed["port"]  # reused the flashed tflm emulator
+    assert 0 < verified["arena_used_bytes"] <= verified["arena_bytes"]
+    assert profiled["runtime"] == "tflm" and len(profiled["layers"]) == 11
+
+
+def test_flash_tflm_without_a_library_says_what_to_pass(monkeypatch, tmp_path, capsys):
+    from tinysmile.cli import main
+
+    monkeypatch.delenv(tflm_lib.ENV_VAR, raising=False)
+    monkeypatch.setenv("TINYSMILE_STATE_DIR", str(tmp_path))
+    assert main(["flash", "--runtime", "tflm"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: board qemu-cortex-m4 builds TFLite Micro from a local copy")
+    assert "--tflm-lib DIR" in err and len(err.splitlines()) == 1
+    assert not list(tmp_path.rglob("platformio.ini"))

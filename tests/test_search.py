@@ -1,0 +1,589 @@
+"""Architectures as data, their reductions, and `tinysmile search`.
+
+The search loop is checked twice: with a stand-in for the trial process (no TensorFlow:
+results are a fixed function of the architecture, so the expected verdicts can be
+worked out by hand), and end to end on a few hundred SMILEsmileD images, where the
+trials really train, quantize and get costed: locally, after a kill, and on Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tinysmile.errors import TinysmileError
+from tinysmile.train.arch import arch_key, arch_macs, load_arch, reductions
+from tinysmile.train.trials import TABLE_FIELDS, TRIALS_FILE
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "fixtures" / "search_tiny.json"
+SMILESMILED = Path(
+    os.environ.get("TINYSMILE_SMILESMILED", REPO.parent / "shared" / "datasets" / "smilesmiled")
+)
+
+
+# -- architectures as data ----------------------------------------------------------------
+
+
+def test_builtin_archs_are_json_with_exact_costs():
+    emb = load_arch("embedded3")
+    assert [layer["type"] for layer in emb["layers"]] == [
+        "conv", "batch_norm", "relu", "max_pool", "conv", "max_pool", "conv", "max_pool",
+        "flatten", "dropout", "dense",
+    ]  # fmt: skip
+    # conv1 5x5/2 1->8 on 32x32, conv2 3x3 8->24 on 16x16, conv3 3x3 24->32 on 8x8, 512->1.
+    assert arch_macs(emb) == 32 * 32 * 8 * 25 + 16 * 16 * 24 * 72 + 8 * 8 * 32 * 9 * 24 + 512
+    # AlexNet at 64x64: conv1 11x11/4 -> 16x16x48, pool -> 8x8, conv2 5x5 -> 8x8x128,
+    # pool -> 4x4, conv3-5 3x3 on 4x4, pool -> 2x2x128 = 512, fc 512, 512, 1.
+    alex = 16 * 16 * 48 * 121 + 8 * 8 * 128 * 25 * 48 + 4 * 4 * 9 * (192 * 128 + 192 * 192)
+    alex += 4 * 4 * 9 * 128 * 192 + 512 * 512 + 512 * 512 + 512
+    assert arch_macs(load_arch("alexnet")) == alex
+    assert len({arch_key(load_arch(a)) for a in ("alexnet", "reduced-alexnet", "embedded3")}) == 3
+
+
+def test_embedded3_json_builds_the_default_bundles_layers():
+    # The bundled default was trained with embedded3 written as Keras code; the JSON
+    # description must give the same layers (names, kinds, shapes, MACs, parameters).
+    pytest.importorskip("tensorflow")
+    from tinysmile.train.arch import build_model, export_model, layer_costs
+
+    meta = json.loads((REPO / "tinysmile/models/smile_default/bundle.json").read_text())
+    costs = [c.to_dict() for c in layer_costs(export_model(build_model("embedded3")))]
+    assert costs == meta["layers"]
+
+
+def test_an_arch_file_trains_like_a_name(tmp_path):
+    doc = json.loads((REPO / "tinysmile/train/archs/embedded3.json").read_text())
+    (tmp_path / "e3.json").write_text(json.dumps(doc))
+    assert arch_key(load_arch(tmp_path / "e3.json")) == arch_key(load_arch("embedded3"))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d["layers"].append({"type": "lstm"}), "'type' must be one of"),
+        (lambda d: d["layers"].pop(8), "exactly one flatten"),
+        (lambda d: d["layers"][-1].update(units=2), "1 unit with a sigmoid"),
+        (lambda d: d["layers"][0].update(filters=0), "filters must be a positive integer"),
+        (lambda d: d["layers"][0].update(filter=3), "unknown field"),
+        (lambda d: d.update(input={"height": 4, "width": 4}), "leaves no pixels"),
+    ],
+)
+def test_bad_arch_files_are_one_line_errors(tmp_path, change, message):
+    doc = json.loads((REPO / "tinysmile/train/archs/embedded3.json").read_text())
+    change(doc)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(TinysmileError, match=message):
+        load_arch(path)
+
+
+def test_train_cli_refuses_a_bad_arch_file(tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    proc = subprocess.run(
+        [sys.executable, "-m", "tinysmile", "train", "--arch", str(tmp_path / "bad.json")]
+        + ["--data", str(tmp_path), "--out", str(tmp_path / "r")],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "not a JSON architecture" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_reductions_of_embedded3_are_single_steps():
+    base = load_arch("embedded3")
+    steps = dict(reductions(base))
+    assert sorted(steps) == sorted(
+        [
+            "halve conv1 (8 -> 4 filters)",
+            "halve conv2 (24 -> 12 filters)",
+            "halve conv3 (32 -> 16 filters)",
+            "drop the conv1 block",
+            "drop the conv2 block",
+            "drop the conv3 block",
+            "conv1 stride 2 -> 3",
+            "input 64x64 -> 48x48",
+            "remove bn1",
+        ]
+    )
+    names = lambda a: [layer["name"] for layer in a["layers"]]
+    assert names(steps["drop the conv2 block"]) == [
+        "conv1", "bn1", "relu1", "pool1", "conv3", "pool3", "flatten", "dropout", "output"
+    ]  # fmt: skip
+    no_bn = steps["remove bn1"]
+    assert "bn1" not in names(no_bn)
+    assert no_bn["layers"][0]["bias"] is True  # the batch norm supplied conv1's offset
+    assert steps["input 64x64 -> 48x48"]["input"] == {"height": 48, "width": 48}
+    # conv2 halved: 32*32*8*25 + 16*16*12*(9*8) + 8*8*32*(9*12) + 512.
+    assert arch_macs(steps["halve conv2 (24 -> 12 filters)"]) == 647_680
+    keys = {arch_key(a) for a in steps.values()}
+    assert len(keys) == len(steps) and arch_key(base) not in keys
+    # A hidden dense layer is halved too (reduced-alexnet's fc6).
+    red = dict(reductions(load_arch("reduced-alexnet")))
+    assert red["halve fc6 (64 -> 32 units)"]["layers"][-3]["units"] == 32
+
+
+# -- the search loop, with a stand-in for the trial process -------------------------------
+
+
+class FakeTrials:
+    """Results as a fixed function of the architecture: AUC falls by 0.05 per 2x fewer
+    MACs below the baseline's, one architecture fails, and anything over 1.5 M MACs does
+    not fit. Records every job it is given."""
+
+    def __init__(self, base_macs: int, fail_key: str | None = None, stop_after: int | None = None):
+        self.base_macs = base_macs
+        self.fail_key = fail_key
+        self.stop_after = stop_after
+        self.jobs: list[str] = []
+
+    def auc(self, macs: int) -> float:
+        import math
+
+        return round(0.9 - 0.05 * math.log2(self.base_macs / macs), 6)
+
+    def __call__(self, jobs):
+        for job in jobs:
+            if self.stop_after is not None and len(self.jobs) >= self.stop_after:
+                raise KeyboardInterrupt  # the search killed mid-batch
+            self.jobs.append(job["arch_key"])
+            if job["arch_key"] == self.fail_key:
+                yield job, {"status": "failed", "message": "CONV_2D overflows", "seconds": 0.1}
+                continue
+            macs = arch_macs(job["arch"])
+            yield (
+                job,
+                {
+                    "status": "done",
+                    "auc_float": self.auc(macs),
+                    "auc_int8": self.auc(macs),
+                    "macs": macs,
+                    "arena": 1000,
+                    "flash": 1000,
+                    "fits": int(macs <= 1_500_000),
+                    "message": None if macs <= 1_500_000 else "needs more RAM",
+                    "train_seconds": 1.0,
+                    "seconds": 1.0,
+                },
+            )
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A store with two images, enough for the search's data hash (the stand-in trains
+    nothing)."""
+    import cv2
+    import numpy as np
+
+    from tinysmile.data.importers import import_dataset
+    from tinysmile.data.store import Store
+
+    src = tmp_path / "src"
+    for label in ("smile", "no_smile"):
+        (src / label).mkdir(parents=True)
+        img = np.full((8, 8), 60 if label == "smile" else 200, dtype=np.uint8)
+        cv2.imwrite(str(src / label / "a.png"), img)
+    with Store(tmp_path / "store") as s:
+        import_dataset("folder", src, s)
+    return tmp_path / "store"
+
+
+def _settings(store, out, **kw):
+    from tinysmile.train.search import Settings
+
+    base = {
+        "store": str(store),
+        "baseline": load_arch("embedded3"),
+        "board": "qemu-cortex-m4",
+        "cost": "macs",
+    }
+    base.update(kw)
+    return Settings(out=str(out), **base)
+
+
+def _table(rows):
+    return [tuple(r[f] for f in TABLE_FIELDS) for r in rows]
+
+
+def test_search_prunes_by_beta_and_goes_on_past_failures(store, tmp_path):
+    from tinysmile.train.search import search
+
+    base = load_arch("embedded3")
+    kids = dict(reductions(base))
+    fail = arch_key(kids["conv1 stride 2 -> 3"])
+    fake = FakeTrials(arch_macs(base), fail_key=fail)
+    # beta 0.95 x 0.9 = 0.855: a child may lose a little under one halving of MACs.
+    res = search(_settings(store, tmp_path / "s", target_auc="0.95x", trials=30, pareto=True), fake)
+    assert res.beta == pytest.approx(0.855)
+    rows = {r["arch_key"]: r for r in res.rows}
+    assert len(fake.jobs) == len(set(fake.jobs)) == len(rows)  # nothing trained twice
+    assert rows[fail]["verdict"] == "failed" and rows[fail]["message"] == "CONV_2D overflows"
+    for r in res.rows:
+        if r["status"] == "failed":
+            continue
+        if r["auc_int8"] < 0.855:
+            assert r["verdict"] == "pruned"
+        else:
+            assert r["verdict"] == ("accepted" if r["macs"] <= 1_500_000 else "over_budget")
+    expanded = {r["parent"] for r in res.rows if r["parent"]}
+    assert all(rows[k]["verdict"] in ("accepted", "over_budget") for k in expanded)
+    assert not any(rows[k]["verdict"] in ("pruned", "failed") for k in expanded)
+    # The search went on after the failure and past pruned children.
+    assert {r["verdict"] for r in res.rows} >= {"accepted", "pruned", "failed"}
+    # The front: accepted only, cost up, AUC up.
+    front = res.front
+    assert front and all(r["verdict"] == "accepted" for r in front)
+    assert [r["cost"] for r in front] == sorted(r["cost"] for r in front)
+    assert [r["auc_int8"] for r in front] == sorted(r["auc_int8"] for r in front)
+
+
+def test_search_stops_at_the_first_model_under_the_target(store, tmp_path):
+    from tinysmile.train.search import search
+
+    base = load_arch("embedded3")
+    fake = FakeTrials(arch_macs(base))
+    res = search(_settings(store, tmp_path / "s", max_cost=700_000, trials=30), fake)
+    # The baseline (1,090,048 MACs) is above the target; its cheapest children that stay
+    # within 0.8 x 0.9 = 0.72 are trained in one batch, and the cheapest of those under
+    # 700,000 MACs is the answer: conv1 stride 3 (478,816 MACs).
+    assert res.stopped == "found a model under the target"
+    assert res.best["step"] == "conv1 stride 2 -> 3" and res.best["macs"] == 478_816
+    assert len(res.rows) == 1 + len(reductions(base))
+    # An impossible beta prunes every child, and nothing is expanded past them.
+    fake2 = FakeTrials(arch_macs(base))
+    res2 = search(_settings(store, tmp_path / "t", target_auc="0.91", trials=30), fake2)
+    assert res2.best is None
+    assert [r["verdict"] for r in res2.rows] == ["pruned"]  # the baseline itself (0.9)
+
+
+def test_search_resumes_where_it_was_killed(store, tmp_path):
+    from tinysmile.train.search import search
+
+    base = load_arch("embedded3")
+    whole = search(
+        _settings(store, tmp_path / "whole", trials=12, pareto=True), FakeTrials(arch_macs(base))
+    )
+    killed = FakeTrials(arch_macs(base), stop_after=4)
+    with pytest.raises(KeyboardInterrupt):
+        search(_settings(store, tmp_path / "k", trials=12, pareto=True), killed)
+    with sqlite3.connect(store / TRIALS_FILE) as db:
+        status = dict(
+            db.execute(
+                "SELECT arch_key, status FROM trials WHERE search = ?", (str(tmp_path / "k"),)
+            ).fetchall()
+        )
+    done = {k for k, s in status.items() if s == "done"}
+    assert len(done) == 4 and "running" in status.values()
+    again = FakeTrials(arch_macs(base))
+    res = search(_settings(store, tmp_path / "k", trials=12, pareto=True), again)
+    assert not done & set(again.jobs)  # no finished trial trained again
+    assert {k for k, s in status.items() if s == "running"} <= set(again.jobs)
+    assert _table(res.rows) == _table(whole.rows)
+    retried = [r for r in res.rows if r["attempts"] == 2]
+    assert retried and all(status.get(r["arch_key"]) == "running" for r in retried)
+
+
+def test_search_refuses_to_continue_with_other_settings(store, tmp_path):
+    from tinysmile.train.search import search
+
+    fake = FakeTrials(arch_macs(load_arch("embedded3")))
+    search(_settings(store, tmp_path / "s", trials=1), fake)
+    with pytest.raises(TinysmileError, match="other epochs"):
+        search(_settings(store, tmp_path / "s", trials=1, epochs=3), fake)
+
+
+def test_search_logs_each_trial_to_mlflow_once(store, tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    # A folder store keeps the test free of a server or SQLAlchemy; MLflow 3 wants it
+    # asked for explicitly.
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    from tinysmile.train.search import search
+
+    uri = (tmp_path / "mlruns").as_uri()
+    base = load_arch("embedded3")
+    res = search(
+        _settings(store, tmp_path / "s", trials=4, mlflow=uri, pareto=True),
+        FakeTrials(arch_macs(base)),
+    )
+    search(
+        _settings(store, tmp_path / "s", trials=4, mlflow=uri, pareto=True),
+        FakeTrials(arch_macs(base)),
+    )
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.get_experiment_by_name(f"tinysmile search {tmp_path / 's'}")
+    runs = mlflow.search_runs([exp.experiment_id], output_format="list")
+    assert len(runs) == len(res.rows) == 4  # the second (resumed) search logged nothing new
+    by_key = {r.data.tags["arch_key"]: r for r in runs}
+    for row in res.rows:
+        run = by_key[row["arch_key"]]
+        assert run.data.tags["verdict"] == row["verdict"]
+        assert run.data.metrics["auc_int8"] == row["auc_int8"]
+        assert run.data.metrics["macs"] == row["macs"]
+
+
+def test_baseline_from_a_training_run(tmp_path):
+    from tinysmile.train.search import load_baseline
+
+    emb = load_arch("embedded3")
+    new, old = tmp_path / "new", tmp_path / "old"
+    new.mkdir()
+    old.mkdir()
+    small = dict(reductions(emb))["input 64x64 -> 48x48"]
+    (new / "arch.json").write_text(json.dumps(small))  # what train writes now
+    (old / "run.json").write_text(json.dumps({"arch": "embedded3"}))  # runs from before
+    assert arch_key(load_baseline(str(new))) == arch_key(small)
+    assert arch_key(load_baseline(str(old))) == arch_key(emb)
+    with pytest.raises(TinysmileError, match="not a training run"):
+        load_baseline(str(tmp_path))
+
+
+def test_search_cli_errors_are_one_line(tmp_path):
+    for args, message in [
+        (["--out", str(tmp_path / "o")], "needs --data STORE and --out DIR"),
+        (["--data", str(tmp_path), "--out", str(tmp_path / "o")], "not a dataset store"),
+        (["--report", str(tmp_path)], "not a search folder"),
+        (
+            ["--baseline", "resnet", "--data", str(tmp_path), "--out", str(tmp_path / "o")],
+            "unknown architecture 'resnet'",
+        ),
+    ]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tinysmile", "search", *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
+        assert proc.returncode == 2, args
+        assert proc.stderr.startswith("error: ") and message in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_target_auc_parsing():
+    from tinysmile.train.search import parse_target
+
+    assert parse_target("0.8x") == (0.8, True)
+    assert parse_target("0.95") == (0.95, False)
+    for bad in ("x", "1.5", "-0.2x", "high"):
+        with pytest.raises(TinysmileError, match="--target-auc"):
+            parse_target(bad)
+
+
+# -- end to end: a tiny search on SMILEsmileD ---------------------------------------------
+
+needs_real = pytest.mark.skipif(
+    not (SMILESMILED / "SMILEs").is_dir(), reason=f"SMILEsmileD not found at {SMILESMILED}"
+)
+# 300 images (about 240 train, 30 val), one epoch, four trials: the baseline, over the
+# 256 KiB board's RAM, then three reductions trained two at a time. About a minute.
+TINY_ARGS = [
+    "--baseline", str(TINY), "--board", "arduino-nano-33-ble-sense", "--cost", "macs",
+    "--trials", "4", "--epochs", "1", "--batch-size", "32", "--calibration", "50", "--pareto",
+]  # fmt: skip
+
+
+def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tinysmile", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        **kw,
+    )
+
+
+def _rows(store: Path, out: Path) -> list[dict]:
+    with sqlite3.connect(store / TRIALS_FILE) as db:
+        db.row_factory = sqlite3.Row
+        cur = db.execute("SELECT * FROM trials WHERE search = ? ORDER BY seq", (str(out),))
+        return [dict(r) for r in cur.fetchall()]
+
+
+@pytest.fixture(scope="module")
+def real_store(tmp_path_factory):
+    if not (SMILESMILED / "SMILEs").is_dir():
+        pytest.skip(f"SMILEsmileD not found at {SMILESMILED}")
+    from tinysmile.data.importers import import_dataset
+    from tinysmile.data.store import Store
+
+    root = tmp_path_factory.mktemp("search") / "store"
+    with Store(root) as store:
+        import_dataset("smilesmiled", SMILESMILED, store, limit=300)
+    return root
+
+
+@pytest.fixture(scope="module")
+def local_search(real_store):
+    pytest.importorskip("tensorflow")
+    out = real_store.parent / "local"
+    t = time.perf_counter()
+    proc = _cli(
+        "search", "--data", str(real_store), *TINY_ARGS, "--workers", "2", "--out", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    print(f"tiny local search: {time.perf_counter() - t:.0f} s")
+    return out, proc, _rows(real_store, out)
+
+
+@pytest.mark.slow
+@needs_real
+def test_tiny_search_records_every_trial(local_search, real_store):
+    out, proc, rows = local_search
+    assert len(rows) == 4
+    assert rows[0]["step"] == "baseline" and rows[0]["parent"] is None
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
+    assert len(lines) == 4 and "4/4" in lines[-1] and "ETA" in lines[0]
+    base = rows[0]
+    # 64x64x64 int8 of conv1 output alone is 256 KiB: more than the board has.
+    assert base["verdict"] == "over_budget" and base["fits"] == 0
+    assert "bytes of RAM" in base["message"]
+    beta = 0.8 * base["auc_int8"]
+    for r in rows:
+        assert r["status"] == "done" and r["attempts"] == 1
+        assert r["beta"] == pytest.approx(beta)
+        assert r["seed"] == 0 and r["epochs"] == 1 and len(r["data_hash"]) == 64
+        assert 0 <= r["auc_float"] <= 1 and 0 <= r["auc_int8"] <= 1
+        assert r["cost"] == r["macs"] == arch_macs(json.loads(r["arch"]))
+        assert r["arena"] > 0 and r["flash"] > 0 and r["train_seconds"] > 0
+        expect = "pruned" if r["auc_int8"] < beta else ("accepted" if r["fits"] else "over_budget")
+        assert r["verdict"] == expect
+        if r["parent"]:
+            assert r["parent"] == base["arch_key"]
+        assert (Path(r["run_dir"]) / "bundle" / "model.tflite").is_file()
+    # The baseline's reductions, cheapest by MACs first, three of them (the trial budget).
+    steps = [r["step"] for r in rows[1:]]
+    assert steps == [
+        "drop the conv1 block",
+        "conv1 stride 1 -> 2",
+        "halve conv1 (64 -> 32 filters)",
+    ]
+    rep = _cli("search", "--report", str(out))
+    assert rep.returncode == 0, rep.stderr
+    assert "drop the conv1 block" in rep.stdout and (out / "pareto.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+@needs_real
+def test_tiny_search_resumes_after_kill_mid_trial(local_search, real_store):
+    out = real_store.parent / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tinysmile", "search", "--data", str(real_store), *TINY_ARGS]
+        + ["--workers", "2", "--out", str(out)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            rows = _rows(real_store, out) if (real_store / TRIALS_FILE).is_file() else []
+            if any(r["status"] == "done" for r in rows) and any(
+                r["status"] == "running" for r in rows
+            ):
+                break
+            assert proc.poll() is None, "the search ended before it could be killed"
+            time.sleep(0.5)
+        time.sleep(3)  # inside the children's trials (TensorFlow is loading or training)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the coordinator and its trial processes
+        proc.wait()
+    before = {r["arch_key"]: r for r in _rows(real_store, out)}
+    finished = {k for k, r in before.items() if r["status"] == "done"}
+    running = {k for k, r in before.items() if r["status"] == "running"}
+    assert finished and running
+    again = _cli(
+        "search", "--data", str(real_store), *TINY_ARGS, "--workers", "2", "--out", str(out)
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = {r["arch_key"]: r for r in _rows(real_store, out)}
+    for k in finished:  # not trained again
+        assert after[k]["attempts"] == 1 and after[k]["finished"] == before[k]["finished"]
+    for k in running:  # retried
+        assert after[k]["attempts"] == 2 and after[k]["status"] == "done"
+    _, _, local_rows = local_search
+    assert _table(sorted(after.values(), key=lambda r: r["seq"])) == _table(local_rows)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@needs_real
+def test_tiny_search_on_ray_gives_the_same_table(local_search, real_store, tmp_path_factory):
+    pytest.importorskip("ray")
+    ray_bin = Path(sys.executable).parent / "ray"
+    port = _free_port()
+    # A short folder: Ray's unix sockets live under it, and their paths are length-limited.
+    tmp = Path(f"/tmp/tsr{os.getpid()}")
+    head = subprocess.Popen(
+        [str(ray_bin), "start", "--head", "--num-cpus", "2", "--port", str(port)]
+        + ["--include-dashboard=false", "--disable-usage-stats", "--temp-dir", str(tmp), "--block"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        out = real_store.parent / "ray"
+        address = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the head is up once its GCS port answers
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        proc = _cli(
+            "search", "--data", str(real_store), *TINY_ARGS, "--ray", address, "--out", str(out)
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    finally:
+        head.send_signal(signal.SIGTERM)  # --block: the head stops the processes it started
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    _, _, local_rows = local_search
+    assert _table(_rows(real_store, out)) == _table(local_rows)
+
+
+@pytest.mark.slow
+@needs_real
+def test_instructions_cost_is_the_emulated_boards_profile(real_store):
+    # Two trials on the emulated board (QEMU -icount): each trial's cost is the instruction
+    # count of one inference, which `tinysmile profile` on its bundle gives again, exactly.
+    pytest.importorskip("tensorflow")
+    from tinysmile.device.commands import run_profile
+
+    out = real_store.parent / "instructions"
+    args = ["--baseline", str(TINY), "--cost", "instructions", "--trials", "2", "--epochs", "1"]
+    proc = _cli("search", "--data", str(real_store), *args, "--pareto", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = _rows(real_store, out)
+    assert len(rows) == 2
+    for r in rows:
+        assert r["verdict"] == "accepted" and r["cost"] == r["instructions"]
+        bundle = Path(r["run_dir"]) / "bundle"
+        assert run_profile(str(bundle), "qemu-cortex-m4")["total"] == r["instructions"]
+    # Dropping the 64-filter full-resolution conv leaves far fewer instructions.
+    assert rows[1]["step"] == "drop the conv1 block"
+    assert rows[1]["instructions"] < rows[0]["instructions"]
