@@ -256,13 +256,15 @@ def _quant(scale, zero_point, axis: int = 0):
 
 
 def _window_graph(rng, kind: str):
-    """One CONV_2D / DEPTHWISE_CONV_2D / MAX_POOL_2D with random shape, stride, padding,
+    """One CONV_2D / DEPTHWISE_CONV_2D / MAX_POOL_2D / AVERAGE_POOL_2D with random shape, stride, padding,
     activation, zero points and per-channel scales (multipliers on both sides of 1/2, so
     both requantization paths run)."""
     from tinysmile.compiler.ir import Graph, Op, Tensor
 
     h, w = int(rng.integers(3, 12)), int(rng.integers(3, 12))
     c = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 12]))
+    if kind == "AVERAGE_POOL_2D" and rng.random() < 0.7:
+        c = 4 * int(rng.integers(1, 4))  # the x4 variant's channel counts
     fh, fw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
     if kind == "DEPTHWISE_CONV_2D" and rng.random() < 0.7:
         fh = fw = 3  # the specialised variant's shape
@@ -274,7 +276,7 @@ def _window_graph(rng, kind: str):
     s_out, zp_out = float(rng.uniform(0.01, 0.2)), int(rng.integers(-100, 100))
     x = Tensor(0, "x", (1, h, w, c), np.dtype(np.int8), _quant(s_in, zp_in))
     tensors = [x]
-    if kind == "MAX_POOL_2D":
+    if kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
         y_quant = _quant(s_in, zp_in)
         options = {"filter_height": fh, "filter_width": fw}
         inputs = [0]
@@ -316,6 +318,7 @@ RANDOM_CASES = (
     [("CONV_2D", s) for s in range(8)]
     + [("DEPTHWISE_CONV_2D", s) for s in range(10)]  # 6 and 9: groups with a left shift
     + [("MAX_POOL_2D", s) for s in range(3)]
+    + [("AVERAGE_POOL_2D", s) for s in range(5)]
 )
 
 

@@ -58,6 +58,29 @@ static inline uint32_t tsm_sxtb16_ror8(uint32_t x)
 #endif
 }
 
+/* acc + bytes 0 and 2 of x sign-extended, per halfword, wrapping (SXTAB16); and with x
+ * rotated by 8, bytes 1 and 3. */
+static inline uint32_t tsm_sxtab16(uint32_t acc, uint32_t x)
+{
+#if TSM_DSP
+    return __sxtab16(acc, x);
+#else
+    const uint32_t e = tsm_sxtb16(x);
+    return ((acc + e) & 0xFFFFu) | (((acc >> 16) + (e >> 16)) << 16);
+#endif
+}
+
+static inline uint32_t tsm_sxtab16_ror8(uint32_t acc, uint32_t x)
+{
+#if TSM_DSP
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(acc), "r"(x));
+    return r;
+#else
+    return tsm_sxtab16(acc, (x >> 8) | (x << 24));
+#endif
+}
+
 /* acc + lo(a) * lo(b) + hi(a) * hi(b) on signed halfwords (SMLAD). The sum wraps modulo
  * 2^32 like the instruction; callers only rely on the final sum, which fits in int32
  * whenever the reference kernel's int32 accumulator does. */
