@@ -190,7 +190,9 @@ static inline __attribute__((always_inline)) void
 tsm_conv2d_tiled_body(const tsm_conv2d_tiled_params_t *p, const int8_t *input, int8_t *output,
                       uint32_t *scratch, const int rs)
 {
-    const int32_t *const add = p->output_add;
+    /* rs: per pair of output channels [bias0, bias1, m0, m1, add0, add1, e0, e1], one
+     * pointer for the epilogue instead of four arrays */
+    const int32_t *const pairs = p->output_add;
     const uint32_t lo4 = (uint32_t)(uint8_t)(int8_t)p->activation_min * 0x01010101u;
     const uint32_t hi4 = (uint32_t)(uint8_t)(int8_t)p->activation_max * 0x01010101u;
     const int32_t pixels = p->output_h * p->output_w;
@@ -230,12 +232,13 @@ tsm_conv2d_tiled_body(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
                     ++oy;
                 }
             }
+            const int32_t *pp = pairs;
             for (oc = 0; oc < out_c; oc += 2) {
                 const int32_t pair = oc + 1 < out_c;
                 const uint32_t *x = scratch;
-                int32_t a00 = bias[oc];
+                int32_t a00 = rs ? pp[0] : bias[oc];
                 int32_t a01 = a00;
-                int32_t a10 = bias[oc + pair];
+                int32_t a10 = rs ? pp[1] : bias[oc + pair];
                 int32_t a11 = a10;
                 do {
                     /* 4 taps of 2 channels (w0 w2 w1 w3 each: SXTB16 gives (w0, w1), with
@@ -260,8 +263,9 @@ tsm_conv2d_tiled_body(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
                     w += 2;
                 } while (x < col_end);
                 if (rs && pair) {
-                    const int32_t m0 = mult[oc], e0 = shift[oc], d0 = add[oc];
-                    const int32_t m1 = mult[oc + 1], e1 = shift[oc + 1], d1 = add[oc + 1];
+                    const int32_t m0 = pp[2], m1 = pp[3], d0 = pp[4], d1 = pp[5];
+                    const int32_t e0 = pp[6], e1 = pp[7];
+                    pp += 8;
                     tsm_out_rs_x2(o0 + oc, a00, a10, m0, d0, e0, m1, d1, e1, lo4, hi4);
                     if (two) {
                         tsm_out_rs_x2(o1 + oc, a01, a11, m0, d0, e0, m1, d1, e1, lo4, hi4);
@@ -269,7 +273,8 @@ tsm_conv2d_tiled_body(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
                     continue;
                 }
                 if (rs) {
-                    const int32_t m0 = mult[oc], e0 = shift[oc], d0 = add[oc];
+                    const int32_t m0 = pp[2], d0 = pp[4], e0 = pp[6];
+                    pp += 8;
                     o0[oc] = tsm_out_rs(a00, m0, d0, e0, lo, hi);
                     if (two) {
                         o1[oc] = tsm_out_rs(a01, m0, d0, e0, lo, hi);

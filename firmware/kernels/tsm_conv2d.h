@@ -44,9 +44,11 @@ typedef struct {
     const uint32_t *filter;
     const int32_t *bias;  /* bias - input_zero_point * sum(filter[oc]) */
     const int32_t *output_multiplier;
-    /* with output_add: the right shift e (1..22) of tsm_requantize_rs and its
-     * 2^(e-1) + output_offset * 2^e; without (NULL): the signed shift */
     const int32_t *output_shift;
+    /* NULL, or where tsm_requantize_rs applies to every channel (right shifts 1..22, an
+     * accumulator below 2^30): per pair of output channels (the odd last one repeated)
+     * [bias0, bias1, multiplier0, multiplier1, add0, add1, e0, e1], add = 2^(e-1) +
+     * output_offset * 2^e, read instead of bias / output_multiplier / output_shift */
     const int32_t *output_add;
 } tsm_conv2d_tiled_params_t;
 

@@ -204,6 +204,16 @@ def rs_channel_params(p: dict[str, Any], bias: np.ndarray) -> np.ndarray | None:
     return np.stack([bias.astype(np.int64), mult, add, e], axis=1)
 
 
+def rs_pair_words(rs: np.ndarray) -> np.ndarray:
+    """rs_channel_params rows -> the tiled kernel's output_add (int32): per pair of output
+    channels [bias0, bias1, multiplier0, multiplier1, add0, add1, e0, e1], an odd last
+    channel repeated in the second place (its result is not stored)."""
+    if len(rs) % 2:
+        rs = np.concatenate([rs, rs[-1:]])
+    pairs = rs.reshape(-1, 2, 4).transpose(0, 2, 1)  # (pair, field, channel)
+    return pairs.reshape(-1).astype(np.int32)
+
+
 def fits_int32(values: np.ndarray) -> bool:
     return bool(np.all((values >= -(2**31)) & (values < 2**31)))
 
@@ -345,18 +355,30 @@ class Conv2D(OpDef):
                         self._gathered_filter(p)[:, tap_order(p["filter_h"], self._window_row(p))]
                     ),
                 ),
-                CArray(f"{name}_bias", folded_bias(p, w2d).astype(np.int32)),
-                CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
             ]
-            # the shorter requantization (tsm_requantize_rs) where its conditions hold
+            # the shorter requantization (tsm_requantize_rs) where its conditions hold: its
+            # per-channel words replace bias, multiplier and shift
             rs = rs_channel_params(p, folded_bias(p, w2d))
             if rs is not None and self.accumulator_bound(g, op) < 2**30:
-                arrays.append(CArray(f"{name}_shift", rs[:, 3].astype(np.int32)))
-                arrays.append(CArray(f"{name}_add", rs[:, 2].astype(np.int32)))
-                add_field = arrays[4].name
+                arrays.append(CArray(f"{name}_pairs", rs_pair_words(rs)))
+                out_fields = [
+                    ("bias", "NULL"),
+                    ("output_multiplier", "NULL"),
+                    ("output_shift", "NULL"),
+                    ("output_add", arrays[1].name),
+                ]
             else:
-                arrays.append(CArray(f"{name}_shift", p["shift"].astype(np.int32)))
-                add_field = "NULL"
+                arrays += [
+                    CArray(f"{name}_bias", folded_bias(p, w2d).astype(np.int32)),
+                    CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
+                    CArray(f"{name}_shift", p["shift"].astype(np.int32)),
+                ]
+                out_fields = [
+                    ("bias", arrays[1].name),
+                    ("output_multiplier", arrays[2].name),
+                    ("output_shift", arrays[3].name),
+                    ("output_add", "NULL"),
+                ]
             q = {
                 **p,
                 "depth": self._depth(p),
@@ -369,10 +391,7 @@ class Conv2D(OpDef):
                 fields=int_fields(q, TILED_FIELDS)
                 + [
                     ("filter", f"(const uint32_t *){arrays[0].name}"),
-                    ("bias", arrays[1].name),
-                    ("output_multiplier", arrays[2].name),
-                    ("output_shift", arrays[3].name),
-                    ("output_add", add_field),
+                    *out_fields,
                 ],
                 arrays=arrays,
                 inputs=[op.inputs[0]],
