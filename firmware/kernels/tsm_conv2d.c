@@ -206,6 +206,11 @@ tsm_conv2d_tiled_body(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
     const int32_t *const shift = p->output_shift;
     const uint32_t *const col_end = scratch + depth;
     int8_t *const window = (int8_t *)(void *)(scratch + depth);
+    /* a 1x1 window at stride 1 without padding is the pixel itself: widened in place, no
+     * call and no bounds checks */
+    const int pointwise = p->filter_h == 1 && p->filter_w == 1 && p->stride_h == 1 &&
+                          p->stride_w == 1 && p->pad_h == 0 && p->pad_w == 0;
+    const int32_t in_c = p->input_c;
     int32_t b, px, oc, k;
     /* the zero tail past the window, and a defined second column for an odd last pixel */
     for (k = 0; k < depth; ++k) {
@@ -220,16 +225,23 @@ tsm_conv2d_tiled_body(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
             int8_t *o0 = out_b + px * out_c;
             int8_t *o1 = o0 + out_c;
             const uint32_t *w = p->filter;
-            tsm_conv2d_gather(p, in_b, oy, ox, scratch, 0, window);
-            if (++ox == p->output_w) {
-                ox = 0;
-                ++oy;
-            }
-            if (two) {
-                tsm_conv2d_gather(p, in_b, oy, ox, scratch, 1, window);
+            if (pointwise) {
+                tsm_conv2d_gather_inside(in_b + px * in_c, 0, scratch, 0, 1, in_c);
+                if (two) {
+                    tsm_conv2d_gather_inside(in_b + (px + 1) * in_c, 0, scratch, 1, 1, in_c);
+                }
+            } else {
+                tsm_conv2d_gather(p, in_b, oy, ox, scratch, 0, window);
                 if (++ox == p->output_w) {
                     ox = 0;
                     ++oy;
+                }
+                if (two) {
+                    tsm_conv2d_gather(p, in_b, oy, ox, scratch, 1, window);
+                    if (++ox == p->output_w) {
+                        ox = 0;
+                        ++oy;
+                    }
                 }
             }
             const int32_t *pp = pairs;
