@@ -172,39 +172,57 @@ tsm_dw3x3_pixel(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *s0, co
     }
 }
 
-/* n bytes of src, or of the pad byte when src is NULL, to dst: a word at a time when n
- * is a multiple of 4 (the common channel counts), without a library call. */
-static inline void tsm_dw_fill(int8_t *dst, const int8_t *src, int32_t n, uint32_t pad4)
+/* n bytes (a multiple of 4) of src to dst, or of the pad word: a word at a time, no
+ * library call (the windows are a few dozen bytes). */
+static inline void tsm_dw_copy4(int8_t *dst, const int8_t *src, int32_t n)
 {
     int32_t i;
-    if ((n & 3) == 0) {
-        for (i = 0; i < n; i += 4) {
-            tsm_write_u32(dst + i, src ? tsm_read_u32(src + i) : pad4);
-        }
-        return;
+    for (i = 0; i < n; i += 4) {
+        tsm_write_u32(dst + i, tsm_read_u32(src + i));
     }
-    for (i = 0; i < n; ++i) {
-        dst[i] = src ? src[i] : (int8_t)pad4;
+}
+
+static inline void tsm_dw_set4(int8_t *dst, uint32_t pad4, int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; i += 4) {
+        tsm_write_u32(dst + i, pad4);
     }
 }
 
 /* A window crossing the border, copied into `window` (rows of 3 * channels bytes) with
  * the input zero point outside the input: the folded bias cancels those taps exactly, as
- * the reference skips them, and the interior code does the rest. */
+ * the reference skips them, and the interior code does the rest. A row inside the input
+ * is one run of its inside taps between pad runs. */
 static void tsm_dw3x3_border(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *in_b,
                              int32_t iy0, int32_t ix0, int8_t *window, uint32_t lo4,
                              uint32_t hi4, int8_t *out)
 {
     const int32_t ch = p->channels;
+    const int32_t kx0 = TSM_MAX(0, -ix0);
+    const int32_t kx1 = TSM_MIN(3, p->input_w - ix0);
     const uint32_t pad4 = (uint32_t)(uint8_t)(int8_t)(-p->input_offset) * 0x01010101u;
-    int32_t ky, kx;
+    int32_t ky, i;
     for (ky = 0; ky < 3; ++ky) {
         const int32_t iy = iy0 + ky;
-        for (kx = 0; kx < 3; ++kx) {
-            const int32_t ix = ix0 + kx;
-            const int inside = iy >= 0 && iy < p->input_h && ix >= 0 && ix < p->input_w;
-            tsm_dw_fill(window + (ky * 3 + kx) * ch,
-                        inside ? in_b + (iy * p->input_w + ix) * ch : 0, ch, pad4);
+        int8_t *dst = window + ky * 3 * ch;
+        const int inside = iy >= 0 && iy < p->input_h && kx1 > kx0;
+        if ((ch & 3) == 0) {
+            if (!inside) {
+                tsm_dw_set4(dst, pad4, 3 * ch);
+                continue;
+            }
+            tsm_dw_set4(dst, pad4, kx0 * ch);
+            tsm_dw_copy4(dst + kx0 * ch, in_b + (iy * p->input_w + ix0 + kx0) * ch,
+                         (kx1 - kx0) * ch);
+            tsm_dw_set4(dst + kx1 * ch, pad4, (3 - kx1) * ch);
+            continue;
+        }
+        for (i = 0; i < 3 * ch; ++i) {
+            const int32_t kx = i / ch;
+            dst[i] = inside && kx >= kx0 && kx < kx1
+                         ? in_b[(iy * p->input_w + ix0) * ch + i]
+                         : (int8_t)(-p->input_offset);
         }
     }
     tsm_dw3x3_pixel(p, window, window + 3 * ch, window + 6 * ch, ch, lo4, hi4, out);
