@@ -104,7 +104,7 @@ tsm_conv2d_gather_inside(const int8_t *src, int32_t in_row, uint32_t *col, int32
  * with the input zero point outside the input and past the filter's row (the folded bias
  * cancels those taps exactly, as the reference skips them; the extra tap's weight is
  * zero), then gathered like an interior one. */
-static void tsm_conv2d_gather_border(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
+TSM_NO_LIBCALLS static void tsm_conv2d_gather_border(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
                                      int32_t iy0, int32_t ix0, uint32_t *col, int32_t slot,
                                      int8_t *window)
 {
@@ -114,17 +114,23 @@ static void tsm_conv2d_gather_border(const tsm_conv2d_tiled_params_t *p, const i
     const int8_t pad = (int8_t)p->input_zero_point;
     const int32_t kx0 = TSM_MAX(0, -ix0);
     const int32_t kx1 = TSM_MIN(p->filter_w, p->input_w - ix0);
-    int32_t ky;
+    int32_t ky, i;
     for (ky = 0; ky < p->filter_h; ++ky) {
         const int32_t iy = iy0 + ky;
         int8_t *dst = window + ky * row_len;
-        if (iy < 0 || iy >= p->input_h || kx1 <= kx0) {
-            memset(dst, pad, (size_t)row_len);
-            continue;
+        /* the row's inside taps between pad runs, byte by byte: the runs are a few bytes
+         * (a library call each cost more than the copy) */
+        const int32_t a = iy < 0 || iy >= p->input_h ? row_len : kx0 * c;
+        const int32_t e = iy < 0 || iy >= p->input_h ? row_len : TSM_MAX(a, kx1 * c);
+        for (i = 0; i < a; ++i) {
+            dst[i] = pad;
         }
-        memset(dst, pad, (size_t)(kx0 * c));
-        memcpy(dst + kx0 * c, in_b + iy * in_row + (ix0 + kx0) * c, (size_t)((kx1 - kx0) * c));
-        memset(dst + kx1 * c, pad, (size_t)(row_len - kx1 * c));
+        for (; i < e; ++i) {
+            dst[i] = in_b[iy * in_row + ix0 * c + i];
+        }
+        for (; i < row_len; ++i) {
+            dst[i] = pad;
+        }
     }
     tsm_conv2d_gather_inside(window, row_len, col, slot, p->filter_h, row_len);
 }
