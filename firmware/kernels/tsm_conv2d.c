@@ -151,6 +151,8 @@ static inline void tsm_conv2d_gather(const tsm_conv2d_tiled_params_t *p, const i
             tsm_conv2d_gather_inside(src, in_row, col, slot, 5, 5);
         } else if (p->input_c == 1 && p->filter_h == 3 && p->window_row == 4) {
             tsm_conv2d_gather_inside(src, in_row, col, slot, 3, 4);
+        } else if (p->filter_h == 3 && p->window_row == 24) {
+            tsm_conv2d_gather_inside(src, in_row, col, slot, 3, 24); /* 3x3, 8 channels */
         } else {
             tsm_conv2d_gather_inside(src, in_row, col, slot, p->filter_h, p->window_row);
         }
