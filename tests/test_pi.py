@@ -427,9 +427,8 @@ def test_mcu_auto_finds_the_app_and_capture_brings_back_what_it_saw(tmp_path, mo
     from tinysmile.boards import load_board
     from tinysmile.bundle import load_bundle
     from tinysmile.device import emulator
-    from tinysmile.device.app import app_tag
     from tinysmile.device.pio import run_pio
-    from tinysmile.device.project import generate_project
+    from tinysmile.device.project import firmware_tag, generate_project
 
     monkeypatch.setenv("TINYSMILE_STATE_DIR", str(tmp_path / "state"))
     board = load_board("qemu-cortex-m4")
@@ -440,7 +439,7 @@ def test_mcu_auto_finds_the_app_and_capture_brings_back_what_it_saw(tmp_path, mo
         (frames / f"{i:03d}.jpg").write_bytes(f.read_bytes())
     project = generate_project(bundle, board, tmp_path / "fw", mode="app")
     run_pio(project)
-    emulator.start(board, project.elf, app_tag(bundle.model_hash()), icount=False)
+    emulator.start(board, project.elf, firmware_tag(bundle.model_hash(), mode="app"), icount=False)
     try:
         args = ["pi", "run", "--camera", f"folder:{frames}", "--detector", "none", "--no-gpio"]
         assert main([*args, "--json", "--mcu", "auto"]) == 0

@@ -149,11 +149,11 @@ def auto_port(bundle: Bundle, board_id: str | None = None) -> Callable[[], str |
     a board that comes back on another port is found again."""
     from tinysmile.boards import load_board
     from tinysmile.device import emulator
-    from tinysmile.device.app import app_tag
+    from tinysmile.device.project import firmware_tag
     from tinysmile.device.transport import find_ports
 
     board = load_board(board_id)
-    want = {bundle.model_hash(), app_tag(bundle.model_hash())}  # the harness or the app
+    want = {bundle.model_hash(), firmware_tag(bundle.model_hash(), mode="app")}  # harness or app
 
     def find() -> str | None:
         if board.emulated:
