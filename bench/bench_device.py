@@ -4,10 +4,13 @@ instructions per inference and MACs per instruction, arena and total RAM (.data 
 stack), flash (.text without the model, and the model's bytes), and the native/tflm ratio
 of each; then each runtime's per-layer (per-operator) profile. Prints tables; not a test.
 
-    python bench/bench_device.py [MODEL.tflite|BUNDLE ...] [--tflm-lib DIR] [--json]
+    python bench/bench_device.py [MODEL.tflite|BUNDLE ...] [--models default,person,...]
+                                 [--tflm-lib DIR] [--json]
 
-Without models it uses the bundled default model and the compiler's test models
-(tests/models.py, which needs TensorFlow to build them). The TFLite Micro library comes from
+--models picks models by name: `default` (the bundled model) and the models of
+tests/models.py (NAMED below: issue 10's person detector, mini-Xception and DS-CNN among
+them; TensorFlow builds each once, then it is cached). Without models it uses the bundled
+default model and the compiler's test models smile_like and mobilenet_block. The TFLite Micro library comes from
 --tflm-lib, $TINYSMILE_TFLM_LIB, or ../shared/libraries/Arduino_TensorFlowLite; without it
 only the native runtime is measured.
 """
@@ -28,23 +31,43 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_TFLM = ROOT.parent / "shared" / "libraries" / "Arduino_TensorFlowLite"
 
 
+# name -> builder in tests/models.py; "default" is the bundled model
+NAMED = {
+    "smile_like": "build_smile_like",
+    "mobilenet_block": "build_mobilenet_block",
+    "kernel_shapes": "build_kernel_shapes",
+    "person": "build_person",
+    "xception": "build_xception",
+    "dscnn": "build_dscnn",
+}
+
+
+def named_models(names: list[str], tmp: Path) -> list[Path]:
+    from tinysmile.bundle import default_bundle_path
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import models
+
+    out = []
+    for name in names:
+        if name == "default":
+            out.append(default_bundle_path())
+            continue
+        if name not in NAMED:
+            raise SystemExit(f"error: no model named {name!r} (default, {', '.join(NAMED)})")
+        p = tmp / f"{name}.tflite"
+        p.write_bytes(getattr(models, NAMED[name])())
+        out.append(p)
+    return out
+
+
 def default_models(tmp: Path) -> list[Path]:
     from tinysmile.bundle import default_bundle_path
 
-    out = []
+    names = ["smile_like", "mobilenet_block"]
     if (default_bundle_path() / "model.tflite").is_file():
-        out.append(default_bundle_path())
-    sys.path.insert(0, str(ROOT / "tests"))
-    from models import build_mobilenet_block, build_smile_like
-
-    for name, build in (
-        ("smile_like", build_smile_like),
-        ("mobilenet_block", build_mobilenet_block),
-    ):
-        p = tmp / f"{name}.tflite"
-        p.write_bytes(build())
-        out.append(p)
-    return out
+        names.insert(0, "default")
+    return named_models(names, tmp)
 
 
 def bench_runtime(model: Path, board_id: str, runtime: str, tflm_lib: str | None) -> dict:
@@ -123,6 +146,9 @@ def print_model(con: Console, name: str, runs: dict[str, dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*", type=Path)
+    ap.add_argument(
+        "--models", dest="models_by_name", default=None, help="comma-separated names (see NAMED)"
+    )
     ap.add_argument("--board", default="qemu-cortex-m4")
     ap.add_argument("--tflm-lib", default=None)
     ap.add_argument("--json", action="store_true")
@@ -136,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         con.print("no TFLite Micro library (--tflm-lib): measuring the native runtime only")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        models = args.models or default_models(Path(tmp))
+        models = list(args.models)
+        if args.models_by_name:
+            models += named_models(args.models_by_name.split(","), Path(tmp))
+        models = models or default_models(Path(tmp))
         for m in models:
             name = m.stem if m.suffix == ".tflite" else m.name
             runs = {}

@@ -189,3 +189,83 @@ def build_edge_ops() -> bytes:
     rewritten), 9x7x3 input."""
     model = cached("edge_ops", _edge_ops, (1, 9, 7, 3))
     return with_last_op_as_int8_quantize(model, 1.3, -7)
+
+
+# ---- benchmark models: the shapes of issue 10's yardstick models, at random weights ----
+
+
+def _conv_bn(L, x, filters: int, kernel, strides=1, act: str | None = "relu6", padding="same"):
+    """Conv (no bias) + batch norm (+ activation): the converter folds the batch norm."""
+    x = L.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False)(x)
+    x = L.BatchNormalization()(x)
+    return L.Activation(act)(x) if act else x
+
+
+def _dw_bn(L, x, strides=1, act: str | None = "relu6"):
+    x = L.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False)(x)
+    x = L.BatchNormalization()(x)
+    return L.Activation(act)(x) if act else x
+
+
+def _person(tf, x):
+    L = tf.keras.layers
+    x = _conv_bn(L, x, 8, 3, strides=2)
+    # MobileNetV1 at width 0.25: (pointwise filters, depthwise stride) per block
+    blocks = [(16, 1), (32, 2), (32, 1), (64, 2), (64, 1), (128, 2)]
+    blocks += [(128, 1)] * 5 + [(256, 2), (256, 1)]
+    for filters, stride in blocks:
+        x = _dw_bn(L, x, strides=stride)
+        x = _conv_bn(L, x, filters, 1)
+    x = L.AveragePooling2D(3)(x)
+    x = L.Conv2D(2, 1)(x)
+    x = L.Reshape((2,))(x)
+    return L.Softmax()(x)
+
+
+def build_person() -> bytes:
+    """MobileNetV1-0.25 person detector, 96x96x1 -> 2 classes (7.16 M MACs): 3x3/2 first
+    conv, 13 depthwise 3x3 (stride 1 and 2) + pointwise blocks, batch norms folded, ReLU6,
+    3x3 average pool, 1x1 conv head, softmax."""
+    return cached("person", _person, (1, 96, 96, 1))
+
+
+def _xception(tf, x):
+    L = tf.keras.layers
+    x = _conv_bn(L, x, 8, 3, act="relu", padding="valid")
+    x = _conv_bn(L, x, 8, 3, act="relu", padding="valid")
+    for filters in (16, 32, 64, 128):
+        r = _conv_bn(L, x, filters, 1, strides=2, act=None)
+        x = L.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = L.Activation("relu")(L.BatchNormalization()(x))
+        x = L.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = L.BatchNormalization()(x)
+        x = L.MaxPooling2D(3, strides=2, padding="same")(x)
+        x = L.Add()([x, r])
+    x = L.Conv2D(7, 3, padding="same")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return L.Softmax()(x)
+
+
+def build_xception() -> bytes:
+    """mini-Xception, 64x64x1 -> 7 classes (10.2 M MACs): two VALID 3x3 convs, four residual
+    modules (separable 3x3 convs with batch norm, 3x3/2 max pool, 1x1/2 conv shortcut,
+    ADD), a 3x3 conv to the classes, global average pool (MEAN), softmax."""
+    return cached("xception", _xception, (1, 64, 64, 1))
+
+
+def _dscnn(tf, x):
+    L = tf.keras.layers
+    x = _conv_bn(L, x, 16, (10, 4), strides=2, act="relu")
+    for _ in range(5):
+        x = _dw_bn(L, x, act="relu")
+        x = _conv_bn(L, x, 16, 1, act="relu")
+    x = L.AveragePooling2D((25, 5))(x)
+    x = L.Flatten()(x)
+    x = L.Dense(12)(x)
+    return L.Softmax()(x)
+
+
+def build_dscnn() -> bytes:
+    """DS-CNN keyword spotter, 49x10x1 MFCCs -> 12 classes (0.33 M MACs): a 10x4/2 conv,
+    five depthwise 3x3 + pointwise blocks, average pool over the map, dense, softmax."""
+    return cached("dscnn", _dscnn, (1, 49, 10, 1))

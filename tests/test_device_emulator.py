@@ -47,7 +47,13 @@ def state_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):
-    from models import build_edge_ops, build_kernel_shapes, build_mobilenet_block, build_smile_like
+    from models import (
+        build_dscnn,
+        build_edge_ops,
+        build_kernel_shapes,
+        build_mobilenet_block,
+        build_smile_like,
+    )
     from test_compiler_wild import hello_world_dynamic_batch
 
     d = tmp_path_factory.mktemp("models")
@@ -57,6 +63,9 @@ def models(tmp_path_factory):
         ("mobilenet_block", build_mobilenet_block),
         ("kernel_shapes", build_kernel_shapes),
         ("edge_ops", build_edge_ops),
+        # issue 10's keyword spotter: 16-channel depthwise and pointwise blocks, the x4
+        # average pool over a 25x5 map, a dense head (0.33 M MACs, small enough for CI)
+        ("dscnn", build_dscnn),
         # TFLite Micro's hello_world as converters write it: batch -1 in the signature.
         ("hello_world_dyn", hello_world_dynamic_batch),
     ):
@@ -127,9 +136,11 @@ def _verify(built: Built, client, n: int, seed: int = 0):
 
 # kernel_shapes: the DSP variants (SXTB16/SMLAD, SSUB8/SEL) on the shapes they are chosen
 # for; the host tests run the same kernels with the instructions' C twins. edge_ops: the
-# ops the other models lack, so that every supported op runs on the board.
+# ops the other models lack, so that every supported op runs on the board. dscnn: a whole
+# benchmark model, with the x4 average pool (SXTAB16).
 @pytest.mark.parametrize(
-    "name", ["smile_like", "mobilenet_block", "kernel_shapes", "edge_ops", "hello_world_dyn"]
+    "name",
+    ["smile_like", "mobilenet_block", "kernel_shapes", "edge_ops", "dscnn", "hello_world_dyn"],
 )
 def test_bit_exact_on_the_emulator(firmware, name):
     built = firmware(name)

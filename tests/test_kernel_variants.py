@@ -111,6 +111,67 @@ def test_requantize_c_matches_python(tmp_path: Path):
     np.testing.assert_array_equal(got[:, 1], want)
 
 
+RS_HARNESS = r"""
+#include <stdio.h>
+#include "tsm_dsp.h"
+int main(void)
+{
+    long x, m, a, e;
+    while (scanf("%ld %ld %ld %ld", &x, &m, &a, &e) == 4) {
+        printf("%ld\n", (long)tsm_requantize_rs((int32_t)x, (int32_t)m, (int32_t)a, (int32_t)e));
+    }
+    return 0;
+}
+"""
+
+
+def test_requantize_rs_matches_python(tmp_path: Path):
+    """tsm_requantize_rs (SMMULR of 2x, the output offset folded into the rounding) equals
+    quant.requantize plus the offset over its whole domain: |x| < 2^30, right shifts
+    1..22, every offset, ties at each shift included."""
+    from tinysmile.compiler.ops.conv2d import rs_channel_params
+
+    rng = np.random.default_rng(4)
+    n = 20000
+    e = rng.integers(1, 23, n)
+    e[:22] = np.arange(1, 23)
+    m = rng.integers(2**30, 2**31, n)
+    m[::7] = 2**30
+    m[1::7] = 2**31 - 1
+    x = rng.integers(-(2**30) + 1, 2**30, n)
+    x[::3] = rng.integers(-(2**16), 2**16, x[::3].size)
+    x[:4] = [2**30 - 1, -(2**30) + 1, 0, -1]
+    # ties of the second rounding: x * m / 2^31 landing on a half step of 2^e
+    ties = (np.int64(1) << (e - 1)) * (2 * rng.integers(-50, 50, n) + 1)
+    x[2::5] = ties[2::5] << 1  # with m = 2^30, x * m / 2^31 = x / 2
+    m[2::5] = 2**30
+    offset = rng.integers(-128, 128, n)
+    rows = rs_channel_params(
+        {"shift": -e, "mult": m, "output_offset": 0}, np.zeros(n, dtype=np.int64)
+    )
+    add = (np.int64(1) << (e - 1)) + offset * (np.int64(1) << e)
+    assert rows is not None
+    src = tmp_path / "rs.c"
+    src.write_text(RS_HARNESS)
+    exe = tmp_path / "rs"
+    subprocess.run(
+        [
+            host_compiler(),
+            *CFLAGS,
+            *SANITIZE,
+            f"-I{firmware_dir() / 'kernels'}",
+            str(src),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
+    lines = "".join(f"{a} {b} {c} {d}\n" for a, b, c, d in zip(x, m, add, e))
+    out = subprocess.run([str(exe)], input=lines, capture_output=True, text=True, check=True)
+    got = np.array(out.stdout.split(), dtype=np.int64)
+    np.testing.assert_array_equal(got, requantize(x, m, -e) + offset)
+
+
 def _params(**kw):
     return {"batches": 1, "pad_h": 0, "pad_w": 0, **kw}
 
@@ -195,13 +256,15 @@ def _quant(scale, zero_point, axis: int = 0):
 
 
 def _window_graph(rng, kind: str):
-    """One CONV_2D / DEPTHWISE_CONV_2D / MAX_POOL_2D with random shape, stride, padding,
+    """One CONV_2D / DEPTHWISE_CONV_2D / MAX_POOL_2D / AVERAGE_POOL_2D with random shape, stride, padding,
     activation, zero points and per-channel scales (multipliers on both sides of 1/2, so
     both requantization paths run)."""
     from tinysmile.compiler.ir import Graph, Op, Tensor
 
     h, w = int(rng.integers(3, 12)), int(rng.integers(3, 12))
     c = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 12]))
+    if kind == "AVERAGE_POOL_2D" and rng.random() < 0.7:
+        c = 4 * int(rng.integers(1, 4))  # the x4 variant's channel counts
     fh, fw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
     if kind == "DEPTHWISE_CONV_2D" and rng.random() < 0.7:
         fh = fw = 3  # the specialised variant's shape
@@ -213,7 +276,7 @@ def _window_graph(rng, kind: str):
     s_out, zp_out = float(rng.uniform(0.01, 0.2)), int(rng.integers(-100, 100))
     x = Tensor(0, "x", (1, h, w, c), np.dtype(np.int8), _quant(s_in, zp_in))
     tensors = [x]
-    if kind == "MAX_POOL_2D":
+    if kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
         y_quant = _quant(s_in, zp_in)
         options = {"filter_height": fh, "filter_width": fw}
         inputs = [0]
@@ -253,8 +316,9 @@ def _window_graph(rng, kind: str):
 
 RANDOM_CASES = (
     [("CONV_2D", s) for s in range(8)]
-    + [("DEPTHWISE_CONV_2D", s) for s in range(6)]
+    + [("DEPTHWISE_CONV_2D", s) for s in range(10)]  # 6 and 9: groups with a left shift
     + [("MAX_POOL_2D", s) for s in range(3)]
+    + [("AVERAGE_POOL_2D", s) for s in range(5)]
 )
 
 

@@ -59,6 +59,14 @@ static inline int32_t tsm_requantize(int32_t x, int32_t multiplier, int32_t shif
 #define TSM_LIKELY(x) (x)
 #endif
 
+/* gcc turns short copy loops back into memset/memcpy calls, which cost more than the few
+ * bytes they move; this keeps a function's loops as written. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define TSM_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define TSM_NO_LIBCALLS
+#endif
+
 static inline int32_t tsm_requantize_q31(int32_t x, int32_t multiplier, int32_t shift)
 {
     /* real multipliers below 1/2 (a right shift) are the rule for conv outputs */

@@ -100,50 +100,61 @@ tsm_conv2d_gather_inside(const int8_t *src, int32_t in_row, uint32_t *col, int32
     }
 }
 
-/* A window crossing the border: copied first, rows of filter_w * input_c bytes, into
- * `window` with the input zero point outside the input (the folded bias cancels those
- * taps exactly, as the reference skips them), then gathered like an interior one. */
-static void tsm_conv2d_gather_border(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
+/* A window crossing the border: copied first, rows of window_row bytes, into `window`
+ * with the input zero point outside the input and past the filter's row (the folded bias
+ * cancels those taps exactly, as the reference skips them; the extra tap's weight is
+ * zero), then gathered like an interior one. */
+TSM_NO_LIBCALLS static void tsm_conv2d_gather_border(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
                                      int32_t iy0, int32_t ix0, uint32_t *col, int32_t slot,
                                      int8_t *window)
 {
     const int32_t c = p->input_c;
-    const int32_t row_len = p->filter_w * c;
+    const int32_t row_len = p->window_row;
     const int32_t in_row = p->input_w * c;
     const int8_t pad = (int8_t)p->input_zero_point;
     const int32_t kx0 = TSM_MAX(0, -ix0);
     const int32_t kx1 = TSM_MIN(p->filter_w, p->input_w - ix0);
-    int32_t ky;
+    int32_t ky, i;
     for (ky = 0; ky < p->filter_h; ++ky) {
         const int32_t iy = iy0 + ky;
         int8_t *dst = window + ky * row_len;
-        if (iy < 0 || iy >= p->input_h || kx1 <= kx0) {
-            memset(dst, pad, (size_t)row_len);
-            continue;
+        /* the row's inside taps between pad runs, byte by byte: the runs are a few bytes
+         * (a library call each cost more than the copy) */
+        const int32_t a = iy < 0 || iy >= p->input_h ? row_len : kx0 * c;
+        const int32_t e = iy < 0 || iy >= p->input_h ? row_len : TSM_MAX(a, kx1 * c);
+        for (i = 0; i < a; ++i) {
+            dst[i] = pad;
         }
-        memset(dst, pad, (size_t)(kx0 * c));
-        memcpy(dst + kx0 * c, in_b + iy * in_row + (ix0 + kx0) * c, (size_t)((kx1 - kx0) * c));
-        memset(dst + kx1 * c, pad, (size_t)((p->filter_w - kx1) * c));
+        for (; i < e; ++i) {
+            dst[i] = in_b[iy * in_row + ix0 * c + i];
+        }
+        for (; i < row_len; ++i) {
+            dst[i] = pad;
+        }
     }
     tsm_conv2d_gather_inside(window, row_len, col, slot, p->filter_h, row_len);
 }
 
-/* The window of output pixel (oy, ox) into column `slot`. */
+/* The window of output pixel (oy, ox) into column `slot`. A window row wider than the
+ * filter's (window_row) must also end inside the input row to be read in place. */
 static inline void tsm_conv2d_gather(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
                                      int32_t oy, int32_t ox, uint32_t *col, int32_t slot,
                                      int8_t *window)
 {
     const int32_t iy0 = oy * p->stride_h - p->pad_h;
     const int32_t ix0 = ox * p->stride_w - p->pad_w;
-    if (ix0 >= 0 && ix0 + p->filter_w <= p->input_w && iy0 >= 0 &&
-        iy0 + p->filter_h <= p->input_h) {
+    if (ix0 >= 0 && (ix0 * p->input_c + p->window_row <= p->input_w * p->input_c) &&
+        iy0 >= 0 && iy0 + p->filter_h <= p->input_h) {
         const int32_t in_row = p->input_w * p->input_c;
         const int8_t *src = in_b + iy0 * in_row + ix0 * p->input_c;
         if (p->input_c == 1 && p->filter_h == 5 && p->filter_w == 5) {
             tsm_conv2d_gather_inside(src, in_row, col, slot, 5, 5);
+        } else if (p->input_c == 1 && p->filter_h == 3 && p->window_row == 4) {
+            tsm_conv2d_gather_inside(src, in_row, col, slot, 3, 4);
+        } else if (p->filter_h == 3 && p->window_row == 24) {
+            tsm_conv2d_gather_inside(src, in_row, col, slot, 3, 24); /* 3x3, 8 channels */
         } else {
-            tsm_conv2d_gather_inside(src, in_row, col, slot, p->filter_h,
-                                     p->filter_w * p->input_c);
+            tsm_conv2d_gather_inside(src, in_row, col, slot, p->filter_h, p->window_row);
         }
         return;
     }
@@ -160,12 +171,38 @@ static inline int8_t tsm_out_s8(int32_t acc, int32_t multiplier, int32_t shift, 
     return (int8_t)TSM_MIN(acc, hi);
 }
 
+/* Two channels' outputs of one pixel (tsm_requantize_rs, the offset in it), saturated,
+ * packed and clamped bytewise (lo4, hi4: the bounds in every lane) into one halfword. */
+static inline void tsm_out_rs_x2(int8_t *out, int32_t a0, int32_t a1, int32_t m0, int32_t d0,
+                                 int32_t e0, int32_t m1, int32_t d1, int32_t e1, uint32_t lo4,
+                                 uint32_t hi4)
+{
+    const uint32_t y = tsm_pack_s8x2(tsm_ssat8(tsm_requantize_rs(a0, m0, d0, e0)),
+                                     tsm_ssat8(tsm_requantize_rs(a1, m1, d1, e1)));
+    tsm_write_u16(out, (uint16_t)tsm_min_s8x4(tsm_max_s8x4(y, lo4), hi4));
+}
+
+static inline int8_t tsm_out_rs(int32_t acc, int32_t m, int32_t d, int32_t e, int32_t lo,
+                                int32_t hi)
+{
+    acc = tsm_requantize_rs(acc, m, d, e);
+    acc = TSM_MAX(acc, lo);
+    return (int8_t)TSM_MIN(acc, hi);
+}
+
 /* Pixels go in pairs in raster order and every read of a pair comes before its writes,
  * which is what the planner's in-place proof assumes. An odd last pixel (or channel) is
- * computed from a stale (or zero) column and not stored. */
-void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, int8_t *output,
-                      uint32_t *scratch)
+ * computed from a stale (or zero) column and not stored. rs: the requantization is
+ * tsm_requantize_rs (a literal at each call, so each copy keeps one epilogue). */
+static inline __attribute__((always_inline)) void
+tsm_conv2d_tiled_body(const tsm_conv2d_tiled_params_t *p, const int8_t *input, int8_t *output,
+                      uint32_t *scratch, const int rs)
 {
+    /* rs: per pair of output channels [bias0, bias1, m0, m1, add0, add1, e0, e1], one
+     * pointer for the epilogue instead of four arrays */
+    const int32_t *const pairs = p->output_add;
+    const uint32_t lo4 = (uint32_t)(uint8_t)(int8_t)p->activation_min * 0x01010101u;
+    const uint32_t hi4 = (uint32_t)(uint8_t)(int8_t)p->activation_max * 0x01010101u;
     const int32_t pixels = p->output_h * p->output_w;
     const int32_t depth = p->depth;
     const int32_t out_c = p->output_c;
@@ -177,6 +214,11 @@ void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
     const int32_t *const shift = p->output_shift;
     const uint32_t *const col_end = scratch + depth;
     int8_t *const window = (int8_t *)(void *)(scratch + depth);
+    /* a 1x1 window at stride 1 without padding is the pixel itself: widened in place, no
+     * call and no bounds checks */
+    const int pointwise = p->filter_h == 1 && p->filter_w == 1 && p->stride_h == 1 &&
+                          p->stride_w == 1 && p->pad_h == 0 && p->pad_w == 0;
+    const int32_t in_c = p->input_c;
     int32_t b, px, oc, k;
     /* the zero tail past the window, and a defined second column for an odd last pixel */
     for (k = 0; k < depth; ++k) {
@@ -191,24 +233,32 @@ void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
             int8_t *o0 = out_b + px * out_c;
             int8_t *o1 = o0 + out_c;
             const uint32_t *w = p->filter;
-            tsm_conv2d_gather(p, in_b, oy, ox, scratch, 0, window);
-            if (++ox == p->output_w) {
-                ox = 0;
-                ++oy;
-            }
-            if (two) {
-                tsm_conv2d_gather(p, in_b, oy, ox, scratch, 1, window);
+            if (pointwise) {
+                tsm_conv2d_gather_inside(in_b + px * in_c, 0, scratch, 0, 1, in_c);
+                if (two) {
+                    tsm_conv2d_gather_inside(in_b + (px + 1) * in_c, 0, scratch, 1, 1, in_c);
+                }
+            } else {
+                tsm_conv2d_gather(p, in_b, oy, ox, scratch, 0, window);
                 if (++ox == p->output_w) {
                     ox = 0;
                     ++oy;
                 }
+                if (two) {
+                    tsm_conv2d_gather(p, in_b, oy, ox, scratch, 1, window);
+                    if (++ox == p->output_w) {
+                        ox = 0;
+                        ++oy;
+                    }
+                }
             }
+            const int32_t *pp = pairs;
             for (oc = 0; oc < out_c; oc += 2) {
                 const int32_t pair = oc + 1 < out_c;
                 const uint32_t *x = scratch;
-                int32_t a00 = bias[oc];
+                int32_t a00 = rs ? pp[0] : bias[oc];
                 int32_t a01 = a00;
-                int32_t a10 = bias[oc + pair];
+                int32_t a10 = rs ? pp[1] : bias[oc + pair];
                 int32_t a11 = a10;
                 do {
                     /* 4 taps of 2 channels (w0 w2 w1 w3 each: SXTB16 gives (w0, w1), with
@@ -232,6 +282,25 @@ void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
                     x += 4;
                     w += 2;
                 } while (x < col_end);
+                if (rs && pair) {
+                    const int32_t m0 = pp[2], m1 = pp[3], d0 = pp[4], d1 = pp[5];
+                    const int32_t e0 = pp[6], e1 = pp[7];
+                    pp += 8;
+                    tsm_out_rs_x2(o0 + oc, a00, a10, m0, d0, e0, m1, d1, e1, lo4, hi4);
+                    if (two) {
+                        tsm_out_rs_x2(o1 + oc, a01, a11, m0, d0, e0, m1, d1, e1, lo4, hi4);
+                    }
+                    continue;
+                }
+                if (rs) {
+                    const int32_t m0 = pp[2], d0 = pp[4], e0 = pp[6];
+                    pp += 8;
+                    o0[oc] = tsm_out_rs(a00, m0, d0, e0, lo, hi);
+                    if (two) {
+                        o1[oc] = tsm_out_rs(a01, m0, d0, e0, lo, hi);
+                    }
+                    continue;
+                }
                 {
                     const int32_t m0 = mult[oc];
                     const int32_t s0 = shift[oc];
@@ -250,5 +319,15 @@ void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
                 }
             }
         }
+    }
+}
+
+void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, int8_t *output,
+                      uint32_t *scratch)
+{
+    if (p->output_add) {
+        tsm_conv2d_tiled_body(p, input, output, scratch, 1);
+    } else {
+        tsm_conv2d_tiled_body(p, input, output, scratch, 0);
     }
 }

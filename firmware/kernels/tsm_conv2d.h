@@ -32,7 +32,10 @@ typedef struct {
     int32_t filter_h, filter_w;
     int32_t stride_h, stride_w;
     int32_t pad_h, pad_w;
-    int32_t depth; /* filter_h * filter_w * input_c rounded up to a multiple of 4 */
+    int32_t depth; /* filter_h * window_row rounded up to a multiple of 4 */
+    /* bytes per gathered window row: filter_w * input_c, or one more for a single-channel
+     * row of 3 (7, ...) taps, read as whole words against a zero weight */
+    int32_t window_row;
     int32_t input_zero_point;
     int32_t output_offset;
     int32_t activation_min, activation_max;
@@ -42,10 +45,15 @@ typedef struct {
     const int32_t *bias;  /* bias - input_zero_point * sum(filter[oc]) */
     const int32_t *output_multiplier;
     const int32_t *output_shift;
+    /* NULL, or where tsm_requantize_rs applies to every channel (right shifts 1..22, an
+     * accumulator below 2^30): per pair of output channels (the odd last one repeated)
+     * [bias0, bias1, multiplier0, multiplier1, add0, add1, e0, e1], add = 2^(e-1) +
+     * output_offset * 2^e, read instead of bias / output_multiplier / output_shift */
+    const int32_t *output_add;
 } tsm_conv2d_tiled_params_t;
 
-/* scratch: depth words (two interleaved int16 columns), then filter_h * filter_w * input_c
- * bytes (a border window), placed by the memory planner */
+/* scratch: depth words (two interleaved int16 columns), then filter_h * window_row bytes
+ * (a border window), placed by the memory planner */
 void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, int8_t *output,
                       uint32_t *scratch);
 

@@ -52,133 +52,220 @@ void tsm_depthwise_conv2d(const tsm_depthwise_conv2d_params_t *p, const int8_t *
     }
 }
 
-/* Requantize, offset, clamp, from locals (through the params pointer every int8 store,
- * which may alias anything, would force reloads). */
-static inline int8_t tsm_dw_out(int32_t acc, int32_t multiplier, int32_t shift, int32_t offset,
-                                int32_t lo, int32_t hi)
+/* Requantize (q: see channel_params), offset, clamp. */
+static inline int8_t tsm_dw_out(int32_t acc, const int32_t *q, int32_t offset, int32_t lo,
+                                int32_t hi)
 {
-    acc = tsm_requantize_q31(acc, multiplier, shift) + offset;
+    acc = q[3] ? tsm_requantize_rs(acc, q[1], q[2], q[3])
+               : tsm_requantize_q31(acc, q[1], q[2]) + offset;
     acc = TSM_MAX(acc, lo);
     return (int8_t)TSM_MIN(acc, hi);
 }
 
-/* Halfwords lo(a), lo(b) and hi(a), hi(b) (PKHBT / PKHTB). */
-static inline uint32_t tsm_pack_lo(uint32_t a, uint32_t b)
+/* One tap of 4 channels: SXTB16 splits the input word into channels (0, 2) and (1, 3),
+ * which meet the filter's int16 pairs (w0, w2) and (w1, w3) in SMLABB / SMLATT. No
+ * repacking, one multiply per instruction, and few registers live. */
+#define TSM_DW_TAP(src, wp)                                                                     \
+    do {                                                                                        \
+        const uint32_t x_ = tsm_read_u32(src);                                                 \
+        const uint32_t x02_ = tsm_sxtb16(x_), x13_ = tsm_sxtb16_ror8(x_);                      \
+        const uint32_t w02_ = (wp)[0], w13_ = (wp)[1];                                         \
+        a0 = tsm_smlabb(x02_, w02_, a0);                                                       \
+        a2 = tsm_smlatt(x02_, w02_, a2);                                                       \
+        a1 = tsm_smlabb(x13_, w13_, a1);                                                       \
+        a3 = tsm_smlatt(x13_, w13_, a3);                                                       \
+    } while (0)
+
+/* The 9 taps of 4 channels into a0..a3; *w moves past the group's 18 words. r0, r1, r2
+ * point at the window rows' first tap column, the others ch bytes apart. */
+static inline __attribute__((always_inline)) void
+tsm_dw3x3_taps(const int8_t *r0, const int8_t *r1, const int8_t *r2, int32_t ch,
+               const uint32_t **wp, int32_t *a)
 {
-    return (a & 0xFFFFu) | (b << 16);
+    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+    const uint32_t *w = *wp;
+#if TSM_DSP
+    /* written out: gcc hoists the loads of C taps and spills the accumulators; here 8
+     * instructions per tap of 4 channels (LDR, LDRD, 2 SXTB16, 4 SMLAxx) in 13 registers.
+     * The memory clobber keeps the previous group's output stores (in place, they may
+     * share bytes with the input) ahead of these reads. */
+    uint32_t x, x02, w02, w13;
+#define TSM_DW_TAP_ASM(addr)                                                                    \
+    "ldr %[x], " addr "\n\t"                                                                    \
+    "ldrd %[w02], %[w13], [%[w]], #8\n\t"                                                       \
+    "sxtb16 %[x02], %[x]\n\t"                                                                   \
+    "sxtb16 %[x], %[x], ror #8\n\t"                                                             \
+    "smlabb %[a0], %[x02], %[w02], %[a0]\n\t"                                                   \
+    "smlatt %[a2], %[x02], %[w02], %[a2]\n\t"                                                   \
+    "smlabb %[a1], %[x], %[w13], %[a1]\n\t"                                                     \
+    "smlatt %[a3], %[x], %[w13], %[a3]\n\t"
+    __asm__(TSM_DW_TAP_ASM("[%[r0]]") TSM_DW_TAP_ASM("[%[r0], %[ch]]")
+                TSM_DW_TAP_ASM("[%[r0], %[ch], lsl #1]") TSM_DW_TAP_ASM("[%[r1]]")
+                    TSM_DW_TAP_ASM("[%[r1], %[ch]]") TSM_DW_TAP_ASM("[%[r1], %[ch], lsl #1]")
+                        TSM_DW_TAP_ASM("[%[r2]]") TSM_DW_TAP_ASM("[%[r2], %[ch]]")
+                            TSM_DW_TAP_ASM("[%[r2], %[ch], lsl #1]")
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w),
+              [x] "=&r"(x), [x02] "=&r"(x02), [w02] "=&r"(w02), [w13] "=&r"(w13)
+            : [r0] "r"(r0), [r1] "r"(r1), [r2] "r"(r2), [ch] "r"(ch)
+            : "memory");
+#undef TSM_DW_TAP_ASM
+#else
+    TSM_DW_TAP(r0, w);
+    TSM_DW_TAP(r0 + ch, w + 2);
+    TSM_DW_TAP(r0 + 2 * ch, w + 4);
+    TSM_DW_TAP(r1, w + 6);
+    TSM_DW_TAP(r1 + ch, w + 8);
+    TSM_DW_TAP(r1 + 2 * ch, w + 10);
+    TSM_DW_TAP(r2, w + 12);
+    TSM_DW_TAP(r2 + ch, w + 14);
+    TSM_DW_TAP(r2 + 2 * ch, w + 16);
+    w += 18;
+#endif
+    *wp = w;
+    a[0] = a0;
+    a[1] = a1;
+    a[2] = a2;
+    a[3] = a3;
 }
 
-static inline uint32_t tsm_pack_hi(uint32_t a, uint32_t b)
+/* One pixel: s0, s1, s2 point at channel 0 of the window's three rows (tap columns ch
+ * bytes apart). A group of 4 outputs is saturated to int8, packed into a word and
+ * clamped to the activation bytewise (lo4, hi4: the bounds in every lane): one store. */
+static inline __attribute__((always_inline)) void
+tsm_dw3x3_pixel(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *s0, const int8_t *s1,
+                const int8_t *s2, int32_t ch, uint32_t lo4, uint32_t hi4, int8_t *out)
 {
-    return (a >> 16) | (b & 0xFFFF0000u);
-}
-
-/* Taps (a, b) of 4 channels into 4 accumulators: SXTB16 splits each word into channels
- * (0, 2) and (1, 3), the packs pair tap a with tap b per channel for SMLAD. */
-static inline void tsm_dw_pair(const int8_t *ta, const int8_t *tb, const uint32_t *w, int32_t *a0,
-                               int32_t *a1, int32_t *a2, int32_t *a3)
-{
-    const uint32_t va = tsm_read_u32(ta), vb = tsm_read_u32(tb);
-    const uint32_t a02 = tsm_sxtb16(va), a13 = tsm_sxtb16_ror8(va);
-    const uint32_t b02 = tsm_sxtb16(vb), b13 = tsm_sxtb16_ror8(vb);
-    *a0 = tsm_smlad(tsm_pack_lo(a02, b02), w[0], *a0);
-    *a1 = tsm_smlad(tsm_pack_lo(a13, b13), w[1], *a1);
-    *a2 = tsm_smlad(tsm_pack_hi(a02, b02), w[2], *a2);
-    *a3 = tsm_smlad(tsm_pack_hi(a13, b13), w[3], *a3);
-}
-
-/* One interior pixel: s0, s1, s2 point at channel 0 of the window's three rows. */
-static inline void tsm_dw3x3_interior(const tsm_depthwise_conv2d_3x3_params_t *p,
-                                      const int8_t *s0, const int8_t *s1, const int8_t *s2,
-                                      int8_t *out)
-{
-    const int32_t ch = p->channels;
     const int32_t c4 = ch & ~3;
-    const int32_t offset = p->output_offset;
-    const int32_t lo = p->activation_min;
-    const int32_t hi = p->activation_max;
-    const int32_t *const bias = p->bias;
-    const int32_t *const mult = p->output_multiplier;
-    const int32_t *const shift = p->output_shift;
     const uint32_t *w = p->filter_words;
+    const int32_t *q = p->channel_params;
     int32_t c, t;
-    for (c = 0; c < c4; c += 4, w += 18) {
-        const int8_t *r0 = s0 + c, *r1 = s1 + c, *r2 = s2 + c;
-        int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
-        uint32_t x02, x13;
-        tsm_dw_pair(r0, r0 + ch, w, &a0, &a1, &a2, &a3);
-        tsm_dw_pair(r0 + 2 * ch, r1, w + 4, &a0, &a1, &a2, &a3);
-        tsm_dw_pair(r1 + ch, r1 + 2 * ch, w + 8, &a0, &a1, &a2, &a3);
-        tsm_dw_pair(r2, r2 + ch, w + 12, &a0, &a1, &a2, &a3);
-        x02 = tsm_read_u32(r2 + 2 * ch);
-        x13 = tsm_sxtb16_ror8(x02);
-        x02 = tsm_sxtb16(x02);
-        a0 = tsm_smlabb(x02, w[16], a0);
-        a2 = tsm_smlatt(x02, w[16], a2);
-        a1 = tsm_smlabb(x13, w[17], a1);
-        a3 = tsm_smlatt(x13, w[17], a3);
-        out[c] = tsm_dw_out(a0, mult[c], shift[c], offset, lo, hi);
-        out[c + 1] = tsm_dw_out(a1, mult[c + 1], shift[c + 1], offset, lo, hi);
-        out[c + 2] = tsm_dw_out(a2, mult[c + 2], shift[c + 2], offset, lo, hi);
-        out[c + 3] = tsm_dw_out(a3, mult[c + 3], shift[c + 3], offset, lo, hi);
+    for (c = 0; c < c4; c += 4, q += 16) {
+        int32_t a[4];
+        uint32_t y;
+        a[0] = q[0];
+        a[1] = q[4];
+        a[2] = q[8];
+        a[3] = q[12];
+        tsm_dw3x3_taps(s0 + c, s1 + c, s2 + c, ch, &w, a);
+        if (!TSM_LIKELY(q[3] != 0)) {
+            const int32_t offset = p->output_offset;
+            const int32_t lo = p->activation_min, hi = p->activation_max;
+            out[c] = tsm_dw_out(a[0], q, offset, lo, hi);
+            out[c + 1] = tsm_dw_out(a[1], q + 4, offset, lo, hi);
+            out[c + 2] = tsm_dw_out(a[2], q + 8, offset, lo, hi);
+            out[c + 3] = tsm_dw_out(a[3], q + 12, offset, lo, hi);
+            continue;
+        }
+        y = tsm_pack_s8x4(tsm_ssat8(tsm_requantize_rs(a[0], q[1], q[2], q[3])),
+                          tsm_ssat8(tsm_requantize_rs(a[1], q[5], q[6], q[7])),
+                          tsm_ssat8(tsm_requantize_rs(a[2], q[9], q[10], q[11])),
+                          tsm_ssat8(tsm_requantize_rs(a[3], q[13], q[14], q[15])));
+        tsm_write_u32(out + c, tsm_min_s8x4(tsm_max_s8x4(y, lo4), hi4));
     }
-    for (; c < ch; ++c) {
+    for (; c < ch; ++c, q += 4) {
         const int8_t *f = p->filter + c * 9;
-        int32_t acc = bias[c];
+        int32_t acc = q[0];
         for (t = 0; t < 3; ++t) {
             acc += s0[c + t * ch] * f[t] + s1[c + t * ch] * f[3 + t] + s2[c + t * ch] * f[6 + t];
         }
-        out[c] = tsm_dw_out(acc, mult[c], shift[c], offset, lo, hi);
+        out[c] = tsm_dw_out(acc, q, p->output_offset, p->activation_min, p->activation_max);
+    }
+}
+
+/* n bytes (a multiple of 4) of src to dst, or of the pad word: a word at a time, no
+ * library call (the windows are a few dozen bytes). */
+static inline void tsm_dw_copy4(int8_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; i += 4) {
+        tsm_write_u32(dst + i, tsm_read_u32(src + i));
+    }
+}
+
+static inline void tsm_dw_set4(int8_t *dst, uint32_t pad4, int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; i += 4) {
+        tsm_write_u32(dst + i, pad4);
     }
 }
 
 /* A window crossing the border, copied into `window` (rows of 3 * channels bytes) with
  * the input zero point outside the input: the folded bias cancels those taps exactly, as
- * the reference skips them, and the interior code does the rest. */
+ * the reference skips them, and the interior code does the rest. A row inside the input
+ * is one run of its inside taps between pad runs. */
 static void tsm_dw3x3_border(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *in_b,
-                             int32_t iy0, int32_t ix0, int8_t *window, int8_t *out)
+                             int32_t iy0, int32_t ix0, int8_t *window, uint32_t lo4,
+                             uint32_t hi4, int8_t *out)
 {
     const int32_t ch = p->channels;
-    const int32_t row = p->input_w * ch;
     const int32_t kx0 = TSM_MAX(0, -ix0);
     const int32_t kx1 = TSM_MIN(3, p->input_w - ix0);
-    const int8_t pad = (int8_t)(-p->input_offset);
-    int32_t ky;
+    const uint32_t pad4 = (uint32_t)(uint8_t)(int8_t)(-p->input_offset) * 0x01010101u;
+    int32_t ky, i;
     for (ky = 0; ky < 3; ++ky) {
         const int32_t iy = iy0 + ky;
         int8_t *dst = window + ky * 3 * ch;
-        if (iy < 0 || iy >= p->input_h || kx1 <= kx0) {
-            memset(dst, pad, (size_t)(3 * ch));
+        const int inside = iy >= 0 && iy < p->input_h && kx1 > kx0;
+        if ((ch & 3) == 0) {
+            if (!inside) {
+                tsm_dw_set4(dst, pad4, 3 * ch);
+                continue;
+            }
+            tsm_dw_set4(dst, pad4, kx0 * ch);
+            tsm_dw_copy4(dst + kx0 * ch, in_b + (iy * p->input_w + ix0 + kx0) * ch,
+                         (kx1 - kx0) * ch);
+            tsm_dw_set4(dst + kx1 * ch, pad4, (3 - kx1) * ch);
             continue;
         }
-        memset(dst, pad, (size_t)(kx0 * ch));
-        memcpy(dst + kx0 * ch, in_b + iy * row + (ix0 + kx0) * ch, (size_t)((kx1 - kx0) * ch));
-        memset(dst + kx1 * ch, pad, (size_t)((3 - kx1) * ch));
+        for (i = 0; i < 3 * ch; ++i) {
+            const int32_t kx = i / ch;
+            dst[i] = inside && kx >= kx0 && kx < kx1
+                         ? in_b[(iy * p->input_w + ix0) * ch + i]
+                         : (int8_t)(-p->input_offset);
+        }
     }
-    tsm_dw3x3_interior(p, window, window + 3 * ch, window + 6 * ch, out);
+    tsm_dw3x3_pixel(p, window, window + 3 * ch, window + 6 * ch, ch, lo4, hi4, out);
 }
 
 /* Pixels in raster order, all channels of a pixel after its reads of them: the order the
- * planner's in-place proof assumes. */
+ * planner's in-place proof assumes. A row's interior pixels (whole window inside) run in
+ * one loop without checks, its border pixels take the copied window. */
 void tsm_depthwise_conv2d_3x3(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *input,
                               int8_t *output, int8_t *scratch)
 {
     const int32_t ch = p->channels;
     const int32_t row = p->input_w * ch;
+    const int32_t sw = p->stride_w;
+    const int32_t step = sw * ch;
+    const uint32_t lo4 = (uint32_t)(uint8_t)(int8_t)p->activation_min * 0x01010101u;
+    const uint32_t hi4 = (uint32_t)(uint8_t)(int8_t)p->activation_max * 0x01010101u;
+    /* interior columns: ox * sw - pad_w >= 0 and ox * sw - pad_w + 3 <= input_w */
+    const int32_t last = p->input_w - 3 + p->pad_w; /* ox * sw <= last */
+    const int32_t ox_lo = TSM_MIN((p->pad_w + sw - 1) / sw, p->output_w);
+    const int32_t ox_hi = last < 0 ? ox_lo : TSM_MAX(ox_lo, TSM_MIN(p->output_w, last / sw + 1));
     int32_t b, oy, ox;
     for (b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * p->input_h * row;
         for (oy = 0; oy < p->output_h; ++oy) {
             const int32_t iy0 = oy * p->stride_h - p->pad_h;
-            const int32_t y_inside = iy0 >= 0 && iy0 + 3 <= p->input_h;
-            for (ox = 0; ox < p->output_w; ++ox, output += ch) {
-                const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                if (y_inside && ix0 >= 0 && ix0 + 3 <= p->input_w) {
-                    const int8_t *s0 = in_b + iy0 * row + ix0 * ch;
-                    tsm_dw3x3_interior(p, s0, s0 + row, s0 + 2 * row, output);
-                } else {
-                    tsm_dw3x3_border(p, in_b, iy0, ix0, scratch, output);
+            if (iy0 < 0 || iy0 + 3 > p->input_h) {
+                for (ox = 0; ox < p->output_w; ++ox, output += ch) {
+                    tsm_dw3x3_border(p, in_b, iy0, ox * sw - p->pad_w, scratch, lo4, hi4, output);
                 }
+                continue;
+            }
+            for (ox = 0; ox < ox_lo; ++ox, output += ch) {
+                tsm_dw3x3_border(p, in_b, iy0, ox * sw - p->pad_w, scratch, lo4, hi4, output);
+            }
+            {
+                const int8_t *s0 = in_b + iy0 * row + (ox_lo * sw - p->pad_w) * ch;
+                for (; ox < ox_hi; ++ox, output += ch, s0 += step) {
+                    tsm_dw3x3_pixel(p, s0, s0 + row, s0 + 2 * row, ch, lo4, hi4, output);
+                }
+            }
+            for (; ox < p->output_w; ++ox, output += ch) {
+                tsm_dw3x3_border(p, in_b, iy0, ox * sw - p->pad_w, scratch, lo4, hi4, output);
             }
         }
     }

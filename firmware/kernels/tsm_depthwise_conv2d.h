@@ -23,10 +23,12 @@ typedef struct {
 void tsm_depthwise_conv2d(const tsm_depthwise_conv2d_params_t *p, const int8_t *input,
                           int8_t *output);
 
-/* The "3x3" variant (3x3 filter, depth multiplier 1): four channels per word, taps paired
- * (t, t+1) into int16 pairs for SMLAD against compile-time packed weights, the input zero
- * point folded into the bias. A border pixel's window is first copied to scratch with the
- * zero point outside the input. Channels past the last multiple of 4 take a scalar loop. */
+/* The "3x3" variant (3x3 filter, depth multiplier 1): four channels per word, each tap's
+ * input word split by SXTB16 into channels (0, 2) and (1, 3) and multiplied against
+ * compile-time int16 pairs (SMLABB / SMLATT), the input zero point folded into the bias
+ * and the output offset into the requantization (tsm_requantize_rs). A border pixel's
+ * window is first copied to scratch with the zero point outside the input. Channels past
+ * the last multiple of 4 take a scalar loop. */
 typedef struct {
     int32_t batches;
     int32_t input_h, input_w, channels;
@@ -36,13 +38,14 @@ typedef struct {
     int32_t input_offset; /* -input_zero_point */
     int32_t output_offset;
     int32_t activation_min, activation_max;
-    /* per group of 4 channels: for each tap pair (0,1) (2,3) (4,5) (6,7), channel 0..3's
-     * int16 pair (w_t, w_t+1); then tap 8 as (ch0, ch2) and (ch1, ch3) int16 pairs */
+    /* per group of 4 channels, for each tap 0..8 (row by row): the int16 pairs
+     * (w_c0, w_c2) and (w_c1, w_c3) */
     const uint32_t *filter_words;
     const int8_t *filter; /* [channels][9], taps row by row */
-    const int32_t *bias;  /* bias + input_offset * sum(filter[c]) */
-    const int32_t *output_multiplier;
-    const int32_t *output_shift;
+    /* per channel: bias + input_offset * sum(filter[c]), output_multiplier, then either
+     * 2^(e-1) + output_offset * 2^e and e >= 1 (tsm_requantize_rs, the same for all 4
+     * channels of a group), or the signed shift and 0 (tsm_requantize_q31 + offset) */
+    const int32_t *channel_params;
 } tsm_depthwise_conv2d_3x3_params_t;
 
 /* scratch: 9 * channels bytes (a border window), placed by the memory planner */

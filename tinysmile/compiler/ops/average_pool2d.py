@@ -14,6 +14,12 @@ class AveragePool2D(Pool2D):
     kinds = ("AVERAGE_POOL_2D",)
     kernel = "average_pool2d"
 
+    def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
+        # x4 sums 4 channels as int16 lanes: a window of at most 256 taps stays in range
+        if p["channels"] % 4 == 0 and p["filter_h"] * p["filter_w"] <= 256:
+            return "x4"
+        return "generic"
+
     def reference(self, g: Graph, op: Op, p: dict[str, Any], xs: list[np.ndarray]) -> np.ndarray:
         x = xs[0].astype(np.int64)
         out = np.zeros((p["batches"], p["output_h"], p["output_w"], p["channels"]), np.int64)

@@ -191,6 +191,29 @@ def folded_bias(p: dict[str, Any], filter_2d: np.ndarray) -> np.ndarray:
     return p["bias"] + p["input_offset"] * filter_2d.astype(np.int64).sum(axis=1)
 
 
+def rs_channel_params(p: dict[str, Any], bias: np.ndarray) -> np.ndarray | None:
+    """Per output channel [bias, multiplier, 2^(e-1) + output_offset * 2^e, e] (int64) for
+    tsm_requantize_rs (firmware/kernels/tsm_dsp.h), or None when a channel's shift is not a
+    right shift e in 1..22, the range in which its folded sum cannot overflow. The caller
+    also checks the accumulator stays below 2^30 (the doubling before SMMULR)."""
+    e = -np.asarray(p["shift"], dtype=np.int64)
+    if e.size == 0 or e.min() < 1 or e.max() > 22:
+        return None
+    add = (np.int64(1) << (e - 1)) + np.int64(p["output_offset"]) * (np.int64(1) << e)
+    mult = np.asarray(p["mult"], dtype=np.int64)
+    return np.stack([bias.astype(np.int64), mult, add, e], axis=1)
+
+
+def rs_pair_words(rs: np.ndarray) -> np.ndarray:
+    """rs_channel_params rows -> the tiled kernel's output_add (int32): per pair of output
+    channels [bias0, bias1, multiplier0, multiplier1, add0, add1, e0, e1], an odd last
+    channel repeated in the second place (its result is not stored)."""
+    if len(rs) % 2:
+        rs = np.concatenate([rs, rs[-1:]])
+    pairs = rs.reshape(-1, 2, 4).transpose(0, 2, 1)  # (pair, field, channel)
+    return pairs.reshape(-1).astype(np.int32)
+
+
 def fits_int32(values: np.ndarray) -> bool:
     return bool(np.all((values >= -(2**31)) & (values < 2**31)))
 
@@ -244,6 +267,7 @@ TILED_FIELDS = [
     "pad_h",
     "pad_w",
     "depth",
+    "window_row",
     "input_zero_point",
     "output_offset",
     "activation_min",
@@ -290,7 +314,7 @@ class Conv2D(OpDef):
     def scratch_bytes(self, g: Graph, op: Op, p: dict[str, Any]) -> int:
         if p.get("variant") == "tiled":
             # two interleaved int16 columns, then one zero-point-padded border window
-            window = p["filter_h"] * p["filter_w"] * p["input_c"]
+            window = p["filter_h"] * self._window_row(p)
             return self._depth(p) * 4 + -(-window // 4) * 4
         return 0
 
@@ -302,8 +326,23 @@ class Conv2D(OpDef):
         return p["filter"].reshape(p["filter"].shape[0], -1)
 
     @staticmethod
-    def _depth(p: dict[str, Any]) -> int:
-        return -(-(p["filter_h"] * p["filter_w"] * p["input_c"]) // 4) * 4
+    def _window_row(p: dict[str, Any]) -> int:
+        """Bytes per window row as the tiled kernel gathers it: a single-channel row of 3
+        (7, ...) taps is read as whole words, its last tap's weight zero (one wasted MAC
+        in four, instead of a scalar gather of each tap); otherwise the row itself."""
+        row = p["filter_w"] * p["input_c"]
+        return row + 1 if p["input_c"] == 1 and row % 4 == 3 else row
+
+    @classmethod
+    def _depth(cls, p: dict[str, Any]) -> int:
+        return -(-(p["filter_h"] * cls._window_row(p)) // 4) * 4
+
+    @classmethod
+    def _gathered_filter(cls, p: dict[str, Any]) -> np.ndarray:
+        """[output_c, filter_h * window_row]: each row zero-padded to the window row."""
+        f = p["filter"].reshape(p["filter"].shape[0], p["filter_h"], -1)
+        pad = cls._window_row(p) - f.shape[2]
+        return np.pad(f, ((0, 0), (0, 0), (0, pad))).reshape(f.shape[0], -1)
 
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
         if p.get("variant") == "tiled":
@@ -312,22 +351,47 @@ class Conv2D(OpDef):
                 # int32 in C so that the kernel may fetch two words at once (LDRD)
                 CArray(
                     f"{name}_filter",
-                    tiled_words(w2d[:, tap_order(p["filter_h"], p["filter_w"] * p["input_c"])]),
+                    tiled_words(
+                        self._gathered_filter(p)[:, tap_order(p["filter_h"], self._window_row(p))]
+                    ),
                 ),
-                CArray(f"{name}_bias", folded_bias(p, w2d).astype(np.int32)),
-                CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
-                CArray(f"{name}_shift", p["shift"].astype(np.int32)),
             ]
-            q = {**p, "depth": self._depth(p), "input_zero_point": -p["input_offset"]}
+            # the shorter requantization (tsm_requantize_rs) where its conditions hold: its
+            # per-channel words replace bias, multiplier and shift
+            rs = rs_channel_params(p, folded_bias(p, w2d))
+            if rs is not None and self.accumulator_bound(g, op) < 2**30:
+                arrays.append(CArray(f"{name}_pairs", rs_pair_words(rs)))
+                out_fields = [
+                    ("bias", "NULL"),
+                    ("output_multiplier", "NULL"),
+                    ("output_shift", "NULL"),
+                    ("output_add", arrays[1].name),
+                ]
+            else:
+                arrays += [
+                    CArray(f"{name}_bias", folded_bias(p, w2d).astype(np.int32)),
+                    CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
+                    CArray(f"{name}_shift", p["shift"].astype(np.int32)),
+                ]
+                out_fields = [
+                    ("bias", arrays[1].name),
+                    ("output_multiplier", arrays[2].name),
+                    ("output_shift", arrays[3].name),
+                    ("output_add", "NULL"),
+                ]
+            q = {
+                **p,
+                "depth": self._depth(p),
+                "window_row": self._window_row(p),
+                "input_zero_point": -p["input_offset"],
+            }
             return Emitted(
                 kernel="tsm_conv2d_tiled",
                 params_type="tsm_conv2d_tiled_params_t",
                 fields=int_fields(q, TILED_FIELDS)
                 + [
                     ("filter", f"(const uint32_t *){arrays[0].name}"),
-                    ("bias", arrays[1].name),
-                    ("output_multiplier", arrays[2].name),
-                    ("output_shift", arrays[3].name),
+                    *out_fields,
                 ],
                 arrays=arrays,
                 inputs=[op.inputs[0]],

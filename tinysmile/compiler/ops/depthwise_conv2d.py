@@ -44,19 +44,33 @@ DW3X3_FIELDS = [
 
 def dw3x3_words(w: np.ndarray) -> np.ndarray:
     """[channels, 9] int8 -> the 3x3 kernel's filter_words (int32): per group of 4 channels,
-    for each tap pair (0,1) (2,3) (4,5) (6,7) the int16 pairs (w_t, w_t+1) of channels 0..3,
-    then tap 8 as the pairs (ch0, ch2) and (ch1, ch3). Channels past the last group of 4
-    are not in it (the kernel's scalar loop reads the plain filter)."""
+    for each tap 0..8 the int16 pairs (w_c0, w_c2) and (w_c1, w_c3), what SMLABB/SMLATT
+    take against SXTB16 of an input word. Channels past the last group of 4 are not in it
+    (the kernel's scalar loop reads the plain filter)."""
     groups = w.shape[0] // 4
-    out = []
-    for g in range(groups):
-        c = w[4 * g : 4 * g + 4].astype(np.int16)
-        words = [c[i, [t, t + 1]] for t in range(0, 8, 2) for i in range(4)]
-        words += [c[[0, 2], 8], c[[1, 3], 8]]
-        out.append(np.array(words, dtype=np.int16).reshape(-1))
-    if not out:
+    if not groups:
         return np.zeros(1, dtype=np.int32)  # C has no empty arrays; the kernel reads none
-    return np.concatenate(out).astype("<i2").view("<i4").astype(np.int32)
+    c = w[: 4 * groups].astype(np.int16).reshape(groups, 4, 9)
+    # (group, tap, word, half): word 0 holds channels 0 and 2, word 1 channels 1 and 3
+    pairs = c[:, [[0, 2], [1, 3]], :].transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(pairs).astype("<i2").reshape(-1).view("<i4").astype(np.int32)
+
+
+def dw3x3_channel_params(p: dict[str, Any], bias: np.ndarray, bound_ok: bool) -> np.ndarray:
+    """Per channel [bias, multiplier, add, e] (int64) for the 3x3 kernel: e >= 1 and
+    add = 2^(e-1) + output_offset * 2^e where tsm_requantize_rs applies (a right shift
+    1..22 and, layer-wide, an accumulator below 2^30) for all 4 channels of a group (or a
+    channel past the last group); otherwise e = 0 and add is the signed shift for
+    tsm_requantize_q31, the offset added apart."""
+    shift = np.asarray(p["shift"], dtype=np.int64)
+    e = -shift
+    ok = (e >= 1) & (e <= 22) & bound_ok
+    groups = ok.size // 4
+    ok[: groups * 4] = np.repeat(ok[: groups * 4].reshape(groups, 4).all(axis=1), 4)
+    e1 = np.where(ok, e, 1)
+    add = np.where(ok, (np.int64(1) << (e1 - 1)) + np.int64(p["output_offset"]) * (1 << e1), shift)
+    mult = np.asarray(p["mult"], dtype=np.int64)
+    return np.stack([bias.astype(np.int64), mult, add, np.where(ok, e, 0)], axis=1)
 
 
 class DepthwiseConv2D(OpDef):
@@ -118,9 +132,14 @@ class DepthwiseConv2D(OpDef):
             arrays = [
                 CArray(f"{name}_filter_words", dw3x3_words(w)),
                 CArray(f"{name}_filter", w.astype(np.int8)),
-                CArray(f"{name}_bias", folded_bias(p, w).astype(np.int32)),
-                CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
-                CArray(f"{name}_shift", p["shift"].astype(np.int32)),
+                CArray(
+                    f"{name}_channel_params",
+                    dw3x3_channel_params(
+                        p, folded_bias(p, w), self.accumulator_bound(g, op) < 2**30
+                    )
+                    .astype(np.int32)
+                    .reshape(-1),
+                ),
             ]
             q = {**p, "channels": p["input_c"]}
             return Emitted(
@@ -130,9 +149,7 @@ class DepthwiseConv2D(OpDef):
                 + [
                     ("filter_words", f"(const uint32_t *){arrays[0].name}"),
                     ("filter", arrays[1].name),
-                    ("bias", arrays[2].name),
-                    ("output_multiplier", arrays[3].name),
-                    ("output_shift", arrays[4].name),
+                    ("channel_params", arrays[2].name),
                 ],
                 arrays=arrays,
                 inputs=[op.inputs[0]],
