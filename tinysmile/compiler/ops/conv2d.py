@@ -252,20 +252,9 @@ def tiled_words(filter_2d: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(groups).reshape(-1).view("<i4").astype(np.int32)
 
 
+# The geometry is the generic kernel's (SPATIAL_FIELDS up to pad_w); the rest is the tile's.
 TILED_FIELDS = [
-    "batches",
-    "input_h",
-    "input_w",
-    "input_c",
-    "output_h",
-    "output_w",
-    "output_c",
-    "filter_h",
-    "filter_w",
-    "stride_h",
-    "stride_w",
-    "pad_h",
-    "pad_w",
+    *SPATIAL_FIELDS[: SPATIAL_FIELDS.index("pad_w") + 1],
     "depth",
     "window_row",
     "input_zero_point",
