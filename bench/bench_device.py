@@ -86,7 +86,7 @@ def bench_runtime(model: Path, board_id: str, runtime: str, tflm_lib: str | None
         client = client_for(board, st.port)
         try:
             hello = client.handshake()
-            prof = profile(client, board, project.report)
+            prof = profile(client, board, project.report, runtime=runtime)
         finally:
             client.close()
     finally:

@@ -397,7 +397,7 @@ def run_profile(
     bundle, board = _load(model, board_id)
     host = _compile_only(bundle)
     with connect(board, bundle, port, log=log, runtime=runtime, tflm_lib_dir=tflm_lib_dir) as conn:
-        results = [profile(conn.client, board, host.report) for _ in range(runs)]
+        results = [profile(conn.client, board, host.report, runtime=runtime) for _ in range(runs)]
         hello = conn.client.hello
     out = results[0].to_dict()
     out.update(

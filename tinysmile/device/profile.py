@@ -45,7 +45,11 @@ class ProfileResult:
 
 
 def profile(
-    client: DeviceClient, board: Board, report: dict[str, Any], x: np.ndarray | None = None
+    client: DeviceClient,
+    board: Board,
+    report: dict[str, Any],
+    x: np.ndarray | None = None,
+    runtime: str = "native",
 ) -> ProfileResult:
     """Profile one input (seeded random when None): a plain INFER for the total, then
     PROFILE for the per-layer split (its hook adds a few instructions per layer)."""
@@ -63,11 +67,9 @@ def profile(
     ends = [board.ticks_to_count(t) for t in prof.layer_end_ticks]
     for i, end in enumerate(ends):
         row = rows[i] if i < len(rows) else {"kind": "?", "macs": 0}
-        layers.append(
-            LayerProfile(
-                i, row["kind"], end - prev, int(row["macs"]), row.get("variant", "generic")
-            )
-        )
+        # The compiler's variants are tinysmile's kernels; another runtime runs its own.
+        variant = row.get("variant", "generic") if runtime == "native" else runtime
+        layers.append(LayerProfile(i, row["kind"], end - prev, int(row["macs"]), variant))
         prev = end
     return ProfileResult(
         unit=board.counter_unit,
