@@ -155,6 +155,23 @@ TRANSFORMS: dict[str, Transform] = {
     "jpeg": jpeg,
 }
 SERVING_SKEW = ("low_dynamic_range", "backlit", "crushed_shadows", "sensor_noise", "jpeg")
+# What a device's captures suffer that clean dataset crops do not: the serving-skew set plus
+# an out-of-focus lens and a face box a few pixels off (small misframing).
+DEGRADATIONS = (*SERVING_SKEW, "blur", "shift")
+
+
+def degrade(pixels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Each image of a batch (N, H, W[, 1]) through exactly one degradation, drawn in turn
+    and seeded: the same seed gives the same images. Returns the images and which
+    degradation each one got."""
+    rng = np.random.default_rng(seed)
+    out = np.empty_like(pixels)
+    names = []
+    for i, image in enumerate(pixels):
+        name = DEGRADATIONS[int(rng.integers(len(DEGRADATIONS)))]
+        out[i] = apply(name, image, rng)
+        names.append(name)
+    return out, names
 
 
 def apply(

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 from tinysmile.errors import TinysmileError
 
@@ -203,9 +204,26 @@ def predict_cmd(model: Path, images: tuple[Path, ...], as_json: bool) -> None:
     help="For a store: which split.",
 )
 @click.option("--limit", type=int, default=None, help="Evaluate a fixed subset of this many.")
+@click.option(
+    "--degrade",
+    is_flag=True,
+    help="Also score every image through one serving-skew degradation (low dynamic range,"
+    " backlit, crushed shadows, sensor noise, JPEG, blur, misframing), seeded, and report"
+    " the AUC drop from the clean figure.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --degrade.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-def evaluate_cmd(model: Path, data: Path, split: str, limit: int | None, as_json: bool) -> None:
-    """AUC, accuracy, precision, recall and F1 of MODEL at its threshold."""
+def evaluate_cmd(
+    model: Path,
+    data: Path,
+    split: str,
+    limit: int | None,
+    degrade: bool,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """AUC, accuracy, precision, recall and F1 of MODEL at its threshold; with --degrade,
+    how far the AUC falls on device-like captures of the same images."""
     from tinysmile.train import metrics as M
     from tinysmile.train.dataset import load_data
     from tinysmile.train.infer import Runner
@@ -223,6 +241,8 @@ def evaluate_cmd(model: Path, data: Path, split: str, limit: int | None, as_json
         "threshold": float(runner.dequantize(runner.threshold_int8)),
         "threshold_int8": runner.threshold_int8,
     }
+    if degrade:
+        result["degraded"] = _degraded(runner, arrays, seed, result["auc"])
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -234,6 +254,33 @@ def evaluate_cmd(model: Path, data: Path, split: str, limit: int | None, as_json
         f"at int8 threshold {runner.threshold_int8}: tp {result['tp']} fp {result['fp']} "
         f"fn {result['fn']} tn {result['tn']}"
     )
+    if degrade:
+        d = result["degraded"]
+        parts = ", ".join(
+            f"{name} {k['auc']:.4f} (n {k['n']})" for name, k in d["by_degradation"].items()
+        )
+        click.echo(
+            f"degraded (one per image, seed {d['seed']}): AUC {d['auc']:.4f}, drop"
+            f" {d['auc_drop']:+.4f}; {parts}"
+        )
+
+
+def _degraded(runner, arrays, seed: int, clean_auc: float) -> dict:
+    """The same images, each through one seeded serving-skew degradation: overall AUC, its
+    drop from the clean figure, and the AUC within each degradation's share."""
+    from tinysmile.data.augment import degrade
+    from tinysmile.train import metrics as M
+
+    pixels, names = degrade(arrays.pixels, seed)
+    scores = runner.scores(pixels, progress=sys.stderr.isatty())
+    auc = M.roc_auc(arrays.labels, scores)
+    by = {}
+    for name in sorted(set(names)):
+        mask = np.array([n == name for n in names])
+        labels = arrays.labels[mask]
+        if 0 < labels.sum() < labels.size:  # an AUC needs both classes
+            by[name] = {"n": int(mask.sum()), "auc": M.roc_auc(labels, scores[mask])}
+    return {"seed": seed, "auc": auc, "auc_drop": clean_auc - auc, "by_degradation": by}
 
 
 def _fmt_cost(v) -> str:
