@@ -266,6 +266,46 @@ def test_search_stops_at_the_first_model_under_the_target(store, tmp_path):
     res2 = search(_settings(store, tmp_path / "t", target_auc="0.91", trials=30), fake2)
     assert res2.best is None
     assert [r["verdict"] for r in res2.rows] == ["pruned"]  # the baseline itself (0.9)
+    # The answer's architecture is in best.json, ready for `train --arch`; none, no file.
+    assert arch_key(load_arch(tmp_path / "s" / "best.json")) == res.best["arch_key"]
+    assert not (tmp_path / "t" / "best.json").exists()
+
+
+def test_pareto_under_a_size_target_answers_the_most_accurate_model_within_it(store, tmp_path):
+    from tinysmile.train.search import search
+
+    base = load_arch("embedded3")
+    res = search(
+        _settings(store, tmp_path / "p", max_cost=700_000, trials=14, pareto=True),
+        FakeTrials(arch_macs(base)),
+    )
+    within = [r for r in res.rows if r["verdict"] == "accepted" and r["cost"] <= 700_000]
+    top = max(r["auc_int8"] for r in within)
+    # The stand-in's AUC grows with MACs: the answer is the dearest model within the
+    # target, not the cheapest one the non-Pareto search would stop at.
+    assert res.best["auc_int8"] == top and res.best["cost"] <= 700_000
+    assert min(r["cost"] for r in within) < res.best["cost"]
+    assert res.best["arch_key"] in {r["arch_key"] for r in res.front}
+    best = load_arch(tmp_path / "p" / "best.json")
+    assert arch_key(best) == res.best["arch_key"]
+    # What a model card records of the search: the steps down to the answer, every trial.
+    from tinysmile.train.search import search_record
+
+    rec = search_record(tmp_path / "p", best)
+    by_key = {r["arch_key"]: r for r in res.rows}
+    steps, key = [], res.best["arch_key"]
+    while key is not None:
+        steps.insert(0, by_key[key]["step"])
+        key = by_key[key]["parent"]
+    assert [p["step"] for p in rec["path"]] == steps and steps[0] == "baseline"
+    assert len(steps) >= 2  # the answer is a reduction, not the baseline
+    assert rec["trials"] == len(res.rows) == sum(rec["verdicts"].values())
+    assert {t["seq"] for t in rec["table"] if t["front"]} == {r["seq"] for r in res.front}
+    with pytest.raises(TinysmileError, match="not one of the search's trials"):
+        search_record(tmp_path / "p", load_arch("alexnet"))
+    # Named after the search, and described by the steps that led to it.
+    assert best["name"] == "embedded3-s" + res.best["arch_key"][:6]
+    assert best["description"].endswith(res.best["step"] + ".")
 
 
 def test_search_resumes_where_it_was_killed(store, tmp_path):
@@ -293,6 +333,34 @@ def test_search_resumes_where_it_was_killed(store, tmp_path):
     assert _table(res.rows) == _table(whole.rows)
     retried = [r for r in res.rows if r["attempts"] == 2]
     assert retried and all(status.get(r["arch_key"]) == "running" for r in retried)
+
+
+class ReversedTrials(FakeTrials):
+    """The same results, each batch finishing in the reverse order."""
+
+    def __call__(self, jobs):
+        yield from reversed(list(super().__call__(jobs)))
+
+
+def test_trials_are_judged_as_they_finish_and_the_table_does_not_depend_on_it(store, tmp_path):
+    from tinysmile.train.search import search
+
+    base = load_arch("embedded3")
+    seen: list[tuple[int, str]] = []
+    kw = {"trials": 12, "pareto": True}
+    ordered = search(_settings(store, tmp_path / "a", **kw), FakeTrials(arch_macs(base)))
+    rev = search(
+        _settings(store, tmp_path / "b", **kw),
+        ReversedTrials(arch_macs(base)),
+        on_trial=lambda row, p: seen.append((row["seq"], row["verdict"])),
+    )
+    assert _table(rev.rows) == _table(ordered.rows)
+    # One progress line per trial, in the order the trials finished: within the first
+    # batch of children, last started first.
+    assert sorted(q for q, _ in seen) == [r["seq"] for r in rev.rows]
+    first = [q for q, _ in seen[1:10]]
+    assert first == sorted(first, reverse=True)
+    assert all(v for _, v in seen)
 
 
 def test_search_refuses_to_continue_with_other_settings(store, tmp_path):
@@ -587,3 +655,28 @@ def test_instructions_cost_is_the_emulated_boards_profile(real_store):
     # Dropping the 64-filter full-resolution conv leaves far fewer instructions.
     assert rows[1]["step"] == "drop the conv1 block"
     assert rows[1]["instructions"] < rows[0]["instructions"]
+    # A bundle made again from a trial's run, with the search's calibration, is the same
+    # int8 model; its card records the search and the figures the trial measured.
+    row = rows[1]
+    card_dir = out / "card"
+    q = _cli(
+        "quantize", str(Path(row["run_dir"]) / "run"), "--out", str(card_dir),
+        "--calibration", "200", "--search", str(out), "--profile", "qemu-cortex-m4",
+    )  # fmt: skip
+    assert q.returncode == 0, q.stderr[-3000:]
+    meta = json.loads((card_dir / "bundle.json").read_text())
+    trial = json.loads((Path(row["run_dir"]) / "bundle" / "bundle.json").read_text())
+    assert meta["model_sha256"] == trial["model_sha256"]
+    assert meta["device"] == {
+        "arena_bytes": row["arena"],
+        "weights_bytes": row["flash"],
+        "board": "qemu-cortex-m4",
+        "instructions": row["instructions"],
+    }
+    rec = meta["search"]
+    assert [p["step"] for p in rec["path"]] == ["baseline", "drop the conv1 block"]
+    assert [t["seq"] for t in rec["table"]] == [0, 1] and rec["trials"] == 2
+    assert rec["verdicts"] == {"accepted": 2} and rec["cost"] == "instructions"
+    assert rec["wall_seconds"] >= max(r["seconds"] for r in rows)
+    card = (card_dir / "MODEL_CARD.md").read_text()
+    assert "## Search" in card and f"{row['instructions']:,} instructions" in card

@@ -223,6 +223,27 @@ def test_quantize_round_trip(small_run, small_store, tmp_path):
     # 0.02 (and 5 % flips) still catches mis-set input scaling or calibration ranges.
     assert abs(val["auc_drop"]) < 0.02
     assert 0 <= val["flipped_fraction"] < 0.05
+    # Sturdiness, recomputed: the val images through the seeded degradations, scored by
+    # the bundle's own runner, give the AUC the card reports (pairs counted directly).
+    from tinysmile.compiler.api import compile_in_memory
+    from tinysmile.data.augment import degrade
+    from tinysmile.train.dataset import load_samples, store_samples
+
+    arrays = load_samples(runner.spec, store_samples(small_store, "val"))
+    pixels, names = degrade(arrays.pixels, 0)
+    assert len(set(names)) > 3
+    degraded = _pairwise_auc(runner.scores(pixels), arrays.labels)
+    assert val["degraded"]["auc"] == pytest.approx(degraded, abs=1e-12)
+    assert val["degraded"]["auc_drop"] == pytest.approx(val["int8"]["auc"] - degraded)
+    # The compiler's figures for the bundle, in its metadata and its card.
+    rep = compile_in_memory(tmp_path / "b" / "model.tflite").report
+    assert bundle.meta["device"] == {
+        "arena_bytes": rep["arena_bytes"],
+        "weights_bytes": rep["weights_bytes"],
+    }
+    card = (tmp_path / "b" / "MODEL_CARD.md").read_text()
+    assert "## Sturdiness" in card and f"{degraded:.4f}" in card
+    assert f"{rep['arena_bytes']:,} B of activation arena" in card
 
 
 @needs_smilesmiled

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
 
 from tinysmile.errors import TinysmileError
 
@@ -139,10 +138,32 @@ def train_cmd(
     default=None,
     help="The command that rebuilds this bundle from scratch, for the model card.",
 )
+@click.option(
+    "--search",
+    "search_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The `tinysmile search` folder that found the run's architecture: the model card"
+    " records that search (settings, time taken, steps, every trial).",
+)
+@click.option(
+    "--profile",
+    "profile_board",
+    default=None,
+    help="Also count one inference's instructions on this emulated board for the card"
+    " (builds and boots the firmware; e.g. qemu-cortex-m4).",
+)
 def quantize_cmd(
-    run: Path, out: Path | None, name: str | None, calibration: int, reproduce: str | None
+    run: Path,
+    out: Path | None,
+    name: str | None,
+    calibration: int,
+    reproduce: str | None,
+    search_dir: Path | None,
+    profile_board: str | None,
 ) -> None:
-    """Full-int8 conversion of a training run, checked with LiteRT; writes a bundle."""
+    """Full-int8 conversion of a training run, checked with LiteRT; writes a bundle whose
+    model card gives AUC (clean and under the serving-skew degradations), arena and flash."""
     from tinysmile.train.quantize import quantize_run
 
     if calibration < 1:
@@ -154,14 +175,18 @@ def quantize_cmd(
         name=name,
         command=_command_line(),
         reproduce=reproduce,
+        search=search_dir,
+        profile_board=profile_board,
         say=_echo_err,
     )
     for split in ("val", "test"):
         if split in report:
             m = report[split]
+            d = m["degraded"]
             click.echo(
                 f"{split}: AUC float {m['float']['auc']:.4f} int8 {m['int8']['auc']:.4f} "
-                f"(drop {m['auc_drop']:+.4f}); flipped decisions {m['flipped']} / "
+                f"(drop {m['auc_drop']:+.4f}), degraded {d['auc']:.4f} (drop "
+                f"{d['auc_drop']:+.4f}); flipped decisions {m['flipped']} / "
                 f"{m['int8']['n']} ({100 * m['flipped_fraction']:.2f} %)"
             )
     click.echo(
@@ -242,7 +267,13 @@ def evaluate_cmd(
         "threshold_int8": runner.threshold_int8,
     }
     if degrade:
-        result["degraded"] = _degraded(runner, arrays, seed, result["auc"])
+        result["degraded"] = M.degraded_auc(
+            lambda px: runner.scores(px, progress=sys.stderr.isatty()),
+            arrays.pixels,
+            arrays.labels,
+            result["auc"],
+            seed,
+        )
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -263,24 +294,6 @@ def evaluate_cmd(
             f"degraded (one per image, seed {d['seed']}): AUC {d['auc']:.4f}, drop"
             f" {d['auc_drop']:+.4f}; {parts}"
         )
-
-
-def _degraded(runner, arrays, seed: int, clean_auc: float) -> dict:
-    """The same images, each through one seeded serving-skew degradation: overall AUC, its
-    drop from the clean figure, and the AUC within each degradation's share."""
-    from tinysmile.data.augment import degrade
-    from tinysmile.train import metrics as M
-
-    pixels, names = degrade(arrays.pixels, seed)
-    scores = runner.scores(pixels, progress=sys.stderr.isatty())
-    auc = M.roc_auc(arrays.labels, scores)
-    by = {}
-    for name in sorted(set(names)):
-        mask = np.array([n == name for n in names])
-        labels = arrays.labels[mask]
-        if 0 < labels.sum() < labels.size:  # an AUC needs both classes
-            by[name] = {"n": int(mask.sum()), "auc": M.roc_auc(labels, scores[mask])}
-    return {"seed": seed, "auc": auc, "auc_drop": clean_auc - auc, "by_degradation": by}
 
 
 def _fmt_cost(v) -> str:
@@ -479,7 +492,8 @@ def search_cmd(
     b = result.best
     click.echo(
         f"best: #{b['seq']} {b['step']} ({b['arch_key'][:8]}): {cost} {_fmt_cost(b['cost'])}, "
-        f"AUC int8 {b['auc_int8']:.4f}; run in {b['run_dir']}"
+        f"AUC int8 {b['auc_int8']:.4f}; run in {b['run_dir']}; its architecture in "
+        f"{Path(result.settings['out']) / S.BEST_FILE} (train it with `tinysmile train --arch`)"
     )
     if pareto:
         click.echo(

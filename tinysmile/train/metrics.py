@@ -164,3 +164,23 @@ def plot_curves(labels: np.ndarray, scores: np.ndarray, out_dir: Any, title: str
     fig.savefig(out / "pr.png")
     plt.close(fig)
     return ["roc.png", "pr.png"]
+
+
+def degraded_auc(
+    score: Any, pixels: np.ndarray, labels: np.ndarray, clean_auc: float, seed: int = 0
+) -> dict[str, Any]:
+    """The same images, each through one seeded serving-skew degradation
+    (`tinysmile.data.augment.degrade`), scored by ``score(pixels) -> scores``: the overall
+    AUC, its drop from the clean figure, and the AUC within each degradation's share."""
+    from tinysmile.data.augment import degrade
+
+    degraded, names = degrade(pixels, seed)
+    scores = np.asarray(score(degraded))
+    auc = roc_auc(labels, scores)
+    by = {}
+    for name in sorted(set(names)):
+        mask = np.array([n == name for n in names])
+        part = labels[mask]
+        if 0 < part.sum() < part.size:  # an AUC needs both classes
+            by[name] = {"n": int(mask.sum()), "auc": roc_auc(part, scores[mask])}
+    return {"seed": seed, "auc": auc, "auc_drop": clean_auc - auc, "by_degradation": by}

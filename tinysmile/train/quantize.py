@@ -144,9 +144,26 @@ def quantize_run(
     name: str | None = None,
     command: str | None = None,
     reproduce: str | None = None,
+    search: str | Path | None = None,
+    profile_board: str | None = None,
     say: Any = print,
 ) -> dict[str, Any]:
+    """The run's Keras model as a full-int8 bundle with its model card: AUC float and
+    int8 on val and test, and under the serving-skew degradations; the compiler's arena
+    and weight bytes; with ``profile_board``, the instructions one inference takes on that
+    (emulated) board; with ``search``, the search that found the architecture."""
     run, info, spec = load_run(run_dir)
+    if profile_board is not None:
+        from tinysmile.boards import load_board
+
+        load_board(profile_board)  # an unknown board is refused before the work
+    searched = None
+    if search is not None:
+        from tinysmile.train.search import search_record
+
+        if not (run / "arch.json").is_file():
+            raise TinysmileError(f"{run}: no arch.json to find in the search {search}")
+        searched = search_record(search, run / "arch.json")
     store = Path(info["data"])
     seed = int(info.get("seed", 0))
     limit = info.get("limit")
@@ -188,6 +205,13 @@ def quantize_run(
         if len(set(arrays.labels.tolist())) == 2:
             f_s, q_s = scores[split]
             report[split] = compare(arrays.labels, f_s, f_thr, q_s, q_thr, out_q)
+            # Sturdiness: the same images as a device's camera might deliver them.
+            report[split]["degraded"] = M.degraded_auc(
+                lambda px: int8_scores(tflite, spec, px),
+                arrays.pixels,
+                arrays.labels,
+                report[split]["int8"]["auc"],
+            )
 
     layers = json.loads((run / LAYERS_FILE).read_text()) if (run / LAYERS_FILE).is_file() else []
     macs = sum(int(layer["macs"]) for layer in layers)
@@ -251,7 +275,23 @@ def quantize_run(
             "run": str(run.resolve()),
         },
     }
+    if searched is not None:
+        meta["search"] = searched
+    from tinysmile.compiler.api import compile_in_memory
+
+    compiled = compile_in_memory(tflite).report
+    meta["device"] = {
+        "arena_bytes": int(compiled["arena_bytes"]),
+        "weights_bytes": int(compiled["weights_bytes"]),
+    }
     bundle = write_bundle(bundle_dir, tflite, meta)
+    if profile_board is not None:
+        from tinysmile.device.commands import run_profile
+
+        say(f"profiling one inference on {profile_board}")
+        prof = run_profile(str(bundle_dir), profile_board)
+        meta["device"].update(board=prof["board"], instructions=int(prof["total"]))
+        bundle = write_bundle(bundle_dir, tflite, meta)
     (bundle_dir / "MODEL_CARD.md").write_text(model_card(bundle.meta))
     (run / QUANTIZE_FILE).write_text(
         json.dumps({**report, "bundle": str(bundle_dir)}, indent=2) + "\n"
@@ -267,10 +307,13 @@ def _fmt(x: Any, digits: int = 4) -> str:
     return str(x)
 
 
-# The targets of the bundled default model (issue 4), checked on the test split.
-TARGET_MACS = 1_300_000
-TARGET_AUC = 0.95
+# The targets of the bundled default model, checked on the test split: issue 4's, made
+# stricter by issue 12 (half the MACs of the embedded3 default, at least its int8 test AUC
+# of 0.9596, and no more than 0.01 lost under the serving-skew degradations).
+TARGET_MACS = 545_024
+TARGET_AUC = 0.9596
 TARGET_AUC_DROP = 0.005
+TARGET_DEGRADED_DROP = 0.01
 TARGET_TRAIN_SECONDS = 15 * 60
 
 
@@ -302,6 +345,15 @@ def _targets(meta: dict[str, Any]) -> list[str]:
                 test["auc_drop"] <= TARGET_AUC_DROP,
             )
         )
+        if "degraded" in test:
+            rows.append(
+                (
+                    "int8 AUC drop under degradation (test)",
+                    f"<= {TARGET_DEGRADED_DROP}",
+                    _fmt(test["degraded"]["auc_drop"]),
+                    test["degraded"]["auc_drop"] <= TARGET_DEGRADED_DROP,
+                )
+            )
     total = prov.get("train_total_seconds") or prov.get("train_seconds")
     if total is not None:
         rows.append(
@@ -315,6 +367,105 @@ def _targets(meta: dict[str, Any]) -> list[str]:
     out = ["## Targets", "", "| target | required | measured | met |", "| --- | --- | --- | --- |"]
     out += [f"| {a} | {b} | {c} | {'yes' if ok else 'NO'} |" for a, b, c, ok in rows]
     return out
+
+
+def _sturdiness(meta: dict[str, Any]) -> list[str]:
+    metrics = meta.get("metrics", {})
+    splits = [k for k in ("val", "test") if "degraded" in metrics.get(k, {})]
+    if not splits:
+        return []
+    names = sorted({n for k in splits for n in metrics[k]["degraded"]["by_degradation"]})
+    seed = metrics[splits[0]]["degraded"]["seed"]
+    out = [
+        "",
+        "## Sturdiness",
+        "",
+        (
+            "Int8 AUC with each image through one serving-skew degradation, drawn in turn "
+            f"(`tinysmile evaluate --degrade --seed {seed}`), and per degradation:"
+        ),
+        "",
+        "| split | clean | degraded | drop | " + " | ".join(names) + " |",
+        "| --- " * (4 + len(names)) + "|",
+    ]
+    for k in splits:
+        d = metrics[k]["degraded"]
+        by = d["by_degradation"]
+        cells = [_fmt(by[n]["auc"]) if n in by else "-" for n in names]
+        out.append(
+            f"| {k} | {_fmt(metrics[k]['int8']['auc'])} | {_fmt(d['auc'])} | "
+            f"{_fmt(d['auc_drop'])} | " + " | ".join(cells) + " |"
+        )
+    return out
+
+
+def _device(meta: dict[str, Any]) -> list[str]:
+    dev = meta.get("device")
+    if not dev:
+        return []
+    line = (
+        f"Compiled by `tinysmile compile`: {dev['arena_bytes']:,} B of activation arena, "
+        f"{dev['weights_bytes']:,} B of weights in flash"
+    )
+    if dev.get("instructions") is not None:
+        line += (
+            f"; one inference takes {dev['instructions']:,} instructions on {dev['board']} "
+            "(the emulator's exact count, `tinysmile profile`)"
+        )
+    return ["", "## On the device", "", line + "."]
+
+
+def _search(meta: dict[str, Any]) -> list[str]:
+    s = meta.get("search")
+    if not s:
+        return []
+    target = f"at most {s['max_cost']:,} {s['cost']}" if s.get("max_cost") else "none"
+    wall = s.get("wall_seconds")
+    out = [
+        "",
+        "## Search",
+        "",
+        (
+            f"Found by `tinysmile search` from `{s['baseline']}` (cost: {s['cost']}; "
+            f"beta {s['target_auc']} = int8 val AUC {_fmt(s['beta'])}; size target: {target}"
+            f"{'; Pareto front' if s.get('pareto') else ''}; {s['epochs']} epochs a trial, "
+            f"seed {s['seed']}, {s['workers']} trials at a time on {s['threads']} thread(s) "
+            f"each; board {s['board']})."
+        ),
+        (
+            f"{s['trials']} trials ("
+            + ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(s["verdicts"].items()))
+            + f") took {'?' if wall is None else f'{wall / 60:.0f}'} min wall, "
+            f"{s['trial_seconds'] / 60:.0f} min of trial time. The search's val AUCs are "
+            "from its short trainings; the figures above are from the full one."
+        ),
+        "",
+        "Steps from the baseline:",
+        "",
+        "| step | MACs | val AUC int8 (search) |",
+        "| --- | --- | --- |",
+    ]
+    out += [f"| {p['step']} | {p['macs']:,} | {_fmt(p['auc_int8'])} |" for p in s["path"]]
+    out += [
+        "",
+        "Every trial (* on the Pareto front):",
+        "",
+        "| # | step | MACs | arena | val AUC float | val AUC int8 | verdict | train s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in s["table"]:
+        done = r["auc_int8"] is not None
+        out.append(
+            f"| {r['seq']} | {r['step']} | {_num(r['macs'])} | {_num(r['arena'])} | "
+            f"{_fmt(r['auc_float']) if done else '-'} | {_fmt(r['auc_int8']) if done else '-'} | "
+            f"{(r['verdict'] or '-').replace('_', ' ')}{' *' if r['front'] else ''} | "
+            f"{_num(r['train_seconds'])} |"
+        )
+    return out
+
+
+def _num(v: Any) -> str:
+    return "-" if v is None else f"{round(v):,}"
 
 
 def model_card(meta: dict[str, Any]) -> str:
@@ -381,6 +532,7 @@ def model_card(meta: dict[str, Any]) -> str:
             f"| {layer['name']} | {layer['kind']} | {layer['output_shape']} | "
             f"{layer['macs']:,} | {layer['params']:,} |"
         )
+    lines += _sturdiness(meta) + _device(meta) + _search(meta)
     lines += ["", *_targets(meta), "", "## Provenance", ""]
     if prov.get("reproduce"):
         lines.append(f"- Reproduce: `{prov['reproduce']}`")

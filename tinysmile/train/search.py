@@ -7,14 +7,18 @@ AUC falls below beta is pruned (never expanded); one that does not fit the board
 recorded as over budget and still expanded (its reductions may fit); a trial that fails
 is recorded with its message. The search stops at the first model that fits the board
 and is at or under `max_cost`, or (`pareto`) goes on until nothing is left to expand
-or the trial budget is spent, and returns the Pareto front of cost against AUC.
+or the trial budget is spent, and returns the Pareto front of cost against AUC; then
+the answer is the front's most accurate model within `max_cost` (or, with no
+`max_cost`, its cheapest). The answer's architecture is written to best.json.
 
 Every trial is trained, int8-quantized and costed in a process of its own (a fresh
 process per trial, seeded, with TensorFlow's op determinism on and a fixed number of
 threads), so its figures do not depend on where or next to what it ran: a local
 process pool and Ray tasks give the same table. The search itself is deterministic
 given the trials' results: children are trained in batches, one expansion at a time,
-and judged in a fixed order whatever order they finish in.
+numbered before they start, each judged when it finishes (a verdict depends on the trial
+and beta alone), and the batch goes on the frontier in its fixed order whatever order
+its trials finished in.
 
 The coordinator imports neither TensorFlow nor Ray unless asked to use Ray.
 """
@@ -49,6 +53,7 @@ from tinysmile.train.trials import (
 COSTS = ("instructions", "macs", "arena", "flash")
 SEARCH_FILE = "search.json"
 REPORT_PNG = "pareto.png"
+BEST_FILE = "best.json"
 # Settings a trial's figures depend on: a search folder refuses to continue with others.
 TRIAL_SETTINGS = (
     "store",
@@ -460,12 +465,20 @@ def search(
             "threads": s.threads,
         }
 
-    def run_batch(items: list[tuple[str, Arch, str, str | None]]) -> list[dict[str, Any]]:
-        """Train what the database lacks (or holds as interrupted); rows in item order."""
+    def run_batch(
+        items: list[tuple[str, Arch, str, str | None]], beta: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Train what the database lacks (or holds as interrupted); rows in item order.
+        With ``beta``, each row is judged as soon as it is known (a trial read back from
+        the database at once, a trained one when it finishes), so progress shows per
+        trial; a verdict depends on the row and beta alone, so the order does not matter."""
         nonlocal seq, trained
         todo = []
+        judged_rows: dict[str, dict[str, Any]] = {}
         for key, arch, step, parent in items:
             row = trials_db.get(search_id, key)
+            if row is not None and row["status"] != RUNNING and beta is not None:
+                judged_rows[key] = judge(row, beta)
             if row is None or row["status"] == RUNNING:
                 job = job_for(key, arch)
                 trials_db.start(
@@ -488,6 +501,11 @@ def search(
                 trials_db.finish(search_id, job["arch_key"], result)
                 trained += 1
                 timings.append(result.get("seconds") or (time.perf_counter() - t))
+                if beta is not None:
+                    row = trials_db.get(search_id, job["arch_key"])
+                    judged_rows[job["arch_key"]] = judge(row, beta)  # type: ignore[arg-type]
+        if beta is not None:
+            return [judged_rows[key] for key, *_ in items]
         return [trials_db.get(search_id, key) for key, *_ in items]  # type: ignore[misc]
 
     def judge(row: dict[str, Any], beta: float) -> dict[str, Any]:
@@ -555,9 +573,8 @@ def search(
             for _, ck, child, _ in kids:
                 seen.add(ck)
                 archs[ck] = child
-            rows = run_batch([(ck, child, step, key) for _, ck, child, step in kids])
+            rows = run_batch([(ck, child, step, key) for _, ck, child, step in kids], beta)
             count += len(rows)
-            rows = [judge(r, beta) for r in rows]
             for r in rows:
                 if r["verdict"] in (ACCEPTED, OVER_BUDGET):
                     heapq.heappush(frontier, (r["cost"], r["seq"], r["arch_key"]))
@@ -568,7 +585,10 @@ def search(
         all_rows = trials_db.rows(search_id)
         front = pareto_front(all_rows, s.cost)
         if s.pareto and front:
-            best = front[0] if s.max_cost is None else (answers(front) or [None])[0]
+            # No size target: the cheapest model that keeps beta. A size target: the most
+            # accurate model within it (the front's last point at or under the target).
+            best = front[0] if s.max_cost is None else (answers(front) or [None])[-1]
+        write_best(out, best, all_rows)
         return Outcome(
             search=search_id,
             beta=beta,
@@ -582,6 +602,35 @@ def search(
         )
     finally:
         trials_db.close()
+
+
+def lineage(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """The trials from the baseline down to ``key``, one reduction step apart."""
+    by_key = {r["arch_key"]: r for r in rows}
+    if key not in by_key:
+        raise TinysmileError(f"architecture {key[:12]} is not one of the search's trials")
+    path = [by_key[key]]
+    while path[-1]["parent"] is not None:
+        path.append(by_key[path[-1]["parent"]])
+    return path[::-1]
+
+
+def write_best(out: Path, best: dict[str, Any] | None, rows: list[dict[str, Any]]) -> None:
+    """BEST_FILE: the chosen trial's architecture, for `train --arch`, named after the
+    search and described by its steps (removed when a search finds nothing, so a stale
+    answer is never picked up)."""
+    path = out / BEST_FILE
+    if best is None:
+        path.unlink(missing_ok=True)
+        return
+    arch = json.loads(best["arch"])
+    steps = [r["step"] for r in lineage(rows, best["arch_key"])[1:]]
+    if steps:
+        arch["description"] = (
+            f"Found by `tinysmile search` from {arch['name']}: " + "; ".join(steps) + "."
+        )
+        arch["name"] = f"{arch['name']}-s{best['arch_key'][:6]}"
+    path.write_text(json.dumps(arch, indent=2) + "\n")
 
 
 # -- report -------------------------------------------------------------------------------
@@ -598,6 +647,36 @@ def load_report(out: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     with Trials(db) as t:
         rows = t.rows(settings["out"])
     return settings, rows
+
+
+def search_record(out: str | Path, arch: Arch) -> dict[str, Any]:
+    """What a model card says of the search that found ``arch``: the settings, how long it
+    took, the steps from the baseline and every trial (from the trials database)."""
+    settings, rows = load_report(out)
+    path = lineage(rows, arch_key(load_arch(arch)))
+    front = {r["arch_key"] for r in pareto_front(rows, settings["cost"])}
+    started = [r["started"] for r in rows if r["started"] is not None]
+    finished = [r["finished"] for r in rows if r["finished"] is not None]
+    verdicts: dict[str, int] = {}
+    for r in rows:
+        verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
+    cols = ("seq", "step", "macs", "arena", "flash", "instructions", "auc_float", "auc_int8")
+    cols += ("verdict", "train_seconds")
+    for r in rows:
+        r["verdict"] = r["verdict"] or r["status"]  # a trial not judged yet: its status
+    return {
+        "out": settings["out"],
+        "baseline": settings["baseline"].get("name"),
+        **{k: settings.get(k) for k in ("cost", "target_auc", "max_cost", "pareto", "epochs")},
+        **{k: settings.get(k) for k in ("seed", "workers", "threads", "board")},
+        "beta": path[0]["beta"],
+        "trials": len(rows),
+        "verdicts": verdicts,
+        "wall_seconds": round(max(finished) - min(started), 1) if finished else None,
+        "trial_seconds": round(sum(r["seconds"] or 0 for r in rows), 1),
+        "path": [{c: r[c] for c in ("step", "macs", "cost", "auc_int8")} for r in path],
+        "table": [{**{c: r[c] for c in cols}, "front": r["arch_key"] in front} for r in rows],
+    }
 
 
 def plot_pareto(rows: list[dict[str, Any]], cost: str, path: Path, title: str) -> None:
