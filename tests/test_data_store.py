@@ -71,3 +71,38 @@ def test_errors(tmp_path):
         db.execute("UPDATE meta SET value='99' WHERE key='schema'")
     with pytest.raises(TinysmileError, match="store schema 99"):
         Store(tmp_path / "s")
+
+
+def test_a_schema_1_store_is_migrated_in_place(tmp_path):
+    """A schema-1 store (label NOT NULL, no ratings) opens as schema 2: its rows unchanged,
+    and it takes unlabelled samples (Pi captures, images waiting for raters)."""
+    con = sqlite3.connect(tmp_path / "store.sqlite")
+    con.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema', '1');
+        CREATE TABLE samples (id TEXT NOT NULL, task TEXT NOT NULL, file TEXT NOT NULL,
+            source TEXT NOT NULL, original TEXT NOT NULL, label INTEGER NOT NULL,
+            split TEXT NOT NULL, votes TEXT, agreement REAL, face_box TEXT,
+            added REAL NOT NULL, PRIMARY KEY (id, task));
+        CREATE TABLE duplicates (id TEXT NOT NULL, task TEXT NOT NULL, source TEXT NOT NULL,
+            original TEXT NOT NULL, label INTEGER NOT NULL, conflict INTEGER NOT NULL,
+            PRIMARY KEY (id, task, source, original));
+        INSERT INTO samples VALUES ('ab', 'smile', 'images/ab/ab.jpg', 'folder', 'x.jpg', 1,
+            'train', NULL, NULL, NULL, 5.0);
+        """
+    )
+    con.commit()
+    con.close()
+    with Store(tmp_path, create=False) as s:
+        assert s.query("SELECT value FROM meta WHERE key='schema'") == [("2",)]
+        assert [(x.id, x.label, x.split) for x in s.samples()] == [("ab", 1, "train")]
+        notnull = {r[1]: r[3] for r in s.query("PRAGMA table_info(samples)")}
+        assert notnull["label"] == 0 and "rating" in notnull
+        with s.transaction():
+            s.add_image(
+                b"not decoded here", suffix=".png", label=None, task="smile",
+                source="captures", original="e1",
+            )  # fmt: skip
+        assert s.query("SELECT label FROM samples WHERE source='captures'") == [(None,)]
+        assert s.stats()["tasks"]["smile"]["without_label"] == 1

@@ -3,7 +3,6 @@ training sees, the audit estimate and its interval, agreement (kappa)."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import uuid
@@ -191,32 +190,6 @@ def test_policies_and_the_labels_training_sees(store):
     assert rows[imgs[1]] == ("dropped", None)  # a 1-1 tie
     assert rows[imgs[2]] == ("resolved", 0)  # 2-1
     assert rows[imgs[3]] == ("resolved", 0)  # one decisive vote, no tie
-
-
-def test_a_schema_1_store_is_migrated(tmp_path):
-    db = tmp_path / "store.sqlite"
-    con = sqlite3.connect(db)
-    con.executescript(
-        """
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        INSERT INTO meta VALUES ('schema', '1');
-        CREATE TABLE samples (id TEXT NOT NULL, task TEXT NOT NULL, file TEXT NOT NULL,
-            source TEXT NOT NULL, original TEXT NOT NULL, label INTEGER NOT NULL,
-            split TEXT NOT NULL, votes TEXT, agreement REAL, face_box TEXT,
-            added REAL NOT NULL, PRIMARY KEY (id, task));
-        INSERT INTO samples VALUES ('ab', 'smile', 'images/ab.png', 'folder', 'x.png', 1,
-            'train', NULL, NULL, NULL, 0);
-        CREATE TABLE duplicates (id TEXT NOT NULL, task TEXT NOT NULL, source TEXT NOT NULL,
-            original TEXT NOT NULL, label INTEGER NOT NULL, conflict INTEGER NOT NULL,
-            PRIMARY KEY (id, task, source, original));
-        """
-    )
-    con.close()
-    with Store(tmp_path, create=False) as s:
-        assert s.query("SELECT value FROM meta WHERE key='schema'") == [("2",)]
-        assert [(x.id, x.label) for x in s.samples()] == [("ab", 1)]
-        notnull = {r[1]: r[3] for r in s.query("PRAGMA table_info(samples)")}
-        assert notnull["label"] == 0 and "rating" in notnull
 
 
 def test_rate_per_hour_ignores_breaks():

@@ -240,43 +240,6 @@ def test_log_keeps_its_budget_loses_nothing_it_keeps_and_reimports(tmp_path, cap
     assert rows == [(None, "captures", str(e)) for e in kept]
 
 
-def test_an_old_store_gains_unlabelled_samples(tmp_path):
-    """A schema-1 store (label NOT NULL) is migrated in place, its rows unchanged."""
-    import sqlite3
-
-    from tinysmile.data.store import Store
-
-    db = tmp_path / "store.sqlite"
-    con = sqlite3.connect(db)
-    con.executescript(
-        """
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        INSERT INTO meta VALUES ('schema', '1');
-        CREATE TABLE samples (id TEXT NOT NULL, task TEXT NOT NULL, file TEXT NOT NULL,
-            source TEXT NOT NULL, original TEXT NOT NULL, label INTEGER NOT NULL,
-            split TEXT NOT NULL, votes TEXT, agreement REAL, face_box TEXT,
-            added REAL NOT NULL, PRIMARY KEY (id, task));
-        CREATE TABLE duplicates (id TEXT NOT NULL, task TEXT NOT NULL, source TEXT NOT NULL,
-            original TEXT NOT NULL, label INTEGER NOT NULL, conflict INTEGER NOT NULL,
-            PRIMARY KEY (id, task, source, original));
-        INSERT INTO samples VALUES ('ab', 'smile', 'images/ab/ab.jpg', 'folder', 'x.jpg', 1,
-            'train', NULL, NULL, NULL, 5.0);
-        """
-    )
-    con.commit()
-    con.close()
-    with Store(tmp_path) as s:
-        assert s.query("SELECT value FROM meta WHERE key='schema'") == [("2",)]
-        assert [(x.id, x.label, x.split) for x in s.samples()] == [("ab", 1, "train")]
-        png = b"fake-but-validated-elsewhere"
-        with s.transaction():
-            s.add_image(
-                png, suffix=".png", label=None, task="smile", source="captures", original="e1"
-            )
-        assert s.query("SELECT label FROM samples WHERE source='captures'") == [(None,)]
-        assert s.stats()["tasks"]["smile"]["without_label"] == 1
-
-
 def test_framing_follows_the_spec():
     from tinysmile.data.preprocess import PreprocessSpec, framed_crop
 

@@ -50,14 +50,15 @@ def test_builtin_archs_are_json_with_exact_costs():
     assert len({arch_key(load_arch(a)) for a in ("alexnet", "reduced-alexnet", "embedded3")}) == 3
 
 
-def test_embedded3_json_builds_the_default_bundles_layers():
-    # The bundled default was trained with embedded3 written as Keras code; the JSON
-    # description must give the same layers (names, kinds, shapes, MACs, parameters).
+def test_the_default_bundles_arch_json_builds_its_layers():
+    # The architecture the bundled default records (the search's answer, as JSON) builds
+    # the layers its card lists: names, kinds, shapes, MACs, parameters.
     pytest.importorskip("tensorflow")
     from tinysmile.train.arch import build_model, export_model, layer_costs
 
     meta = json.loads((REPO / "tinysmile/models/smile_default/bundle.json").read_text())
-    costs = [c.to_dict() for c in layer_costs(export_model(build_model("embedded3")))]
+    arch = load_arch(meta["provenance"]["arch_spec"])
+    costs = [c.to_dict() for c in layer_costs(export_model(build_model(arch)))]
     assert costs == meta["layers"]
 
 

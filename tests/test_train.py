@@ -306,13 +306,23 @@ def test_default_bundle_meets_its_card():
     data = bundle.model_bytes()
     assert 5_000 < len(data) < 100_000
     assert set(op_names(data)) <= SUPPORTED_OPS
+    from tinysmile.train.arch import arch_macs
+    from tinysmile.train.quantize import TARGET_DEGRADED_DROP, TARGET_MACS
+
     meta = bundle.meta
     assert meta["model_sha256"] == bundle.model_hash()
-    assert meta["provenance"]["arch"] == "embedded3"
-    assert meta["macs"] <= 1_300_000
+    # Issue 12: at most half embedded3's MACs, found by the search from embedded3.
+    spec = meta["provenance"]["arch_spec"]
+    assert meta["provenance"]["arch"] == spec["name"]
+    assert arch_macs(spec) == meta["macs"] <= TARGET_MACS == 1_090_048 // 2
+    path = meta["search"]["path"]
+    assert path[0]["step"] == "baseline" and path[0]["macs"] == 1_090_048
+    assert path[-1]["macs"] == meta["macs"] and len(path) >= 2
+    assert meta["metrics"]["test"]["degraded"]["auc_drop"] <= TARGET_DEGRADED_DROP
+    assert meta["device"]["instructions"] > 0 and meta["device"]["board"] == "qemu-cortex-m4"
     card = (DEFAULT / "MODEL_CARD.md").read_text()
-    assert "scripts/train_default.sh" in card
-    assert f"{meta['macs']:,}" in card
+    assert "scripts/train_default.sh" in card and "## Search" in card
+    assert f"{meta['macs']:,}" in card and f"{meta['device']['instructions']:,}" in card
 
 
 def _pairwise_auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -354,7 +364,7 @@ def test_default_bundle_auc_recomputed_from_its_outputs():
     scores = litert_reference(model, x).reshape(len(test), -1)[:, 0].astype(np.int64)
     auc = _pairwise_auc(scores, np.array([label for _, label in test]))
     print(f"default bundle: int8 test AUC {auc:.4f} on {len(test)} SMILEsmileD images")
-    assert auc >= 0.95, auc
+    assert auc >= 0.955, auc
     # Within 0.002 of the card's figure: the card's store may break a tie between
     # duplicate files differently, which moves a few images across splits or labels.
     assert abs(auc - meta["metrics"]["test"]["int8"]["auc"]) <= 0.002, auc
@@ -429,7 +439,20 @@ def test_default_card_metrics_reproduce_with_evaluate(tmp_path):
     for key in ("n", "positives", "tp", "fp", "fn", "tn"):
         assert res[key] == stated[key], key
     assert res["auc"] == pytest.approx(stated["auc"], abs=1e-12)
-    assert res["auc"] >= 0.95
+    # Issue 12's targets: at least the embedded3 default's int8 test AUC, and no more than
+    # 0.01 lost when every image goes through one serving-skew degradation.
+    from tinysmile.train.quantize import TARGET_AUC, TARGET_DEGRADED_DROP
+
+    assert res["auc"] >= TARGET_AUC == 0.9596
+    deg = json.loads(
+        run_cli(
+            "evaluate", str(DEFAULT), "--data", str(tmp_path / "store"), "--degrade", "--json"
+        ).stdout
+    )["degraded"]
+    assert deg["auc"] == pytest.approx(
+        load_bundle(DEFAULT).meta["metrics"]["test"]["degraded"]["auc"], abs=1e-12
+    )
+    assert res["auc"] - deg["auc"] <= TARGET_DEGRADED_DROP
 
 
 @pytest.mark.slow
