@@ -197,64 +197,6 @@ def test_short_training_beats_chance(small_run):
 
 @needs_smilesmiled
 @pytest.mark.slow
-def test_a_student_learns_its_teachers_answers(small_run, small_store, tmp_path):
-    # A teacher that says "smile" to every image (its head's weights zeroed, its bias 4:
-    # probability 0.982). Taught by it alone (--distill 0), a student says "smile" to
-    # almost every image too; taught by the labels alone (--distill 1 is the plain
-    # training's loss), it does not.
-    import keras
-
-    from tinysmile.train.train import MODEL_FILE, train_run
-
-    run, _ = small_run
-    teacher = tmp_path / "teacher"
-    teacher.mkdir()
-    for f in run.iterdir():
-        if f.is_file():
-            (teacher / f.name).write_bytes(f.read_bytes())
-    model = keras.models.load_model(run / MODEL_FILE)
-    head = model.layers[-1]
-    kernel, bias = head.get_weights()
-    head.set_weights([np.zeros_like(kernel), np.full_like(bias, 4.0)])
-    model.save(teacher / MODEL_FILE)
-
-    def mean_probability(distill: float) -> float:
-        out = tmp_path / f"student{distill}"
-        train_run(
-            small_store, "embedded3", out, epochs=3, seed=2, batch_size=32, patience=3, learning_rate=0.03,
-            teacher=teacher, distill=distill, verbose=0, say=lambda *_: None, deterministic=True,
-        )  # fmt: skip
-        info = json.loads((out / "run.json").read_text())
-        assert info["teacher"] == str(teacher.resolve()) and info["distill"] == distill
-        from tinysmile.train.dataset import load_samples, store_samples
-        from tinysmile.train.train import load_run, predict_float
-
-        _, _, spec = load_run(out)
-        pixels = load_samples(spec, store_samples(small_store, "val")).pixels
-        student = keras.models.load_model(out / MODEL_FILE)
-        mean = float(predict_float(student, spec, pixels).mean())
-        print(f"distill {distill}: mean probability {mean:.3f}")
-        return mean
-
-    assert mean_probability(0.0) > 0.9
-    assert mean_probability(0.999) < 0.7
-
-
-@needs_smilesmiled
-@pytest.mark.slow
-def test_a_teacher_must_see_the_students_images(small_run, small_store, tmp_path):
-    from tinysmile.train.arch import load_arch, with_input
-    from tinysmile.train.train import train_run
-
-    run, _ = small_run  # 64x64
-    small = with_input(load_arch("embedded3"), 48, 48)
-    with pytest.raises(TinysmileError, match="the teacher was trained on other preprocessing"):
-        train_run(small_store, small, tmp_path / "s", epochs=1, teacher=run, say=lambda *_: None)
-    assert not (tmp_path / "s" / "model.keras").exists()
-
-
-@needs_smilesmiled
-@pytest.mark.slow
 def test_quantize_round_trip(small_run, small_store, tmp_path):
     from tinysmile.bundle import load_bundle
     from tinysmile.train.infer import Runner

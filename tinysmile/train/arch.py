@@ -27,7 +27,7 @@ from typing import Any
 
 from tinysmile.errors import TinysmileError
 
-ARCHS = ("alexnet", "reduced-alexnet", "embedded3", "embedded3-wide")
+ARCHS = ("alexnet", "reduced-alexnet", "embedded3")
 ARCH_DIR = Path(__file__).resolve().parent / "archs"
 
 # type -> (required fields, defaults). Defaults are written into the normalised form, so

@@ -29,8 +29,7 @@ def _echo_err(msg: str) -> None:
     "--arch",
     default="embedded3",
     show_default=True,
-    help="alexnet, reduced-alexnet, embedded3, embedded3-wide (a distillation teacher), or"
-    " an architecture JSON file.",
+    help="alexnet, reduced-alexnet, embedded3, or an architecture JSON file.",
 )
 @click.option(
     "--data", "data", required=True, type=click.Path(path_type=Path), help="Dataset store."
@@ -67,21 +66,6 @@ def _echo_err(msg: str) -> None:
     help="none: the images are face crops already (SMILEsmileD); haar: detect faces.",
 )
 @click.option("--size", type=int, default=None, help="Input height and width [the architecture's].")
-@click.option(
-    "--teacher",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="A training run (same input size and preprocessing) whose model teaches this one:"
-    " knowledge distillation, for a small model that learns more than its labels tell.",
-)
-@click.option(
-    "--distill",
-    type=float,
-    default=0.5,
-    show_default=True,
-    help="With --teacher: each target is DISTILL x label + (1 - DISTILL) x the teacher's"
-    " probability for the same augmented image.",
-)
 def train_cmd(
     arch: str,
     data: Path,
@@ -96,8 +80,6 @@ def train_cmd(
     target_precision: float,
     face_crop: str,
     size: int | None,
-    teacher: Path | None,
-    distill: float,
 ) -> None:
     """Train ARCH on a store's train split; early stopping on validation AUC."""
     from tinysmile.data.preprocess import PreprocessSpec
@@ -127,8 +109,6 @@ def train_cmd(
         command=_command_line(),
         verbose=1 if sys.stderr.isatty() else 2,
         say=_echo_err,
-        teacher=teacher,
-        distill=distill,
     )
     v = result["val"]
     click.echo(
@@ -394,7 +374,7 @@ def _report_table(settings: dict, rows: list[dict]):
     "--baseline",
     default="embedded3",
     show_default=True,
-    help="A built-in architecture (see train --arch), an architecture JSON or a training run folder.",
+    help="alexnet, reduced-alexnet, embedded3, an architecture JSON or a training run folder.",
 )
 @click.option("--board", "board_id", default=None, help="Board whose budget trials must fit.")
 @click.option(
@@ -411,30 +391,13 @@ def _report_table(settings: dict, rows: list[dict]):
 )
 @click.option("--max-cost", type=int, default=None, help="Size target for the chosen cost.")
 @click.option("--trials", type=int, default=20, show_default=True, help="Most trials to train.")
-@click.option("--epochs", type=int, default=10, show_default=True, help="Epochs per trial.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Every trial's seed.")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--learning-rate", type=float, default=3e-3, show_default=True)
-@click.option(
-    "--augment",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="Augmentation strength, serving-skew transforms included (0: none).",
-)
-@click.option(
-    "--calibration",
-    type=int,
-    default=200,
-    show_default=True,
-    help="Representative images for each trial's int8 ranges.",
-)
-@click.option(
-    "--pareto",
-    is_flag=True,
-    help="Go on past the target and report the whole front; the answer is then the most"
-    " accurate model within --max-cost.",
-)
+@click.option("--augment", type=float, default=1.0, show_default=True)
+@click.option("--calibration", type=int, default=200, show_default=True)
+@click.option("--pareto", is_flag=True, help="Go on past the target; report the whole front.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Local trial processes.")
 @click.option(
     "--threads", type=int, default=1, show_default=True, help="CPU threads (Ray: CPUs) per trial."
@@ -448,12 +411,7 @@ def _report_table(settings: dict, rows: list[dict]):
     help="Run trials as Ray tasks on a cluster (ADDRESS, or the running one).",
 )
 @click.option("--mlflow", "mlflow_uri", default=None, help="Also log each trial to MLflow (URI).")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    help="Search folder: settings, each trial's run and bundle, and best.json (the answer's"
-    " architecture, for `train --arch`).",
-)
+@click.option("--out", type=click.Path(path_type=Path), help="Search folder.")
 @click.option(
     "--report",
     "report_dir",

@@ -268,8 +268,6 @@ def quantize_run(
             "sources": info.get("sources"),
             "cpu_count": info.get("cpu_count"),
             "train_command": info.get("command"),
-            "teacher": info.get("teacher"),
-            "distill": info.get("distill"),
             "quantize_command": command or " ".join(sys.argv),
             "reproduce": reproduce,
             "representative_samples": len(rep),
@@ -546,17 +544,6 @@ def model_card(meta: dict[str, Any]) -> str:
             f"time on {prov.get('cpu_count')} cores."
         ),
         f"- Train: `{prov.get('train_command')}`",
-        *(
-            [
-                (
-                    f"- Distilled from the run `{prov['teacher']}`: each target was "
-                    f"{prov['distill']} x label + {1 - prov['distill']:g} x the teacher's "
-                    "probability."
-                )
-            ]
-            if prov.get("teacher")
-            else []
-        ),
         f"- Quantize: `{prov.get('quantize_command')}`",
         f"- tinysmile {prov.get('tinysmile_version')}; model sha256 `{meta.get('model_sha256')}`.",
         "",

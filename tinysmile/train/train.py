@@ -156,16 +156,12 @@ def train_run(
     verbose: int = 1,
     say: Any = print,
     deterministic: bool = False,
-    teacher: str | Path | None = None,
-    distill: float = 0.5,
 ) -> dict[str, Any]:
     """Train and write the run directory; returns the metrics dict.
 
     ``arch``: a built-in name, a JSON file or a document. The input size is the spec's
     when one is given (the architecture's input is resized to it), else the
-    architecture's. ``teacher``: a training run whose model teaches this one (knowledge
-    distillation): the target of each augmented image is ``distill`` x its label +
-    (1 - ``distill``) x the teacher's probability for that same image."""
+    architecture's."""
     arch_spec = load_arch(arch)
     if spec is None:
         spec = PreprocessSpec(
@@ -182,10 +178,6 @@ def train_run(
         raise TinysmileError(f"--epochs must be >= 1, got {epochs}")
     if not 0 < target_precision < 1:
         raise TinysmileError(f"target precision must be in (0, 1), got {target_precision}")
-    if teacher is not None:
-        if not 0 <= distill < 1:
-            raise TinysmileError(f"--distill must be in [0, 1), got {distill}")
-        teacher = _check_teacher(teacher, spec)  # before any work
     started = time.perf_counter()
     cpu_started = time.process_time()
     run = Path(out)
@@ -208,11 +200,7 @@ def train_run(
     from tinysmile.train.arch import build_model, export_model
 
     seed_everything(seed, deterministic)
-    student = build_model(arch_spec)
-    model = student
-    if teacher is not None:
-        model = _distiller(student, _load_teacher(teacher), distill)
-        say(f"distilling from {teacher}: targets {distill} x label + {1 - distill:g} x teacher")
+    model = build_model(arch_spec)
     batches = _batches(spec, train, weights, batch_size, seed, augment_strength)
     steps = len(batches) * epochs
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
@@ -238,7 +226,6 @@ def train_run(
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - t0
-    model = student  # what was trained (early stopping restored its best weights)
     hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     best_epoch = int(np.argmax(hist["val_auc"])) + 1 if hist.get("val_auc") else len(hist["loss"])
 
@@ -284,8 +271,6 @@ def train_run(
                 "patience": patience,
                 "limit": limit,
                 "augment_strength": augment_strength,
-                "teacher": None if teacher is None else str(Path(teacher).resolve()),
-                "distill": None if teacher is None else distill,
                 "target_precision": target_precision,
                 "class_weights": {str(k): v for k, v in weights.items()},
                 "train_samples": int(train.labels.size),
@@ -307,51 +292,6 @@ def train_run(
         + "\n"
     )
     return result
-
-
-def _check_teacher(teacher: str | Path, spec: PreprocessSpec) -> Path:
-    """A teacher is a training run that saw the images the student sees."""
-    run, _, t_spec = load_run(teacher)
-    if t_spec != spec:
-        raise TinysmileError(
-            f"{run}: the teacher was trained on other preprocessing ({t_spec.to_dict()}) "
-            f"than this run's ({spec.to_dict()}); it must see the same images"
-        )
-    return run
-
-
-def _load_teacher(run: Path) -> Any:
-    """The teacher run's Keras model, frozen."""
-    import keras
-
-    model = keras.models.load_model(run / MODEL_FILE)
-    model.trainable = False
-    return model
-
-
-def _distiller(student: Any, teacher: Any, alpha: float) -> Any:
-    """The student inside a Keras model whose loss compares its output with the soft
-    target alpha x label + (1 - alpha) x teacher(image), on each augmented batch. Metrics
-    (the val AUC early stopping follows) still compare with the labels."""
-    import keras
-
-    class Distiller(keras.Model):
-        def __init__(self) -> None:
-            super().__init__()
-            self.student = student
-            self.teacher = teacher
-
-        def call(self, x: Any, training: bool = False) -> Any:
-            return self.student(x, training=training)
-
-        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-            shape = keras.ops.shape(y_pred)
-            soft = keras.ops.reshape(self.teacher(x, training=False), shape)
-            hard = keras.ops.reshape(keras.ops.cast(y, y_pred.dtype), shape)
-            target = alpha * hard + (1.0 - alpha) * soft
-            return super().compute_loss(x, target, y_pred, sample_weight, training)
-
-    return Distiller()
 
 
 def load_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], PreprocessSpec]:
