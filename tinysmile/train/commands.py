@@ -391,12 +391,24 @@ def _report_table(settings: dict, rows: list[dict]):
 )
 @click.option("--max-cost", type=int, default=None, help="Size target for the chosen cost.")
 @click.option("--trials", type=int, default=20, show_default=True, help="Most trials to train.")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=int, default=10, show_default=True, help="Epochs per trial.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Every trial's seed.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--learning-rate", type=float, default=3e-3, show_default=True)
-@click.option("--augment", type=float, default=1.0, show_default=True)
-@click.option("--calibration", type=int, default=200, show_default=True)
+@click.option(
+    "--augment",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Augmentation strength, serving-skew transforms included (0: none).",
+)
+@click.option(
+    "--calibration",
+    type=int,
+    default=200,
+    show_default=True,
+    help="Representative images for each trial's int8 ranges.",
+)
 @click.option("--pareto", is_flag=True, help="Go on past the target; report the whole front.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Local trial processes.")
 @click.option(

@@ -721,6 +721,9 @@ def plot_pareto(rows: list[dict[str, Any]], cost: str, path: Path, title: str) -
     betas = {r["beta"] for r in rows if r.get("beta") is not None}
     if betas:
         ax.axhline(max(betas), color="tab:gray", linestyle="--", linewidth=1, label="beta")
+    costs = [r["cost"] for r in rows if r.get("cost")]
+    if costs and max(costs) > 10 * min(costs):
+        ax.set_xscale("log")  # a step that made a model dearer must not squash the rest
     ax.set_xlabel(cost)
     ax.set_ylabel("val AUC (int8)")
     ax.set_title(title)
