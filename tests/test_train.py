@@ -193,6 +193,30 @@ def test_short_training_beats_chance(small_run):
     assert sum(layer["macs"] for layer in metrics["layers"]) == metrics["macs"]
     spec = json.loads((out / "preprocess.json").read_text())
     assert (spec["height"], spec["width"], spec["face_crop"]) == (64, 64, "none")
+    # The store holds SMILEsmileD crops: the run (and so its bundle) says how they are
+    # framed around a face box, for a camera runtime to crop the same way.
+    from tinysmile.data.preprocess import SOURCE_FRAMING
+
+    assert (spec["crop_margin"], spec["crop_shift_y"]) == SOURCE_FRAMING["smilesmiled"]
+
+
+def test_the_store_decides_face_crop_and_framing(tmp_path):
+    import cv2
+
+    from tinysmile.data.importers import import_dataset
+    from tinysmile.data.store import Store
+    from tinysmile.train.train import store_spec
+
+    src = tmp_path / "src"
+    for label in ("smile", "no_smile"):
+        (src / label).mkdir(parents=True)
+        cv2.imwrite(str(src / label / "a.png"), np.full((8, 8), 9 if label == "smile" else 99))
+    with Store(tmp_path / "folder") as s:
+        import_dataset("folder", src, s)
+    spec = store_spec(tmp_path / "folder", 48, 40)
+    assert (spec.height, spec.width, spec.face_crop, spec.crop_margin) == (48, 40, "none", 0.2)
+    with pytest.raises(TinysmileError, match="not a dataset store"):
+        store_spec(tmp_path / "nope", 64, 64)
 
 
 @needs_smilesmiled

@@ -6,6 +6,7 @@ TensorFlow inside their functions, predict and evaluate never do (LiteRT only).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -61,9 +62,9 @@ def _echo_err(msg: str) -> None:
 @click.option(
     "--face-crop",
     type=click.Choice(["none", "haar"]),
-    default="none",
-    show_default=True,
-    help="none: the images are face crops already (SMILEsmileD); haar: detect faces.",
+    default=None,
+    help="none: the images are face crops already (SMILEsmileD, FER2013); haar: detect"
+    " faces [from the store's sources: haar for GENKI-4K and CelebA].",
 )
 @click.option("--size", type=int, default=None, help="Input height and width [the architecture's].")
 def train_cmd(
@@ -78,13 +79,12 @@ def train_cmd(
     limit: int | None,
     augment_strength: float,
     target_precision: float,
-    face_crop: str,
+    face_crop: str | None,
     size: int | None,
 ) -> None:
     """Train ARCH on a store's train split; early stopping on validation AUC."""
-    from tinysmile.data.preprocess import PreprocessSpec
     from tinysmile.train.arch import load_arch
-    from tinysmile.train.train import train_run
+    from tinysmile.train.train import store_spec, train_run
 
     if batch_size < 1:
         raise TinysmileError(f"--batch-size must be >= 1, got {batch_size}")
@@ -92,7 +92,11 @@ def train_cmd(
         raise TinysmileError(f"--size must be >= 1, got {size}")
     spec_arch = load_arch(arch)
     h, w = (size, size) if size else (spec_arch["input"]["height"], spec_arch["input"]["width"])
-    spec = PreprocessSpec(height=h, width=w, face_crop=face_crop)
+    spec = None  # the store's: the framing and face crop its sources need
+    if size is not None or face_crop is not None:
+        spec = store_spec(data, h, w)
+        if face_crop is not None:
+            spec = dataclasses.replace(spec, face_crop=face_crop)
     result = train_run(
         data,
         arch,

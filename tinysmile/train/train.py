@@ -138,6 +138,23 @@ def _load_split(
     return arrays
 
 
+def store_spec(store: str | Path, height: int, width: int) -> PreprocessSpec:
+    """The preprocessing to train on a store's images with: a face detector only for the
+    importers that need one, and the framing of the crops a dataset ships (so that the
+    bundle tells a camera runtime how to frame a detected face the same way)."""
+    from tinysmile.data.preprocess import spec_for_sources
+    from tinysmile.data.store import Store
+
+    root = Path(store)
+    if not root.exists() or not is_store(root):
+        raise TinysmileError(
+            f"{root}: not a dataset store (create one with `tinysmile data import`)"
+        )
+    with Store(root, create=False) as s:
+        sources = s.sources()
+    return spec_for_sources(sources, height, width)
+
+
 def train_run(
     data: str | Path,
     arch: str | Path | Arch,
@@ -163,17 +180,11 @@ def train_run(
     when one is given (the architecture's input is resized to it), else the
     architecture's."""
     arch_spec = load_arch(arch)
+    store = Path(data)
     if spec is None:
-        spec = PreprocessSpec(
-            height=arch_spec["input"]["height"], width=arch_spec["input"]["width"]
-        )
+        spec = store_spec(store, arch_spec["input"]["height"], arch_spec["input"]["width"])
     arch_spec = with_input(arch_spec, spec.height, spec.width)
     arch_name = arch_spec["name"]
-    store = Path(data)
-    if not store.exists() or not is_store(store):
-        raise TinysmileError(
-            f"{store}: not a dataset store (create one with `tinysmile data import`)"
-        )
     if epochs < 1:
         raise TinysmileError(f"--epochs must be >= 1, got {epochs}")
     if not 0 < target_precision < 1:
