@@ -37,9 +37,10 @@ def _host(bundle, files):
 
     spec = PreprocessSpec.from_dict(bundle.preprocess)
     inp = bundle.meta["input"]
-    pixels = [preprocess(spec, load_image(f)).reshape(64, 64) for f in files]
+    h, w = spec.height, spec.width
+    pixels = [preprocess(spec, load_image(f)).reshape(h, w) for f in files]
     x = np.stack([to_int8(spec, p, inp["scale"], inp["zero_point"]) for p in pixels])
-    y = litert_reference(bundle.model_path, x.reshape(len(files), 64, 64, 1)).reshape(-1)
+    y = litert_reference(bundle.model_path, x.reshape(len(files), h, w, 1)).reshape(-1)
     return pixels, y
 
 

@@ -178,7 +178,8 @@ def test_native_engine_equals_litert_byte_for_byte(tmp_path, capsys):
     litert = LiteRTEngine(runner)
     crops = [preprocess(runner.spec, load_image(f)) for f in _faces(16)]
     rng = np.random.default_rng(3)
-    crops += [rng.integers(0, 256, size=(64, 64, 1), dtype=np.uint8) for _ in range(8)]
+    shape = (runner.spec.height, runner.spec.width, 1)
+    crops += [rng.integers(0, 256, size=shape, dtype=np.uint8) for _ in range(8)]
     outs = {}
     for name, eng in (("native", native), ("litert", litert)):
         outs[name] = np.stack([eng.run(runner.quantize_input(c)) for c in crops])

@@ -71,7 +71,23 @@ def representative_pixels(
         raise TinysmileError(f"{store}: no training samples for the representative set")
     rng = np.random.default_rng([seed, 1])
     pick = rng.choice(len(samples), size=min(count, len(samples)), replace=False)
-    return load_samples(spec, [samples[i] for i in sorted(pick)]).pixels
+    pixels = load_samples(spec, [samples[i] for i in sorted(pick)]).pixels
+    return np.concatenate([pixels, full_range(pixels[:1])])
+
+
+def full_range(pixels: np.ndarray) -> np.ndarray:
+    """The images contrast-stretched to span every pixel level, 0 to 255.
+
+    One of them in the representative set makes the int8 input's range the pixel range
+    (scale 1/255, zero point -128: each of the 256 levels a camera delivers its own int8
+    value) rather than the calibration images' range, which misses the extremes when no
+    image is pure black or white (smaller inputs, shrunk with area averaging, rarely are).
+    A stretched face is an image the contrast augmentation trains on, so the ranges of
+    the layers after the input hardly move."""
+    x = pixels.astype(np.float64)
+    lo = x.min(axis=tuple(range(1, x.ndim)), keepdims=True)
+    hi = x.max(axis=tuple(range(1, x.ndim)), keepdims=True)
+    return np.rint((x - lo) * 255.0 / np.maximum(hi - lo, 1.0)).astype(np.uint8)
 
 
 def convert_int8(model: Any, spec: PreprocessSpec, rep_pixels: np.ndarray) -> bytes:
@@ -175,7 +191,10 @@ def quantize_run(
 
     model = keras.models.load_model(run / MODEL_FILE)
     rep = representative_pixels(spec, store, calibration, seed, limit)
-    say(f"converting to full int8 with {len(rep)} representative training images")
+    say(
+        f"converting to full int8 with {len(rep) - 1} representative training images "
+        "(and one stretched to the full pixel range)"
+    )
     tflite = convert_int8(model, spec, rep)
     ops = check_ops(tflite)
     in_q, out_q = io_quantization(tflite)
