@@ -220,24 +220,27 @@ def test_tflm_profile_per_operator_through_its_profiler(firmware):
     assert conv > 0.5 * a.total
 
 
-def test_tflm_layer_is_refused_and_verify_says_so(firmware, models):
+def test_tflm_layer_is_refused_and_verify_says_so(firmware, tmp_path):
     """TFLM hands out no layer outputs: LAYER is refused in one line, and a mismatch is
     reported without a layer name (here: the device runs smile_like, the host expects the
-    bundled model's outputs)."""
+    outputs of the same network with other weights)."""
+    from models import _smile_like, cached
+
     from tinysmile.compiler.api import compile_model
     from tinysmile.device.client import DeviceError
     from tinysmile.device.verify import random_inputs, verify
 
     project = firmware("smile_like")
-    other = load_bundle(models["bundled"])
-    host = compile_model(other.model_path, project.dir / "host-other")
+    other = tmp_path / "smile_like_seed1.tflite"
+    other.write_bytes(cached("smile_like", _smile_like, (1, 64, 64, 1), seed=1))
+    host = compile_model(other, project.dir / "host-other")
     x = random_inputs(tuple(host.report["input"]["shape"]), 8, seed=5)
     with running(project.elf) as client:
         client.handshake()
         client.infer(x[0].tobytes())
         with pytest.raises(DeviceError, match="LAYER is not supported by this runtime"):
             client.layer(x[0].tobytes(), 0)
-        res = verify(client, other.model_path, host.program, host.report, x)
+        res = verify(client, other, host.program, host.report, x)
     assert not res.ok and res.mismatches
     first = res.mismatches[0]
     assert first.first_layer is None

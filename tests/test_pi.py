@@ -203,9 +203,12 @@ def test_native_engine_equals_litert_byte_for_byte(tmp_path, capsys):
 def test_log_keeps_its_budget_loses_nothing_it_keeps_and_reimports(tmp_path, capsys):
     import cv2
 
+    from tinysmile.bundle import load_bundle
     from tinysmile.data.store import Store
     from tinysmile.pi.capturelog import CROP_FILE, ENTRY_FILE, entry_folders
 
+    spec = load_bundle(None).preprocess
+    side = (spec["height"], spec["width"])  # the default model's input
     _scenes(tmp_path / "frames", 16, seed=5)
     log = tmp_path / "log"
     # A crash left a half-written entry: it must not survive the next start.
@@ -229,7 +232,7 @@ def test_log_keeps_its_budget_loses_nothing_it_keeps_and_reimports(tmp_path, cap
             assert meta[k] == r[k]
         assert len(meta["model_sha256"]) == 64
         crop = cv2.imread(str(entry / CROP_FILE), cv2.IMREAD_UNCHANGED)
-        assert crop.shape == (64, 64) and crop.dtype == np.uint8
+        assert crop.shape == side and crop.dtype == np.uint8
         assert (entry / "frame.jpg").is_file()
     store = tmp_path / "store"
     for added in (len(kept), 0):  # the second import adds nothing

@@ -154,8 +154,8 @@ def train_cmd(
     "--profile",
     "profile_board",
     default=None,
-    help="Also count one inference's instructions on this emulated board for the card"
-    " (builds and boots the firmware; e.g. qemu-cortex-m4).",
+    help="Also count one inference's instructions on this emulated board (an id from"
+    " boards/) for the card; builds and boots the firmware.",
 )
 def quantize_cmd(
     run: Path,
