@@ -302,6 +302,8 @@ def test_pareto_under_a_size_target_answers_the_most_accurate_model_within_it(st
     assert len(steps) >= 2  # the answer is a reduction, not the baseline
     assert rec["trials"] == len(res.rows) == sum(rec["verdicts"].values())
     assert {t["seq"] for t in rec["table"] if t["front"]} == {r["seq"] for r in res.front}
+    seq = {r["arch_key"]: r["seq"] for r in res.rows}
+    assert [t["from"] for t in rec["table"]] == [seq.get(r["parent"]) for r in res.rows]
     with pytest.raises(TinysmileError, match="not one of the search's trials"):
         search_record(tmp_path / "p", load_arch("alexnet"))
     # Named after the search, and described by the steps that led to it.

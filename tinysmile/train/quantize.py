@@ -467,15 +467,16 @@ def _search(meta: dict[str, Any]) -> list[str]:
     out += [f"| {p['step']} | {p['macs']:,} | {_fmt(p['auc_int8'])} |" for p in s["path"]]
     out += [
         "",
-        "Every trial (* on the Pareto front):",
+        "Every trial (from: the trial it reduces; * on the Pareto front):",
         "",
-        "| # | step | MACs | arena | val AUC float | val AUC int8 | verdict | train s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| # | from | step | MACs | arena | val AUC float | val AUC int8 | verdict | train s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in s["table"]:
         done = r["auc_int8"] is not None
+        parent = "-" if r.get("from") is None else r["from"]
         out.append(
-            f"| {r['seq']} | {r['step']} | {_num(r['macs'])} | {_num(r['arena'])} | "
+            f"| {r['seq']} | {parent} | {r['step']} | {_num(r['macs'])} | {_num(r['arena'])} | "
             f"{_fmt(r['auc_float']) if done else '-'} | {_fmt(r['auc_int8']) if done else '-'} | "
             f"{(r['verdict'] or '-').replace('_', ' ')}{' *' if r['front'] else ''} | "
             f"{_num(r['train_seconds'])} |"

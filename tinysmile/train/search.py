@@ -660,6 +660,7 @@ def search_record(out: str | Path, arch: Arch) -> dict[str, Any]:
     verdicts: dict[str, int] = {}
     for r in rows:
         verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
+    seq_of = {r["arch_key"]: r["seq"] for r in rows}
     cols = ("seq", "step", "macs", "arena", "flash", "instructions", "auc_float", "auc_int8")
     cols += ("verdict", "train_seconds")
     for r in rows:
@@ -675,7 +676,14 @@ def search_record(out: str | Path, arch: Arch) -> dict[str, Any]:
         "wall_seconds": round(max(finished) - min(started), 1) if finished else None,
         "trial_seconds": round(sum(r["seconds"] or 0 for r in rows), 1),
         "path": [{c: r[c] for c in ("step", "macs", "cost", "auc_int8")} for r in path],
-        "table": [{**{c: r[c] for c in cols}, "front": r["arch_key"] in front} for r in rows],
+        "table": [
+            {
+                **{c: r[c] for c in cols},
+                "from": seq_of.get(r["parent"]),
+                "front": r["arch_key"] in front,
+            }
+            for r in rows
+        ],
     }
 
 
