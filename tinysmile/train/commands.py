@@ -337,8 +337,10 @@ def _report_table(settings: dict, rows: list[dict]):
     cost = settings["cost"]
     front = {r["arch_key"] for r in pareto_front(rows, cost)}
     t = Table(title=f"search {settings['out']} ({len(rows)} trials, cost {cost})")
+    seq_of = {r["arch_key"]: r["seq"] for r in rows}
     for col in (
         "#",
+        "from",
         "step",
         "arch",
         "MACs",
@@ -358,6 +360,7 @@ def _report_table(settings: dict, rows: list[dict]):
             verdict += " *"
         t.add_row(
             str(r["seq"]),
+            "-" if r["parent"] is None else str(seq_of.get(r["parent"], "?")),
             r["step"],
             r["arch_key"][:8],
             _fmt_cost(r["macs"]),
