@@ -329,6 +329,15 @@ def test_search_resumes_where_it_was_killed(store, tmp_path):
         )
     done = {k for k, s in status.items() if s == "done"}
     assert len(done) == 4 and "running" in status.values()
+    # A card made meanwhile counts the interrupted trials as running, not as unjudged.
+    from tinysmile.train.search import search_record
+
+    with sqlite3.connect(store / TRIALS_FILE) as db:
+        (arch,) = db.execute(
+            "SELECT arch FROM trials WHERE search = ? AND seq = 0", (str(tmp_path / "k"),)
+        ).fetchone()
+    rec = search_record(tmp_path / "k", json.loads(arch))
+    assert None not in rec["verdicts"] and rec["verdicts"]["running"] >= 1
     again = FakeTrials(arch_macs(base))
     res = search(_settings(store, tmp_path / "k", trials=12, pareto=True), again)
     assert not done & set(again.jobs)  # no finished trial trained again

@@ -659,12 +659,11 @@ def search_record(out: str | Path, arch: Arch) -> dict[str, Any]:
     finished = [r["finished"] for r in rows if r["finished"] is not None]
     verdicts: dict[str, int] = {}
     for r in rows:
+        r["verdict"] = r["verdict"] or r["status"]  # a trial not judged yet: its status
         verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
     seq_of = {r["arch_key"]: r["seq"] for r in rows}
     cols = ("seq", "step", "macs", "arena", "flash", "instructions", "auc_float", "auc_int8")
     cols += ("verdict", "train_seconds")
-    for r in rows:
-        r["verdict"] = r["verdict"] or r["status"]  # a trial not judged yet: its status
     return {
         "out": settings["out"],
         "baseline": settings["baseline"].get("name"),
