@@ -562,10 +562,14 @@ def search(
                 break
             _, _, key = heapq.heappop(frontier)
             kids = []
+            parent_macs = arch_macs(archs[key])
             for step, child in reductions(archs[key]):
                 ck = arch_key(child)
-                if ck not in seen:
-                    kids.append((arch_macs(child), ck, child, step))
+                macs = arch_macs(child)
+                # Dropping the first conv block runs the next conv at full resolution: more
+                # MACs, not fewer. With MACs as the cost that is no reduction: not trained.
+                if ck not in seen and not (s.cost == "macs" and macs > parent_macs):
+                    kids.append((macs, ck, child, step))
             # Cheapest (by the MACs the data gives) first: with a trial budget left
             # over for only some of them, those are the ones worth training.
             kids.sort(key=lambda k: (k[0], k[1]))
