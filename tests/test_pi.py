@@ -406,8 +406,19 @@ def test_mcu_auto_finds_the_app_and_capture_brings_back_what_it_saw(tmp_path, mo
         (frames / f"{i:03d}.jpg").write_bytes(f.read_bytes())
     project = generate_project(bundle, board, tmp_path / "fw", mode="app")
     run_pio(project)
-    emulator.start(board, project.elf, firmware_tag(bundle.model_hash(), mode="app"), icount=False)
+    st = emulator.start(
+        board, project.elf, firmware_tag(bundle.model_hash(), mode="app"), icount=False
+    )
     try:
+        # Booted: it answers HELLO. (A board still booting is decided around, locally, and
+        # tried again 2 s later; six frames from a folder take less than that.)
+        from tinysmile.device.session import client_for
+
+        client = client_for(board, st.port)
+        try:
+            client.handshake()
+        finally:
+            client.close()
         args = ["pi", "run", "--camera", f"folder:{frames}", "--detector", "none", "--no-gpio"]
         assert main([*args, "--json", "--mcu", "auto"]) == 0
         on_board, summary = _jsonl(capsys.readouterr().out)
