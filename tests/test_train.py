@@ -217,6 +217,13 @@ def test_the_store_decides_face_crop_and_framing(tmp_path):
     assert (spec.height, spec.width, spec.face_crop, spec.crop_margin) == (48, 40, "none", 0.2)
     with pytest.raises(TinysmileError, match="not a dataset store"):
         store_spec(tmp_path / "nope", 64, 64)
+    # A spec of one's own does not excuse a missing store.
+    from tinysmile.data.preprocess import PreprocessSpec
+    from tinysmile.train.train import train_run
+
+    with pytest.raises(TinysmileError, match="not a dataset store"):
+        train_run(tmp_path / "nope", "embedded3", tmp_path / "r", spec=PreprocessSpec())
+    assert not (tmp_path / "r").exists()
 
 
 @needs_smilesmiled

@@ -416,7 +416,12 @@ def _report_table(settings: dict, rows: list[dict]):
     show_default=True,
     help="Representative images for each trial's int8 ranges.",
 )
-@click.option("--pareto", is_flag=True, help="Go on past the target; report the whole front.")
+@click.option(
+    "--pareto",
+    is_flag=True,
+    help="Go on past the target and report the whole front; the answer is then the most"
+    " accurate model within --max-cost.",
+)
 @click.option("--workers", type=int, default=1, show_default=True, help="Local trial processes.")
 @click.option(
     "--threads", type=int, default=1, show_default=True, help="CPU threads (Ray: CPUs) per trial."
@@ -430,7 +435,12 @@ def _report_table(settings: dict, rows: list[dict]):
     help="Run trials as Ray tasks on a cluster (ADDRESS, or the running one).",
 )
 @click.option("--mlflow", "mlflow_uri", default=None, help="Also log each trial to MLflow (URI).")
-@click.option("--out", type=click.Path(path_type=Path), help="Search folder.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Search folder: settings, each trial's run and bundle, and best.json (the answer's"
+    " architecture, for `train --arch`).",
+)
 @click.option(
     "--report",
     "report_dir",

@@ -138,6 +138,15 @@ def _load_split(
     return arrays
 
 
+def check_store(store: str | Path) -> Path:
+    root = Path(store)
+    if not root.exists() or not is_store(root):
+        raise TinysmileError(
+            f"{root}: not a dataset store (create one with `tinysmile data import`)"
+        )
+    return root
+
+
 def store_spec(store: str | Path, height: int, width: int) -> PreprocessSpec:
     """The preprocessing to train on a store's images with: a face detector only for the
     importers that need one, and the framing of the crops a dataset ships (so that the
@@ -145,11 +154,7 @@ def store_spec(store: str | Path, height: int, width: int) -> PreprocessSpec:
     from tinysmile.data.preprocess import spec_for_sources
     from tinysmile.data.store import Store
 
-    root = Path(store)
-    if not root.exists() or not is_store(root):
-        raise TinysmileError(
-            f"{root}: not a dataset store (create one with `tinysmile data import`)"
-        )
+    root = check_store(store)
     with Store(root, create=False) as s:
         sources = s.sources()
     return spec_for_sources(sources, height, width)
@@ -180,7 +185,7 @@ def train_run(
     when one is given (the architecture's input is resized to it), else the
     architecture's."""
     arch_spec = load_arch(arch)
-    store = Path(data)
+    store = check_store(data)
     if spec is None:
         spec = store_spec(store, arch_spec["input"]["height"], arch_spec["input"]["width"])
     arch_spec = with_input(arch_spec, spec.height, spec.width)
