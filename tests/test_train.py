@@ -327,6 +327,62 @@ def test_train_refuses_a_missing_store(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@needs_smilesmiled
+@pytest.mark.slow
+def test_restarts_keep_the_seed_best_on_validation(small_store, tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli(
+        "train",
+        "--data",
+        str(small_store),
+        "--out",
+        str(out),
+        "--restarts",
+        "2",
+        "--seed",
+        "3",
+        "--epochs",
+        "2",
+        "--limit",
+        "160",
+        "--size",
+        "32",
+    )
+    per_seed = {
+        s: json.loads((out / "restarts" / f"seed-{s}" / "metrics.json").read_text())["val"]["auc"]
+        for s in (3, 4)
+    }
+    chosen = 3 if per_seed[3] >= per_seed[4] else 4
+    info = json.loads((out / "run.json").read_text())
+    assert info["seed"] == chosen
+    assert info["restarts"]["chosen_seed"] == chosen
+    assert info["restarts"]["val_auc"] == {str(s): auc for s, auc in per_seed.items()}
+    kept = out / "restarts" / f"seed-{chosen}"
+    for name in ("model.keras", "metrics.json", "preprocess.json", "arch.json"):
+        assert (out / name).read_bytes() == (kept / name).read_bytes(), name
+    assert f"val AUC {per_seed[chosen]:.4f}" in proc.stdout
+    assert f"kept seed {chosen}" in proc.stderr
+    # The model card names the kept seed and every restart's val AUC.
+    from tinysmile.train.quantize import _restarts
+
+    (line,) = _restarts({"restarts": info["restarts"]})
+    assert f"Seed {chosen} was kept of 2 restarts" in line
+    assert all(f"seed {s}: {auc:.4f}" in line for s, auc in per_seed.items())
+
+    bad = run_cli(
+        "train",
+        "--data",
+        str(small_store),
+        "--out",
+        str(tmp_path / "r"),
+        "--restarts",
+        "0",
+        check=False,
+    )
+    assert bad.returncode == 2 and "--restarts must be >= 1" in bad.stderr
+    assert not (tmp_path / "r").exists()
+
+
 # -- the bundled default ---------------------------------------------------------------
 
 

@@ -38,6 +38,14 @@ def _echo_err(msg: str) -> None:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
 @click.option("--epochs", type=int, default=40, show_default=True, help="Most epochs to run.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--restarts",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Train this many seeds (--seed, --seed + 1, ...) and keep the best on validation;"
+    " each run stays in OUT/restarts/seed-N.",
+)
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--learning-rate", type=float, default=3e-3, show_default=True)
 @click.option(
@@ -73,6 +81,7 @@ def train_cmd(
     out: Path,
     epochs: int,
     seed: int,
+    restarts: int,
     batch_size: int,
     learning_rate: float,
     patience: int,
@@ -84,7 +93,7 @@ def train_cmd(
 ) -> None:
     """Train ARCH on a store's train split; early stopping on validation AUC."""
     from tinysmile.train.arch import load_arch
-    from tinysmile.train.train import store_spec, train_run
+    from tinysmile.train.train import store_spec, train_restarts
 
     if batch_size < 1:
         raise TinysmileError(f"--batch-size must be >= 1, got {batch_size}")
@@ -97,10 +106,11 @@ def train_cmd(
         spec = store_spec(data, h, w)
         if face_crop is not None:
             spec = dataclasses.replace(spec, face_crop=face_crop)
-    result = train_run(
+    result = train_restarts(
         data,
         arch,
         out,
+        restarts,
         epochs=epochs,
         seed=seed,
         batch_size=batch_size,

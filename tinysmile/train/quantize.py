@@ -279,6 +279,7 @@ def quantize_run(
                 else None
             ),
             "seed": seed,
+            "restarts": info.get("restarts"),
             "epochs": info.get("epochs"),
             "epochs_run": len(info.get("history", {}).get("loss", [])) or None,
             "train_seconds": info.get("train_seconds"),
@@ -434,6 +435,18 @@ def _device(meta: dict[str, Any]) -> list[str]:
     return ["", "## On the device", "", line + "."]
 
 
+def _restarts(prov: dict[str, Any]) -> list[str]:
+    r = prov.get("restarts")
+    if not r:
+        return []
+    aucs = ", ".join(f"seed {s}: {auc:.4f}" for s, auc in r["val_auc"].items())
+    line = (
+        f"- Seed {r['chosen_seed']} was kept of {len(r['val_auc'])} restarts, the best by "
+        f"{r['by']} ({aucs}); the restarts took {r['seconds']} s wall."
+    )
+    return [line]
+
+
 def _search(meta: dict[str, Any]) -> list[str]:
     s = meta.get("search")
     if not s:
@@ -563,6 +576,7 @@ def model_card(meta: dict[str, Any]) -> str:
             f"{prov.get('train_total_seconds')} s wall / {prov.get('train_cpu_seconds')} s CPU "
             f"time on {prov.get('cpu_count')} cores."
         ),
+        *_restarts(prov),
         f"- Train: `{prov.get('train_command')}`",
         f"- Quantize: `{prov.get('quantize_command')}`",
         f"- tinysmile {prov.get('tinysmile_version')}; model sha256 `{meta.get('model_sha256')}`.",

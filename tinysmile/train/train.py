@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -308,6 +309,58 @@ def train_run(
         + "\n"
     )
     return result
+
+
+RESTARTS_DIR = "restarts"
+
+
+def train_restarts(
+    data: str | Path,
+    arch: str | Path | Arch,
+    out: str | Path,
+    restarts: int,
+    *,
+    seed: int = 0,
+    say: Any = print,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Train ``restarts`` runs with seeds ``seed``, ``seed + 1``, ... and keep the one with
+    the best validation AUC (the lowest seed on a tie).
+
+    A small net's AUC moves with its seed alone by more than most recipe changes (the
+    default's architecture: 0.967 to 0.974 on validation over three seeds), so the pick is
+    made on validation and the test split stays unseen by it. Each run is kept whole in
+    ``OUT/restarts/seed-N``; the chosen one is also copied to ``OUT``, which is then a run
+    directory like any other, and its run.json lists every restart's validation AUC."""
+    if restarts < 1:
+        raise TinysmileError(f"--restarts must be >= 1, got {restarts}")
+    if restarts == 1:
+        return train_run(data, arch, out, seed=seed, say=say, **kwargs)
+    run = Path(out)
+    started = time.perf_counter()
+    results: list[tuple[int, dict[str, Any]]] = []
+    for i in range(restarts):
+        s = seed + i
+        say(f"restart {i + 1}/{restarts}: seed {s}")
+        result = train_run(data, arch, run / RESTARTS_DIR / f"seed-{s}", seed=s, say=say, **kwargs)
+        say(f"restart {i + 1}/{restarts}: seed {s}, val AUC {result['val']['auc']:.4f}")
+        results.append((s, result))
+    # max() keeps the first of equals: the lowest seed.
+    chosen, best = max(results, key=lambda r: r[1]["val"]["auc"])
+    source = run / RESTARTS_DIR / f"seed-{chosen}"
+    for f in source.iterdir():
+        if f.is_file():
+            shutil.copy2(f, run / f.name)
+    info = json.loads((run / RUN_FILE).read_text())
+    info["restarts"] = {
+        "chosen_seed": chosen,
+        "by": "val AUC",
+        "val_auc": {str(s): r["val"]["auc"] for s, r in results},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    (run / RUN_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    say(f"kept seed {chosen} (val AUC {best['val']['auc']:.4f}) of {restarts} restarts")
+    return best
 
 
 def load_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], PreprocessSpec]:
