@@ -1,8 +1,7 @@
 """`tinysmile search`: hardware-aware reduction of an architecture (best-first over cost).
 
 The seeds' Algorithm 1, automated: train the baseline, then repeatedly take the
-cheapest trained model whose int8 val AUC is at least beta (a Pareto search under a size
-target takes those still above the target first), generate its single-step
+cheapest trained model whose int8 val AUC is at least beta, generate its single-step
 reductions (`arch.reductions`), and train each one not seen before. A reduction whose
 AUC falls below beta is pruned (never expanded); one that does not fit the board is
 recorded as over budget and still expanded (its reductions may fit); a trial that fails
@@ -540,16 +539,6 @@ def search(
         ]
         return sorted(ok, key=lambda r: (r["cost"], -r["auc_int8"], r["seq"]))
 
-    def order(row: dict[str, Any]) -> tuple[bool, int, int]:
-        """Which trained model is expanded next: the cheapest, as Algorithm 1. A Pareto
-        search under a size target first expands the models still above it: their
-        reductions are the ones that can land just under it, where its answer (the most
-        accurate model within the target) lies. A model already within the target has
-        only cheaper reductions, which extend the front downwards; they are trained when
-        nothing above the target is left to expand."""
-        within = s.pareto and s.max_cost is not None and row["cost"] <= s.max_cost
-        return (within, row["cost"], row["seq"])
-
     try:
         (base,) = run_batch([(s.baseline_key, s.baseline, "baseline", None)])
         if base["status"] == FAILED:
@@ -557,12 +546,12 @@ def search(
         beta = frac * base["auc_int8"] if relative else frac
         base = judge(base, beta)
         seen = {s.baseline_key}
-        frontier: list[tuple[bool, int, int, str]] = []
+        frontier: list[tuple[int, int, str]] = []
         archs: dict[str, Arch] = {s.baseline_key: s.baseline}
         best = None
         stopped = "nothing left to expand"
         if base["verdict"] != PRUNED:
-            heapq.heappush(frontier, (*order(base), s.baseline_key))
+            heapq.heappush(frontier, (base["cost"], base["seq"], s.baseline_key))
         if not s.pareto and answers([base]):
             best, stopped = base, "the baseline is under the target"
             frontier = []
@@ -571,7 +560,7 @@ def search(
             if count >= s.trials:
                 stopped = f"trial budget spent ({s.trials})"
                 break
-            *_, key = heapq.heappop(frontier)
+            _, _, key = heapq.heappop(frontier)
             kids = []
             parent_macs = arch_macs(archs[key])
             for step, child in reductions(archs[key]):
@@ -592,7 +581,7 @@ def search(
             count += len(rows)
             for r in rows:
                 if r["verdict"] in (ACCEPTED, OVER_BUDGET):
-                    heapq.heappush(frontier, (*order(r), r["arch_key"]))
+                    heapq.heappush(frontier, (r["cost"], r["seq"], r["arch_key"]))
             found = answers(rows)
             if found and not s.pareto:
                 best, stopped = found[0], "found a model under the target"
