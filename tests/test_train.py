@@ -368,6 +368,14 @@ def test_restarts_keep_the_seed_best_on_validation(small_store, tmp_path):
     (line,) = _restarts({"restarts": info["restarts"]})
     assert f"Seed {chosen} was kept of 2 restarts" in line
     assert all(f"seed {s}: {auc:.4f}" in line for s, auc in per_seed.items())
+    # Its training time counts every restart, not the kept run's alone.
+    from tinysmile.train.quantize import _targets
+
+    prov = {"restarts": info["restarts"], "train_total_seconds": 1.0, "cpu_count": 2}
+    rows = _targets({"macs": 1, "provenance": prov})
+    (row,) = [r for r in rows if r.startswith("| training time")]
+    assert row.startswith("| training time (2 restarts, 2 CPU cores) |")
+    assert f"| {info['restarts']['seconds'] / 60:.1f} min |" in row
 
     bad = run_cli(
         "train",
