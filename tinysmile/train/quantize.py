@@ -279,7 +279,6 @@ def quantize_run(
                 else None
             ),
             "seed": seed,
-            "restarts": info.get("restarts"),
             "epochs": info.get("epochs"),
             "epochs_run": len(info.get("history", {}).get("loss", [])) or None,
             "train_seconds": info.get("train_seconds"),
@@ -295,6 +294,8 @@ def quantize_run(
             "run": str(run.resolve()),
         },
     }
+    if info.get("restarts"):
+        meta["provenance"]["restarts"] = info["restarts"]
     if searched is not None:
         meta["search"] = searched
     from tinysmile.compiler.api import compile_in_memory
