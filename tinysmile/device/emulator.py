@@ -122,18 +122,22 @@ def start(
         log.close()
     deadline = time.monotonic() + float(board.qemu.get("boot_timeout_s", 10.0))
     port = None
-    while time.monotonic() < deadline:
-        m = _PTY_LINE.search(log_path.read_text(errors="replace"))
-        if m:
-            port = m.group(1)
-            break
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    if port is None:
-        if proc.poll() is None:
+    try:
+        while time.monotonic() < deadline:
+            m = _PTY_LINE.search(log_path.read_text(errors="replace"))
+            if m:
+                port = m.group(1)
+                break
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+    finally:
+        # Not booted (or Ctrl-C while booting): QEMU runs in a session of its own, so no
+        # terminal signal reaches it; it is ended here or never.
+        if port is None and proc.poll() is None:
             proc.kill()
             proc.wait(5)
+    if port is None:
         tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
         raise TinysmileError(f"QEMU did not start: {' | '.join(tail) or 'no output'}")
     st = EmulatorState(board.id, proc.pid, port, str(elf), model_sha256, str(log_path), time.time())
