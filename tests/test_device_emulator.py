@@ -291,8 +291,15 @@ def test_interrupted_verify_leaves_nothing_behind(firmware, models, state_dir, p
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "tinysmile",
+            "-c",
+            # A suite started in the background of a shell without job control inherits an
+            # ignored SIGINT, and Python then installs no KeyboardInterrupt: give verify
+            # the Ctrl-C of a terminal.
+            (
+                "import runpy, signal, sys; signal.signal(signal.SIGINT, "
+                "signal.default_int_handler); sys.argv[0] = 'tinysmile'; "
+                "runpy.run_module('tinysmile', run_name='__main__')"
+            ),
             "verify",
             str(models["smile_like"]),
             "--samples",
