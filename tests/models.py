@@ -44,7 +44,9 @@ def convert(
             continue
         new = []
         for w in ws:
-            if "batch_normalization" in layer.name and w.ndim == 1:
+            # (By class, not by name: a BatchNormalization named bn1 would otherwise get a
+            # negative variance.)
+            if isinstance(layer, tf.keras.layers.BatchNormalization) and w.ndim == 1:
                 new.append(rng.uniform(0.5, 1.5, w.shape).astype(np.float32))
             elif w.ndim == 1:
                 new.append(rng.normal(0, 0.2, w.shape).astype(np.float32))

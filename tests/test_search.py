@@ -105,7 +105,7 @@ def test_train_cli_refuses_a_bad_arch_file(tmp_path):
 
 def test_reductions_of_embedded3_are_single_steps():
     base = load_arch("embedded3")
-    steps = dict(reductions(base))
+    steps = dict(reductions(base, separable=True))
     assert sorted(steps) == sorted(
         [
             "halve conv1 (8 -> 4 filters)",
@@ -117,8 +117,13 @@ def test_reductions_of_embedded3_are_single_steps():
             "conv1 stride 2 -> 3",
             "input 64x64 -> 48x48",
             "remove bn1",
+            "make conv2 depthwise-separable",
+            "make conv3 depthwise-separable",
         ]
-    )
+    )  # conv1 sees one channel: a depthwise conv of it would be a 1-filter conv
+    assert set(dict(reductions(base))) == set(steps) - {
+        "make conv2 depthwise-separable", "make conv3 depthwise-separable"
+    }  # fmt: skip
     names = lambda a: [layer["name"] for layer in a["layers"]]
     assert names(steps["drop the conv2 block"]) == [
         "conv1", "bn1", "relu1", "pool1", "conv3", "pool3", "flatten", "dropout", "output"
@@ -134,6 +139,66 @@ def test_reductions_of_embedded3_are_single_steps():
     # A hidden dense layer is halved too (reduced-alexnet's fc6).
     red = dict(reductions(load_arch("reduced-alexnet")))
     assert red["halve fc6 (64 -> 32 units)"]["layers"][-3]["units"] == 32
+
+
+def test_a_depthwise_separable_conv_is_one_block_with_its_own_cost():
+    sep = dict(reductions(load_arch("embedded3"), True))["make conv2 depthwise-separable"]
+    layers = {layer["name"]: layer for layer in sep["layers"]}
+    assert [layer["name"] for layer in sep["layers"]][4:7] == ["conv2_dw", "conv2", "pool2"]
+    assert layers["conv2_dw"] == {
+        "type": "depthwise_conv", "name": "conv2_dw", "kernel": 3, "stride": 1,
+        "padding": "same", "bias": False, "activation": None,
+    }  # fmt: skip
+    assert (layers["conv2"]["kernel"], layers["conv2"]["filters"]) == (1, 24)
+    assert layers["conv2"]["activation"] == "relu"
+    # conv2 3x3 8->24 on 16x16 becomes a 3x3 depthwise on 8 channels and a 1x1 8->24.
+    conv2 = 16 * 16 * 8 * 9 + 16 * 16 * 8 * 24
+    assert arch_macs(sep) == 32 * 32 * 8 * 25 + conv2 + 8 * 8 * 32 * 9 * 24 + 512
+    steps = dict(reductions(sep, separable=True))
+    # Dropping the block drops the depthwise conv, its 1x1 conv and the pool together.
+    assert [layer["name"] for layer in steps["drop the conv2_dw block"]["layers"]] == [
+        "conv1", "bn1", "relu1", "pool1", "conv3", "pool3", "flatten", "dropout", "output"
+    ]  # fmt: skip
+    # Halving the separable conv's filters halves the 1x1 conv; the 1x1 conv is not made
+    # separable again.
+    half = steps["halve conv2 (24 -> 12 filters)"]
+    assert [layer.get("filters") for layer in half["layers"][4:6]] == [None, 12]
+    assert "make conv2 depthwise-separable" not in steps
+    both = steps["make conv3 depthwise-separable"]
+    assert arch_macs(both) == arch_macs(sep) - 8 * 8 * 32 * 9 * 24 + 8 * 8 * 24 * (9 + 32)
+
+
+def _separable_e3(load_arch, reductions):
+    arch = dict(reductions(load_arch("embedded3"), True))["make conv3 depthwise-separable"]
+    return dict(reductions(arch, True))["make conv2 depthwise-separable"]
+
+
+def test_a_depthwise_separable_arch_compiles_bit_exact(tmp_path):
+    # The arch's own Keras layers, converted to full int8: the C compiler runs the
+    # DEPTHWISE_CONV_2D and 1x1 CONV_2D they become byte for byte as LiteRT does.
+    pytest.importorskip("tensorflow")
+    from models import cached
+    from parity import assert_parity
+
+    from tinysmile.train.arch import build_model, layer_costs
+
+    def build(tf, x):
+        from test_search import _separable_e3
+
+        from tinysmile.train.arch import _keras_layer, load_arch, reductions
+
+        for layer in _separable_e3(load_arch, reductions)["layers"]:
+            x = _keras_layer(tf.keras, layer)(x)
+        return x
+
+    sep = _separable_e3(load_arch, reductions)
+    report = assert_parity(cached("e3_separable", build, (1, 64, 64, 1)), tmp_path)
+    kinds = [layer["kind"] for layer in report["layers"]]
+    assert kinds.count("DEPTHWISE_CONV_2D") == 2 and kinds.count("CONV_2D") == 3
+    # The compiler's MAC count of the converted model, Keras' shapes and the arch data
+    # agree (the dense layer's 512 MACs are FULLY_CONNECTED's).
+    assert report["macs"] == arch_macs(sep) == 335_872
+    assert sum(c.macs for c in layer_costs(build_model(sep))) == arch_macs(sep)
 
 
 # -- the search loop, with a stand-in for the trial process -------------------------------
@@ -392,6 +457,29 @@ def test_search_refuses_to_continue_with_other_settings(store, tmp_path):
     search(_settings(store, tmp_path / "s", trials=1), fake)
     with pytest.raises(TinysmileError, match="other epochs"):
         search(_settings(store, tmp_path / "s", trials=1, epochs=3), fake)
+    # Separable steps change the tree the search walks: not the same search either.
+    with pytest.raises(TinysmileError, match="other separable"):
+        search(_settings(store, tmp_path / "s", trials=1, separable=True), fake)
+
+
+def test_separable_steps_only_when_asked(store, tmp_path):
+    from tinysmile.train.search import search, search_record
+
+    base = load_arch("embedded3")
+    assert not any("separable" in step for step, _ in reductions(base))
+    runs = {}
+    for separable in (False, True):
+        fake = FakeTrials(arch_macs(base))
+        out = tmp_path / f"s-{separable}"
+        res = search(_settings(store, out, trials=12, pareto=True, separable=separable), fake)
+        runs[separable] = (res, search_record(out, base))
+    steps = {sep: {r["step"] for r in res.rows} for sep, (res, _) in runs.items()}
+    assert not any("separable" in step for step in steps[False])
+    assert "make conv3 depthwise-separable" in steps[True]
+    sep_rows = [r for r in runs[True][0].rows if "separable" in (r["step"] or "")]
+    assert all(r["status"] == "done" for r in sep_rows)
+    # The card's record says so only when the steps were on.
+    assert runs[True][1]["separable"] is True and "separable" not in runs[False][1]
 
 
 def test_search_logs_each_trial_to_mlflow_once(store, tmp_path, monkeypatch):

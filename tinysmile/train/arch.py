@@ -1,8 +1,10 @@
 """Model architectures as data, their Keras models, their cost and their reductions.
 
 An architecture is a JSON document: an input size and a flat stack of layers
-(``conv``, ``batch_norm``, ``relu``, ``max_pool``, ``flatten``, ``dropout``, ``dense``),
-each with its Keras name and settings. The three built-in architectures are such files
+(``conv``, ``depthwise_conv``, ``batch_norm``, ``relu``, ``max_pool``, ``flatten``,
+``dropout``, ``dense``), each with its Keras name and settings. A depthwise conv followed
+by a 1x1 conv is a depthwise-separable conv (MobileNet's), which one of the reductions
+makes of a conv. The three built-in architectures are such files
 (``tinysmile/train/archs/*.json``); ``--arch`` takes one of their names or a path.
 
 Every builder takes a batch size. Training uses a free batch (``None``); export rebuilds
@@ -37,6 +39,10 @@ _FIELDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         ("filters", "kernel"),
         {"stride": 1, "padding": "same", "bias": True, "activation": None},
     ),
+    "depthwise_conv": (
+        ("kernel",),
+        {"stride": 1, "padding": "same", "bias": False, "activation": None},
+    ),
     "batch_norm": ((), {}),
     "relu": ((), {}),
     "max_pool": (("size",), {"stride": None, "padding": "valid"}),
@@ -45,6 +51,7 @@ _FIELDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "dense": (("units",), {"activation": None}),
 }
 _ACTIVATIONS = (None, "relu", "sigmoid")
+_SPATIAL = ("conv", "depthwise_conv", "batch_norm", "max_pool")
 _INT_FIELDS = ("filters", "kernel", "stride", "size", "units")
 # The smallest input side a reduction may produce: below it a face is a few pixels.
 MIN_INPUT = 16
@@ -96,8 +103,8 @@ def normalise(doc: Any, where: str = "architecture") -> Arch:
             raise TinysmileError(f"{at} ({kind}): padding is 'same' or 'valid'")
         if norm.get("activation") not in _ACTIVATIONS:
             raise TinysmileError(f"{at} ({kind}): activation is relu, sigmoid or null")
-        if kind == "conv" and not isinstance(norm["bias"], bool):
-            raise TinysmileError(f"{at} (conv): bias is true or false")
+        if kind in ("conv", "depthwise_conv") and not isinstance(norm["bias"], bool):
+            raise TinysmileError(f"{at} ({kind}): bias is true or false")
         if kind == "dropout" and not (
             isinstance(norm["rate"], (int, float)) and 0 <= norm["rate"] < 1
         ):
@@ -107,11 +114,11 @@ def normalise(doc: Any, where: str = "architecture") -> Arch:
     if "flatten" not in kinds or kinds.count("flatten") > 1:
         raise _bad(where, "exactly one flatten layer, between the convolutions and dense layers")
     flat = kinds.index("flatten")
-    if (
-        any(k in ("conv", "batch_norm", "max_pool") for k in kinds[flat:])
-        or "dense" in kinds[:flat]
-    ):
-        raise _bad(where, "conv, batch_norm and max_pool come before flatten, dense after it")
+    if any(k in _SPATIAL for k in kinds[flat:]) or "dense" in kinds[:flat]:
+        raise _bad(
+            where,
+            "conv, depthwise_conv, batch_norm and max_pool come before flatten, dense after it",
+        )
     last = out_layers[-1]
     if last["type"] != "dense" or last["units"] != 1 or last["activation"] != "sigmoid":
         raise _bad(where, "the last layer must be a dense layer of 1 unit with a sigmoid")
@@ -179,6 +186,10 @@ def shapes(arch: Arch, where: str = "architecture") -> list[tuple[list[int], int
             h, w = _conv_out(h, k, s, layer["padding"]), _conv_out(w, k, s, layer["padding"])
             macs = h * w * layer["filters"] * k * k * c
             c = layer["filters"]
+        elif kind == "depthwise_conv":
+            k, s = layer["kernel"], layer["stride"]
+            h, w = _conv_out(h, k, s, layer["padding"]), _conv_out(w, k, s, layer["padding"])
+            macs = h * w * c * k * k
         elif kind == "max_pool":
             k, s = layer["size"], layer["stride"]
             h, w = _conv_out(h, k, s, layer["padding"]), _conv_out(w, k, s, layer["padding"])
@@ -204,6 +215,15 @@ def _keras_layer(keras: Any, layer: dict[str, Any]) -> Any:
     if kind == "conv":
         return L.Conv2D(
             layer["filters"],
+            layer["kernel"],
+            strides=layer["stride"],
+            padding=layer["padding"],
+            use_bias=layer["bias"],
+            activation=layer["activation"],
+            name=name,
+        )
+    if kind == "depthwise_conv":
+        return L.DepthwiseConv2D(
             layer["kernel"],
             strides=layer["stride"],
             padding=layer["padding"],
@@ -250,12 +270,21 @@ def build_model(
 
 
 def _conv_blocks(layers: list[dict[str, Any]]) -> list[tuple[int, int]]:
-    """(start, end) of each conv block: the conv and the batch norm / ReLU / pool after it."""
-    starts = [i for i, layer in enumerate(layers) if layer["type"] == "conv"]
+    """(start, end) of each conv block: the conv (a depthwise conv with the 1x1 conv right
+    after it counts as one) and the batch norm / ReLU / pool after it."""
+    conv_like = ("conv", "depthwise_conv")
+
+    def pointwise_of_separable(i: int) -> bool:
+        return layers[i]["type"] == "conv" and i > 0 and layers[i - 1]["type"] == "depthwise_conv"
+
     blocks = []
-    for i in starts:
+    for i, layer in enumerate(layers):
+        if layer["type"] not in conv_like or pointwise_of_separable(i):
+            continue
         j = i + 1
-        while j < len(layers) and layers[j]["type"] not in ("conv", "flatten"):
+        if j < len(layers) and pointwise_of_separable(j):
+            j += 1
+        while j < len(layers) and layers[j]["type"] not in (*conv_like, "flatten"):
             j += 1
         blocks.append((i, j))
     return blocks
@@ -266,11 +295,13 @@ def smaller_side(n: int) -> int:
     return max(MIN_INPUT, round(n * 0.75 / 4) * 4)
 
 
-def reductions(arch: Arch) -> list[tuple[str, Arch]]:
+def reductions(arch: Arch, separable: bool = False) -> list[tuple[str, Arch]]:
     """Every single-step reduction of ``arch`` that is still a valid architecture:
     halve one conv's filters, drop one conv block (conv with its batch norm, ReLU and
     pool), a larger first stride, a smaller input, halve one hidden dense layer, remove
-    one batch norm. Each comes with a one-line description of the step."""
+    one batch norm; with ``separable``, also make one conv depthwise-separable (a
+    depthwise conv of the same kernel and stride, then a 1x1 conv with the original's
+    filters, bias and activation). Each comes with a one-line description of the step."""
     arch = load_arch(arch)
     layers = arch["layers"]
     out: list[tuple[str, Arch]] = []
@@ -311,10 +342,28 @@ def reductions(arch: Arch) -> list[tuple[str, Arch]]:
         if layer["type"] == "batch_norm":
             new = copy.deepcopy(layers)
             # The batch norm supplied the conv's offset; without it the conv needs a bias.
-            if i > 0 and new[i - 1]["type"] == "conv":
+            if i > 0 and new[i - 1]["type"] in ("conv", "depthwise_conv"):
                 new[i - 1]["bias"] = True
             del new[i]
             child(f"remove {layer['name']}", new)
+    channels = [1] + [shape[-1] for shape, _ in shapes(arch)]
+    for i, layer in enumerate(layers if separable else []):
+        # Separable only pays with a spatial kernel and more than one input channel.
+        if layer["type"] == "conv" and layer["kernel"] > 1 and channels[i] > 1:
+            depthwise = {
+                "type": "depthwise_conv",
+                "name": f"{layer['name']}_dw",
+                "kernel": layer["kernel"],
+                "stride": layer["stride"],
+                "padding": layer["padding"],
+                "bias": False,
+                "activation": None,
+            }
+            pointwise = {**layer, "kernel": 1, "stride": 1, "padding": "same"}
+            new = (
+                copy.deepcopy(layers[:i]) + [depthwise, pointwise] + copy.deepcopy(layers[i + 1 :])
+            )
+            child(f"make {layer['name']} depthwise-separable", new)
     seen: set[str] = set()
     unique = []
     for step, a in out:

@@ -432,6 +432,12 @@ def _report_table(settings: dict, rows: list[dict]):
     help="Go on past the target and report the whole front; the answer is then the most"
     " accurate model within --max-cost.",
 )
+@click.option(
+    "--separable",
+    is_flag=True,
+    help="Also try making each conv (of more than one input channel) depthwise-separable:"
+    " a depthwise conv, then a 1x1 conv.",
+)
 @click.option("--workers", type=int, default=1, show_default=True, help="Local trial processes.")
 @click.option(
     "--threads", type=int, default=1, show_default=True, help="CPU threads (Ray: CPUs) per trial."
@@ -473,6 +479,7 @@ def search_cmd(
     augment: float,
     calibration: int,
     pareto: bool,
+    separable: bool,
     workers: int,
     threads: int,
     ray_address: str | None,
@@ -513,6 +520,7 @@ def search_cmd(
         augment=augment,
         calibration=calibration,
         pareto=pareto,
+        separable=separable,
         workers=workers,
         threads=threads,
         ray=ray_address,

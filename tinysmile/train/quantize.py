@@ -467,7 +467,9 @@ def _search(meta: dict[str, Any]) -> list[str]:
         (
             f"Found by `tinysmile search` from `{s['baseline']}` (cost: {s['cost']}; "
             f"beta {s['target_auc']} = int8 val AUC {_fmt(s['beta'])}; size target: {target}"
-            f"{'; Pareto front' if s.get('pareto') else ''}; {s['epochs']} epochs a trial, "
+            f"{'; Pareto front' if s.get('pareto') else ''}"
+            f"{'; depthwise-separable steps on' if s.get('separable') else ''}; "
+            f"{s['epochs']} epochs a trial, "
             f"seed {s['seed']}, {s['workers']} trials at a time on {s['threads']} thread(s) "
             f"each; board {s['board']})."
         ),

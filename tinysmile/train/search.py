@@ -69,6 +69,9 @@ TRIAL_SETTINGS = (
     "calibration",
     "threads",
 )
+# Settings that decide which architectures the search reaches, with the value searches
+# recorded before the setting existed had.
+TREE_SETTINGS: dict[str, Any] = {"separable": False}
 
 
 @dataclass
@@ -88,6 +91,7 @@ class Settings:
     augment: float = 1.0
     calibration: int = 200
     pareto: bool = False
+    separable: bool = False  # also try making each conv depthwise-separable
     workers: int = 1
     threads: int = 1  # per trial: the same number locally and on Ray, for the same figures
     ray: str | None = None
@@ -420,10 +424,10 @@ def search(
     s.out = str(out)
     search_id = str(out)
     trials_db = Trials(store / TRIALS_FILE)
-    fixed = {k: getattr(s, k) for k in TRIAL_SETTINGS}
+    fixed = {k: getattr(s, k) for k in (*TRIAL_SETTINGS, *TREE_SETTINGS)}
     before = trials_db.search_settings(search_id)
     if before is not None:
-        changed = [k for k in TRIAL_SETTINGS if before.get(k) != fixed[k]]
+        changed = [k for k in fixed if before.get(k, TREE_SETTINGS.get(k)) != fixed[k]]
         if changed:
             trials_db.close()
             raise TinysmileError(
@@ -563,7 +567,7 @@ def search(
             _, _, key = heapq.heappop(frontier)
             kids = []
             parent_macs = arch_macs(archs[key])
-            for step, child in reductions(archs[key]):
+            for step, child in reductions(archs[key], separable=s.separable):
                 ck = arch_key(child)
                 macs = arch_macs(child)
                 # Dropping the first conv block runs the next conv at full resolution: more
@@ -672,6 +676,8 @@ def search_record(out: str | Path, arch: Arch) -> dict[str, Any]:
         "out": settings["out"],
         "baseline": settings["baseline"].get("name"),
         **{k: settings.get(k) for k in ("cost", "target_auc", "max_cost", "pareto", "epochs")},
+        # Only when on, so that the records of searches without it stay as they were.
+        **({"separable": True} if settings.get("separable") else {}),
         **{k: settings.get(k) for k in ("seed", "workers", "threads", "board")},
         "beta": path[0]["beta"],
         "trials": len(rows),
