@@ -329,6 +329,31 @@ def test_train_refuses_a_missing_store(tmp_path):
 
 @needs_smilesmiled
 @pytest.mark.slow
+def test_restarts_into_an_earlier_runs_folder_leave_only_their_own(tmp_path, monkeypatch):
+    # train_run stood in for by a stub: what is tested is the restarts' folders.
+    from tinysmile.train import train as T
+
+    def fake_run(data, arch, out, *, seed, say, **kw):
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / T.RUN_FILE).write_text(json.dumps({"seed": seed}))
+        return {"val": {"auc": 0.5 + seed / 100}}
+
+    monkeypatch.setattr(T, "train_run", fake_run)
+    said: list[str] = []
+    out = tmp_path / "run"
+    T.train_restarts("store", "embedded3", out, 4, seed=0, say=said.append)
+    assert sorted(p.name for p in (out / "restarts").iterdir()) == [f"seed-{s}" for s in range(4)]
+    assert not any("removing" in line for line in said)
+    T.train_restarts("store", "embedded3", out, 2, seed=1, say=said.append)
+    assert sorted(p.name for p in (out / "restarts").iterdir()) == ["seed-1", "seed-2"]
+    assert json.loads((out / "run.json").read_text())["restarts"]["chosen_seed"] == 2
+    assert any("seed-0, seed-3" in line for line in said)
+    # A single run into the folder: its model is no restart's, so none is left.
+    T.train_restarts("store", "embedded3", out, 1, seed=7, say=said.append)
+    assert not (out / "restarts").exists()
+    assert json.loads((out / "run.json").read_text()) == {"seed": 7}
+
+
 def test_restarts_keep_the_seed_best_on_validation(small_store, tmp_path):
     out = tmp_path / "run"
     proc = run_cli(

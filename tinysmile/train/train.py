@@ -331,12 +331,16 @@ def train_restarts(
     default's architecture: 0.967 to 0.974 on validation over three seeds), so the pick is
     made on validation and the test split stays unseen by it. Each run is kept whole in
     ``OUT/restarts/seed-N``; the chosen one is also copied to ``OUT``, which is then a run
-    directory like any other, and its run.json lists every restart's validation AUC."""
+    directory like any other, and its run.json lists every restart's validation AUC.
+    Restart folders of an earlier run into the same ``OUT`` that this one did not train are
+    removed once it has finished, so that ``OUT/restarts`` holds this run's alone."""
     if restarts < 1:
         raise TinysmileError(f"--restarts must be >= 1, got {restarts}")
-    if restarts == 1:
-        return train_run(data, arch, out, seed=seed, say=say, **kwargs)
     run = Path(out)
+    if restarts == 1:
+        result = train_run(data, arch, out, seed=seed, say=say, **kwargs)
+        _remove_earlier_restarts(run, set(), say)
+        return result
     started = time.perf_counter()
     results: list[tuple[int, dict[str, Any]]] = []
     for i in range(restarts):
@@ -359,8 +363,26 @@ def train_restarts(
         "seconds": round(time.perf_counter() - started, 1),
     }
     (run / RUN_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    _remove_earlier_restarts(run, {f"seed-{s}" for s, _ in results}, say)
     say(f"kept seed {chosen} (val AUC {best['val']['auc']:.4f}) of {restarts} restarts")
     return best
+
+
+def _remove_earlier_restarts(run: Path, keep: set[str], say: Any) -> None:
+    folder = run / RESTARTS_DIR
+    if not folder.is_dir():
+        return
+    stale = sorted(p for p in folder.iterdir() if p.name not in keep)
+    if stale:
+        names = ", ".join(p.name for p in stale)
+        say(f"removing {folder}'s folders from an earlier run into {run}: {names}")
+    for p in stale:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    if not keep:
+        folder.rmdir()
 
 
 def load_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], PreprocessSpec]:
