@@ -181,15 +181,13 @@ def shapes(arch: Arch, where: str = "architecture") -> list[tuple[list[int], int
     out = []
     for layer in arch["layers"]:
         kind, macs = layer["type"], 0
-        if kind == "conv":
+        if kind in ("conv", "depthwise_conv"):
             k, s = layer["kernel"], layer["stride"]
             h, w = _conv_out(h, k, s, layer["padding"]), _conv_out(w, k, s, layer["padding"])
-            macs = h * w * layer["filters"] * k * k * c
-            c = layer["filters"]
-        elif kind == "depthwise_conv":
-            k, s = layer["kernel"], layer["stride"]
-            h, w = _conv_out(h, k, s, layer["padding"]), _conv_out(w, k, s, layer["padding"])
-            macs = h * w * c * k * k
+            # A depthwise conv: one k x k filter per input channel.
+            out_c = layer["filters"] if kind == "conv" else c
+            macs = h * w * k * k * (out_c * c if kind == "conv" else c)
+            c = out_c
         elif kind == "max_pool":
             k, s = layer["size"], layer["stride"]
             h, w = _conv_out(h, k, s, layer["padding"]), _conv_out(w, k, s, layer["padding"])
@@ -212,25 +210,17 @@ def arch_macs(arch: Arch) -> int:
 def _keras_layer(keras: Any, layer: dict[str, Any]) -> Any:
     L = keras.layers
     kind, name = layer["type"], layer["name"]
-    if kind == "conv":
-        return L.Conv2D(
-            layer["filters"],
-            layer["kernel"],
-            strides=layer["stride"],
-            padding=layer["padding"],
-            use_bias=layer["bias"],
-            activation=layer["activation"],
-            name=name,
-        )
-    if kind == "depthwise_conv":
-        return L.DepthwiseConv2D(
-            layer["kernel"],
-            strides=layer["stride"],
-            padding=layer["padding"],
-            use_bias=layer["bias"],
-            activation=layer["activation"],
-            name=name,
-        )
+    if kind in ("conv", "depthwise_conv"):
+        common = {
+            "strides": layer["stride"],
+            "padding": layer["padding"],
+            "use_bias": layer["bias"],
+            "activation": layer["activation"],
+            "name": name,
+        }
+        if kind == "conv":
+            return L.Conv2D(layer["filters"], layer["kernel"], **common)
+        return L.DepthwiseConv2D(layer["kernel"], **common)
     if kind == "batch_norm":
         return L.BatchNormalization(name=name)
     if kind == "relu":
