@@ -64,6 +64,7 @@ def flash(
         "project": str(project.dir),
         "elf": str(project.elf),
         "memory": mem,
+        "notes": project.notes,
     }
     st = emulator.read_state(board.id)
     if st is None:
@@ -117,6 +118,7 @@ def _flash_real(
         "project": str(project.dir),
         "port": port,
         "budget": project.budget.to_dict(),
+        "notes": project.notes,
     }
 
 
@@ -239,6 +241,7 @@ def flash_cmd(
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return 0
+    _warn_differences(res["notes"])
     if "memory" in res:
         mem = res["memory"]
         con.print(
@@ -255,6 +258,11 @@ def flash_cmd(
             f"{fmt_bytes(b['flash_bytes'])}"
         )
     return 0
+
+
+def _warn_differences(notes: list[str]) -> None:
+    for note in notes:
+        click.echo(f"warning: TFLite Micro will not match LiteRT here: {note}", err=True)
 
 
 def run_verify(
@@ -312,8 +320,16 @@ def run_verify(
         "arena_used_bytes": hello.arena_used if hello else None,
         "unit": board.counter_unit,
         "per_inference": int(np.median(counts)) if counts else None,
+        "notes": _runtime_notes(host.program.graph, runtime, tflm_lib_dir),
         **res.to_dict(),
     }
+
+
+def _runtime_notes(graph, runtime: str, tflm_lib_dir: str | None) -> list[str]:
+    from tinysmile.device import tflm_lib
+    from tinysmile.device.project import tflm_notes
+
+    return tflm_notes(graph, tflm_lib.locate(tflm_lib_dir)) if runtime == "tflm" else []
 
 
 def describe_mismatch(m: dict[str, Any], unit: str = "") -> str:
@@ -379,6 +395,7 @@ def verify_cmd(model, board_id, port, samples, data, seed, runtime, tflm_lib_dir
         )
         for m in res["mismatches"][:5]:
             click.echo("  " + describe_mismatch(m))
+        _warn_differences(res["notes"])
     return 0 if res["ok"] else 1
 
 

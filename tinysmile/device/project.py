@@ -83,6 +83,8 @@ class Spec:
     tflm: TflmExport | None = None  # the tflm runtime's C array, resolver and arena
     library: tflm_lib.TflmLibrary | None = None  # a local TFLite Micro library
     perturb_layer: int | None = None
+    # Operators on which the runtime is known not to match LiteRT (tflm_lib.known_differences).
+    notes: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)  # destination -> file to copy
     renders: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     build_flags: list[str] = field(default_factory=list)  # every source, libraries too
@@ -110,6 +112,7 @@ class Project:
     max_payload: int
     stack_bytes: int
     tflm: TflmExport | None = None
+    notes: list[str] = field(default_factory=list)  # as Spec.notes
 
     @property
     def elf(self) -> Path:
@@ -237,6 +240,7 @@ def describe(
         tflm=tflm,
         library=library,
         perturb_layer=perturb_layer,
+        notes=tflm_notes(compiled.program.graph, library) if runtime == "tflm" else [],
     )
     _sources(spec)
     _flags(spec)
@@ -482,7 +486,13 @@ def write(spec: Spec, out_dir: str | Path) -> Project:
         spec.max_payload,
         int(spec.board["stack_bytes"]),
         tflm,
+        spec.notes,
     )
+
+
+def tflm_notes(graph: Any, library: tflm_lib.TflmLibrary | None) -> list[str]:
+    """Where TFLite Micro (this local library, or a registry one) will not match LiteRT."""
+    return tflm_lib.known_differences(graph, library.version if library else None)
 
 
 def _notes(spec: Spec) -> list[str]:

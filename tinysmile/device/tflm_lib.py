@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from tinysmile.errors import TinysmileError
 
@@ -260,3 +261,41 @@ def _cmsis_closure(src: Path, kernels: list[str]) -> list[str]:
                 seen.add(rel)
                 todo.append(rel)
     return sorted(seen)
+
+
+# Where TFLite Micro is known to give other bytes than LiteRT's reference kernels, which
+# `verify` holds every runtime to (tests/test_device_tflm.py pins each one to a model).
+# The Arduino export reporting 2.4.0-ALPHA is the 2023-02 sync (the copy in ../shared);
+# the tflite-micro on PyPI has the first two fixed. A library of another version, or one
+# from a registry, is only held to what every version does.
+ARDUINO_EXPORT_2023 = "2.4.0-ALPHA"
+
+
+def known_differences(graph: Any, version: str | None) -> list[str]:
+    """One line per operator of `graph` (the compiler's parsed model) on which TFLite Micro
+    of this library version is known not to match LiteRT byte for byte."""
+    old = version == ARDUINO_EXPORT_2023
+    notes = []
+    for op in graph.ops:
+        ins = graph.op_inputs(op)
+        if op.kind == "FULLY_CONNECTED" and old:
+            weights = ins[1] if len(ins) > 1 else None
+            if weights is not None and weights.quant is not None and weights.quant.per_channel:
+                notes.append(
+                    f"{op.describe()} has per-channel weight scales; this library's "
+                    "FULLY_CONNECTED requantizes every output with the first channel's"
+                )
+        elif op.kind == "MEAN" and old:
+            notes.append(
+                f"{op.describe()}: this library's int8 MEAN rounds some outputs one step "
+                "away from LiteRT's"
+            )
+        elif op.kind == "RELU6":
+            out = graph.op_output(op)
+            src = ins[0]
+            if src is not None and (src.scale, src.zero_point) != (out.scale, out.zero_point):
+                notes.append(
+                    f"{op.describe()}: input and output quantization differ, and TFLite "
+                    "Micro's int8 RELU6 clamps without rescaling"
+                )
+    return notes
