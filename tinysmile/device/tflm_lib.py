@@ -293,7 +293,8 @@ def known_differences(graph: Any, version: str | None) -> list[str]:
         elif op.kind == "RELU6":
             out = graph.op_output(op)
             src = ins[0]
-            if src is not None and (src.scale, src.zero_point) != (out.scale, out.zero_point):
+            quantized = src is not None and src.quant is not None and out.quant is not None
+            if quantized and (src.scale, src.zero_point) != (out.scale, out.zero_point):
                 notes.append(
                     f"{op.describe()}: input and output quantization differ, and TFLite "
                     "Micro's int8 RELU6 clamps without rescaling"
