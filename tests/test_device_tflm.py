@@ -195,17 +195,18 @@ def test_flash_and_verify_warn_of_the_known_differences(models):
     behind the mark, and only those; a library of another version (or a registry one) is
     held to RELU6 alone, the one difference the current TFLite Micro still has."""
     from tinysmile.compiler.reader import parse_model
-    from tinysmile.device.project import tflm_notes
 
     lib = tflm_lib.locate(TFLM_LIB)
     assert lib.version == tflm_lib.ARDUINO_EXPORT_2023
     for name, wrong in KNOWN_WRONG.items():
         graph = parse_model(Path(models[name]).read_bytes(), name=name)
-        notes = tflm_notes(graph, lib)
+        notes = tflm_lib.known_differences(graph, lib)
         kinds = {op.kind for op in graph.ops if any(n.startswith(op.describe()) for n in notes)}
         assert kinds == wrong, (name, notes)
         assert {k for k in kinds if k == "RELU6"} == {
-            op.kind for op in graph.ops if any(op.describe() in n for n in tflm_notes(graph, None))
+            op.kind
+            for op in graph.ops
+            if any(op.describe() in n for n in tflm_lib.known_differences(graph, None))
         }, name
 
 

@@ -327,9 +327,10 @@ def run_verify(
 
 def _runtime_notes(graph, runtime: str, tflm_lib_dir: str | None) -> list[str]:
     from tinysmile.device import tflm_lib
-    from tinysmile.device.project import tflm_notes
 
-    return tflm_notes(graph, tflm_lib.locate(tflm_lib_dir)) if runtime == "tflm" else []
+    if runtime != "tflm":
+        return []
+    return tflm_lib.known_differences(graph, tflm_lib.locate(tflm_lib_dir))
 
 
 def describe_mismatch(m: dict[str, Any], unit: str = "") -> str:

@@ -240,7 +240,7 @@ def describe(
         tflm=tflm,
         library=library,
         perturb_layer=perturb_layer,
-        notes=tflm_notes(compiled.program.graph, library) if runtime == "tflm" else [],
+        notes=tflm_lib.known_differences(compiled.program.graph, library) if tflm else [],
     )
     _sources(spec)
     _flags(spec)
@@ -488,11 +488,6 @@ def write(spec: Spec, out_dir: str | Path) -> Project:
         tflm,
         spec.notes,
     )
-
-
-def tflm_notes(graph: Any, library: tflm_lib.TflmLibrary | None) -> list[str]:
-    """Where TFLite Micro (this local library, or a registry one) will not match LiteRT."""
-    return tflm_lib.known_differences(graph, library.version if library else None)
 
 
 def _notes(spec: Spec) -> list[str]:

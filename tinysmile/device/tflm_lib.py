@@ -271,10 +271,11 @@ def _cmsis_closure(src: Path, kernels: list[str]) -> list[str]:
 ARDUINO_EXPORT_2023 = "2.4.0-ALPHA"
 
 
-def known_differences(graph: Any, version: str | None) -> list[str]:
+def known_differences(graph: Any, library: TflmLibrary | None) -> list[str]:
     """One line per operator of `graph` (the compiler's parsed model) on which TFLite Micro
-    of this library version is known not to match LiteRT byte for byte."""
-    old = version == ARDUINO_EXPORT_2023
+    (this local library, or a registry one when None) is known not to match LiteRT byte
+    for byte."""
+    old = library is not None and library.version == ARDUINO_EXPORT_2023
     notes = []
     for op in graph.ops:
         ins = graph.op_inputs(op)

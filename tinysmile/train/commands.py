@@ -44,7 +44,7 @@ def _echo_err(msg: str) -> None:
     default=1,
     show_default=True,
     help="Train this many seeds (--seed, --seed + 1, ...) and keep the best on validation;"
-    " each run stays in OUT/restarts/seed-N.",
+    " each run stays in OUT/restarts/seed-N (folders an earlier run left there are removed).",
 )
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--learning-rate", type=float, default=3e-3, show_default=True)
