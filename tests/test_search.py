@@ -549,6 +549,17 @@ def test_search_cli_errors_are_one_line(tmp_path):
         assert "Traceback" not in proc.stderr
 
 
+def test_a_resumed_searchs_wall_time_leaves_out_the_pause():
+    from tinysmile.train.search import running_seconds
+
+    # Two workers overlap (0-10, 4-12, 11-15: running 0-15), then the search is stopped and
+    # continued an hour later (3600-3605, nested 3601-3603): 15 + 5 seconds, not 3605.
+    spans = [(4.0, 12.0), (0.0, 10.0), (11.0, 15.0), (3600.0, 3605.0), (3601.0, 3603.0)]
+    assert running_seconds(spans) == 20.0
+    assert running_seconds([(1.0, 2.0), (2.0, 3.0)]) == 2.0
+    assert running_seconds([]) == 0.0
+
+
 def test_target_auc_parsing():
     from tinysmile.train.search import parse_target
 

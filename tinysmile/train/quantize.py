@@ -476,7 +476,8 @@ def _search(meta: dict[str, Any]) -> list[str]:
         (
             f"{s['trials']} trials ("
             + ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(s["verdicts"].items()))
-            + f") took {'?' if wall is None else f'{wall / 60:.0f}'} min wall, "
+            + f") ran for {'?' if wall is None else f'{wall / 60:.0f}'} min wall (while "
+            "a trial was running, so a search continued later leaves out its pause), "
             f"{s['trial_seconds'] / 60:.0f} min of trial time. The search's val AUCs are "
             "from its short trainings; the figures above are from the full one."
         ),

@@ -657,14 +657,25 @@ def load_report(out: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return settings, rows
 
 
+def running_seconds(spans: list[tuple[float, float]]) -> float:
+    """Wall time during which at least one trial ran: the length of the union of the
+    trials' (started, finished) spans. A search stopped and continued later counts the
+    time it ran, not the pause between its runs."""
+    total, end = 0.0, float("-inf")
+    for start, finish in sorted(spans):
+        if finish > end:
+            total += finish - max(start, end)
+            end = finish
+    return total
+
+
 def search_record(out: str | Path, arch: Arch) -> dict[str, Any]:
     """What a model card says of the search that found ``arch``: the settings, how long it
     took, the steps from the baseline and every trial (from the trials database)."""
     settings, rows = load_report(out)
     path = lineage(rows, arch_key(load_arch(arch)))
     front = {r["arch_key"] for r in pareto_front(rows, settings["cost"])}
-    started = [r["started"] for r in rows if r["started"] is not None]
-    finished = [r["finished"] for r in rows if r["finished"] is not None]
+    spans = [(r["started"], r["finished"]) for r in rows if r["started"] and r["finished"]]
     verdicts: dict[str, int] = {}
     for r in rows:
         r["verdict"] = r["verdict"] or r["status"]  # a trial not judged yet: its status
@@ -682,7 +693,7 @@ def search_record(out: str | Path, arch: Arch) -> dict[str, Any]:
         "beta": path[0]["beta"],
         "trials": len(rows),
         "verdicts": verdicts,
-        "wall_seconds": round(max(finished) - min(started), 1) if finished else None,
+        "wall_seconds": round(running_seconds(spans), 1) if spans else None,
         "trial_seconds": round(sum(r["seconds"] or 0 for r in rows), 1),
         "path": [{c: r[c] for c in ("step", "macs", "cost", "auc_int8")} for r in path],
         "table": [
