@@ -61,6 +61,33 @@ def test_auc_matches_pairwise_definition():
     assert M.roc_auc(y, s) == pytest.approx(wins / (pos.size * neg.size), abs=1e-12)
 
 
+def test_paired_bootstrap_of_an_auc_difference():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 400)
+    good = y + rng.normal(0, 0.5, 400)  # AUC about 0.92
+    poor = y + rng.normal(0, 2.0, 400)  # AUC about 0.64
+    # Same ranks in every resample: no difference at all, whatever the images drawn.
+    same = M.paired_bootstrap_auc(y, good, 3 * good + 7, resamples=300)
+    assert (same["difference"], same["low"], same["high"]) == (0.0, 0.0, 0.0)
+    assert same["share_not_worse"] == 1.0
+    # Perfect against inverted: 1 - 0 in the full set and in every resample.
+    flip = M.paired_bootstrap_auc(y, y, -y, resamples=300)
+    assert (flip["difference"], flip["low"], flip["high"], flip["share_not_worse"]) == (
+        1.0, 1.0, 1.0, 1.0,
+    )  # fmt: skip
+    assert M.paired_bootstrap_auc(y, -y, y, resamples=300)["share_not_worse"] == 0.0
+    # A clearly better model: the interval holds the difference and stays above zero;
+    # swapping the two mirrors it.
+    ab = M.paired_bootstrap_auc(y, good, poor, resamples=500, seed=1)
+    ba = M.paired_bootstrap_auc(y, poor, good, resamples=500, seed=1)
+    assert 0 < ab["low"] <= ab["difference"] <= ab["high"] < 1
+    assert ab["difference"] == pytest.approx(M.roc_auc(y, good) - M.roc_auc(y, poor))
+    assert (ba["low"], ba["high"]) == pytest.approx((-ab["high"], -ab["low"]))
+    assert ab == M.paired_bootstrap_auc(y, good, poor, resamples=500, seed=1)
+    with pytest.raises(TinysmileError, match="both classes"):
+        M.paired_bootstrap_auc(np.ones(10), good[:10], poor[:10])
+
+
 def test_threshold_for_precision_picks_lowest_reaching_target():
     y = np.array([0, 1, 0, 1, 1, 1])
     s = np.array([1, 2, 3, 4, 5, 6])
@@ -536,6 +563,33 @@ def test_evaluate_cli_on_default_store_and_folder(small_store, tmp_path):
         assert folder[key] == res[key], key
     text = run_cli("evaluate", str(DEFAULT), "--data", str(small_store)).stdout
     assert "AUC" in text
+
+
+@needs_smilesmiled
+def test_evaluate_against_another_model(small_store, tmp_path):
+    """--against scores the same images with the other bundle. Against itself (a copy) the
+    difference is exactly zero in every resample; a missing bundle is a one-line error."""
+    import shutil
+
+    copy = shutil.copytree(DEFAULT, tmp_path / "copy")
+    res = json.loads(
+        run_cli(
+            "evaluate", str(DEFAULT), "--data", str(small_store), "--against", str(copy),
+            "--resamples", "200", "--json",
+        ).stdout
+    )  # fmt: skip
+    a = res["against"]
+    assert a["auc"] == res["auc"] and a["resamples"] == 200
+    assert (a["difference"], a["low"], a["high"], a["share_not_worse"]) == (0.0, 0.0, 0.0, 1.0)
+    text = run_cli(
+        "evaluate", str(DEFAULT), "--data", str(small_store), "--against", str(copy)
+    ).stdout
+    assert "difference +0.0000, 95 % interval +0.0000 to +0.0000" in text
+    bad = run_cli(
+        "evaluate", str(DEFAULT), "--data", str(small_store), "--against", str(tmp_path / "no"),
+        check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "no such model file or bundle folder" in bad.stderr
 
 
 def test_evaluate_refuses_a_missing_data_path(tmp_path):

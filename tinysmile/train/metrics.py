@@ -45,6 +45,41 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(u / (n_pos * n_neg))
 
 
+def paired_bootstrap_auc(
+    labels: np.ndarray,
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """How sure is "A's AUC is higher than B's" on these images? Both models' scores of the
+    same images are resampled together (images drawn with replacement); returns A minus B
+    on the images as they are, the 95 % percentile interval of that difference over the
+    resamples and the share of resamples in which A is at least as good."""
+    y, a = _check(labels, scores_a)
+    _, b = _check(labels, scores_b)
+    if resamples < 1:
+        raise TinysmileError("the bootstrap needs at least one resample")
+    if not 0 < y.sum() < y.size:
+        raise TinysmileError("comparing AUCs needs images of both classes")
+    rng = np.random.default_rng(seed)
+    diffs = []
+    while len(diffs) < resamples:
+        i = rng.integers(0, y.size, y.size)
+        if 0 < y[i].sum() < y.size:  # a resample with one class has no AUC: draw again
+            diffs.append(roc_auc(y[i], a[i]) - roc_auc(y[i], b[i]))
+    d = np.array(diffs)
+    low, high = np.percentile(d, [2.5, 97.5])
+    return {
+        "difference": roc_auc(y, a) - roc_auc(y, b),
+        "low": float(low),
+        "high": float(high),
+        "resamples": resamples,
+        "seed": seed,
+        "share_not_worse": float((d >= 0).mean()),
+    }
+
+
 def curve_points(labels: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:
     """Per distinct threshold (descending): tp, fp, fn, tn, precision, recall, fpr."""
     y, s = _check(labels, scores)
