@@ -592,6 +592,27 @@ def test_evaluate_against_another_model(small_store, tmp_path):
     assert bad.returncode == 2 and "no such model file or bundle folder" in bad.stderr
 
 
+@needs_smilesmiled
+@pytest.mark.slow
+def test_evaluate_against_a_model_of_another_input_size(small_run, small_store, tmp_path):
+    """The 48x48 default against the 64x64 embedded3 of the short run: each is scored
+    through its own preprocessing, so each AUC is the one `evaluate` gives it alone."""
+    from tinysmile.train.quantize import quantize_run
+
+    quantize_run(small_run[0], tmp_path / "b", calibration=100, say=lambda *_: None)
+    other = str(tmp_path / "b")
+
+    def auc_of(*args):
+        return json.loads(run_cli("evaluate", *args, "--data", str(small_store), "--json").stdout)
+
+    res = auc_of(str(DEFAULT), "--against", other, "--resamples", "300")
+    a = res["against"]
+    assert res["auc"] == auc_of(str(DEFAULT))["auc"]
+    assert a["auc"] == auc_of(other)["auc"] != res["auc"]
+    assert a["difference"] == pytest.approx(res["auc"] - a["auc"], abs=1e-12)
+    assert a["low"] <= a["difference"] <= a["high"] and a["low"] < a["high"]
+
+
 def test_evaluate_refuses_a_missing_data_path(tmp_path):
     proc = run_cli("evaluate", str(DEFAULT), "--data", str(tmp_path / "nope"), check=False)
     assert proc.returncode == 2

@@ -675,7 +675,11 @@ def search_record(out: str | Path, arch: Arch) -> dict[str, Any]:
     settings, rows = load_report(out)
     path = lineage(rows, arch_key(load_arch(arch)))
     front = {r["arch_key"] for r in pareto_front(rows, settings["cost"])}
-    spans = [(r["started"], r["finished"]) for r in rows if r["started"] and r["finished"]]
+    spans = [
+        (r["started"], r["finished"])
+        for r in rows
+        if r["started"] is not None and r["finished"] is not None
+    ]
     verdicts: dict[str, int] = {}
     for r in rows:
         r["verdict"] = r["verdict"] or r["status"]  # a trial not judged yet: its status
