@@ -209,11 +209,29 @@ class FakeTrials:
     MACs below the baseline's, one architecture fails, and anything over 1.5 M MACs does
     not fit. Records every job it is given."""
 
-    def __init__(self, base_macs: int, fail_key: str | None = None, stop_after: int | None = None):
+    def __init__(
+        self,
+        base_macs: int,
+        fail_key: str | None = None,
+        stop_after: int | None = None,
+        probe: bool = False,
+    ):
         self.base_macs = base_macs
         self.fail_key = fail_key
         self.stop_after = stop_after
+        # As the trial process does: a child costlier than its parent is measured, not
+        # trained. The stand-in's arena is the largest activation, in elements.
+        self.probe = probe
         self.jobs: list[str] = []
+        self.parent_costs: dict[str, int | None] = {}
+
+    @staticmethod
+    def arena(arch) -> int:
+        import math
+
+        from tinysmile.train.arch import shapes
+
+        return max(math.prod(shape) for shape, _ in shapes(arch))
 
     def auc(self, macs: int) -> float:
         import math
@@ -225,6 +243,11 @@ class FakeTrials:
             if self.stop_after is not None and len(self.jobs) >= self.stop_after:
                 raise KeyboardInterrupt  # the search killed mid-batch
             self.jobs.append(job["arch_key"])
+            self.parent_costs[job["arch_key"]] = job["parent_cost"]
+            arena = self.arena(job["arch"])
+            if self.probe and job["parent_cost"] is not None and arena > job["parent_cost"]:
+                yield job, {"status": "costlier", "arena": arena, "message": "more arena"}
+                continue
             if job["arch_key"] == self.fail_key:
                 yield job, {"status": "failed", "message": "CONV_2D overflows", "seconds": 0.1}
                 continue
@@ -236,7 +259,7 @@ class FakeTrials:
                     "auc_float": self.auc(macs),
                     "auc_int8": self.auc(macs),
                     "macs": macs,
-                    "arena": 1000,
+                    "arena": arena,
                     "flash": 1000,
                     "fits": int(macs <= 1_500_000),
                     "message": None if macs <= 1_500_000 else "needs more RAM",
@@ -331,12 +354,13 @@ def test_search_stops_at_the_first_model_under_the_target(store, tmp_path):
     steps = dict(reductions(base))
     assert arch_macs(steps["drop the conv1 block"]) == 7_970_816
     assert sorted(r["step"] for r in res.rows[1:]) == sorted(set(steps) - {"drop the conv1 block"})
-    # Costed by arena, MACs say nothing of it: that child is trained.
-    res3 = search(
-        _settings(store, tmp_path / "a", cost="arena", max_cost=500, trials=30),
-        FakeTrials(arch_macs(base)),
-    )
-    assert "drop the conv1 block" in {r["step"] for r in res3.rows}
+    # Costed by arena, MACs say nothing of it: the trial process is sent the child with
+    # its parent's cost, to measure it before training.
+    fake3 = FakeTrials(arch_macs(base))
+    res3 = search(_settings(store, tmp_path / "a", cost="arena", max_cost=500, trials=30), fake3)
+    child = arch_key(steps["drop the conv1 block"])
+    assert child in {r["arch_key"] for r in res3.rows}
+    assert fake3.parent_costs[child] == FakeTrials.arena(base) == res3.rows[0]["cost"]
     # An impossible beta prunes every child, and nothing is expanded past them.
     fake2 = FakeTrials(arch_macs(base))
     res2 = search(_settings(store, tmp_path / "t", target_auc="0.91", trials=30), fake2)
@@ -345,6 +369,56 @@ def test_search_stops_at_the_first_model_under_the_target(store, tmp_path):
     # The answer's architecture is in best.json, ready for `train --arch`; none, no file.
     assert arch_key(load_arch(tmp_path / "s" / "best.json")) == res.best["arch_key"]
     assert not (tmp_path / "t" / "best.json").exists()
+
+
+def test_a_costlier_child_is_recorded_not_expanded_and_outside_the_budget(store, tmp_path):
+    from tinysmile.train.search import search
+
+    base = load_arch("embedded3")
+    steps = dict(reductions(base))
+    costly = {k for k, a in steps.items() if FakeTrials.arena(a) > FakeTrials.arena(base)}
+    # Dropping the conv1 block runs conv2 on the 64x64 input: a larger activation.
+    assert costly == {"drop the conv1 block"}
+    fake = FakeTrials(arch_macs(base), probe=True)
+    budget = len(steps) + 2  # the baseline, its reductions but one, two more
+    res = search(_settings(store, tmp_path / "s", cost="arena", pareto=True, trials=budget), fake)
+    rows = {r["arch_key"]: r for r in res.rows}
+    child = rows[arch_key(steps["drop the conv1 block"])]
+    assert child["status"] == child["verdict"] == "costlier"
+    assert child["cost"] == child["arena"] == FakeTrials.arena(steps["drop the conv1 block"])
+    assert child["auc_int8"] is None and child["message"] == "more arena"
+    # Never expanded, never on the front, and the budget counted the trained trials only.
+    assert child["arch_key"] not in {r["parent"] for r in res.rows}
+    assert child["arch_key"] not in {r["arch_key"] for r in res.front}
+    trained = [r for r in res.rows if r["verdict"] != "costlier"]
+    assert len(trained) == res.trained == budget and len(fake.jobs) == len(res.rows)
+    assert len(res.rows) > budget and res.stopped == f"trial budget spent ({budget})"
+    # Each child was sent its parent's cost; the baseline none.
+    for r in res.rows:
+        parent = rows.get(r["parent"])
+        assert fake.parent_costs[r["arch_key"]] == (parent["cost"] if parent else None)
+    # The report and the model card's record show it with its figures and no AUC.
+    from tinysmile.train.commands import _report_table, _trial_line
+    from tinysmile.train.search import search_record
+
+    line = _trial_line(child, {"done": 1, "total": 2, "eta": None}, "arena")
+    assert line.endswith("costlier: more arena")
+    _report_table(res.settings, res.rows)  # formats a row with no AUC
+    rec = search_record(tmp_path / "s", json.loads(child["arch"]))
+    assert rec["verdicts"]["costlier"] == 1 and rec["path"][-1]["step"] == child["step"]
+
+
+def test_costlier_allows_the_instruction_counts_slack_only():
+    from tinysmile.train.search import INSTRUCTIONS_SLACK, costlier
+
+    assert INSTRUCTIONS_SLACK == 0.001
+    # A few instructions more is the weights' values, not the step; 0.11 % more is the step.
+    assert not costlier("instructions", 1_000_004, 1_000_000)
+    assert not costlier("instructions", 1_000_900, 1_000_000)
+    assert costlier("instructions", 1_001_100, 1_000_000)
+    # Arena and flash are the same whatever the weights: one byte more is costlier.
+    assert costlier("arena", 1_001, 1_000) and costlier("flash", 1_001, 1_000)
+    assert not costlier("arena", 1_000, 1_000)
 
 
 def test_pareto_under_a_size_target_answers_the_most_accurate_model_within_it(store, tmp_path):
@@ -762,6 +836,7 @@ def test_instructions_cost_is_the_emulated_boards_profile(real_store):
     # count of one inference, which `tinysmile profile` on its bundle gives again, exactly.
     pytest.importorskip("tensorflow")
     from tinysmile.device.commands import run_profile
+    from tinysmile.train.search import INSTRUCTIONS_SLACK
 
     out = real_store.parent / "instructions"
     args = ["--baseline", str(TINY), "--cost", "instructions", "--trials", "2", "--epochs", "1"]
@@ -776,6 +851,40 @@ def test_instructions_cost_is_the_emulated_boards_profile(real_store):
     # Dropping the 64-filter full-resolution conv leaves far fewer instructions.
     assert rows[1]["step"] == "drop the conv1 block"
     assert rows[1]["instructions"] < rows[0]["instructions"]
+    # Told that the model it reduces costs less (here the cheaper child's count), a trial
+    # measures its model untrained and stops before training: the figures are the trained
+    # model's, the instruction count within the slack for the weights' values.
+    probe_dir = out / "probe"
+    job = {
+        "arch_key": rows[0]["arch_key"], "arch": json.loads(rows[0]["arch"]),
+        "store": str(real_store), "run_dir": str(probe_dir), "seed": 0, "epochs": 1,
+        "batch_size": 64, "learning_rate": 3e-3, "augment": 1.0, "calibration": 200,
+        "board": "qemu-cortex-m4", "profile_board": "qemu-cortex-m4", "cost": "instructions",
+        "threads": 1, "parent_cost": rows[1]["instructions"], "quiet": False,
+    }  # fmt: skip
+    code = (
+        "import json, sys; from tinysmile.train.search import run_trial; "
+        "print('RESULT', json.dumps(run_trial(json.loads(sys.argv[1]))))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(job)],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    (line,) = [x for x in run.stdout.splitlines() if x.startswith("RESULT ")]
+    res = json.loads(line[len("RESULT ") :])
+    assert res["status"] == "costlier", res
+    for k in ("arena", "flash", "macs"):
+        assert res[k] == rows[0][k], k
+    assert abs(res["instructions"] - rows[0]["instructions"]) <= (
+        INSTRUCTIONS_SLACK * rows[0]["instructions"]
+    )
+    assert f"{res['instructions']:,} instructions untrained" in res["message"]
+    assert f"the {rows[1]['instructions']:,} of the model it reduces" in res["message"]
+    assert not (probe_dir / "run").exists() and not (probe_dir / "untrained").exists()
     # A bundle made again from a trial's run, with the search's calibration, is the same
     # int8 model; its card records the search and the figures the trial measured.
     row = rows[1]

@@ -367,8 +367,8 @@ def _trial_line(row: dict, progress: dict, cost: str) -> str:
     bar_w = 20
     filled = min(bar_w, round(bar_w * done / max(total, 1)))
     bar = "#" * filled + "." * (bar_w - filled)
-    if row["status"] == "failed":
-        what = f"failed: {row['message']}"
+    if row["status"] in ("failed", "costlier"):
+        what = f"{row['status']}: {row['message']}"
     else:
         what = (
             f"{cost} {_fmt_cost(row.get(cost))}, AUC int8 {row['auc_int8']:.4f} "
@@ -405,7 +405,7 @@ def _report_table(settings: dict, rows: list[dict]):
     ):
         t.add_column(col, justify="left" if col in ("step", "arch", "verdict") else "right")
     for r in rows:
-        done = r["status"] != "running" and r["status"] != "failed"
+        done = r["auc_int8"] is not None  # trained and scored
         verdict = (r["verdict"] or r["status"]).replace("_", " ")
         if r["arch_key"] in front:
             verdict += " *"

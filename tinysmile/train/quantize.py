@@ -124,6 +124,67 @@ def io_quantization(model: bytes) -> tuple[tuple[float, int], tuple[float, int]]
     return (float(inp[0]), int(inp[1])), (float(out[0]), int(out[1]))
 
 
+def io_meta(
+    spec: PreprocessSpec, in_q: tuple[float, int], out_q: tuple[float, int]
+) -> dict[str, Any]:
+    """A bundle's preprocess, input and output entries."""
+    return {
+        "preprocess": spec.to_dict(),
+        "input": {
+            "shape": [1, spec.height, spec.width, 1],
+            "dtype": "int8",
+            "scale": in_q[0],
+            "zero_point": in_q[1],
+        },
+        "output": {
+            "shape": [1, 1],
+            "dtype": "int8",
+            "scale": out_q[0],
+            "zero_point": out_q[1],
+            "meaning": "probability of a smile",
+        },
+    }
+
+
+def untrained_bundle(
+    arch: Any, store: str | Path, out: str | Path, *, seed: int = 0, calibration: int = 16
+) -> dict[str, Any]:
+    """The architecture with its initial weights as a full-int8 bundle in ``out``; returns
+    the compiler's report. What a model costs on a device does not wait for training: the
+    arena and weight bytes depend on the shapes alone, and the instructions of the
+    compiled kernels on the emulated board hardly on the values (for the bundled default,
+    the untrained and the trained model take the same count). So a search measures a
+    reduction before it trains it."""
+    from tinysmile.compiler.api import compile_in_memory
+    from tinysmile.train.arch import build_model, load_arch, with_input
+    from tinysmile.train.train import seed_everything, store_spec
+
+    spec_arch = load_arch(arch)
+    store = Path(store)
+    spec = store_spec(store, spec_arch["input"]["height"], spec_arch["input"]["width"])
+    import_tensorflow()
+    import keras
+
+    seed_everything(seed)
+    model = build_model(with_input(spec_arch, spec.height, spec.width))
+    rep = representative_pixels(spec, store, calibration, seed, None)
+    tflite = convert_int8(model, spec, rep)
+    keras.backend.clear_session()  # a model trained next in this process starts afresh
+    check_ops(tflite)
+    in_q, out_q = io_quantization(tflite)
+    meta = {
+        "name": f"untrained_{spec_arch['name']}".replace("-", "_"),
+        "task": "smile",
+        "labels": LABELS["smile"],
+        "decision": "untrained: for measuring its cost only",
+        "threshold": 0.0,
+        "threshold_int8": out_q[1],
+        **io_meta(spec, in_q, out_q),
+    }
+    write_bundle(out, tflite, meta)
+    return compile_in_memory(tflite).report
+
+
 def int8_scores(model: bytes, spec: PreprocessSpec, pixels: np.ndarray) -> np.ndarray:
     (s, zp), _ = io_quantization(model)
     return run_tflite(model, to_int8(spec, pixels, s, zp))[:, 0].astype(np.int64)
@@ -247,20 +308,7 @@ def quantize_run(
             "target_precision": target,
             "target_reached": reached,
         },
-        "preprocess": spec.to_dict(),
-        "input": {
-            "shape": [1, spec.height, spec.width, 1],
-            "dtype": "int8",
-            "scale": in_q[0],
-            "zero_point": in_q[1],
-        },
-        "output": {
-            "shape": [1, 1],
-            "dtype": "int8",
-            "scale": out_q[0],
-            "zero_point": out_q[1],
-            "meaning": "probability of a smile",
-        },
+        **io_meta(spec, in_q, out_q),
         "ops": sorted(set(ops)),
         "macs": macs,
         "params": params,

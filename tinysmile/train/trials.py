@@ -22,7 +22,9 @@ from typing import Any
 TRIALS_FILE = "trials.sqlite"
 
 # Status: what the trial process reported. Verdict: what the search made of it.
-RUNNING, DONE, FAILED = "running", "done", "failed"
+# A costlier trial was measured untrained, found to cost more than the model it reduces,
+# and not trained (so it has costs but no AUC).
+RUNNING, DONE, FAILED, COSTLIER = "running", "done", "failed", "costlier"
 ACCEPTED, PRUNED, OVER_BUDGET = "accepted", "pruned", "over_budget"
 
 _SCHEMA = """
