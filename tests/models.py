@@ -81,9 +81,19 @@ def convert(
     return conv.convert()
 
 
-def cached(name: str, build: Callable, input_shape: tuple[int, ...], **kw) -> bytes:
+def cached(
+    name: str, build: Callable, input_shape: tuple[int, ...], *, depends: str = "", **kw
+) -> bytes:
+    """The converted model, from the cache when its recipe is unchanged. The recipe is the
+    build function's source, the input shape and the converter options; ``depends`` adds
+    whatever else the build reads (data from the package, say), so that a change there
+    converts again rather than testing a stale model."""
     recipe = (
-        RECIPE_VERSION + inspect.getsource(build) + repr(input_shape) + repr(sorted(kw.items()))
+        RECIPE_VERSION
+        + inspect.getsource(build)
+        + repr(input_shape)
+        + repr(sorted(kw.items()))
+        + depends
     )
     key = hashlib.sha256(recipe.encode()).hexdigest()[:12]
     path = CACHE / f"{name}-{key}.tflite"

@@ -440,6 +440,10 @@ def _report_table(settings: dict, rows: list[dict]):
     type=click.Choice(["instructions", "macs", "arena", "flash"]),
     default="macs",
     show_default=True,
+    help="What to reduce: MACs (from the architecture), arena or flash bytes (the "
+    "compiler's report) or the instructions of one inference on the emulated board. A step "
+    "that costs more than the model it reduces is not trained (arena, flash and "
+    "instructions: measured untrained, recorded as costlier).",
 )
 @click.option(
     "--target-auc",
