@@ -218,6 +218,7 @@ class FakeTrials:
         fail_key: str | None = None,
         stop_after: int | None = None,
         probe: bool = False,
+        arena_of=None,
     ):
         self.base_macs = base_macs
         self.fail_key = fail_key
@@ -225,6 +226,7 @@ class FakeTrials:
         # As the trial process does: a child costlier than its parent is measured, not
         # trained. The stand-in's arena is the largest activation, in elements.
         self.probe = probe
+        self.arena_of = arena_of or self.arena
         self.jobs: list[str] = []
         self.parent_costs: dict[str, int | None] = {}
 
@@ -247,7 +249,7 @@ class FakeTrials:
                 raise KeyboardInterrupt  # the search killed mid-batch
             self.jobs.append(job["arch_key"])
             self.parent_costs[job["arch_key"]] = job["parent_cost"]
-            arena = self.arena(job["arch"])
+            arena = self.arena_of(job["arch"])
             if self.probe and job["parent_cost"] is not None and arena > job["parent_cost"]:
                 yield job, {"status": "costlier", "arena": arena, "message": "more arena"}
                 continue
@@ -409,6 +411,55 @@ def test_a_costlier_child_is_recorded_not_expanded_and_outside_the_budget(store,
     _report_table(res.settings, res.rows)  # formats a row with no AUC
     rec = search_record(tmp_path / "s", json.loads(child["arch"]))
     assert rec["verdicts"]["costlier"] == 1 and rec["path"][-1]["step"] == child["step"]
+
+
+def test_a_child_costlier_than_one_model_is_trained_as_the_reduction_of_a_dearer_one(
+    store, tmp_path
+):
+    from tinysmile.train.search import search
+
+    base = load_arch("embedded3")
+    kids = dict(reductions(base))
+    a, b = kids["halve conv1 (8 -> 4 filters)"], kids["halve conv2 (24 -> 12 filters)"]
+    x = dict(reductions(a))["halve conv2 (24 -> 12 filters)"]
+    assert arch_key(x) == arch_key(dict(reductions(b))["halve conv1 (8 -> 4 filters)"])
+    # Arena by hand: X is dearer than A (met first, the cheaper) but cheaper than B; every
+    # other architecture is dearer than all of them.
+    arena = {arch_key(base): 100, arch_key(a): 50, arch_key(b): 90, arch_key(x): 70}
+
+    def fake(**kw):
+        return FakeTrials(
+            arch_macs(base), probe=True, arena_of=lambda arch: arena.get(arch_key(arch), 999), **kw
+        )
+
+    def settings(out):
+        return _settings(store, out, cost="arena", target_auc="0.5", pareto=True, trials=8)
+
+    f = fake()
+    res = search(settings(tmp_path / "s"), f)
+    rows = {r["arch_key"]: r for r in res.rows}
+    row = rows[arch_key(x)]
+    # Measured as A's reduction (costlier), then trained as B's.
+    assert f.jobs.count(arch_key(x)) == 2 and f.parent_costs[arch_key(x)] == 90
+    assert row["status"] == "done" and row["verdict"] == "accepted" and row["attempts"] == 2
+    assert row["parent"] == arch_key(b) and row["step"] == "halve conv1 (8 -> 4 filters)"
+    assert row["cost"] == 70 and row["message"] is None
+    assert res.trained == 4 and res.stopped == "nothing left to expand"
+    assert {k for k, r in rows.items() if r["status"] == "done"} == set(arena)
+    # Run again: nothing is trained or measured, and the table is the same.
+    again = fake()
+    assert _table(search(settings(tmp_path / "s"), again).rows) == _table(res.rows)
+    assert again.jobs == []
+    # Killed as X is about to be trained as B's reduction, or just after, then run again:
+    # the jobs left are run in the same order, and the table is the same.
+    second = [i for i, k in enumerate(f.jobs) if k == arch_key(x)][1]
+    for kill in (second, second + 1):
+        out = tmp_path / f"k{kill}"
+        with pytest.raises(KeyboardInterrupt):
+            search(settings(out), fake(stop_after=kill))
+        rest = fake()
+        assert _table(search(settings(out), rest).rows) == _table(res.rows)
+        assert rest.jobs == f.jobs[kill:]
 
 
 def test_costlier_allows_the_instruction_counts_slack_only():

@@ -4,8 +4,9 @@ The seeds' Algorithm 1, automated: train the baseline, then repeatedly take the
 cheapest trained model whose int8 val AUC is at least beta, generate its single-step
 reductions (`arch.reductions`), and train each one not seen before that costs no more
 than its parent: MACs are known from the architecture, and arena, flash and instructions
-are measured on the untrained model, so a costlier child is recorded as such and never
-trained (nor counted in the trial budget). A reduction whose AUC falls below beta is pruned (never expanded); one that does not fit the board is
+are measured on the untrained model, so a costlier child is recorded as such and not
+trained (nor counted in the trial budget) unless met again as the reduction of a dearer
+model. A reduction whose AUC falls below beta is pruned (never expanded); one that does not fit the board is
 recorded as over budget and still expanded (its reductions may fit); a trial that fails
 is recorded with its message. The search stops at the first model that fits the board
 and is at or under `max_cost`, or (`pareto`) goes on until nothing is left to expand
@@ -532,15 +533,31 @@ def search(
         """Train what the database lacks (or holds as interrupted); rows in item order.
         With ``beta``, each row is judged as soon as it is known (a trial read back from
         the database at once, a trained one when it finishes), so progress shows per
-        trial; a verdict depends on the row and beta alone, so the order does not matter."""
+        trial; a verdict depends on the row and beta alone, so the order does not matter.
+
+        A trial already measured is costlier or not against this batch's parent by its
+        figures: one found costlier than a cheap model may reduce a dearer one met later
+        (then it is trained, and becomes that one's child), and a search run again reads
+        the same verdicts in the same batches whatever became of the row since."""
         nonlocal seq, trained
         todo = []
         judged_rows: dict[str, dict[str, Any]] = {}
         for key, arch, step, parent in items:
             row = trials_db.get(search_id, key)
-            if row is not None and row["status"] != RUNNING and beta is not None:
+            measured = None if row is None else row[s.cost]
+            dearer = (
+                measured is not None
+                and parent_cost is not None
+                and costlier(s.cost, int(measured), parent_cost)
+            )
+            if row is not None and beta is not None and dearer:
+                # Costlier here; the row itself changes only if this is where it was found so.
+                judged_rows[key] = (
+                    judge(row, beta) if row["status"] == COSTLIER else {**row, "verdict": COSTLIER}
+                )
+            elif row is not None and row["status"] in (DONE, FAILED) and beta is not None:
                 judged_rows[key] = judge(row, beta)
-            if row is None or row["status"] == RUNNING:
+            elif row is None or row["status"] in (RUNNING, COSTLIER):
                 job = job_for(key, arch, parent_cost)
                 trials_db.start(
                     search_id,
@@ -647,6 +664,8 @@ def search(
             for r in rows:
                 if r["verdict"] in (ACCEPTED, OVER_BUDGET):
                     heapq.heappush(frontier, (r["cost"], r["seq"], r["arch_key"]))
+                elif r["verdict"] == COSTLIER:
+                    seen.discard(r["arch_key"])  # it may reduce a dearer model met later
             found = answers(rows)
             if found and not s.pareto:
                 best, stopped = found[0], "found a model under the target"

@@ -159,7 +159,8 @@ class Trials:
         epochs: int,
         run_dir: str,
     ) -> None:
-        """Mark a trial as running (a new row, or a retry of an interrupted one)."""
+        """Mark a trial as running: a new row, a retry of an interrupted one, or one that was
+        costlier than the model it reduced, now a reduction of another."""
         with self._tx():
             self.db.execute(
                 """INSERT INTO trials (search, arch_key, seq, parent, step, arch, data_hash,
@@ -167,7 +168,8 @@ class Trials:
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
                    ON CONFLICT (search, arch_key) DO UPDATE SET
                        status = excluded.status, attempts = attempts + 1,
-                       started = excluded.started, seq = excluded.seq""",
+                       started = excluded.started, seq = excluded.seq,
+                       parent = excluded.parent, step = excluded.step""",
                 (
                     search,
                     arch_key,
