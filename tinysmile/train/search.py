@@ -6,13 +6,13 @@ reductions (`arch.reductions`), and train each one not seen before that costs no
 than its parent: MACs are known from the architecture, and arena, flash and instructions
 are measured on the untrained model, so a costlier child is recorded as such and not
 trained (nor counted in the trial budget) unless met again as the reduction of a dearer
-model. A reduction whose AUC falls below beta is pruned (never expanded); one that does not fit the board is
-recorded as over budget and still expanded (its reductions may fit); a trial that fails
-is recorded with its message. The search stops at the first model that fits the board
-and is at or under `max_cost`, or (`pareto`) goes on until nothing is left to expand
-or the trial budget is spent, and returns the Pareto front of cost against AUC; then
-the answer is the front's most accurate model within `max_cost` (or, with no
-`max_cost`, its cheapest). The answer's architecture is written to best.json.
+model. A reduction whose AUC falls below beta is pruned (never expanded); one that does
+not fit the board is recorded as over budget and still expanded (its reductions may
+fit); a trial that fails is recorded with its message. The search stops at the first
+model that fits the board and is at or under `max_cost`, or (`pareto`) goes on until
+nothing is left to expand or the trial budget is spent, and returns the Pareto front of
+cost against AUC; then the answer is the front's most accurate model within `max_cost`
+(or, with no `max_cost`, its cheapest). The answer's architecture is written to best.json.
 
 Every trial is trained, int8-quantized and costed in a process of its own (a fresh
 process per trial, seeded, with TensorFlow's op determinism on and a fixed number of
