@@ -964,3 +964,7 @@ def test_instructions_cost_is_the_emulated_boards_profile(real_store):
     assert rec["wall_seconds"] >= max(r["seconds"] for r in rows)
     card = (card_dir / "MODEL_CARD.md").read_text()
     assert "## Search" in card and f"{row['instructions']:,} instructions" in card
+    # The steps and the trials have a column for the cost the search reduced.
+    assert f"| drop the conv1 block | {row['macs']:,} | {row['instructions']:,} |" in card
+    assert "| step | MACs | instructions | val AUC int8 (search) |" in card
+    assert f"| {row['arena']:,} | {row['instructions']:,} | " in card

@@ -532,23 +532,31 @@ def _search(meta: dict[str, Any]) -> list[str]:
         "",
         "Steps from the baseline:",
         "",
-        "| step | MACs | val AUC int8 (search) |",
-        "| --- | --- | --- |",
     ]
-    out += [f"| {p['step']} | {p['macs']:,} | {_fmt(p['auc_int8'])} |" for p in s["path"]]
+    # The search's cost has a column of its own when it is not one of the MACs and arena.
+    extra = s["cost"] if s["cost"] not in ("macs", "arena") else None
+    head = f" {extra} |" if extra else ""
+    out += [f"| step | MACs |{head} val AUC int8 (search) |", "| --- " * (3 + bool(extra)) + "|"]
+    out += [
+        f"| {p['step']} | {p['macs']:,} |"
+        + (f" {_num(p['cost'])} |" if extra else "")
+        + f" {_fmt(p['auc_int8'])} |"
+        for p in s["path"]
+    ]
     out += [
         "",
         "Every trial (from: the trial it reduces; * on the Pareto front):",
         "",
-        "| # | from | step | MACs | arena | val AUC float | val AUC int8 | verdict | train s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| # | from | step | MACs | arena |{head} val AUC float | val AUC int8 | verdict | train s |",
+        "| --- " * (9 + bool(extra)) + "|",
     ]
     for r in s["table"]:
         done = r["auc_int8"] is not None
         parent = "-" if r.get("from") is None else r["from"]
         out.append(
             f"| {r['seq']} | {parent} | {r['step']} | {_num(r['macs'])} | {_num(r['arena'])} | "
-            f"{_fmt(r['auc_float']) if done else '-'} | {_fmt(r['auc_int8']) if done else '-'} | "
+            + (f"{_num(r[extra])} | " if extra else "")
+            + f"{_fmt(r['auc_float']) if done else '-'} | {_fmt(r['auc_int8']) if done else '-'} | "
             f"{(r['verdict'] or '-').replace('_', ' ')}{' *' if r['front'] else ''} | "
             f"{_num(r['train_seconds'])} |"
         )
