@@ -413,18 +413,15 @@ def test_a_costlier_child_is_recorded_not_expanded_and_outside_the_budget(store,
     assert rec["verdicts"]["costlier"] == 1 and rec["path"][-1]["step"] == child["step"]
 
 
-def test_a_child_costlier_than_one_model_is_trained_as_the_reduction_of_a_dearer_one(
-    store, tmp_path
-):
-    from tinysmile.train.search import search
-
+def _met_twice(store):
+    """X, a reduction of both A and B, is dearer than A (met first, the cheaper) but
+    cheaper than B, by an arena given by hand; every other architecture is dearer than all
+    of them. Returns (A, B, X, a stand-in maker, a settings maker)."""
     base = load_arch("embedded3")
     kids = dict(reductions(base))
     a, b = kids["halve conv1 (8 -> 4 filters)"], kids["halve conv2 (24 -> 12 filters)"]
     x = dict(reductions(a))["halve conv2 (24 -> 12 filters)"]
     assert arch_key(x) == arch_key(dict(reductions(b))["halve conv1 (8 -> 4 filters)"])
-    # Arena by hand: X is dearer than A (met first, the cheaper) but cheaper than B; every
-    # other architecture is dearer than all of them.
     arena = {arch_key(base): 100, arch_key(a): 50, arch_key(b): 90, arch_key(x): 70}
 
     def fake(**kw):
@@ -432,8 +429,18 @@ def test_a_child_costlier_than_one_model_is_trained_as_the_reduction_of_a_dearer
             arch_macs(base), probe=True, arena_of=lambda arch: arena.get(arch_key(arch), 999), **kw
         )
 
-    def settings(out):
-        return _settings(store, out, cost="arena", target_auc="0.5", pareto=True, trials=8)
+    def settings(out, **kw):
+        return _settings(store, out, cost="arena", target_auc="0.5", pareto=True, trials=8, **kw)
+
+    return a, b, x, fake, settings
+
+
+def test_a_child_costlier_than_one_model_is_trained_as_the_reduction_of_a_dearer_one(
+    store, tmp_path
+):
+    from tinysmile.train.search import search
+
+    a, b, x, fake, settings = _met_twice(store)
 
     f = fake()
     res = search(settings(tmp_path / "s"), f)
@@ -445,7 +452,9 @@ def test_a_child_costlier_than_one_model_is_trained_as_the_reduction_of_a_dearer
     assert row["parent"] == arch_key(b) and row["step"] == "halve conv1 (8 -> 4 filters)"
     assert row["cost"] == 70 and row["message"] is None
     assert res.trained == 4 and res.stopped == "nothing left to expand"
-    assert {k for k, r in rows.items() if r["status"] == "done"} == set(arena)
+    base = load_arch("embedded3")
+    done = {k for k, r in rows.items() if r["status"] == "done"}
+    assert done == {arch_key(base), arch_key(a), arch_key(b), arch_key(x)}
     # Run again: nothing is trained or measured, and the table is the same.
     again = fake()
     assert _table(search(settings(tmp_path / "s"), again).rows) == _table(res.rows)
@@ -637,6 +646,15 @@ def test_search_logs_each_trial_to_mlflow_once(store, tmp_path, monkeypatch):
         assert run.data.tags["verdict"] == row["verdict"]
         assert run.data.metrics["auc_int8"] == row["auc_int8"]
         assert run.data.metrics["macs"] == row["macs"]
+    # A trial measured costlier, then trained as another model's reduction: both logged.
+    _, _, x, fake, settings = _met_twice(store)
+    res = search(settings(tmp_path / "m", mlflow=uri), fake())
+    exp = mlflow.get_experiment_by_name(f"tinysmile search {tmp_path / 'm'}")
+    runs = mlflow.search_runs([exp.experiment_id], output_format="list")
+    assert len(runs) == len(res.rows) + 1
+    of_x = [r for r in runs if r.data.tags["arch_key"] == arch_key(x)]
+    assert sorted(r.data.tags["verdict"] for r in of_x) == ["accepted", "costlier"]
+    assert [r.data.metrics["arena"] for r in of_x] == [70, 70]
 
 
 def test_baseline_from_a_training_run(tmp_path):

@@ -353,8 +353,9 @@ def ray_runner(address: str, threads: int) -> Runner:
 
 def mlflow_logger(uri: str, experiment: str) -> Callable[[dict[str, Any]], None]:
     """One MLflow run per trial (params: the architecture and training settings; metrics:
-    AUCs and costs; tags: step, verdict). A trial already logged (a resumed search) is
-    not logged again."""
+    AUCs and costs; tags: step, verdict). A trial already logged with its status (a
+    resumed search) is not logged again; one measured costlier and later trained as
+    another model's reduction is logged both times."""
     try:
         import mlflow
     except ImportError:
@@ -370,7 +371,9 @@ def mlflow_logger(uri: str, experiment: str) -> Callable[[dict[str, Any]], None]
     def log(row: dict[str, Any]) -> None:
         key = row["arch_key"]
         found = mlflow.search_runs(
-            [exp.experiment_id], filter_string=f"tags.arch_key = '{key}'", output_format="list"
+            [exp.experiment_id],
+            filter_string=f"tags.arch_key = '{key}' AND tags.status = '{row['status']}'",
+            output_format="list",
         )
         if found:
             return
