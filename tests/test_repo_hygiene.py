@@ -77,3 +77,12 @@ def test_setup_replaces_a_dangling_venv_link(tmp_path):
     assert "replacing a leftover .venv" in proc.stdout
     assert not (tmp_path / ".venv").is_symlink()
     assert (tmp_path / ".venv" / "bin" / "python").exists()
+
+
+def test_the_tests_keep_emulator_state_out_of_the_users_cache():
+    # tests/conftest.py: a state folder of the session's own, so that `flash` and `stop`
+    # in the tests never touch an emulator the user started.
+    from tinysmile.device.emulator import state_dir
+
+    assert state_dir() != Path.home() / ".cache" / "tinysmile"
+    assert state_dir().is_dir()

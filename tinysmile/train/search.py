@@ -217,9 +217,7 @@ def _run_trial(job: dict[str, Any]) -> dict[str, Any]:
         "status": DONE,
         "auc_float": float(q["val"]["float"]["auc"]),
         "auc_int8": float(q["val"]["int8"]["auc"]),
-        "macs": int(report["macs"]),
-        "arena": int(report["arena_bytes"]),
-        "flash": int(report["weights_bytes"]),
+        **_costs(job, report, bundle_dir),
         "train_seconds": float(train["train_seconds"]),
         "fits": 1,
         "message": None,
@@ -229,6 +227,17 @@ def _run_trial(job: dict[str, Any]) -> dict[str, Any]:
         check_budget(native_budget(report, board), "the trial's model")
     except TinysmileError as exc:
         out["fits"], out["message"] = 0, str(exc)
+    return out
+
+
+def _costs(job: dict[str, Any], report: dict[str, Any], bundle_dir: Path) -> dict[str, int]:
+    """A bundle's cost figures: MACs, arena and flash from the compiler's report and, for
+    a search by instructions, one inference's count on the emulated board."""
+    out = {
+        "macs": int(report["macs"]),
+        "arena": int(report["arena_bytes"]),
+        "flash": int(report["weights_bytes"]),
+    }
     if job["cost"] == "instructions":
         from tinysmile.device.commands import run_profile
 
@@ -261,15 +270,7 @@ def _costlier_than_parent(job: dict[str, Any], folder: Path) -> dict[str, Any] |
     from tinysmile.train.quantize import untrained_bundle
 
     report = untrained_bundle(job["arch"], job["store"], folder, seed=int(job["seed"]))
-    figures = {
-        "macs": int(report["macs"]),
-        "arena": int(report["arena_bytes"]),
-        "flash": int(report["weights_bytes"]),
-    }
-    if job["cost"] == "instructions":
-        from tinysmile.device.commands import run_profile
-
-        figures["instructions"] = int(run_profile(str(folder), job["profile_board"])["total"])
+    figures = _costs(job, report, folder)
     shutil.rmtree(folder)
     cost = figures[job["cost"]]
     if not costlier(job["cost"], cost, parent_cost):
