@@ -100,7 +100,7 @@ def cached(
     if not path.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         data = convert(build, input_shape, **kw)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # parallel workers may build it too
         tmp.write_bytes(data)
         tmp.replace(path)
     return path.read_bytes()
