@@ -8,10 +8,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -184,8 +186,13 @@ def votes_in_store(store: Path) -> list[tuple]:
         return s.query("SELECT request, rater, sample, answer, undone FROM votes ORDER BY vote")
 
 
+@contextmanager
 def chrome():
-    """Debian's headless Chromium through its chromedriver (scripts/setup.sh installs both)."""
+    """Debian's headless Chromium through its chromedriver (scripts/setup.sh installs both),
+    quit on leaving. Its TMPDIR is a folder of its own, removed after it: Chromium leaves a
+    folder (org.chromium.Chromium.*) in the temporary folder at every start. The folder is
+    made short on purpose, not under the test's tmp_path: the socket Chromium puts in it
+    must have a path under 108 bytes."""
     import pytest
 
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
@@ -193,12 +200,33 @@ def chrome():
         pytest.fail("selenium, chromium and chromium-driver are missing: run scripts/setup.sh")
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        # No calls home: offline, each is a refused connection (and a wait) per start.
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ):
         opts.add_argument(arg)
-    # An explicit driver path: Selenium Manager would otherwise try to download one.
-    b = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=driver))
-    b.set_page_load_timeout(30)
-    return b
+    tmp = tempfile.mkdtemp(prefix="tsm-chromium-")
+    try:
+        service = webdriver.ChromeService(
+            # An explicit driver path: Selenium Manager would otherwise try to download one.
+            executable_path=driver,
+            env={**os.environ, "TMPDIR": tmp},
+        )
+        b = webdriver.Chrome(options=opts, service=service)
+        try:
+            b.set_page_load_timeout(30)
+            yield b
+        finally:
+            b.quit()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Page:

@@ -13,9 +13,8 @@ from tinysmile.data.store import Store
 
 @pytest.fixture(scope="module")
 def browser():
-    b = chrome()
-    yield b
-    b.quit()
+    with chrome() as b:
+        yield b
 
 
 def test_keys_land_as_votes_and_undo_removes_the_last(browser, tmp_path):
@@ -134,12 +133,8 @@ def test_a_vote_survives_a_server_restart_and_a_new_browser(browser, tmp_path):
     rows = votes_in_store(tmp_path / "s")
     assert [(r[1], r[2], r[3]) for r in rows] == [("ann", first, "yes"), ("ann", second, "no")]
 
-    with Server(tmp_path / "s", port=port) as srv:
-        other = chrome()
-        try:
-            page = Page(other, srv.url)
-            page.login("ann")
-            assert page.image == third  # never an image ann already answered
-            assert page.text("rated") == "2"
-        finally:
-            other.quit()
+    with Server(tmp_path / "s", port=port) as srv, chrome() as other:
+        page = Page(other, srv.url)
+        page.login("ann")
+        assert page.image == third  # never an image ann already answered
+        assert page.text("rated") == "2"

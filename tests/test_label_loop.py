@@ -71,16 +71,12 @@ def test_captures_to_labels_to_a_verified_device(tmp_path, capsys):
     with Store(store, create=False) as s:
         assert s.samples() == []  # nothing to train on before the raters
 
-    browser = chrome()
-    try:
-        with Server(store, "--policy", "two") as srv:
-            page = Page(browser, srv.url)
-            for rater in ("ann", "bob"):
-                page.login(rater)
-                while page.image:
-                    page.press("y" if truth[page.image] else "n")
-    finally:
-        browser.quit()
+    with chrome() as browser, Server(store, "--policy", "two") as srv:
+        page = Page(browser, srv.url)
+        for rater in ("ann", "bob"):
+            page.login(rater)
+            while page.image:
+                page.press("y" if truth[page.image] else "n")
     with Store(store, create=False) as s:
         labels = {x.id: x.label for x in s.samples()}
     assert labels == {k: v for k, v in truth.items() if k in labels}
