@@ -86,3 +86,8 @@ def test_the_tests_keep_emulator_state_out_of_the_users_cache():
 
     assert state_dir() != Path.home() / ".cache" / "tinysmile"
     assert state_dir().is_dir()
+    # Under pytest-xdist (the default, pyproject's addopts), each worker's own: two workers
+    # sharing one would flash, stop and talk to each other's emulator.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        assert state_dir().name == worker
