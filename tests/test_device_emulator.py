@@ -30,7 +30,9 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Module scope: the state folder set here, and the emulator stopped at the end, stay with
+# this file; the files a worker runs after it get the session's folder back.
+@pytest.fixture(scope="module")
 def state_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("tinysmile-state")
     old = os.environ.get("TINYSMILE_STATE_DIR")
@@ -45,7 +47,7 @@ def state_dir(tmp_path_factory):
         os.environ["TINYSMILE_STATE_DIR"] = old
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def models(tmp_path_factory):
     from models import (
         build_dscnn,
@@ -81,7 +83,7 @@ class Built:
         self.host = host  # CompileResult of the unperturbed model: the host's view
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def firmware(state_dir, models):
     from tinysmile.compiler.api import compile_model
     from tinysmile.device.session import build
