@@ -15,11 +15,9 @@ _STATE_FOLDER = pytest.StashKey[str]()
 def pytest_configure(config: pytest.Config) -> None:
     # The emulators the tests start (`tinysmile flash`, profile, verify) are recorded in a
     # state folder of the session's own, not in the user's ~/.cache/tinysmile: running the
-    # tests neither talks to nor stops an emulator the user started, and two sessions at
-    # once (pytest-xdist workers among them) keep to their own emulators.
-    # pytest-xdist's workers inherit the controller's environment, this variable with it:
-    # each worker takes a folder of its own inside it, or two workers would flash, stop and
-    # talk to the same emulator.
+    # tests neither talks to nor stops an emulator the user started. pytest-xdist's workers
+    # inherit the controller's environment, this variable with it: each takes a subfolder
+    # of its own, or two workers would flash, stop and talk to the same emulator.
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if STATE_ENV not in os.environ:
         folder = tempfile.mkdtemp(prefix="tinysmile-test-state-")

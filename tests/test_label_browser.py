@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from label_helpers import Page, Server, chrome, make_store, votes_in_store
 from selenium.webdriver.common.by import By
@@ -138,3 +140,13 @@ def test_a_vote_survives_a_server_restart_and_a_new_browser(browser, tmp_path):
         page.login("ann")
         assert page.image == third  # never an image ann already answered
         assert page.text("rated") == "2"
+
+
+def test_chromium_keeps_its_temporary_files_to_itself():
+    # Each Chromium start leaves an org.chromium.Chromium.* folder in its TMPDIR: chrome()
+    # gives it a folder of its own and removes it, so the tests leave none in /tmp.
+    with chrome() as b:
+        tmp = Path(b.service.env["TMPDIR"])
+        b.get("about:blank")
+        assert any(p.name.startswith("org.chromium.Chromium.") for p in tmp.iterdir())
+    assert not tmp.exists()
