@@ -443,6 +443,49 @@ def test_restarts_keep_the_seed_best_on_validation(small_store, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_run_on_given_splits_trains_and_is_scored_on_those_alone(small_store, tmp_path):
+    """Cross-validation (bench/bench_accuracy.py) trains on folds of its own: the run uses
+    exactly the samples it is given for each split, says so, and is refused the store's
+    val and test splits, which its training data may come from."""
+    pytest.importorskip("tensorflow")
+    from tinysmile.train.dataset import store_samples
+    from tinysmile.train.quantize import quantize_run
+    from tinysmile.train.train import train_run
+
+    everything = sorted(store_samples(small_store, None), key=lambda s: s.id)
+    # Test and val drawn from the store's train split: not what the store would use.
+    ours = [s for s in everything if s.split == "train"]
+    splits = {"test": ours[:60], "val": ours[60:120], "train": ours[120:]}
+    assert len(splits["train"]) > 400
+    run = tmp_path / "run"
+    result = train_run(
+        small_store,
+        "embedded3",
+        run,
+        epochs=1,
+        seed=0,
+        verbose=0,
+        say=lambda *_: None,
+        split_samples=splits,
+    )
+    info = json.loads((run / "run.json").read_text())
+    assert info["custom_split"] is True
+    assert (info["train_samples"], info["val_samples"]) == (len(splits["train"]), 60)
+    assert (result["val"]["n"], result["test"]["n"]) == (60, 60)
+    assert result["test"]["positives"] == sum(s.label for s in splits["test"])
+
+    with pytest.raises(TinysmileError, match="split of its own"):
+        quantize_run(run, tmp_path / "refused", say=lambda *_: None)
+    assert not (tmp_path / "refused").exists()
+
+    report = quantize_run(run, tmp_path / "bundle", say=lambda *_: None, split_samples=splits)
+    for split in ("val", "test"):
+        assert report[split]["int8"]["n"] == 60
+        assert report[split]["int8"]["positives"] == sum(s.label for s in splits[split])
+    meta = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
+    assert "cross-validation" in meta["provenance"]["split"]
+
+
 # -- the bundled default ---------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ data package's `load_image` + `preprocess`, the same call the serving side makes
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,16 @@ def store_samples(store_dir: str | Path, split: str | None, task: str = "smile")
         )
     with Store(root, create=False) as store:
         return store.samples(split=split, task=task)
+
+
+def split_samples_of(
+    store_dir: str | Path, split: str, split_samples: Mapping[str, list] | None = None
+) -> list:
+    """The store's samples in ``split``; with ``split_samples`` (a cross-validation fold:
+    split name to samples), that mapping's, and none for a split it does not name."""
+    if split_samples is None:
+        return store_samples(store_dir, split)
+    return list(split_samples.get(split, []))
 
 
 def subset(samples: list, limit: int | None) -> list:

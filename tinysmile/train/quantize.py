@@ -14,6 +14,7 @@ import io
 import json
 import sys
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from tinysmile.bundle import write_bundle
 from tinysmile.data.preprocess import PreprocessSpec, to_float, to_int8
 from tinysmile.errors import TinysmileError
 from tinysmile.train import metrics as M
-from tinysmile.train.dataset import Arrays, load_samples, store_samples, subset
+from tinysmile.train.dataset import Arrays, load_samples, split_samples_of, subset
 from tinysmile.train.infer import op_names, run_tflite
 from tinysmile.train.train import LABELS, LAYERS_FILE, MODEL_FILE, import_tensorflow, load_run
 
@@ -64,9 +65,14 @@ def check_ops(model: bytes) -> list[str]:
 
 
 def representative_pixels(
-    spec: PreprocessSpec, store: Path, count: int, seed: int, limit: int | None
+    spec: PreprocessSpec,
+    store: Path,
+    count: int,
+    seed: int,
+    limit: int | None,
+    split_samples: Mapping[str, list] | None = None,
 ) -> np.ndarray:
-    samples = subset(store_samples(store, "train"), limit)
+    samples = subset(split_samples_of(store, "train", split_samples), limit)
     if not samples:
         raise TinysmileError(f"{store}: no training samples for the representative set")
     rng = np.random.default_rng([seed, 1])
@@ -224,12 +230,22 @@ def quantize_run(
     search: str | Path | None = None,
     profile_board: str | None = None,
     say: Any = print,
+    split_samples: Mapping[str, list] | None = None,
 ) -> dict[str, Any]:
     """The run's Keras model as a full-int8 bundle with its model card: AUC float and
     int8 on val and test, and under the serving-skew degradations; the compiler's arena
     and weight bytes; with ``profile_board``, the instructions one inference takes on that
-    (emulated) board; with ``search``, the search that found the architecture."""
+    (emulated) board; with ``search``, the search that found the architecture.
+    ``split_samples``: the samples a run trained with ``train_run(split_samples=...)``
+    used as each split, which it must be given again."""
     run, info, spec = load_run(run_dir)
+    if info.get("custom_split") and split_samples is None:
+        # Its val and test would be taken from the store's split, which the run may have
+        # trained on: the card's figures would be too good.
+        raise TinysmileError(
+            f"{run}: trained on a split of its own (cross-validation), not the store's; "
+            "it cannot be scored on the store's val and test splits"
+        )
     if profile_board is not None:
         from tinysmile.boards import load_board
 
@@ -251,7 +267,7 @@ def quantize_run(
     import keras
 
     model = keras.models.load_model(run / MODEL_FILE)
-    rep = representative_pixels(spec, store, calibration, seed, limit)
+    rep = representative_pixels(spec, store, calibration, seed, limit, split_samples)
     say(
         f"converting to full int8 with {len(rep) - 1} representative training images "
         "(and one stretched to the full pixel range)"
@@ -266,7 +282,7 @@ def quantize_run(
     splits: dict[str, Arrays] = {}
     for split in ("val", "test"):
         lim = None if limit is None else max(int(limit) // 4, 1)
-        samples = subset(store_samples(store, split), lim)
+        samples = subset(split_samples_of(store, split, split_samples), lim)
         if samples:
             splits[split] = load_samples(spec, samples)
     if "val" not in splits:
@@ -318,7 +334,11 @@ def quantize_run(
             "data": info.get("data"),
             "train_samples": info.get("train_samples"),
             "val_samples": info.get("val_samples"),
-            "split": "80/10/10 by content hash (tinysmile.data.store)",
+            "split": (
+                "given by the caller (a cross-validation fold)"
+                if info.get("custom_split")
+                else "80/10/10 by content hash (tinysmile.data.store)"
+            ),
             "arch": info.get("arch"),
             # The architecture as data (runs from before it was data have only the name).
             "arch_spec": (

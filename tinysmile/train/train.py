@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,14 @@ from tinysmile.data.preprocess import PreprocessSpec, to_float
 from tinysmile.errors import TinysmileError
 from tinysmile.train import metrics as M
 from tinysmile.train.arch import Arch, layer_costs, load_arch, total_macs, total_params, with_input
-from tinysmile.train.dataset import Arrays, is_store, load_samples, store_samples, subset
+from tinysmile.train.dataset import (
+    Arrays,
+    is_store,
+    load_samples,
+    split_samples_of,
+    store_samples,
+    subset,
+)
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
@@ -125,9 +133,14 @@ def predict_float(model: Any, spec: PreprocessSpec, pixels: np.ndarray) -> np.nd
 
 
 def _load_split(
-    spec: PreprocessSpec, store: Path, split: str, limit: int | None, say: Any
+    spec: PreprocessSpec,
+    store: Path,
+    split: str,
+    limit: int | None,
+    say: Any,
+    split_samples: Mapping[str, list] | None = None,
 ) -> Arrays | None:
-    samples = subset(store_samples(store, split), limit)
+    samples = subset(split_samples_of(store, split, split_samples), limit)
     if not samples:
         return None
     t = time.perf_counter()
@@ -179,12 +192,14 @@ def train_run(
     verbose: int = 1,
     say: Any = print,
     deterministic: bool = False,
+    split_samples: Mapping[str, list] | None = None,
 ) -> dict[str, Any]:
     """Train and write the run directory; returns the metrics dict.
 
     ``arch``: a built-in name, a JSON file or a document. The input size is the spec's
     when one is given (the architecture's input is resized to it), else the
-    architecture's."""
+    architecture's. ``split_samples`` maps "train", "val" and optionally "test" to the store's
+    samples to use as each, in place of the store's own split (cross-validation)."""
     arch_spec = load_arch(arch)
     store = check_store(data)
     if spec is None:
@@ -200,8 +215,9 @@ def train_run(
     run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
 
-    train = _load_split(spec, store, "train", limit, say)
-    val = _load_split(spec, store, "val", None if limit is None else max(limit // 4, 1), say)
+    small = None if limit is None else max(limit // 4, 1)
+    train = _load_split(spec, store, "train", limit, say, split_samples)
+    val = _load_split(spec, store, "val", small, say, split_samples)
     if train is None or val is None:
         raise TinysmileError(f"{store}: training needs samples in both the train and val splits")
     if len(set(val.labels.tolist())) < 2:
@@ -259,7 +275,7 @@ def train_run(
         "epochs_run": len(hist["loss"]),
         "best_epoch": best_epoch,
     }
-    test = _load_split(spec, store, "test", None if limit is None else max(limit // 4, 1), say)
+    test = _load_split(spec, store, "test", small, say, split_samples)
     if test is not None and len(set(test.labels.tolist())) == 2:
         result["test"] = M.summary(test.labels, predict_float(model, spec, test.pixels), threshold)
     M.plot_curves(val.labels, val_scores, run, f"{arch_name}, validation")
@@ -287,6 +303,8 @@ def train_run(
                 "learning_rate": learning_rate,
                 "patience": patience,
                 "limit": limit,
+                # Trained on given samples, not the store's split (see quantize_run).
+                "custom_split": split_samples is not None,
                 "augment_strength": augment_strength,
                 "target_precision": target_precision,
                 "class_weights": {str(k): v for k, v in weights.items()},
