@@ -486,6 +486,27 @@ def test_a_run_on_given_splits_trains_and_is_scored_on_those_alone(small_store, 
     assert "cross-validation" in meta["provenance"]["split"]
 
 
+def test_the_accuracy_benchmarks_last_fold_is_the_stores_split():
+    """bench/bench_accuracy.py's folds are tenths of the hash space: testing fold 9 with
+    fold 8 validating must be the store's own split, as its tables say."""
+    import importlib.util
+
+    from tinysmile.data.store import split_for_hash
+
+    path = REPO / "bench" / "bench_accuracy.py"
+    spec = importlib.util.spec_from_file_location("bench_accuracy", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rng = np.random.default_rng(0)
+    ids = [bytes(rng.integers(0, 256, 32, dtype=np.uint8)).hex() for _ in range(5000)]
+    expect = {"test": {9}, "val": {8}, "train": set(range(8))}
+    seen = {"test": set(), "val": set(), "train": set()}
+    for sample_id in ids:
+        seen[split_for_hash(sample_id)].add(bench.fold_of(sample_id))
+    assert seen == expect
+    assert bench.parse_folds("0-2,9") == [0, 1, 2, 9]
+
+
 # -- the bundled default ---------------------------------------------------------------
 
 
