@@ -38,6 +38,7 @@ from rich.console import Console
 from rich.table import Table
 
 FOLDS = 10
+DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "tinysmile" / "models" / "smile_default"
 # Two-sided 95 % quantiles of Student's t by degrees of freedom (folds - 1).
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
@@ -125,14 +126,18 @@ def mean_ci(xs: list[float]) -> tuple[float, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, help="a dataset store (tinysmile data import)")
-    ap.add_argument("--arch", action="append", help="built-in name, JSON or bundle; repeat")
+    ap.add_argument(
+        "--arch",
+        action="append",
+        help="built-in name, JSON or bundle; repeat (default: embedded3 and the bundled default)",
+    )
     ap.add_argument("--folds", default=f"0-{FOLDS - 1}", help="test folds, e.g. 0-9 or 2,5")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/bench-accuracy", help="per-fold results (resumes)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON instead")
     args = ap.parse_args()
-    archs = [load_arch_arg(a) for a in args.arch or ["embedded3", "tinysmile/models/smile_default"]]
+    archs = [load_arch_arg(a) for a in args.arch or ["embedded3", str(DEFAULT_BUNDLE)]]
     names = [a["name"] for a in archs]
     if len(set(names)) != len(names):
         raise SystemExit(f"two --arch share a name: {names}")
