@@ -19,12 +19,15 @@ comparison is paired fold by fold. `--arch` takes a built-in name, an architectu
 or a bundle (its provenance's architecture; the first `--arch` is the reference).
 
 Each (architecture, fold) result is kept in --out; run again, a stopped benchmark goes
-on from the folds it has.
+on from the folds it has (a result is used again only for the same architecture, data,
+seed and epochs). A store split otherwise than by hash (FER2013's own split) is still
+folded by hash here.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import re
@@ -52,7 +55,10 @@ def parse_folds(text: str) -> list[int]:
     out: set[int] = set()
     for part in text.split(","):
         a, _, b = part.partition("-")
-        lo, hi = int(a), int(b or a)
+        try:
+            lo, hi = int(a), int(b or a)
+        except ValueError:
+            raise SystemExit(f"--folds: {part!r} is not a fold or a range like 0-9") from None
         if not 0 <= lo <= hi < FOLDS:
             raise SystemExit(f"--folds: {part!r} is not within 0-{FOLDS - 1}")
         out.update(range(lo, hi + 1))
@@ -71,7 +77,9 @@ def load_arch_arg(value: str) -> dict:
     return load_arch(value)
 
 
-def run_fold(store: Path, arch: dict, fold: int, samples: list, args, folder: Path) -> dict:
+def run_fold(
+    store: Path, arch: dict, fold: int, samples: list, args, folder: Path, key: dict
+) -> dict:
     from tinysmile.train.quantize import quantize_run
     from tinysmile.train.train import train_run
 
@@ -94,13 +102,14 @@ def run_fold(store: Path, arch: dict, fold: int, samples: list, args, folder: Pa
         split_samples=splits,
     )
     report = quantize_run(work / "run", work / "bundle", say=quiet, split_samples=splits)
+    if "test" not in report:
+        raise SystemExit(f"fold {fold}: its test images are all of one class; no AUC")
     test = report["test"]
     result = {
+        **key,
         "arch": arch["name"],
         "fold": fold,
         "val_fold": val_fold,
-        "seed": args.seed,
-        "epochs": args.epochs,
         "epochs_run": trained["epochs_run"],
         "train_seconds": trained["train_seconds"],
         "n": {k: len(v) for k, v in splits.items()},
@@ -143,29 +152,37 @@ def main() -> None:
         raise SystemExit(f"two --arch share a name: {names}")
     folds = parse_folds(args.folds)
 
+    from tinysmile.train.arch import arch_key
     from tinysmile.train.dataset import store_samples
     from tinysmile.train.train import check_store
+    from tinysmile.train.trials import data_hash
 
     store = check_store(args.data)
     samples = store_samples(store, None)
+    data = data_hash(store)
     out = Path(args.out)
     console = Console(stderr=True)
     results: dict[str, dict[int, dict]] = {n: {} for n in names}
     todo = []
     for arch in archs:
+        # A result is reused only for the same architecture, data, seed and epochs.
+        key = {"arch_key": arch_key(arch), "data": data, "seed": args.seed, "epochs": args.epochs}
+        # Each setting has a folder of its own: a run with other settings overwrites nothing.
+        setting = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
         for fold in folds:
-            folder = out / re.sub(r"[^A-Za-z0-9_.-]", "_", arch["name"]) / f"fold{fold}"
+            name = re.sub(r"[^A-Za-z0-9_.-]", "_", arch["name"])
+            folder = out / name / setting / f"fold{fold}"
             done = folder / "result.json"
             if done.is_file():
                 r = json.loads(done.read_text())
-                if r["seed"] == args.seed and r["epochs"] == args.epochs:
+                if all(r.get(k) == v for k, v in key.items()):
                     results[arch["name"]][fold] = r
                     continue
-            todo.append((arch, fold, folder))
+            todo.append((arch, fold, folder, key))
     started = time.perf_counter()
-    for i, (arch, fold, folder) in enumerate(todo):
+    for i, (arch, fold, folder, key) in enumerate(todo):
         folder.mkdir(parents=True, exist_ok=True)
-        r = run_fold(store, arch, fold, samples, args, folder)
+        r = run_fold(store, arch, fold, samples, args, folder, key)
         results[arch["name"]][fold] = r
         spent = time.perf_counter() - started
         eta = spent / (i + 1) * (len(todo) - i - 1)
