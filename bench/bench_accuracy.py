@@ -47,8 +47,10 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 
 
 def fold_of(sample_id: str) -> int:
-    # The bucket split_for_hash cuts 80/10/10, in tenths: 8 is val, 9 is test.
-    return int(sample_id[:8], 16) % 100 // 10
+    from tinysmile.data.store import hash_bucket
+
+    # The buckets split_for_hash cuts 80/10/10, in tenths: 8 is val, 9 is test.
+    return hash_bucket(sample_id) // 10
 
 
 def parse_folds(text: str) -> list[int]:

@@ -198,9 +198,14 @@ def check_task(task: str) -> str:
     return task
 
 
+def hash_bucket(sample_id: str) -> int:
+    """0-99 from the content hash: where the sample falls in the split's hash space."""
+    return int(sample_id[:8], 16) % 100
+
+
 def split_for_hash(sample_id: str) -> str:
     """Deterministic 80/10/10 split from the content hash (stable across machines)."""
-    bucket = int(sample_id[:8], 16) % 100
+    bucket = hash_bucket(sample_id)
     if bucket < SPLIT_PERCENT[0]:
         return "train"
     if bucket < SPLIT_PERCENT[0] + SPLIT_PERCENT[1]:
