@@ -143,8 +143,8 @@ def main() -> None:
         help="built-in name, JSON or bundle; repeat (default: embedded3 and the bundled default)",
     )
     ap.add_argument("--folds", default=f"0-{FOLDS - 1}", help="test folds, e.g. 0-9 or 2,5")
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=30, help="epochs of each training (max)")
+    ap.add_argument("--seed", type=int, default=0, help="the seed of every training")
     ap.add_argument("--out", default="runs/bench-accuracy", help="per-fold results (resumes)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON instead")
     args = ap.parse_args()
@@ -255,4 +255,9 @@ def report(names: list[str], folds: list[int], results: dict) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tinysmile.errors import TinysmileError
+
+    try:
+        sys.exit(main())
+    except TinysmileError as e:
+        sys.exit(f"error: {e}")
