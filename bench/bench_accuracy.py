@@ -3,7 +3,7 @@ not a test.
 
     python bench/bench_accuracy.py --data runs/default/store \\
         [--arch embedded3 --arch tinysmile/models/smile_default] [--folds 0-9] \\
-        [--epochs 30] [--seed 0] [--out runs/bench-accuracy] [--json]
+        [--epochs 30] [--seed 0] [--patience 8] [--out runs/bench-accuracy] [--json]
 
 Why: the store's test split (about 1,100 SMILEsmileD images) cannot tell two models apart
 by less than about 0.008 AUC, and a choice made by looking at it again and again is a
@@ -20,7 +20,7 @@ or a bundle (its provenance's architecture; the first `--arch` is the reference)
 
 Each (architecture, fold) result is kept in --out; run again, a stopped benchmark goes
 on from the folds it has (a result is used again only for the same architecture, data,
-seed and epochs). A store split otherwise than by hash (FER2013's own split) is still
+seed, epochs and patience). A store split otherwise than by hash (FER2013's own split) is still
 folded by hash here.
 """
 
@@ -99,6 +99,7 @@ def run_fold(
         work / "run",
         epochs=args.epochs,
         seed=args.seed,
+        patience=args.patience,
         verbose=0,
         say=quiet,
         split_samples=splits,
@@ -145,6 +146,9 @@ def main() -> None:
     ap.add_argument("--folds", default=f"0-{FOLDS - 1}", help="test folds, e.g. 0-9 or 2,5")
     ap.add_argument("--epochs", type=int, default=30, help="epochs of each training (max)")
     ap.add_argument("--seed", type=int, default=0, help="the seed of every training")
+    ap.add_argument(
+        "--patience", type=int, default=8, help="epochs without a better val AUC before stopping"
+    )
     ap.add_argument("--out", default="runs/bench-accuracy", help="per-fold results (resumes)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON instead")
     args = ap.parse_args()
@@ -167,8 +171,14 @@ def main() -> None:
     results: dict[str, dict[int, dict]] = {n: {} for n in names}
     todo = []
     for arch in archs:
-        # A result is reused only for the same architecture, data, seed and epochs.
-        key = {"arch_key": arch_key(arch), "data": data, "seed": args.seed, "epochs": args.epochs}
+        # A result is reused only for the same architecture, data and training settings.
+        key = {
+            "arch_key": arch_key(arch),
+            "data": data,
+            "seed": args.seed,
+            "epochs": args.epochs,
+            "patience": args.patience,
+        }
         # Each setting has a folder of its own: a run with other settings overwrites nothing.
         setting = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
         for fold in folds:
