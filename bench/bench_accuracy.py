@@ -15,13 +15,14 @@ Folds are the tenths of the content-hash space that the store's split is cut fro
 `tinysmile train` + `tinysmile quantize`, whose split is fold 9 tested with fold 8
 validating. Every architecture trains on the same folds with the same seed and is scored
 in full int8 on its test fold, clean and through the serving-skew degradations, so the
-comparison is paired fold by fold. `--arch` takes a built-in name, an architecture JSON
-or a bundle (its provenance's architecture; the first `--arch` is the reference).
+comparison is paired fold by fold. `--arch` takes what `tinysmile search --baseline`
+does: a built-in name, an architecture JSON, a training run or a bundle (the first `--arch`
+is the reference).
 
 Each (architecture, fold) result is kept in --out; run again, a stopped benchmark goes
 on from the folds it has (a result is used again only for the same architecture, data,
-seed, epochs and patience). A store split otherwise than by hash (FER2013's own split) is still
-folded by hash here.
+seed, epochs and patience). A store split otherwise than by hash (FER2013's own split) is
+still folded by hash here.
 """
 
 from __future__ import annotations
@@ -65,18 +66,6 @@ def parse_folds(text: str) -> list[int]:
             raise SystemExit(f"--folds: {part!r} is not within 0-{FOLDS - 1}")
         out.update(range(lo, hi + 1))
     return sorted(out)
-
-
-def load_arch_arg(value: str) -> dict:
-    from tinysmile.train.arch import load_arch
-
-    path = Path(value)
-    if (path / "bundle.json").is_file():
-        spec = json.loads((path / "bundle.json").read_text())["provenance"].get("arch_spec")
-        if not spec:
-            raise SystemExit(f"{path}: the bundle does not record its architecture")
-        return load_arch(spec)
-    return load_arch(value)
 
 
 def run_fold(
@@ -141,7 +130,7 @@ def main() -> None:
     ap.add_argument(
         "--arch",
         action="append",
-        help="built-in name, JSON or bundle; repeat (default: embedded3 and the bundled default)",
+        help="built-in name, JSON, run or bundle; repeat (default: embedded3, the bundled default)",
     )
     ap.add_argument("--folds", default=f"0-{FOLDS - 1}", help="test folds, e.g. 0-9 or 2,5")
     ap.add_argument("--epochs", type=int, default=30, help="epochs of each training (max)")
@@ -152,7 +141,9 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench-accuracy", help="per-fold results (resumes)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON instead")
     args = ap.parse_args()
-    archs = [load_arch_arg(a) for a in args.arch or ["embedded3", str(DEFAULT_BUNDLE)]]
+    from tinysmile.train.search import load_baseline
+
+    archs = [load_baseline(a) for a in args.arch or ["embedded3", str(DEFAULT_BUNDLE)]]
     names = [a["name"] for a in archs]
     if len(set(names)) != len(names):
         raise SystemExit(f"two --arch share a name: {names}")

@@ -669,8 +669,28 @@ def test_baseline_from_a_training_run(tmp_path):
     (old / "run.json").write_text(json.dumps({"arch": "embedded3"}))  # runs from before
     assert arch_key(load_baseline(str(new))) == arch_key(small)
     assert arch_key(load_baseline(str(old))) == arch_key(emb)
-    with pytest.raises(TinysmileError, match="not a training run"):
+    with pytest.raises(TinysmileError, match="not a training run or a bundle"):
         load_baseline(str(tmp_path))
+
+
+def test_baseline_from_a_bundle(tmp_path):
+    """A bundle's architecture is the one its provenance records (bench_accuracy's --arch
+    takes bundles through this too)."""
+    import shutil
+
+    from tinysmile.train.search import load_baseline
+
+    default = Path(__file__).resolve().parents[1] / "tinysmile" / "models" / "smile_default"
+    recorded = json.loads((default / "bundle.json").read_text())["provenance"]["arch_spec"]
+    arch = load_baseline(str(default))
+    assert arch_key(arch) == arch_key(load_arch(recorded))
+    assert (arch["input"]["height"], arch["input"]["width"]) == (48, 48)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(default / "model.tflite", bare / "model.tflite")
+    (bare / "bundle.json").write_text(json.dumps({"name": "bare"}))
+    with pytest.raises(TinysmileError, match="does not record its architecture"):
+        load_baseline(str(bare))
 
 
 def test_search_cli_errors_are_one_line(tmp_path):

@@ -432,7 +432,10 @@ def _report_table(settings: dict, rows: list[dict]):
     "--baseline",
     default="embedded3",
     show_default=True,
-    help="alexnet, reduced-alexnet, embedded3, an architecture JSON or a training run folder.",
+    help=(
+        "alexnet, reduced-alexnet, embedded3, an architecture JSON, a training run folder or "
+        "a bundle."
+    ),
 )
 @click.option("--board", "board_id", default=None, help="Board whose budget trials must fit.")
 @click.option(

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tinysmile.bundle import META_FILE, load_bundle
 from tinysmile.errors import TinysmileError
 from tinysmile.train.arch import Arch, arch_key, arch_macs, load_arch, reductions
 from tinysmile.train.trials import (
@@ -121,7 +122,8 @@ def parse_target(text: str) -> tuple[float, bool]:
 
 
 def load_baseline(value: str) -> Arch:
-    """A built-in name, an architecture JSON, or a training run folder (its arch.json)."""
+    """A built-in name, an architecture JSON, a training run folder (its arch.json) or a
+    bundle (the architecture its provenance records)."""
     p = Path(value)
     if p.is_dir():
         if (p / "arch.json").is_file():
@@ -129,7 +131,14 @@ def load_baseline(value: str) -> Arch:
         run = p / "run.json"
         if run.is_file():
             return load_arch(json.loads(run.read_text())["arch"])
-        raise TinysmileError(f"{p}: not a training run (no arch.json or run.json)")
+        if (p / META_FILE).is_file():
+            spec = load_bundle(p).meta.get("provenance", {}).get("arch_spec")
+            if not spec:
+                raise TinysmileError(f"{p}: the bundle does not record its architecture")
+            return load_arch(spec)
+        raise TinysmileError(
+            f"{p}: not a training run or a bundle (no arch.json, run.json or {META_FILE})"
+        )
     return load_arch(value)
 
 
