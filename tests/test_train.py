@@ -486,6 +486,70 @@ def test_a_run_on_given_splits_trains_and_is_scored_on_those_alone(small_store, 
     assert "cross-validation" in meta["provenance"]["split"]
 
 
+@needs_smilesmiled
+def test_a_teacher_mixes_its_probabilities_into_the_targets(small_run, small_store, tmp_path):
+    """Distillation: each target is `distill` times the teacher's probability for the image
+    the student sees (resized to the teacher's input) plus the rest times the label; the
+    run records its teacher; a folder that is not a run, or a weight outside (0, 1], is
+    refused."""
+    import cv2
+    import keras
+
+    from tinysmile.data.preprocess import to_float
+    from tinysmile.train.train import Teacher, store_spec, train_run
+
+    teacher_dir, _ = small_run
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (6, 48, 48, 1), dtype=np.uint8)
+    labels = np.array([0, 1, 0, 1, 1, 0], dtype=np.float32)
+    teacher = Teacher(teacher_dir, 0.25)
+    got = teacher.targets(pixels, labels)
+
+    model = keras.models.load_model(teacher_dir / "model.keras", compile=False)
+    big = np.stack(
+        [cv2.resize(p[:, :, 0], (64, 64), interpolation=cv2.INTER_LINEAR) for p in pixels]
+    )
+    probs = model.predict(to_float(teacher.spec, big[..., None]), verbose=0).reshape(-1)
+    assert not np.allclose(probs, labels, atol=0.05)  # the teacher's part is visible
+    np.testing.assert_allclose(got, 0.75 * labels + 0.25 * probs, rtol=0, atol=1e-5)
+
+    run = tmp_path / "student"
+    train_run(
+        small_store,
+        "embedded3",
+        run,
+        epochs=1,
+        limit=200,
+        spec=store_spec(small_store, 48, 48),
+        teacher=teacher_dir,
+        distill=0.25,
+        verbose=0,
+        say=lambda *_: None,
+    )
+    info = json.loads((run / "run.json").read_text())
+    assert info["teacher"] == {
+        "run": str(teacher_dir.resolve()),
+        "weight": 0.25,
+        "arch": "embedded3",
+    }
+    with pytest.raises(TinysmileError, match="not a training run to learn from"):
+        Teacher(tmp_path, 0.5)
+    proc = run_cli(
+        "train",
+        "--data",
+        str(small_store),
+        "--out",
+        str(tmp_path / "refused"),
+        "--teacher",
+        str(tmp_path / "student" / "roc.png"),
+        check=False,
+    )
+    assert proc.returncode == 2 and "not a training run to learn from" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "refused").exists()
+    with pytest.raises(TinysmileError, match=r"--distill must be in \(0, 1\]"):
+        Teacher(teacher_dir, 0.0)
+
+
 def test_the_accuracy_benchmarks_last_fold_is_the_stores_split():
     """bench/bench_accuracy.py's folds are tenths of the hash space: testing fold 9 with
     fold 8 validating must be the store's own split, as its tables say."""

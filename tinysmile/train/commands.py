@@ -75,6 +75,20 @@ def _echo_err(msg: str) -> None:
     " faces [from the store's sources: haar for GENKI-4K and CelebA].",
 )
 @click.option("--size", type=int, default=None, help="Input height and width [the architecture's].")
+@click.option(
+    "--teacher",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A training run to learn from (distillation): each target mixes the label with the"
+    " teacher's probability for the same augmented image.",
+)
+@click.option(
+    "--distill",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="With --teacher: the teacher's share of each target, the rest the label's.",
+)
 def train_cmd(
     arch: str,
     data: Path,
@@ -90,6 +104,8 @@ def train_cmd(
     target_precision: float,
     face_crop: str | None,
     size: int | None,
+    teacher: Path | None,
+    distill: float,
 ) -> None:
     """Train ARCH on a store's train split; early stopping on validation AUC."""
     from tinysmile.train.arch import load_arch
@@ -120,6 +136,8 @@ def train_cmd(
         augment_strength=augment_strength,
         target_precision=target_precision,
         spec=spec,
+        teacher=teacher,
+        distill=distill,
         command=_command_line(),
         verbose=1 if sys.stderr.isatty() else 2,
         say=_echo_err,

@@ -2,9 +2,11 @@
 
 Class weighting, on-the-fly augmentation (the data package's transforms plus a
 horizontal flip), cosine-decayed Adam, early stopping on validation AUC with the best
-weights restored. The run directory receives the float model, the preprocess spec,
-metrics at a threshold chosen on the validation split, ROC/PR plots and the per-layer
-cost. TensorFlow is imported inside the functions only.
+weights restored. With a teacher (a trained run's float model), each target mixes the
+label with the teacher's probability for the same augmented image (distillation). The
+run directory receives the float model, the preprocess spec, metrics at a threshold
+chosen on the validation split, ROC/PR plots and the per-layer cost. TensorFlow is
+imported inside the functions only.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from tinysmile import __version__
 from tinysmile.data.augment import augment
-from tinysmile.data.preprocess import PreprocessSpec, to_float
+from tinysmile.data.preprocess import PreprocessSpec, crop_to_input, to_float
 from tinysmile.errors import TinysmileError
 from tinysmile.train import metrics as M
 from tinysmile.train.arch import Arch, layer_costs, load_arch, total_macs, total_params, with_input
@@ -90,6 +92,46 @@ def augment_batch(
     return out
 
 
+class Teacher:
+    """A trained float model whose probabilities become part of another model's targets.
+
+    ``weight`` of each target is the teacher's probability for the augmented image the
+    student sees (resized to the teacher's input through the one crop-and-resize path),
+    the rest the label."""
+
+    @staticmethod
+    def check(folder: str | Path, weight: float) -> None:
+        if not 0 < weight <= 1:
+            raise TinysmileError(f"--distill must be in (0, 1], got {weight}")
+        for name in (MODEL_FILE, SPEC_FILE):
+            if not (Path(folder) / name).is_file():
+                raise TinysmileError(f"{folder}: not a training run to learn from (no {name})")
+
+    def __init__(self, folder: str | Path, weight: float) -> None:
+        import keras
+
+        self.check(folder, weight)
+        self.folder = Path(folder)
+        self.weight = weight
+        self.spec = PreprocessSpec.from_dict(json.loads((self.folder / SPEC_FILE).read_text()))
+        self.model = keras.models.load_model(self.folder / MODEL_FILE, compile=False)
+
+    def targets(self, pixels: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        import keras
+
+        if pixels.shape[1:3] != (self.spec.height, self.spec.width):
+            pixels = np.stack([crop_to_input(self.spec, p, None).pixels for p in pixels])
+        out = self.model(to_float(self.spec, pixels), training=False)
+        p = keras.ops.convert_to_numpy(out).reshape(-1)
+        return ((1 - self.weight) * labels + self.weight * p).astype(np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"run": str(self.folder.resolve()), "weight": self.weight}
+        if (self.folder / ARCH_FILE).is_file():
+            info["arch"] = json.loads((self.folder / ARCH_FILE).read_text()).get("name")
+        return info
+
+
 def _batches(
     spec: PreprocessSpec,
     data: Arrays,
@@ -97,6 +139,7 @@ def _batches(
     batch_size: int,
     seed: int,
     strength: float,
+    teacher: Teacher | None = None,
 ) -> Any:
     import keras
 
@@ -118,8 +161,11 @@ def _batches(
         def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             idx = self.order[i * batch_size : (i + 1) * batch_size]
             rng = np.random.default_rng([seed, self.epoch, i])
-            x = to_float(spec, augment_batch(data.pixels[idx], rng, strength))
-            return x, data.labels[idx].astype(np.float32), self.w[idx]
+            pixels = augment_batch(data.pixels[idx], rng, strength)
+            y = data.labels[idx].astype(np.float32)
+            if teacher is not None:
+                y = teacher.targets(pixels, y)
+            return to_float(spec, pixels), y, self.w[idx]
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
@@ -193,13 +239,17 @@ def train_run(
     say: Any = print,
     deterministic: bool = False,
     split_samples: Mapping[str, list] | None = None,
+    teacher: str | Path | None = None,
+    distill: float = 0.5,
 ) -> dict[str, Any]:
     """Train and write the run directory; returns the metrics dict.
 
     ``arch``: a built-in name, a JSON file or a document. The input size is the spec's
     when one is given (the architecture's input is resized to it), else the
     architecture's. ``split_samples`` maps "train", "val" and optionally "test" to the store's
-    samples to use as each, in place of the store's own split (cross-validation)."""
+    samples to use as each, in place of the store's own split (cross-validation).
+    ``teacher``: a run folder (its model.keras and preprocess.json); each target is then
+    ``distill`` times the teacher's probability plus the rest times the label."""
     arch_spec = load_arch(arch)
     store = check_store(data)
     if spec is None:
@@ -210,6 +260,8 @@ def train_run(
         raise TinysmileError(f"--epochs must be >= 1, got {epochs}")
     if not 0 < target_precision < 1:
         raise TinysmileError(f"target precision must be in (0, 1), got {target_precision}")
+    if teacher is not None:
+        Teacher.check(teacher, distill)  # before the data is loaded
     started = time.perf_counter()
     cpu_started = time.process_time()
     run = Path(out)
@@ -232,9 +284,10 @@ def train_run(
 
     from tinysmile.train.arch import build_model, export_model
 
+    teaching = None if teacher is None else Teacher(teacher, distill)
     seed_everything(seed, deterministic)
     model = build_model(arch_spec)
-    batches = _batches(spec, train, weights, batch_size, seed, augment_strength)
+    batches = _batches(spec, train, weights, batch_size, seed, augment_strength, teaching)
     steps = len(batches) * epochs
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
     model.compile(
@@ -248,6 +301,7 @@ def train_run(
     say(
         f"training {arch_name} on {train.labels.size} images, {epochs} epochs max, "
         f"batch {batch_size}, seed {seed}"
+        + ("" if teaching is None else f", distilled from {teaching.folder} ({distill:g})")
     )
     t0 = time.perf_counter()
     history = model.fit(
@@ -305,6 +359,7 @@ def train_run(
                 "limit": limit,
                 # Trained on given samples, not the store's split (see quantize_run).
                 "custom_split": split_samples is not None,
+                "teacher": None if teaching is None else teaching.describe(),
                 "augment_strength": augment_strength,
                 "target_precision": target_precision,
                 "class_weights": {str(k): v for k, v in weights.items()},
