@@ -3,7 +3,8 @@ not a test.
 
     python bench/bench_accuracy.py --data runs/default/store \\
         [--arch embedded3 --arch tinysmile/models/smile_default] [--folds 0-9] \\
-        [--epochs 30] [--seed 0] [--patience 8] [--out runs/bench-accuracy] [--json]
+        [--epochs 30] [--seed 0] [--patience 8] [--out runs/bench-accuracy] [--json] \\
+        [--student tinysmile/models/smile_default [--teacher embedded3] [--distill 0.5]]
 
 Why: the store's test split (about 1,100 SMILEsmileD images) cannot tell two models apart
 by less than about 0.008 AUC, and a choice made by looking at it again and again is a
@@ -17,12 +18,15 @@ validating. Every architecture trains on the same folds with the same seed and i
 in full int8 on its test fold, clean and through the serving-skew degradations, so the
 comparison is paired fold by fold. `--arch` takes what `tinysmile search --baseline`
 does: a built-in name, an architecture JSON, a training run or a bundle (the first `--arch`
-is the reference).
+is the reference). A `--student` is trained on each fold with the same fold's `--teacher`
+(one of the --arch, the first unless named) as its teacher: `train_run(teacher=...)`, each
+target `--distill` times the teacher's probability and the rest the label.
 
-Each (architecture, fold) result is kept in --out; run again, a stopped benchmark goes
-on from the folds it has (a result is used again only for the same architecture, data,
-seed, epochs and patience). A store split otherwise than by hash (FER2013's own split) is
-still folded by hash here.
+Each (architecture, fold) result is kept in --out, with its float model; run again, a
+stopped benchmark goes on from the folds it has (a result is used again only for the same
+architecture, data, seed, epochs and patience, and for a student the same teacher and
+weight). A store split otherwise than by hash (FER2013's own split) is still folded by
+hash here.
 """
 
 from __future__ import annotations
@@ -69,10 +73,17 @@ def parse_folds(text: str) -> list[int]:
 
 
 def run_fold(
-    store: Path, arch: dict, fold: int, samples: list, args, folder: Path, key: dict
+    store: Path,
+    arch: dict,
+    fold: int,
+    samples: list,
+    args,
+    folder: Path,
+    key: dict,
+    teacher: Path | None = None,
 ) -> dict:
     from tinysmile.train.quantize import quantize_run
-    from tinysmile.train.train import train_run
+    from tinysmile.train.train import MODEL_FILE, SPEC_FILE, train_run
 
     val_fold = (fold - 1) % FOLDS
     splits: dict[str, list] = {"train": [], "val": [], "test": []}
@@ -92,6 +103,8 @@ def run_fold(
         verbose=0,
         say=quiet,
         split_samples=splits,
+        teacher=teacher,
+        distill=args.distill,
     )
     report = quantize_run(work / "run", work / "bundle", say=quiet, split_samples=splits)
     if "test" not in report:
@@ -111,6 +124,10 @@ def run_fold(
         "test_auc_int8": test["int8"]["auc"],
         "test_auc_degraded": test["degraded"]["auc"],
     }
+    # The float model and its preprocessing stay (tens of kB): a later setting can take
+    # them as the same fold's teacher (--teacher).
+    for name in (MODEL_FILE, SPEC_FILE):
+        shutil.copyfile(work / "run" / name, folder / name)
     (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
     return result
@@ -140,18 +157,44 @@ def main() -> None:
     )
     ap.add_argument("--out", default="runs/bench-accuracy", help="per-fold results (resumes)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON instead")
+    ap.add_argument(
+        "--student",
+        action="append",
+        default=[],
+        help="an architecture trained with the same fold's --teacher as its teacher; repeat",
+    )
+    ap.add_argument("--teacher", help="the students' teacher, one of the --arch [the first]")
+    ap.add_argument(
+        "--distill",
+        type=float,
+        default=0.5,
+        help="a student's targets: this much the teacher's probability, the rest the label",
+    )
     args = ap.parse_args()
     from tinysmile.train.search import load_baseline
 
     archs = [load_baseline(a) for a in args.arch or ["embedded3", str(DEFAULT_BUNDLE)]]
-    names = [a["name"] for a in archs]
+    # (name, architecture, its teacher's name or None)
+    entries = [(a["name"], a, None) for a in archs]
+    if args.student:
+        teacher = archs[0]["name"]
+        if args.teacher:
+            teacher = load_baseline(args.teacher)["name"]
+            if teacher not in {a["name"] for a in archs}:
+                raise SystemExit(f"--teacher {args.teacher}: not one of the --arch")
+        if not 0 < args.distill <= 1:
+            raise SystemExit(f"--distill must be in (0, 1], got {args.distill}")
+        for s in args.student:
+            a = load_baseline(s)
+            entries.append((f"{a['name']} (from {teacher})", a, teacher))
+    names = [e[0] for e in entries]
     if len(set(names)) != len(names):
         raise SystemExit(f"two --arch share a name: {names}")
     folds = parse_folds(args.folds)
 
     from tinysmile.train.arch import arch_key
     from tinysmile.train.dataset import store_samples
-    from tinysmile.train.train import check_store
+    from tinysmile.train.train import MODEL_FILE, check_store
     from tinysmile.train.trials import data_hash
 
     store = check_store(args.data)
@@ -160,8 +203,11 @@ def main() -> None:
     out = Path(args.out)
     console = Console(stderr=True)
     results: dict[str, dict[int, dict]] = {n: {} for n in names}
+    folders: dict[str, Path] = {}  # each entry's setting folder
+    keys: dict[str, dict] = {}
     todo = []
-    for arch in archs:
+    # The --arch come first, so a teacher's fold is trained before its students'.
+    for name, arch, teacher in entries:
         # A result is reused only for the same architecture, data and training settings.
         key = {
             "arch_key": arch_key(arch),
@@ -170,27 +216,34 @@ def main() -> None:
             "epochs": args.epochs,
             "patience": args.patience,
         }
+        if teacher is not None:
+            key["teacher"] = keys[teacher]
+            key["distill"] = args.distill
+        keys[name] = key
         # Each setting has a folder of its own: a run with other settings overwrites nothing.
         setting = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+        folders[name] = out / re.sub(r"[^A-Za-z0-9_.-]", "_", arch["name"]) / setting
         for fold in folds:
-            name = re.sub(r"[^A-Za-z0-9_.-]", "_", arch["name"])
-            folder = out / name / setting / f"fold{fold}"
+            folder = folders[name] / f"fold{fold}"
             done = folder / "result.json"
-            if done.is_file():
+            # A teacher's result is reused only with its model (kept since students came).
+            teaching = any(t == name for _, _, t in entries)
+            if done.is_file() and (not teaching or (folder / MODEL_FILE).is_file()):
                 r = json.loads(done.read_text())
                 if all(r.get(k) == v for k, v in key.items()):
-                    results[arch["name"]][fold] = r
+                    results[name][fold] = r
                     continue
-            todo.append((arch, fold, folder, key))
+            from_ = None if teacher is None else folders[teacher] / f"fold{fold}"
+            todo.append((name, arch, fold, folder, key, from_))
     started = time.perf_counter()
-    for i, (arch, fold, folder, key) in enumerate(todo):
+    for i, (name, arch, fold, folder, key, from_) in enumerate(todo):
         folder.mkdir(parents=True, exist_ok=True)
-        r = run_fold(store, arch, fold, samples, args, folder, key)
-        results[arch["name"]][fold] = r
+        r = run_fold(store, arch, fold, samples, args, folder, key, from_)
+        results[name][fold] = r
         spent = time.perf_counter() - started
         eta = spent / (i + 1) * (len(todo) - i - 1)
         console.print(
-            f"[{i + 1}/{len(todo)}] {arch['name']} fold {fold}: int8 test AUC "
+            f"[{i + 1}/{len(todo)}] {name} fold {fold}: int8 test AUC "
             f"{r['test_auc_int8']:.4f}, degraded {r['test_auc_degraded']:.4f} "
             f"({r['train_seconds']:.0f} s training; about {eta / 60:.0f} min to go)"
         )
