@@ -550,17 +550,22 @@ def test_a_teacher_mixes_its_probabilities_into_the_targets(small_run, small_sto
         Teacher(teacher_dir, 0.0)
 
 
-def test_the_accuracy_benchmarks_last_fold_is_the_stores_split():
-    """bench/bench_accuracy.py's folds are tenths of the hash space: testing fold 9 with
-    fold 8 validating must be the store's own split, as its tables say."""
+def _bench_accuracy():
     import importlib.util
-
-    from tinysmile.data.store import split_for_hash
 
     path = REPO / "bench" / "bench_accuracy.py"
     spec = importlib.util.spec_from_file_location("bench_accuracy", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_accuracy_benchmarks_last_fold_is_the_stores_split():
+    """bench/bench_accuracy.py's folds are tenths of the hash space: testing fold 9 with
+    fold 8 validating must be the store's own split, as its tables say."""
+    from tinysmile.data.store import split_for_hash
+
+    bench = _bench_accuracy()
     rng = np.random.default_rng(0)
     ids = [bytes(rng.integers(0, 256, 32, dtype=np.uint8)).hex() for _ in range(5000)]
     expect = {"test": {9}, "val": {8}, "train": set(range(8))}
@@ -569,6 +574,64 @@ def test_the_accuracy_benchmarks_last_fold_is_the_stores_split():
         seen[split_for_hash(sample_id)].add(bench.fold_of(sample_id))
     assert seen == expect
     assert bench.parse_folds("0-2,9") == [0, 1, 2, 9]
+
+
+@needs_smilesmiled
+def test_the_accuracy_benchmarks_students_learn_from_the_same_folds_teacher(
+    small_store, tmp_path, monkeypatch, capsys
+):
+    """bench_accuracy --student: each fold's student is given that fold's teacher, after
+    it; results are reused for the same setting only, and a teacher's only with its model.
+    The training itself is stood in for (it is tested above): what is tested is the
+    bookkeeping."""
+    bench = _bench_accuracy()
+    calls = []
+
+    def fake_fold(store, arch, fold, samples, args, folder, key, teacher=None):
+        calls.append((arch["name"], fold, teacher, args.distill))
+        if teacher is not None:
+            assert (teacher / "model.keras").is_file()  # the teacher came first
+        (folder / "model.keras").write_text("model")
+        r = {**key, "arch": arch["name"], "fold": fold, "val_fold": (fold - 1) % 10}
+        r.update(n={"test": 1}, macs=1, test_auc_int8=0.9, test_auc_degraded=0.8, train_seconds=1)
+        (folder / "result.json").write_text(json.dumps(r))
+        return r
+
+    monkeypatch.setattr(bench, "run_fold", fake_fold)
+    out = tmp_path / "bench"
+
+    def run(*extra):
+        calls.clear()
+        argv = ["bench_accuracy", "--data", str(small_store), "--out", str(out), "--json"]
+        monkeypatch.setattr("sys.argv", argv + ["--folds", "0-1", *extra])
+        bench.main()
+        return json.loads(capsys.readouterr().out)
+
+    small = str(REPO / "tinysmile" / "models" / "smile_default")
+    table = run("--arch", "embedded3", "--student", small)
+    student = [n for n in table if n.endswith("(from embedded3)")]
+    assert len(table) == 2 and len(student) == 1
+    teachers = {c[1]: c[2] for c in calls if c[2] is not None}
+    assert sorted(teachers) == [0, 1]
+    assert [c[:2] for c in calls] == [("embedded3", 0), ("embedded3", 1)] + [
+        (calls[2][0], 0),
+        (calls[2][0], 1),
+    ]
+    assert calls[2][0] != "embedded3" and [c[3] for c in calls[2:]] == [0.5, 0.5]
+    for fold, folder in teachers.items():
+        assert folder.name == f"fold{fold}" and folder.parent.parent.name == "embedded3"
+    setting = ("arch_key", "data", "seed", "epochs", "patience")
+    assert table[student[0]][0]["teacher"] == {k: table["embedded3"][0][k] for k in setting}
+
+    assert run("--arch", "embedded3", "--student", small) and calls == []  # all reused
+    run("--arch", "embedded3", "--student", small, "--distill", "0.25")
+    assert [(c[1], c[3]) for c in calls] == [(0, 0.25), (1, 0.25)]  # the students only
+    # A teacher's result without its model is trained again; its students' stand.
+    (teachers[1] / "model.keras").unlink()
+    run("--arch", "embedded3", "--student", small, "--distill", "0.25")
+    assert [c[:2] for c in calls] == [("embedded3", 1)]
+    with pytest.raises(SystemExit, match="not one of the --arch"):
+        run("--arch", "embedded3", "--student", small, "--teacher", "alexnet")
 
 
 # -- the bundled default ---------------------------------------------------------------
