@@ -496,6 +496,7 @@ def test_a_teacher_mixes_its_probabilities_into_the_targets(small_run, small_sto
     import keras
 
     from tinysmile.data.preprocess import to_float
+    from tinysmile.train.quantize import quantize_run
     from tinysmile.train.train import Teacher, store_spec, train_run
 
     teacher_dir, _ = small_run
@@ -532,6 +533,13 @@ def test_a_teacher_mixes_its_probabilities_into_the_targets(small_run, small_sto
         "weight": 0.25,
         "arch": "embedded3",
     }
+    # The bundle's provenance and card say so.
+    quantize_run(run, tmp_path / "bundle", say=lambda *_: None)
+    meta = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
+    assert meta["provenance"]["teacher"] == info["teacher"]
+    card = (tmp_path / "bundle" / "MODEL_CARD.md").read_text()
+    assert f"Distilled from `{teacher_dir.resolve()}` (embedded3)" in card
+    assert "0.25 times the teacher's probability plus 0.75 times the label" in card
     with pytest.raises(TinysmileError, match="not a training run to learn from"):
         Teacher(tmp_path, 0.5)
     proc = run_cli(

@@ -364,6 +364,8 @@ def quantize_run(
     }
     if info.get("restarts"):
         meta["provenance"]["restarts"] = info["restarts"]
+    if info.get("teacher"):
+        meta["provenance"]["teacher"] = info["teacher"]
     if searched is not None:
         meta["search"] = searched
     from tinysmile.compiler.api import compile_in_memory
@@ -587,6 +589,19 @@ def _num(v: Any) -> str:
     return "-" if v is None else f"{round(v):,}"
 
 
+def _teacher_line(teacher: dict[str, Any] | None) -> list[str]:
+    if not teacher:
+        return []
+    w = teacher["weight"]
+    arch = f" ({teacher['arch']})" if teacher.get("arch") else ""
+    line = (
+        f"- Distilled from `{teacher['run']}`{arch}: each training target was {w:g} times "
+        f"the teacher's probability plus {1 - w:g} times the label. The training time "
+        "below leaves out the teacher's own."
+    )
+    return [line]
+
+
 def model_card(meta: dict[str, Any]) -> str:
     """MODEL_CARD.md from a bundle's metadata (so the card cannot drift from the bundle)."""
     prov = meta.get("provenance", {})
@@ -616,6 +631,7 @@ def model_card(meta: dict[str, Any]) -> str:
             f"thresholded on {prov.get('val_samples')} validation images. The test split was "
             "never used for training, early stopping or the threshold."
         ),
+        *_teacher_line(prov.get("teacher")),
         f"- Preprocessing: `{json.dumps(meta.get('preprocess'), sort_keys=True)}`",
         "",
         "## Metrics",
