@@ -176,6 +176,8 @@ def main() -> None:
     archs = [load_baseline(a) for a in args.arch or ["embedded3", str(DEFAULT_BUNDLE)]]
     # (name, architecture, its teacher's name or None)
     entries = [(a["name"], a, None) for a in archs]
+    if args.teacher and not args.student:
+        raise SystemExit("--teacher teaches the --student architectures: name one")
     if args.student:
         teacher = archs[0]["name"]
         if args.teacher:

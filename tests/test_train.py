@@ -640,6 +640,8 @@ def test_the_accuracy_benchmarks_students_learn_from_the_same_folds_teacher(
     assert [c[:2] for c in calls] == [("embedded3", 1)]
     with pytest.raises(SystemExit, match="not one of the --arch"):
         run("--arch", "embedded3", "--student", small, "--teacher", "alexnet")
+    with pytest.raises(SystemExit, match="name one"):
+        run("--arch", "embedded3", "--teacher", "embedded3")
 
 
 # -- the bundled default ---------------------------------------------------------------
