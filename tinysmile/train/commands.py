@@ -80,7 +80,8 @@ def _echo_err(msg: str) -> None:
     type=click.Path(path_type=Path),
     default=None,
     help="A training run to learn from (distillation): each target mixes the label with the"
-    " teacher's probability for the same augmented image.",
+    " teacher's probability for the same augmented image. Train the teacher on the same"
+    " store's split: one that has seen this run's val or test images inflates its figures.",
 )
 @click.option(
     "--distill",
