@@ -190,6 +190,78 @@ static inline int8_t tsm_out_rs(int32_t acc, int32_t m, int32_t d, int32_t e, in
     return (int8_t)TSM_MIN(acc, hi);
 }
 
+/* The tile's inner loop over the column: 4 taps of 2 channels (w0 w2 w1 w3 each: SXTB16
+ * gives (w0, w1), with ROR 8 (w2, w3)) times 4 taps of 2 pixels, 16 MACs in 8 SMLADs, per
+ * group of 4 taps, from x to end; *w moves past the pair's weights. On a DSP core it is
+ * written out, so that the loads advance their own pointers (gcc adds them separately):
+ * 17 instructions a group instead of 19. The sums are the same in either form. */
+static inline __attribute__((always_inline)) void
+tsm_tile_2x2(const uint32_t *x, const uint32_t *end, const uint32_t **w, int32_t *a00,
+             int32_t *a01, int32_t *a10, int32_t *a11)
+{
+#if TSM_DSP
+    const uint32_t *wp = *w;
+    int32_t c00 = *a00, c01 = *a01, c10 = *a10, c11 = *a11;
+    uint32_t xa, xb, wa, wb, t;
+    __asm__ volatile("1:\n\t"
+                     "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+                     "ldrd %[wa], %[wb], [%[w]], #8\n\t"
+                     "sxtb16 %[t], %[wa]\n\t"
+                     "smlad %[c00], %[t], %[xa], %[c00]\n\t"
+                     "smlad %[c01], %[t], %[xb], %[c01]\n\t"
+                     "sxtb16 %[t], %[wb]\n\t"
+                     "smlad %[c10], %[t], %[xa], %[c10]\n\t"
+                     "smlad %[c11], %[t], %[xb], %[c11]\n\t"
+                     "ldrd %[xa], %[xb], [%[x]], #8\n\t"
+                     "sxtb16 %[t], %[wa], ror #8\n\t"
+                     "smlad %[c00], %[t], %[xa], %[c00]\n\t"
+                     "smlad %[c01], %[t], %[xb], %[c01]\n\t"
+                     "sxtb16 %[t], %[wb], ror #8\n\t"
+                     "smlad %[c10], %[t], %[xa], %[c10]\n\t"
+                     "smlad %[c11], %[t], %[xb], %[c11]\n\t"
+                     "cmp %[x], %[end]\n\t"
+                     "blo 1b"
+                     : [c00] "+r"(c00), [c01] "+r"(c01), [c10] "+r"(c10), [c11] "+r"(c11),
+                       [x] "+r"(x), [w] "+r"(wp), [xa] "=&r"(xa), [xb] "=&r"(xb),
+                       [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+                     : [end] "r"(end), "m"(*(const uint32_t(*)[])x), "m"(*(const uint32_t(*)[])wp)
+                     : "cc");
+    *w = wp;
+    *a00 = c00;
+    *a01 = c01;
+    *a10 = c10;
+    *a11 = c11;
+#else
+    const uint32_t *wp = *w;
+    int32_t c00 = *a00, c01 = *a01, c10 = *a10, c11 = *a11;
+    do {
+        const uint32_t x0_01 = x[0];
+        const uint32_t x1_01 = x[1];
+        const uint32_t x0_23 = x[2];
+        const uint32_t x1_23 = x[3];
+        uint32_t w01 = tsm_sxtb16(wp[0]);
+        uint32_t w23 = tsm_sxtb16_ror8(wp[0]);
+        c00 = tsm_smlad(w01, x0_01, c00);
+        c00 = tsm_smlad(w23, x0_23, c00);
+        c01 = tsm_smlad(w01, x1_01, c01);
+        c01 = tsm_smlad(w23, x1_23, c01);
+        w01 = tsm_sxtb16(wp[1]);
+        w23 = tsm_sxtb16_ror8(wp[1]);
+        c10 = tsm_smlad(w01, x0_01, c10);
+        c10 = tsm_smlad(w23, x0_23, c10);
+        c11 = tsm_smlad(w01, x1_01, c11);
+        c11 = tsm_smlad(w23, x1_23, c11);
+        x += 4;
+        wp += 2;
+    } while (x < end);
+    *w = wp;
+    *a00 = c00;
+    *a01 = c01;
+    *a10 = c10;
+    *a11 = c11;
+#endif
+}
+
 /* Pixels go in pairs in raster order and every read of a pair comes before its writes,
  * which is what the planner's in-place proof assumes. An odd last pixel (or channel) is
  * computed from a stale (or zero) column and not stored. rs: the requantization is
@@ -260,28 +332,7 @@ tsm_conv2d_tiled_body(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
                 int32_t a01 = a00;
                 int32_t a10 = rs ? pp[1] : bias[oc + pair];
                 int32_t a11 = a10;
-                do {
-                    /* 4 taps of 2 channels (w0 w2 w1 w3 each: SXTB16 gives (w0, w1), with
-                     * ROR 8 (w2, w3)) times 4 taps of 2 pixels: 16 MACs in 8 SMLADs */
-                    const uint32_t x0_01 = x[0];
-                    const uint32_t x1_01 = x[1];
-                    const uint32_t x0_23 = x[2];
-                    const uint32_t x1_23 = x[3];
-                    uint32_t w01 = tsm_sxtb16(w[0]);
-                    uint32_t w23 = tsm_sxtb16_ror8(w[0]);
-                    a00 = tsm_smlad(w01, x0_01, a00);
-                    a00 = tsm_smlad(w23, x0_23, a00);
-                    a01 = tsm_smlad(w01, x1_01, a01);
-                    a01 = tsm_smlad(w23, x1_23, a01);
-                    w01 = tsm_sxtb16(w[1]);
-                    w23 = tsm_sxtb16_ror8(w[1]);
-                    a10 = tsm_smlad(w01, x0_01, a10);
-                    a10 = tsm_smlad(w23, x0_23, a10);
-                    a11 = tsm_smlad(w01, x1_01, a11);
-                    a11 = tsm_smlad(w23, x1_23, a11);
-                    x += 4;
-                    w += 2;
-                } while (x < col_end);
+                tsm_tile_2x2(x, col_end, &w, &a00, &a01, &a10, &a11);
                 if (rs && pair) {
                     const int32_t m0 = pp[2], m1 = pp[3], d0 = pp[4], d1 = pp[5];
                     const int32_t e0 = pp[6], e1 = pp[7];
