@@ -193,8 +193,9 @@ static inline int8_t tsm_out_rs(int32_t acc, int32_t m, int32_t d, int32_t e, in
 /* The tile's inner loop over the column: 4 taps of 2 channels (w0 w2 w1 w3 each: SXTB16
  * gives (w0, w1), with ROR 8 (w2, w3)) times 4 taps of 2 pixels, 16 MACs in 8 SMLADs, per
  * group of 4 taps, from x to end; *w moves past the pair's weights. On a DSP core it is
- * written out, so that the loads advance their own pointers (gcc adds them separately):
- * 17 instructions a group instead of 19. The sums are the same in either form. */
+ * written out, so that the loads advance their own pointers (gcc adds them separately),
+ * two groups a turn: 16 instructions a group instead of 19. The sums are the same in
+ * either form. */
 static inline __attribute__((always_inline)) void
 tsm_tile_2x2(const uint32_t *x, const uint32_t *end, const uint32_t **w, int32_t *a00,
              int32_t *a01, int32_t *a10, int32_t *a11)
@@ -203,29 +204,37 @@ tsm_tile_2x2(const uint32_t *x, const uint32_t *end, const uint32_t **w, int32_t
     const uint32_t *wp = *w;
     int32_t c00 = *a00, c01 = *a01, c10 = *a10, c11 = *a11;
     uint32_t xa, xb, wa, wb, t;
-    __asm__ volatile("1:\n\t"
-                     "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-                     "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-                     "sxtb16 %[t], %[wa]\n\t"
-                     "smlad %[c00], %[t], %[xa], %[c00]\n\t"
-                     "smlad %[c01], %[t], %[xb], %[c01]\n\t"
-                     "sxtb16 %[t], %[wb]\n\t"
-                     "smlad %[c10], %[t], %[xa], %[c10]\n\t"
-                     "smlad %[c11], %[t], %[xb], %[c11]\n\t"
-                     "ldrd %[xa], %[xb], [%[x]], #8\n\t"
-                     "sxtb16 %[t], %[wa], ror #8\n\t"
-                     "smlad %[c00], %[t], %[xa], %[c00]\n\t"
-                     "smlad %[c01], %[t], %[xb], %[c01]\n\t"
-                     "sxtb16 %[t], %[wb], ror #8\n\t"
-                     "smlad %[c10], %[t], %[xa], %[c10]\n\t"
-                     "smlad %[c11], %[t], %[xb], %[c11]\n\t"
-                     "cmp %[x], %[end]\n\t"
-                     "blo 1b"
+#define TSM_TILE_GROUP                                                                          \
+    "ldrd %[xa], %[xb], [%[x]], #8\n\t"                                                       \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"                                                       \
+    "sxtb16 %[t], %[wa]\n\t"                                                                  \
+    "smlad %[c00], %[t], %[xa], %[c00]\n\t"                                                   \
+    "smlad %[c01], %[t], %[xb], %[c01]\n\t"                                                   \
+    "sxtb16 %[t], %[wb]\n\t"                                                                  \
+    "smlad %[c10], %[t], %[xa], %[c10]\n\t"                                                   \
+    "smlad %[c11], %[t], %[xb], %[c11]\n\t"                                                   \
+    "ldrd %[xa], %[xb], [%[x]], #8\n\t"                                                       \
+    "sxtb16 %[t], %[wa], ror #8\n\t"                                                          \
+    "smlad %[c00], %[t], %[xa], %[c00]\n\t"                                                   \
+    "smlad %[c01], %[t], %[xb], %[c01]\n\t"                                                   \
+    "sxtb16 %[t], %[wb], ror #8\n\t"                                                          \
+    "smlad %[c10], %[t], %[xa], %[c10]\n\t"                                                   \
+    "smlad %[c11], %[t], %[xb], %[c11]\n\t"
+    /* an odd group count (16 bytes of column a group) takes one group first; then two
+     * groups a turn */
+    __asm__ volatile("sub %[t], %[end], %[x]\n\t"
+                     "tst %[t], #16\n\t"
+                     "beq 2f\n\t" TSM_TILE_GROUP "cmp %[x], %[end]\n\t"
+                     "bhs 3f\n\t"
+                     "2:\n\t" TSM_TILE_GROUP TSM_TILE_GROUP "cmp %[x], %[end]\n\t"
+                     "blo 2b\n\t"
+                     "3:"
                      : [c00] "+r"(c00), [c01] "+r"(c01), [c10] "+r"(c10), [c11] "+r"(c11),
                        [x] "+r"(x), [w] "+r"(wp), [xa] "=&r"(xa), [xb] "=&r"(xb),
                        [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
                      : [end] "r"(end), "m"(*(const uint32_t(*)[])x), "m"(*(const uint32_t(*)[])wp)
                      : "cc");
+#undef TSM_TILE_GROUP
     *w = wp;
     *a00 = c00;
     *a01 = c01;
