@@ -190,20 +190,8 @@ static inline int8_t tsm_out_rs(int32_t acc, int32_t m, int32_t d, int32_t e, in
     return (int8_t)TSM_MIN(acc, hi);
 }
 
-/* The tile's inner loop over the column: 4 taps of 2 channels (w0 w2 w1 w3 each: SXTB16
- * gives (w0, w1), with ROR 8 (w2, w3)) times 4 taps of 2 pixels, 16 MACs in 8 SMLADs, per
- * group of 4 taps, from x to end; *w moves past the pair's weights. On a DSP core it is
- * written out, so that the loads advance their own pointers (gcc adds them separately),
- * two groups a turn: 16 instructions a group instead of 19. The sums are the same in
- * either form. */
-static inline __attribute__((always_inline)) void
-tsm_tile_2x2(const uint32_t *x, const uint32_t *end, const uint32_t **w, int32_t *a00,
-             int32_t *a01, int32_t *a10, int32_t *a11)
-{
 #if TSM_DSP
-    const uint32_t *wp = *w;
-    int32_t c00 = *a00, c01 = *a01, c10 = *a10, c11 = *a11;
-    uint32_t xa, xb, wa, wb, t;
+/* One group of 4 taps of the tile (see tsm_tile_2x2), for the written-out loops below. */
 #define TSM_TILE_GROUP                                                                          \
     "ldrd %[xa], %[xb], [%[x]], #8\n\t"                                                       \
     "ldrd %[wa], %[wb], [%[w]], #8\n\t"                                                       \
@@ -220,6 +208,22 @@ tsm_tile_2x2(const uint32_t *x, const uint32_t *end, const uint32_t **w, int32_t
     "sxtb16 %[t], %[wb], ror #8\n\t"                                                          \
     "smlad %[c10], %[t], %[xa], %[c10]\n\t"                                                   \
     "smlad %[c11], %[t], %[xb], %[c11]\n\t"
+#endif
+
+/* The tile's inner loop over the column: 4 taps of 2 channels (w0 w2 w1 w3 each: SXTB16
+ * gives (w0, w1), with ROR 8 (w2, w3)) times 4 taps of 2 pixels, 16 MACs in 8 SMLADs, per
+ * group of 4 taps, from x to end; *w moves past the pair's weights. On a DSP core it is
+ * written out, so that the loads advance their own pointers (gcc adds them separately),
+ * two groups a turn: 16 instructions a group instead of 19. The sums are the same in
+ * either form. */
+static inline __attribute__((always_inline)) void
+tsm_tile_2x2(const uint32_t *x, const uint32_t *end, const uint32_t **w, int32_t *a00,
+             int32_t *a01, int32_t *a10, int32_t *a11)
+{
+#if TSM_DSP
+    const uint32_t *wp = *w;
+    int32_t c00 = *a00, c01 = *a01, c10 = *a10, c11 = *a11;
+    uint32_t xa, xb, wa, wb, t;
     /* an odd group count (16 bytes of column a group) takes one group first; then two
      * groups a turn */
     __asm__ volatile("sub %[t], %[end], %[x]\n\t"
@@ -234,7 +238,6 @@ tsm_tile_2x2(const uint32_t *x, const uint32_t *end, const uint32_t **w, int32_t
                        [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
                      : [end] "r"(end), "m"(*(const uint32_t(*)[])x), "m"(*(const uint32_t(*)[])wp)
                      : "cc");
-#undef TSM_TILE_GROUP
     *w = wp;
     *a00 = c00;
     *a01 = c01;
@@ -270,6 +273,89 @@ tsm_tile_2x2(const uint32_t *x, const uint32_t *end, const uint32_t **w, int32_t
     *a11 = c11;
 #endif
 }
+
+#if TSM_DSP
+/* Every pair of output channels of two pixels at once, where the requantization is
+ * tsm_requantize_rs (the compiler's pairs words): the tile's loop (tsm_tile_2x2), then
+ * its epilogue (tsm_out_rs_x2 for both pixels), written out in one piece. In C, gcc
+ * spills the tile's 13 live values around each pair's epilogue; here they stay in
+ * registers and the layer's constants are read from the stack. *w and *pp move past the
+ * pairs; o0 gets pixel 0's bytes [o0, o_end), o0 + out_c pixel 1's. */
+static inline __attribute__((always_inline)) void
+tsm_tile_pairs_rs(const uint32_t *col, const uint32_t *end, const uint32_t **w,
+                  const int32_t **pp, int8_t *o0, int32_t out_c, const int8_t *o_end,
+                  uint32_t lo4, uint32_t hi4)
+{
+    struct {
+        const uint32_t *col;
+        int32_t out_c;
+        const int8_t *o_end;
+        uint32_t lo4, hi4;
+    } k = {col, out_c, o_end, lo4, hi4};
+    const uint32_t *wp = *w;
+    const int32_t *q = *pp;
+    int8_t *o = o0;
+    const uint32_t *x;
+    int32_t c00, c01, c10, c11;
+    uint32_t xa, xb, wa, wb, t;
+/* acc = (SMMULR(2 acc, m) + its sign + add) >> e: tsm_requantize_rs */
+#define TSM_RS(acc, m, add, e)                                                                  \
+    "lsl %[" acc "], %[" acc "], #1\n\t"                                                       \
+    "smmulr %[" acc "], %[" acc "], %[" m "]\n\t"                                              \
+    "add %[" acc "], %[" acc "], %[" acc "], asr #31\n\t"                                       \
+    "add %[" acc "], %[" acc "], %[" add "]\n\t"                                                \
+    "asr %[" acc "], %[" acc "], %[" e "]\n\t"
+    __asm__ volatile(
+        "4:\n\t"
+        "ldr %[x], %[kcol]\n\t"
+        "ldrd %[c00], %[c10], [%[q]], #8\n\t" /* bias0, bias1 */
+        "mov %[c01], %[c00]\n\t"
+        "mov %[c11], %[c10]\n\t"
+        "sub %[t], %[end], %[x]\n\t"
+        "tst %[t], #16\n\t"
+        "beq 2f\n\t" TSM_TILE_GROUP "cmp %[x], %[end]\n\t"
+        "bhs 3f\n\t"
+        "2:\n\t" TSM_TILE_GROUP TSM_TILE_GROUP "cmp %[x], %[end]\n\t"
+        "blo 2b\n\t"
+        "3:\n\t"
+        "ldrd %[xa], %[xb], [%[q]], #8\n\t" /* m0, m1 */
+        "ldrd %[wa], %[wb], [%[q]], #8\n\t" /* add0, add1 */
+        "ldrd %[t], %[x], [%[q]], #8\n\t"   /* e0, e1 */
+        TSM_RS("c00", "xa", "wa", "t") TSM_RS("c01", "xa", "wa", "t")
+        TSM_RS("c10", "xb", "wb", "x") TSM_RS("c11", "xb", "wb", "x")
+        "ssat %[c00], #8, %[c00]\n\t"
+        "ssat %[c10], #8, %[c10]\n\t"
+        "ssat %[c01], #8, %[c01]\n\t"
+        "ssat %[c11], #8, %[c11]\n\t"
+        "bfi %[c00], %[c10], #8, #8\n\t" /* pixel 0: channels 0, 1 */
+        "bfi %[c01], %[c11], #8, #8\n\t" /* pixel 1 */
+        "ldr %[t], %[klo]\n\t"           /* bytewise max with lo4: SSUB8, SEL */
+        "ssub8 %[xa], %[c00], %[t]\n\t"
+        "sel %[c00], %[c00], %[t]\n\t"
+        "ssub8 %[xa], %[c01], %[t]\n\t"
+        "sel %[c01], %[c01], %[t]\n\t"
+        "ldr %[t], %[khi]\n\t" /* bytewise min with hi4 */
+        "ssub8 %[xa], %[c00], %[t]\n\t"
+        "sel %[c00], %[t], %[c00]\n\t"
+        "ssub8 %[xa], %[c01], %[t]\n\t"
+        "sel %[c01], %[t], %[c01]\n\t"
+        "ldr %[xb], %[koutc]\n\t"
+        "strh %[c01], [%[o], %[xb]]\n\t"
+        "strh %[c00], [%[o]], #2\n\t"
+        "ldr %[t], %[koend]\n\t"
+        "cmp %[o], %[t]\n\t"
+        "blo 4b"
+        : [c00] "=&r"(c00), [c01] "=&r"(c01), [c10] "=&r"(c10), [c11] "=&r"(c11),
+          [x] "=&r"(x), [w] "+r"(wp), [q] "+r"(q), [o] "+r"(o), [xa] "=&r"(xa),
+          [xb] "=&r"(xb), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+        : [end] "r"(end), [kcol] "m"(k.col), [koutc] "m"(k.out_c), [koend] "m"(k.o_end),
+          [klo] "m"(k.lo4), [khi] "m"(k.hi4)
+        : "cc", "memory");
+#undef TSM_RS
+    *w = wp;
+    *pp = q;
+}
+#endif
 
 /* Pixels go in pairs in raster order and every read of a pair comes before its writes,
  * which is what the planner's in-place proof assumes. An odd last pixel (or channel) is
@@ -334,7 +420,14 @@ tsm_conv2d_tiled_body(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
                 }
             }
             const int32_t *pp = pairs;
-            for (oc = 0; oc < out_c; oc += 2) {
+            oc = 0;
+#if TSM_DSP
+            if (rs && two && out_c >= 2) {
+                oc = out_c & ~1;
+                tsm_tile_pairs_rs(scratch, col_end, &w, &pp, o0, out_c, o0 + oc, lo4, hi4);
+            }
+#endif
+            for (; oc < out_c; oc += 2) {
                 const int32_t pair = oc + 1 < out_c;
                 const uint32_t *x = scratch;
                 int32_t a00 = rs ? pp[0] : bias[oc];
