@@ -128,18 +128,106 @@ tsm_dw3x3_taps(const int8_t *r0, const int8_t *r1, const int8_t *r2, int32_t ch,
     a[3] = a3;
 }
 
+#if TSM_DSP
+/* Every group of 4 channels of one interior-shaped pixel (rows `row` bytes apart from s0),
+ * where every group takes tsm_requantize_rs: the taps (as tsm_dw3x3_taps) and the
+ * epilogue (as tsm_dw3x3_pixel's) written out in one loop, so that no live value is
+ * spilled between them. The window's rows are reached by stepping s back and forth by
+ * `row` (one register instead of two more); the layer's constants are read from the
+ * stack. */
+static inline __attribute__((always_inline)) void
+tsm_dw3x3_groups_rs(const int8_t *s0, int32_t row, int32_t ch, const uint32_t *w,
+                    const int32_t *q, int8_t *out, int32_t c4, uint32_t lo4, uint32_t hi4)
+{
+    struct {
+        const int8_t *end;
+        uint32_t lo4, hi4;
+    } k = {s0 + c4, lo4, hi4};
+    const int8_t *s = s0;
+    int8_t *o = out;
+    int32_t a0, a1, a2, a3;
+    uint32_t x, x02, w02, w13;
+#define TSM_DW_TAP_ASM(addr)                                                                    \
+    "ldr %[x], " addr "\n\t"                                                                    \
+    "ldrd %[w02], %[w13], [%[w]], #8\n\t"                                                       \
+    "sxtb16 %[x02], %[x]\n\t"                                                                   \
+    "sxtb16 %[x], %[x], ror #8\n\t"                                                             \
+    "smlabb %[a0], %[x02], %[w02], %[a0]\n\t"                                                   \
+    "smlatt %[a2], %[x02], %[w02], %[a2]\n\t"                                                   \
+    "smlabb %[a1], %[x], %[w13], %[a1]\n\t"                                                     \
+    "smlatt %[a3], %[x], %[w13], %[a3]\n\t"
+#define TSM_DW_ROW_ASM TSM_DW_TAP_ASM("[%[s]]") TSM_DW_TAP_ASM("[%[s], %[ch]]")                  \
+    TSM_DW_TAP_ASM("[%[s], %[ch], lsl #1]")
+/* channel n's [multiplier, add, e] (q[4n + 1..3]) into acc: tsm_requantize_rs */
+#define TSM_DW_RS_ASM(acc, n)                                                                   \
+    "ldrd %[x02], %[w02], [%[q], #" #n "*16+4]\n\t"                                              \
+    "ldr %[w13], [%[q], #" #n "*16+12]\n\t"                                                      \
+    "lsl %[" acc "], %[" acc "], #1\n\t"                                                        \
+    "smmulr %[" acc "], %[" acc "], %[x02]\n\t"                                                 \
+    "add %[" acc "], %[" acc "], %[" acc "], asr #31\n\t"                                        \
+    "add %[" acc "], %[" acc "], %[w02]\n\t"                                                    \
+    "asr %[" acc "], %[" acc "], %[w13]\n\t"
+    __asm__ volatile("1:\n\t"
+                     "ldr %[a0], [%[q]]\n\t" /* the folded biases */
+                     "ldr %[a1], [%[q], #16]\n\t"
+                     "ldr %[a2], [%[q], #32]\n\t"
+                     "ldr %[a3], [%[q], #48]\n\t" TSM_DW_ROW_ASM "add %[s], %[s], %[row]\n\t"
+                     TSM_DW_ROW_ASM "add %[s], %[s], %[row]\n\t" TSM_DW_ROW_ASM
+                     "sub %[s], %[s], %[row], lsl #1\n\t"
+                     "add %[s], %[s], #4\n\t" TSM_DW_RS_ASM("a0", 0) TSM_DW_RS_ASM("a1", 1)
+                         TSM_DW_RS_ASM("a2", 2) TSM_DW_RS_ASM("a3", 3)
+                     "add %[q], %[q], #64\n\t"
+                     "ssat %[a0], #8, %[a0]\n\t"
+                     "ssat %[a1], #8, %[a1]\n\t"
+                     "ssat %[a2], #8, %[a2]\n\t"
+                     "ssat %[a3], #8, %[a3]\n\t"
+                     "bfi %[a0], %[a1], #8, #8\n\t"
+                     "bfi %[a0], %[a2], #16, #8\n\t"
+                     "bfi %[a0], %[a3], #24, #8\n\t"
+                     "ldr %[x], %[klo]\n\t" /* bytewise max with lo4, min with hi4 */
+                     "ssub8 %[x02], %[a0], %[x]\n\t"
+                     "sel %[a0], %[a0], %[x]\n\t"
+                     "ldr %[x], %[khi]\n\t"
+                     "ssub8 %[x02], %[a0], %[x]\n\t"
+                     "sel %[a0], %[x], %[a0]\n\t"
+                     "str %[a0], [%[o]], #4\n\t"
+                     "ldr %[x], %[kend]\n\t"
+                     "cmp %[s], %[x]\n\t"
+                     "blo 1b"
+                     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3),
+                       [x] "=&r"(x), [x02] "=&r"(x02), [w02] "=&r"(w02), [w13] "=&r"(w13),
+                       [s] "+r"(s), [w] "+r"(w), [q] "+r"(q), [o] "+r"(o)
+                     : [row] "r"(row), [ch] "r"(ch), [kend] "m"(k.end), [klo] "m"(k.lo4),
+                       [khi] "m"(k.hi4)
+                     : "cc", "memory");
+#undef TSM_DW_RS_ASM
+#undef TSM_DW_ROW_ASM
+#undef TSM_DW_TAP_ASM
+}
+#endif
+
 /* One pixel: s0, s1, s2 point at channel 0 of the window's three rows (tap columns ch
  * bytes apart). A group of 4 outputs is saturated to int8, packed into a word and
  * clamped to the activation bytewise (lo4, hi4: the bounds in every lane): one store. */
 static inline __attribute__((always_inline)) void
 tsm_dw3x3_pixel(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *s0, const int8_t *s1,
-                const int8_t *s2, int32_t ch, uint32_t lo4, uint32_t hi4, int8_t *out)
+                const int8_t *s2, int32_t ch, uint32_t lo4, uint32_t hi4, int8_t *out,
+                int rs_all)
 {
     const int32_t c4 = ch & ~3;
     const uint32_t *w = p->filter_words;
     const int32_t *q = p->channel_params;
-    int32_t c, t;
-    for (c = 0; c < c4; c += 4, q += 16) {
+    int32_t c = 0, t;
+#if TSM_DSP
+    if (rs_all && c4) {
+        tsm_dw3x3_groups_rs(s0, (int32_t)(s1 - s0), ch, w, q, out, c4, lo4, hi4);
+        c = c4;
+        q += 4 * c4;
+    }
+#else
+    (void)rs_all;
+#endif
+    for (; c < c4; c += 4, q += 16) {
         int32_t a[4];
         uint32_t y;
         a[0] = q[0];
@@ -196,7 +284,7 @@ static inline void tsm_dw_set4(int8_t *dst, uint32_t pad4, int32_t n)
  * is one run of its inside taps between pad runs. */
 static void tsm_dw3x3_border(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *in_b,
                              int32_t iy0, int32_t ix0, int8_t *window, uint32_t lo4,
-                             uint32_t hi4, int8_t *out)
+                             uint32_t hi4, int8_t *out, int rs_all)
 {
     const int32_t ch = p->channels;
     const int32_t kx0 = TSM_MAX(0, -ix0);
@@ -225,7 +313,7 @@ static void tsm_dw3x3_border(const tsm_depthwise_conv2d_3x3_params_t *p, const i
                          : (int8_t)(-p->input_offset);
         }
     }
-    tsm_dw3x3_pixel(p, window, window + 3 * ch, window + 6 * ch, ch, lo4, hi4, out);
+    tsm_dw3x3_pixel(p, window, window + 3 * ch, window + 6 * ch, ch, lo4, hi4, out, rs_all);
 }
 
 /* Pixels in raster order, all channels of a pixel after its reads of them: the order the
@@ -244,28 +332,37 @@ void tsm_depthwise_conv2d_3x3(const tsm_depthwise_conv2d_3x3_params_t *p, const 
     const int32_t last = p->input_w - 3 + p->pad_w; /* ox * sw <= last */
     const int32_t ox_lo = TSM_MIN((p->pad_w + sw - 1) / sw, p->output_w);
     const int32_t ox_hi = last < 0 ? ox_lo : TSM_MAX(ox_lo, TSM_MIN(p->output_w, last / sw + 1));
-    int32_t b, oy, ox;
+    /* whether every group of 4 channels takes tsm_requantize_rs (e != 0) */
+    int rs_all = 1;
+    int32_t b, oy, ox, c;
+    for (c = 0; c < (ch & ~3); c += 4) {
+        rs_all &= p->channel_params[4 * c + 3] != 0;
+    }
     for (b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * p->input_h * row;
         for (oy = 0; oy < p->output_h; ++oy) {
             const int32_t iy0 = oy * p->stride_h - p->pad_h;
             if (iy0 < 0 || iy0 + 3 > p->input_h) {
                 for (ox = 0; ox < p->output_w; ++ox, output += ch) {
-                    tsm_dw3x3_border(p, in_b, iy0, ox * sw - p->pad_w, scratch, lo4, hi4, output);
+                    tsm_dw3x3_border(p, in_b, iy0, ox * sw - p->pad_w, scratch, lo4, hi4, output,
+                                     rs_all);
                 }
                 continue;
             }
             for (ox = 0; ox < ox_lo; ++ox, output += ch) {
-                tsm_dw3x3_border(p, in_b, iy0, ox * sw - p->pad_w, scratch, lo4, hi4, output);
+                tsm_dw3x3_border(p, in_b, iy0, ox * sw - p->pad_w, scratch, lo4, hi4, output,
+                                 rs_all);
             }
             {
                 const int8_t *s0 = in_b + iy0 * row + (ox_lo * sw - p->pad_w) * ch;
                 for (; ox < ox_hi; ++ox, output += ch, s0 += step) {
-                    tsm_dw3x3_pixel(p, s0, s0 + row, s0 + 2 * row, ch, lo4, hi4, output);
+                    tsm_dw3x3_pixel(p, s0, s0 + row, s0 + 2 * row, ch, lo4, hi4, output,
+                                    rs_all);
                 }
             }
             for (; ox < p->output_w; ++ox, output += ch) {
-                tsm_dw3x3_border(p, in_b, iy0, ox * sw - p->pad_w, scratch, lo4, hi4, output);
+                tsm_dw3x3_border(p, in_b, iy0, ox * sw - p->pad_w, scratch, lo4, hi4, output,
+                                 rs_all);
             }
         }
     }
