@@ -305,52 +305,64 @@ tsm_tile_pairs_rs(const uint32_t *col, const uint32_t *end, const uint32_t **w,
     "add %[" acc "], %[" acc "], %[" acc "], asr #31\n\t"                                       \
     "add %[" acc "], %[" acc "], %[" add "]\n\t"                                                \
     "asr %[" acc "], %[" acc "], %[" e "]\n\t"
-    __asm__ volatile(
-        "4:\n\t"
-        "ldr %[x], %[kcol]\n\t"
-        "ldrd %[c00], %[c10], [%[q]], #8\n\t" /* bias0, bias1 */
-        "mov %[c01], %[c00]\n\t"
-        "mov %[c11], %[c10]\n\t"
-        "sub %[t], %[end], %[x]\n\t"
-        "tst %[t], #16\n\t"
-        "beq 2f\n\t" TSM_TILE_GROUP "cmp %[x], %[end]\n\t"
-        "bhs 3f\n\t"
-        "2:\n\t" TSM_TILE_GROUP TSM_TILE_GROUP "cmp %[x], %[end]\n\t"
-        "blo 2b\n\t"
-        "3:\n\t"
-        "ldrd %[xa], %[xb], [%[q]], #8\n\t" /* m0, m1 */
-        "ldrd %[wa], %[wb], [%[q]], #8\n\t" /* add0, add1 */
-        "ldrd %[t], %[x], [%[q]], #8\n\t"   /* e0, e1 */
-        TSM_RS("c00", "xa", "wa", "t") TSM_RS("c01", "xa", "wa", "t")
-        TSM_RS("c10", "xb", "wb", "x") TSM_RS("c11", "xb", "wb", "x")
-        "ssat %[c00], #8, %[c00]\n\t"
-        "ssat %[c10], #8, %[c10]\n\t"
-        "ssat %[c01], #8, %[c01]\n\t"
-        "ssat %[c11], #8, %[c11]\n\t"
-        "bfi %[c00], %[c10], #8, #8\n\t" /* pixel 0: channels 0, 1 */
-        "bfi %[c01], %[c11], #8, #8\n\t" /* pixel 1 */
-        "ldr %[t], %[klo]\n\t"           /* bytewise max with lo4: SSUB8, SEL */
-        "ssub8 %[xa], %[c00], %[t]\n\t"
-        "sel %[c00], %[c00], %[t]\n\t"
-        "ssub8 %[xa], %[c01], %[t]\n\t"
-        "sel %[c01], %[c01], %[t]\n\t"
-        "ldr %[t], %[khi]\n\t" /* bytewise min with hi4 */
-        "ssub8 %[xa], %[c00], %[t]\n\t"
-        "sel %[c00], %[t], %[c00]\n\t"
-        "ssub8 %[xa], %[c01], %[t]\n\t"
-        "sel %[c01], %[t], %[c01]\n\t"
-        "ldr %[xb], %[koutc]\n\t"
-        "strh %[c01], [%[o], %[xb]]\n\t"
-        "strh %[c00], [%[o]], #2\n\t"
-        "ldr %[t], %[koend]\n\t"
-        "cmp %[o], %[t]\n\t"
-        "blo 4b"
-        : [c00] "=&r"(c00), [c01] "=&r"(c01), [c10] "=&r"(c10), [c11] "=&r"(c11),
-          [x] "=&r"(x), [w] "+r"(wp), [q] "+r"(q), [o] "+r"(o), [xa] "=&r"(xa),
-          [xb] "=&r"(xb), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
-        : [end] "r"(end), [kcol] "m"(k.col), [koutc] "m"(k.out_c), [koend] "m"(k.o_end),
-          [klo] "m"(k.lo4), [khi] "m"(k.hi4)
-        : "cc", "memory");
+/* the pairs loop around one of the tile loops below (TSM_TILE_EVEN / TSM_TILE_ODD) */
+#define TSM_PAIRS_ASM(tile_loop)                                                                \
+    __asm__ volatile(                                                                           \
+        "4:\n\t"                                                                                \
+        "ldr %[x], %[kcol]\n\t"                                                                 \
+        "ldrd %[c00], %[c10], [%[q]], #8\n\t" /* bias0, bias1 */                                \
+        "mov %[c01], %[c00]\n\t"                                                                \
+        "mov %[c11], %[c10]\n\t"                                                                \
+        tile_loop                                                                               \
+        "ldrd %[xa], %[xb], [%[q]], #8\n\t" /* m0, m1 */                                        \
+        "ldrd %[wa], %[wb], [%[q]], #8\n\t" /* add0, add1 */                                    \
+        "ldrd %[t], %[x], [%[q]], #8\n\t"   /* e0, e1 */                                        \
+        TSM_RS("c00", "xa", "wa", "t") TSM_RS("c01", "xa", "wa", "t")                           \
+        TSM_RS("c10", "xb", "wb", "x") TSM_RS("c11", "xb", "wb", "x")                           \
+        "ssat %[c00], #8, %[c00]\n\t"                                                           \
+        "ssat %[c10], #8, %[c10]\n\t"                                                           \
+        "ssat %[c01], #8, %[c01]\n\t"                                                           \
+        "ssat %[c11], #8, %[c11]\n\t"                                                           \
+        "bfi %[c00], %[c10], #8, #8\n\t" /* pixel 0: channels 0, 1 */                           \
+        "bfi %[c01], %[c11], #8, #8\n\t" /* pixel 1 */                                          \
+        "ldr %[t], %[klo]\n\t"           /* bytewise max with lo4: SSUB8, SEL */                \
+        "ssub8 %[xa], %[c00], %[t]\n\t"                                                         \
+        "sel %[c00], %[c00], %[t]\n\t"                                                          \
+        "ssub8 %[xa], %[c01], %[t]\n\t"                                                         \
+        "sel %[c01], %[c01], %[t]\n\t"                                                          \
+        "ldr %[t], %[khi]\n\t" /* bytewise min with hi4 */                                      \
+        "ssub8 %[xa], %[c00], %[t]\n\t"                                                         \
+        "sel %[c00], %[t], %[c00]\n\t"                                                          \
+        "ssub8 %[xa], %[c01], %[t]\n\t"                                                         \
+        "sel %[c01], %[t], %[c01]\n\t"                                                          \
+        "ldr %[xb], %[koutc]\n\t"                                                               \
+        "strh %[c01], [%[o], %[xb]]\n\t"                                                        \
+        "strh %[c00], [%[o]], #2\n\t"                                                           \
+        "ldr %[t], %[koend]\n\t"                                                                \
+        "cmp %[o], %[t]\n\t"                                                                    \
+        "blo 4b"                                                                                \
+        : [c00] "=&r"(c00), [c01] "=&r"(c01), [c10] "=&r"(c10), [c11] "=&r"(c11),               \
+          [x] "=&r"(x), [w] "+r"(wp), [q] "+r"(q), [o] "+r"(o), [xa] "=&r"(xa),                 \
+          [xb] "=&r"(xb), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)                          \
+        : [end] "r"(end), [kcol] "m"(k.col), [koutc] "m"(k.out_c), [koend] "m"(k.o_end),        \
+          [klo] "m"(k.lo4), [khi] "m"(k.hi4)                                                    \
+        : "cc", "memory")
+/* even group count: two groups a turn; odd: one group first. The count is the layer's, so
+ * it is tested once per pixel pair here, not once per tile. */
+#define TSM_TILE_EVEN                                                                           \
+    "2:\n\t" TSM_TILE_GROUP TSM_TILE_GROUP "cmp %[x], %[end]\n\t"                               \
+    "blo 2b\n\t"
+#define TSM_TILE_ODD                                                                            \
+    TSM_TILE_GROUP "cmp %[x], %[end]\n\t"                                                      \
+    "bhs 3f\n\t" TSM_TILE_EVEN "3:\n\t"
+    if (((end - col) >> 2) & 1) {
+        TSM_PAIRS_ASM(TSM_TILE_ODD);
+    } else {
+        TSM_PAIRS_ASM(TSM_TILE_EVEN);
+    }
+#undef TSM_TILE_ODD
+#undef TSM_TILE_EVEN
+#undef TSM_PAIRS_ASM
 #undef TSM_RS
     *w = wp;
     *pp = q;
