@@ -369,6 +369,31 @@ tsm_tile_pairs_rs(const uint32_t *col, const uint32_t *end, const uint32_t **w,
 }
 #endif
 
+#if TSM_DSP
+/* Two neighbouring pixels of a pointwise layer (n channels each, a multiple of 4, the
+ * second n bytes after the first) into the column, as two tsm_conv2d_gather_inside calls
+ * would: per group of 4 channels the words [pixel 0 (c0, c2), pixel 1 (c0, c2), pixel 0
+ * (c1, c3), pixel 1 (c1, c3)] (what SXTB16 yields, see tsm_col_widen), stored by one STM. */
+static inline __attribute__((always_inline)) void tsm_widen_pair(const int8_t *src, int32_t n,
+                                                                 uint32_t *col)
+{
+    const uint32_t *end = col + n;
+    __asm__ volatile("1:\n\t"
+                     "ldr r5, [%[s], %[n]]\n\t"
+                     "ldr r6, [%[s]], #4\n\t"
+                     "sxtb16 r4, r6\n\t"
+                     "sxtb16 r6, r6, ror #8\n\t"
+                     "sxtb16 r8, r5, ror #8\n\t"
+                     "sxtb16 r5, r5\n\t"
+                     "stmia %[c]!, {r4, r5, r6, r8}\n\t"
+                     "cmp %[c], %[e]\n\t"
+                     "blo 1b"
+                     : [s] "+r"(src), [c] "+r"(col)
+                     : [n] "r"(n), [e] "r"(end)
+                     : "r4", "r5", "r6", "r8", "cc", "memory");
+}
+#endif
+
 /* Pixels go in pairs in raster order and every read of a pair comes before its writes,
  * which is what the planner's in-place proof assumes. An odd last pixel (or channel) is
  * computed from a stale (or zero) column and not stored. rs: the requantization is
@@ -413,9 +438,16 @@ tsm_conv2d_tiled_body(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
             int8_t *o1 = o0 + out_c;
             const uint32_t *w = p->filter;
             if (pointwise) {
-                tsm_conv2d_gather_inside(in_b + px * in_c, 0, scratch, 0, 1, in_c);
-                if (two) {
-                    tsm_conv2d_gather_inside(in_b + (px + 1) * in_c, 0, scratch, 1, 1, in_c);
+#if TSM_DSP
+                if (two && (in_c & 3) == 0) {
+                    tsm_widen_pair(in_b + px * in_c, in_c, scratch);
+                } else
+#endif
+                {
+                    tsm_conv2d_gather_inside(in_b + px * in_c, 0, scratch, 0, 1, in_c);
+                    if (two) {
+                        tsm_conv2d_gather_inside(in_b + (px + 1) * in_c, 0, scratch, 1, 1, in_c);
+                    }
                 }
             } else {
                 tsm_conv2d_gather(p, in_b, oy, ox, scratch, 0, window);
