@@ -206,27 +206,19 @@ tsm_dw3x3_groups_rs(const int8_t *s0, int32_t row, int32_t ch, const uint32_t *w
 }
 #endif
 
-/* One pixel: s0, s1, s2 point at channel 0 of the window's three rows (tap columns ch
- * bytes apart). A group of 4 outputs is saturated to int8, packed into a word and
- * clamped to the activation bytewise (lo4, hi4: the bounds in every lane): one store. */
-static inline __attribute__((always_inline)) void
-tsm_dw3x3_pixel(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *s0, const int8_t *s1,
-                const int8_t *s2, int32_t ch, uint32_t lo4, uint32_t hi4, int8_t *out,
-                int rs_all)
+/* One pixel's channels from c (a multiple of 4) on: s0, s1, s2 point at channel 0 of the
+ * window's three rows (tap columns ch bytes apart). A group of 4 outputs is saturated to
+ * int8, packed into a word and clamped to the activation bytewise (lo4, hi4: the bounds
+ * in every lane): one store. */
+__attribute__((noinline)) static void
+tsm_dw3x3_pixel_from(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *s0,
+                     const int8_t *s1, const int8_t *s2, int32_t ch, uint32_t lo4, uint32_t hi4,
+                     int8_t *out, int32_t c)
 {
     const int32_t c4 = ch & ~3;
-    const uint32_t *w = p->filter_words;
-    const int32_t *q = p->channel_params;
-    int32_t c = 0, t;
-#if TSM_DSP
-    if (rs_all && c4) {
-        tsm_dw3x3_groups_rs(s0, (int32_t)(s1 - s0), ch, w, q, out, c4, lo4, hi4);
-        c = c4;
-        q += 4 * c4;
-    }
-#else
-    (void)rs_all;
-#endif
+    const uint32_t *w = p->filter_words + (c >> 2) * 18;
+    const int32_t *q = p->channel_params + 4 * c;
+    int32_t t;
     for (; c < c4; c += 4, q += 16) {
         int32_t a[4];
         uint32_t y;
@@ -257,6 +249,31 @@ tsm_dw3x3_pixel(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *s0, co
             acc += s0[c + t * ch] * f[t] + s1[c + t * ch] * f[3 + t] + s2[c + t * ch] * f[6 + t];
         }
         out[c] = tsm_dw_out(acc, q, p->output_offset, p->activation_min, p->activation_max);
+    }
+}
+
+/* One pixel: on a DSP core, where every group takes the short requantization, its groups
+ * in the written-out loop (inlined into each caller), and the channels past the last
+ * group of 4 (or every group, otherwise) in tsm_dw3x3_pixel_from, kept out of line so that
+ * the code stays small. */
+static inline __attribute__((always_inline)) void
+tsm_dw3x3_pixel(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *s0, const int8_t *s1,
+                const int8_t *s2, int32_t ch, uint32_t lo4, uint32_t hi4, int8_t *out,
+                int rs_all)
+{
+    int32_t c = 0;
+#if TSM_DSP
+    const int32_t c4 = ch & ~3;
+    if (rs_all && c4) {
+        tsm_dw3x3_groups_rs(s0, (int32_t)(s1 - s0), ch, p->filter_words, p->channel_params, out,
+                            c4, lo4, hi4);
+        c = c4;
+    }
+#else
+    (void)rs_all;
+#endif
+    if (c < ch) {
+        tsm_dw3x3_pixel_from(p, s0, s1, s2, ch, lo4, hi4, out, c);
     }
 }
 
