@@ -76,6 +76,20 @@ static inline int8_t tsm_dw_out(int32_t acc, const int32_t *q, int32_t offset, i
         a3 = tsm_smlatt(x13_, w13_, a3);                                                       \
     } while (0)
 
+#if TSM_DSP
+/* One tap of 4 channels in asm (TSM_DW_TAP's instructions): the input word at addr split
+ * by SXTB16 into channels (0, 2) and (1, 3), against the next two filter words. */
+#define TSM_DW_TAP_ASM(addr)                                                                    \
+    "ldr %[x], " addr "\n\t"                                                                    \
+    "ldrd %[w02], %[w13], [%[w]], #8\n\t"                                                       \
+    "sxtb16 %[x02], %[x]\n\t"                                                                   \
+    "sxtb16 %[x], %[x], ror #8\n\t"                                                             \
+    "smlabb %[a0], %[x02], %[w02], %[a0]\n\t"                                                   \
+    "smlatt %[a2], %[x02], %[w02], %[a2]\n\t"                                                   \
+    "smlabb %[a1], %[x], %[w13], %[a1]\n\t"                                                     \
+    "smlatt %[a3], %[x], %[w13], %[a3]\n\t"
+#endif
+
 /* The 9 taps of 4 channels into a0..a3; *w moves past the group's 18 words. r0, r1, r2
  * point at the window rows' first tap column, the others ch bytes apart. */
 static inline __attribute__((always_inline)) void
@@ -90,15 +104,6 @@ tsm_dw3x3_taps(const int8_t *r0, const int8_t *r1, const int8_t *r2, int32_t ch,
      * The memory clobber keeps the previous group's output stores (in place, they may
      * share bytes with the input) ahead of these reads. */
     uint32_t x, x02, w02, w13;
-#define TSM_DW_TAP_ASM(addr)                                                                    \
-    "ldr %[x], " addr "\n\t"                                                                    \
-    "ldrd %[w02], %[w13], [%[w]], #8\n\t"                                                       \
-    "sxtb16 %[x02], %[x]\n\t"                                                                   \
-    "sxtb16 %[x], %[x], ror #8\n\t"                                                             \
-    "smlabb %[a0], %[x02], %[w02], %[a0]\n\t"                                                   \
-    "smlatt %[a2], %[x02], %[w02], %[a2]\n\t"                                                   \
-    "smlabb %[a1], %[x], %[w13], %[a1]\n\t"                                                     \
-    "smlatt %[a3], %[x], %[w13], %[a3]\n\t"
     __asm__(TSM_DW_TAP_ASM("[%[r0]]") TSM_DW_TAP_ASM("[%[r0], %[ch]]")
                 TSM_DW_TAP_ASM("[%[r0], %[ch], lsl #1]") TSM_DW_TAP_ASM("[%[r1]]")
                     TSM_DW_TAP_ASM("[%[r1], %[ch]]") TSM_DW_TAP_ASM("[%[r1], %[ch], lsl #1]")
@@ -108,7 +113,6 @@ tsm_dw3x3_taps(const int8_t *r0, const int8_t *r1, const int8_t *r2, int32_t ch,
               [x] "=&r"(x), [x02] "=&r"(x02), [w02] "=&r"(w02), [w13] "=&r"(w13)
             : [r0] "r"(r0), [r1] "r"(r1), [r2] "r"(r2), [ch] "r"(ch)
             : "memory");
-#undef TSM_DW_TAP_ASM
 #else
     TSM_DW_TAP(r0, w);
     TSM_DW_TAP(r0 + ch, w + 2);
@@ -147,15 +151,6 @@ tsm_dw3x3_groups_rs(const int8_t *s0, int32_t row, int32_t ch, const uint32_t *w
     int8_t *o = out;
     int32_t a0, a1, a2, a3;
     uint32_t x, x02, w02, w13;
-#define TSM_DW_TAP_ASM(addr)                                                                    \
-    "ldr %[x], " addr "\n\t"                                                                    \
-    "ldrd %[w02], %[w13], [%[w]], #8\n\t"                                                       \
-    "sxtb16 %[x02], %[x]\n\t"                                                                   \
-    "sxtb16 %[x], %[x], ror #8\n\t"                                                             \
-    "smlabb %[a0], %[x02], %[w02], %[a0]\n\t"                                                   \
-    "smlatt %[a2], %[x02], %[w02], %[a2]\n\t"                                                   \
-    "smlabb %[a1], %[x], %[w13], %[a1]\n\t"                                                     \
-    "smlatt %[a3], %[x], %[w13], %[a3]\n\t"
 #define TSM_DW_ROW_ASM TSM_DW_TAP_ASM("[%[s]]") TSM_DW_TAP_ASM("[%[s], %[ch]]")                  \
     TSM_DW_TAP_ASM("[%[s], %[ch], lsl #1]")
 /* channel n's [multiplier, add, e] (q[4n + 1..3]) into acc: tsm_requantize_rs */
@@ -202,7 +197,6 @@ tsm_dw3x3_groups_rs(const int8_t *s0, int32_t row, int32_t ch, const uint32_t *w
                      : "cc", "memory");
 #undef TSM_DW_RS_ASM
 #undef TSM_DW_ROW_ASM
-#undef TSM_DW_TAP_ASM
 }
 #endif
 
