@@ -281,3 +281,51 @@ def build_dscnn() -> bytes:
     """DS-CNN keyword spotter, 49x10x1 MFCCs -> 12 classes (0.33 M MACs): a 10x4/2 conv,
     five depthwise 3x3 + pointwise blocks, average pool over the map, dense, softmax."""
     return cached("dscnn", _dscnn, (1, 49, 10, 1))
+
+
+def random_chain_layers(seed: int) -> tuple[tuple[int, int, int], list[tuple]]:
+    """A seeded random chain of the layers the DSP kernels are written out for: the input
+    shape (h, w, c) and, per layer, ("conv", filters, kernel, stride, padding, activation)
+    or ("dw", stride, activation), depthwise 3x3 with SAME padding. Channel counts are odd
+    or multiples of 4, kernels 1, 3 and 5, strides 1 and 2, SAME and VALID, so that odd and
+    even tap group counts, an odd last pixel or channel, the pointwise pair widening and
+    depthwise border windows all occur; the map stays at least 3 wide."""
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(11, 21)), int(rng.integers(9, 17))
+    c = int(rng.choice([1, 3, 4, 8]))
+    shape = (h, w, c)
+    acts = ["relu", "relu6", None]
+    layers: list[tuple] = []
+    for i in range(6):
+        act = acts[int(rng.integers(0, 3))]
+        stride = int(rng.integers(1, 3)) if min(h, w) >= 8 else 1
+        if i % 2 == 1:
+            layers.append(("dw", stride, act))
+            h, w = -(-h // stride), -(-w // stride)
+            continue
+        filters = int(rng.choice([4, 5, 7, 8, 12, 16, 20]))
+        kernel = 1 if i == 2 else min(int(rng.choice([1, 3, 5])), h, w)
+        padding = str(rng.choice(["same", "valid"])) if min(h, w) - kernel >= 3 else "same"
+        layers.append(("conv", filters, kernel, stride, padding, act))
+        if padding == "same":
+            h, w = -(-h // stride), -(-w // stride)
+        else:
+            h, w = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+    return shape, layers
+
+
+def build_random_chain(seed: int) -> bytes:
+    """random_chain_layers(seed) as a full-int8 model, with a dense head."""
+    shape, layers = random_chain_layers(seed)
+
+    def _random_chain(tf, x):
+        L = tf.keras.layers
+        for spec in layers:
+            if spec[0] == "dw":
+                x = L.DepthwiseConv2D(3, strides=spec[1], padding="same", activation=spec[2])(x)
+            else:
+                _, filters, kernel, stride, padding, act = spec
+                x = L.Conv2D(filters, kernel, strides=stride, padding=padding, activation=act)(x)
+        return L.Dense(3)(L.Flatten()(x))
+
+    return cached(f"random_chain{seed}", _random_chain, (1, *shape), depends=repr((seed, layers)))

@@ -54,6 +54,7 @@ def models(tmp_path_factory):
         build_edge_ops,
         build_kernel_shapes,
         build_mobilenet_block,
+        build_random_chain,
         build_smile_like,
     )
     from test_compiler_wild import hello_world_dynamic_batch
@@ -70,6 +71,10 @@ def models(tmp_path_factory):
         ("dscnn", build_dscnn),
         # TFLite Micro's hello_world as converters write it: batch -1 in the signature.
         ("hello_world_dyn", hello_world_dynamic_batch),
+        # seeded random chains of conv / depthwise layers: the written-out DSP loops on
+        # shapes nobody chose (tests/models.py, random_chain_layers)
+        ("random_chain2", lambda: build_random_chain(2)),
+        ("random_chain4", lambda: build_random_chain(4)),
     ):
         path = d / f"{name}.tflite"
         path.write_bytes(build())
@@ -139,10 +144,19 @@ def _verify(built: Built, client, n: int, seed: int = 0):
 # kernel_shapes: the DSP variants (SXTB16/SMLAD, SSUB8/SEL) on the shapes they are chosen
 # for; the host tests run the same kernels with the instructions' C twins. edge_ops: the
 # ops the other models lack, so that every supported op runs on the board. dscnn: a whole
-# benchmark model, with the x4 average pool (SXTAB16).
+# benchmark model, with the x4 average pool (SXTAB16). random_chain*: seeded random shapes.
 @pytest.mark.parametrize(
     "name",
-    ["smile_like", "mobilenet_block", "kernel_shapes", "edge_ops", "dscnn", "hello_world_dyn"],
+    [
+        "smile_like",
+        "mobilenet_block",
+        "kernel_shapes",
+        "edge_ops",
+        "dscnn",
+        "hello_world_dyn",
+        "random_chain2",
+        "random_chain4",
+    ],
 )
 def test_bit_exact_on_the_emulator(firmware, name):
     built = firmware(name)

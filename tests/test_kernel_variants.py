@@ -4,12 +4,13 @@ the planner's offset in-place never lets a live byte be overwritten."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from models import build_kernel_shapes, build_smile_like
+from models import build_kernel_shapes, build_random_chain, build_smile_like
 from parity import random_inputs
 
 from tinysmile.compiler.api import compile_model
@@ -20,7 +21,12 @@ from tinysmile.compiler.quant import requantize
 from tinysmile.resources import firmware_dir
 
 
-@pytest.mark.parametrize("build", [build_kernel_shapes, build_smile_like])
+@pytest.mark.parametrize(
+    "build",
+    [build_kernel_shapes, build_smile_like]
+    + [functools.partial(build_random_chain, seed) for seed in range(1, 6)],
+    ids=["kernel_shapes", "smile_like"] + [f"random_chain{seed}" for seed in range(1, 6)],
+)
 def test_variants_equal_portable_kernels_and_litert(build, tmp_path):
     """The host runs the variants' own arithmetic (tsm_dsp.h's C twins of SXTB16/SMLAD)
     under ASan/UBSan; the emulator test runs the DSP instructions."""
