@@ -6,12 +6,15 @@ from typing import Any
 
 import numpy as np
 
+from tinysmile.compiler.clits import CArray
 from tinysmile.compiler.ir import Graph, Op
 from tinysmile.compiler.ops.base import Emitted, OpDef, activation_of, fail, int_fields
 from tinysmile.compiler.ops.conv2d import (
     accumulator_worst_case,
     bias_of,
     channel_multipliers,
+    fits_int32,
+    folded_bias,
     validate_weights,
     weight_arrays,
 )
@@ -27,6 +30,8 @@ FIELDS = [
     "activation_max",
     "per_channel",
 ]
+
+X4_FIELDS = [f for f in FIELDS if f != "input_offset"]
 
 
 class FullyConnected(OpDef):
@@ -73,7 +78,22 @@ class FullyConnected(OpDef):
         y = requantize_single(acc, p["mult"], p["shift"]) + p["output_offset"]
         return np.clip(y, p["activation_min"], p["activation_max"]).astype(np.int8)
 
+    def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
+        # four inputs a word against the weights as stored, unless the folded bias would
+        # not fit the int32 it is stored in
+        return "x4" if fits_int32(folded_bias(p, p["filter"])) else "generic"
+
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
+        if p.get("variant") == "x4":
+            arrays, fields = weight_arrays(name, g, op, p)
+            arrays[1] = CArray(f"{name}_bias", folded_bias(p, p["filter"]).astype(np.int32))
+            return Emitted(
+                kernel="tsm_fully_connected_x4",
+                params_type="tsm_fully_connected_x4_params_t",
+                fields=int_fields(p, X4_FIELDS) + fields,
+                arrays=arrays,
+                inputs=[op.inputs[0]],
+            )
         arrays, fields = weight_arrays(name, g, op, p)
         return Emitted(
             kernel="tsm_fully_connected",
