@@ -19,8 +19,9 @@ Two more things share the arena:
   many bytes before its input the output must start at least (the lead, see
   ops.base.window_lead); the planner then lets the two groups overlap when
   output offset + lead <= input offset. Greedy placement with that extra freedom depends
-  on the order groups are placed in, so a few orders are tried and the smallest arena is
-  kept (deterministically).
+  on the order groups are placed in, so a few orders are tried, the best one is improved
+  by a seeded local search over orders, and the smallest arena is kept
+  (deterministically).
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ from tinysmile.compiler.ops import lookup
 from tinysmile.errors import UnsupportedModelError
 
 ALIGN = 4  # int8 kernels do not need it; word-wide DSP loads like it
+# _improve's budget: moves tried, at most IMPROVE_WORK / groups of them (about half a
+# second for a 50-group model, and bounded for larger ones)
+IMPROVE_MOVES = 3000
+IMPROVE_WORK = 600_000
 
 
 @dataclass
@@ -159,12 +164,14 @@ def plan_memory(
             order = list(arena)
             rng.shuffle(order)
             orders.append(order)
-    best: list[int] | None = None
+    best: list | None = None
     for order in orders:
         offsets = _place(groups, order, overlaps)
         size = max((_align(offsets[k] + groups[k].size) for k in arena), default=0)
         if best is None or size < best[0]:
-            best = [size, offsets]
+            best = [size, offsets, order]
+    if best is not None and len(arena) > 2:
+        best = _improve(groups, arena, overlaps, best)
     placed = []
     for k in arena:
         groups[k].offset = best[1][k] if best else 0
@@ -177,6 +184,26 @@ def plan_memory(
     peak_op = max(range(n_ops), key=lambda i: live[i]) if n_ops else 0
     scratch_groups = {x.scratch_of: k for k, x in enumerate(groups) if x.scratch_of is not None}
     return Plan(groups, group_of, arena_size, peak_op, live, scratch_groups, overlaps)
+
+
+def _improve(groups: list[Group], arena: list[int], overlaps: list, best: list) -> list:
+    """Local search over placement orders from the best one found: move one group to
+    another place in the order, keep the move if the arena is no larger (moves across a
+    plateau included), a fixed number of times with a fixed seed, so the plan is the same
+    on every run. It finds the orders greedy placement needs to fit a chain of offset
+    in-place pairs under a branch kept for a residual ADD (mini-Xception: 73,144 B
+    against 88,712 from the orders above)."""
+    size, offsets, order = best
+    rng = random.Random(1)
+    n = len(arena)
+    for _ in range(min(IMPROVE_MOVES, IMPROVE_WORK // n)):
+        trial = list(order)
+        trial.insert(rng.randrange(n), trial.pop(rng.randrange(n)))
+        placed = _place(groups, trial, overlaps)
+        trial_size = max(_align(placed[k] + groups[k].size) for k in arena)
+        if trial_size <= size:
+            size, offsets, order = trial_size, placed, trial
+    return [size, offsets, order]
 
 
 def _place(groups: list[Group], order: list[int], overlaps: list[tuple[int, int, int]]) -> dict:
@@ -193,6 +220,10 @@ def _place(groups: list[Group], order: list[int], overlaps: list[tuple[int, int,
             candidates.add(_align(offsets[j] + groups[j].size))
             if (j, k) in below:  # k is the input of j's op: k may start lead past j
                 candidates.add(max(0, _align(offsets[j] + below[(j, k)])))
+            if (k, j) in below:  # k is the output of j's op: k may start lead before j
+                at = (offsets[j] - below[(k, j)]) // ALIGN * ALIGN
+                if at >= 0:
+                    candidates.add(at)
 
         offsets[k] = next(
             at for at in sorted(candidates) if _fits(groups, offsets, below, k, live, at)
