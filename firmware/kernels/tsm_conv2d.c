@@ -92,6 +92,9 @@ tsm_conv2d_gather_inside(const int8_t *src, int32_t in_row, uint32_t *col, int32
     const int32_t rem = row_len - row4;
     int32_t tail = filter_h * row4;
     int32_t ky, i;
+    /* unrolled where the sizes are literals, so that the tail taps' column places are
+     * constants */
+#pragma GCC unroll 5
     for (ky = 0; ky < filter_h; ++ky, src += in_row) {
         tsm_col_widen(col, slot, ky * row4, src, row4);
         for (i = 0; i < rem; ++i) {
@@ -100,10 +103,22 @@ tsm_conv2d_gather_inside(const int8_t *src, int32_t in_row, uint32_t *col, int32
     }
 }
 
+/* n bytes (a multiple of 4) of pad (pad4: the pad byte in every lane) at dst. */
+static inline void tsm_conv2d_pad4(int8_t *dst, uint32_t pad4, int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; i += 4) {
+        tsm_write_u32(dst + i, pad4);
+    }
+}
+
 /* A window crossing the border: copied first, rows of window_row bytes, into `window`
  * with the input zero point outside the input and past the filter's row (the folded bias
  * cancels those taps exactly, as the reference skips them; the extra tap's weight is
- * zero), then gathered like an interior one. */
+ * zero), then gathered like an interior one. A row inside the input is its inside taps
+ * [a, e) between pad runs, the same for every row of the window. With channels a
+ * multiple of 4 every run is whole words and goes a word at a time; otherwise byte by
+ * byte (the runs are then a few bytes; a library call each cost more than the copy). */
 TSM_NO_LIBCALLS static void tsm_conv2d_gather_border(const tsm_conv2d_tiled_params_t *p, const int8_t *in_b,
                                      int32_t iy0, int32_t ix0, uint32_t *col, int32_t slot,
                                      int8_t *window)
@@ -115,21 +130,39 @@ TSM_NO_LIBCALLS static void tsm_conv2d_gather_border(const tsm_conv2d_tiled_para
     const int32_t kx0 = TSM_MAX(0, -ix0);
     const int32_t kx1 = TSM_MIN(p->filter_w, p->input_w - ix0);
     int32_t ky, i;
-    for (ky = 0; ky < p->filter_h; ++ky) {
-        const int32_t iy = iy0 + ky;
-        int8_t *dst = window + ky * row_len;
-        /* the row's inside taps between pad runs, byte by byte: the runs are a few bytes
-         * (a library call each cost more than the copy) */
-        const int32_t a = iy < 0 || iy >= p->input_h ? row_len : kx0 * c;
-        const int32_t e = iy < 0 || iy >= p->input_h ? row_len : TSM_MAX(a, kx1 * c);
-        for (i = 0; i < a; ++i) {
-            dst[i] = pad;
+    if ((c & 3) == 0) {
+        const uint32_t pad4 = (uint32_t)(uint8_t)pad * 0x01010101u;
+        const int32_t a = kx0 * c;
+        const int32_t e = TSM_MAX(a, kx1 * c);
+        int8_t *dst = window;
+        for (ky = 0; ky < p->filter_h; ++ky, dst += row_len) {
+            const int32_t iy = iy0 + ky;
+            const int32_t base = iy * in_row + ix0 * c; /* the first tap may be outside */
+            if (iy < 0 || iy >= p->input_h) {
+                tsm_conv2d_pad4(dst, pad4, row_len);
+                continue;
+            }
+            tsm_conv2d_pad4(dst, pad4, a);
+            for (i = a; i < e; i += 4) {
+                tsm_write_u32(dst + i, tsm_read_u32(in_b + base + i));
+            }
+            tsm_conv2d_pad4(dst + e, pad4, row_len - e);
         }
-        for (; i < e; ++i) {
-            dst[i] = in_b[iy * in_row + ix0 * c + i];
-        }
-        for (; i < row_len; ++i) {
-            dst[i] = pad;
+    } else {
+        for (ky = 0; ky < p->filter_h; ++ky) {
+            const int32_t iy = iy0 + ky;
+            int8_t *dst = window + ky * row_len;
+            const int32_t a = iy < 0 || iy >= p->input_h ? row_len : kx0 * c;
+            const int32_t e = iy < 0 || iy >= p->input_h ? row_len : TSM_MAX(a, kx1 * c);
+            for (i = 0; i < a; ++i) {
+                dst[i] = pad;
+            }
+            for (; i < e; ++i) {
+                dst[i] = in_b[iy * in_row + ix0 * c + i];
+            }
+            for (; i < row_len; ++i) {
+                dst[i] = pad;
+            }
         }
     }
     tsm_conv2d_gather_inside(window, row_len, col, slot, p->filter_h, row_len);
