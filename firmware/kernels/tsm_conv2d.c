@@ -103,6 +103,23 @@ tsm_conv2d_gather_inside(const int8_t *src, int32_t in_row, uint32_t *col, int32
     }
 }
 
+/* A whole window (rows in_row bytes apart from src) into column `slot`: the common
+ * shapes with literal sizes, so that their rows unroll, and the others generically. */
+static inline __attribute__((always_inline)) void
+tsm_conv2d_gather_window(const tsm_conv2d_tiled_params_t *p, const int8_t *src, int32_t in_row,
+                         uint32_t *col, int32_t slot)
+{
+    if (p->input_c == 1 && p->filter_h == 5 && p->filter_w == 5) {
+        tsm_conv2d_gather_inside(src, in_row, col, slot, 5, 5);
+    } else if (p->input_c == 1 && p->filter_h == 3 && p->window_row == 4) {
+        tsm_conv2d_gather_inside(src, in_row, col, slot, 3, 4);
+    } else if (p->filter_h == 3 && p->window_row == 24) {
+        tsm_conv2d_gather_inside(src, in_row, col, slot, 3, 24); /* 3x3, 8 channels */
+    } else {
+        tsm_conv2d_gather_inside(src, in_row, col, slot, p->filter_h, p->window_row);
+    }
+}
+
 /* n bytes (a multiple of 4) of pad (pad4: the pad byte in every lane) at dst. */
 static inline void tsm_conv2d_pad4(int8_t *dst, uint32_t pad4, int32_t n)
 {
@@ -165,7 +182,7 @@ TSM_NO_LIBCALLS static void tsm_conv2d_gather_border(const tsm_conv2d_tiled_para
             }
         }
     }
-    tsm_conv2d_gather_inside(window, row_len, col, slot, p->filter_h, row_len);
+    tsm_conv2d_gather_window(p, window, row_len, col, slot);
 }
 
 /* The window of output pixel (oy, ox) into column `slot`. A window row wider than the
@@ -179,16 +196,7 @@ static inline void tsm_conv2d_gather(const tsm_conv2d_tiled_params_t *p, const i
     if (ix0 >= 0 && (ix0 * p->input_c + p->window_row <= p->input_w * p->input_c) &&
         iy0 >= 0 && iy0 + p->filter_h <= p->input_h) {
         const int32_t in_row = p->input_w * p->input_c;
-        const int8_t *src = in_b + iy0 * in_row + ix0 * p->input_c;
-        if (p->input_c == 1 && p->filter_h == 5 && p->filter_w == 5) {
-            tsm_conv2d_gather_inside(src, in_row, col, slot, 5, 5);
-        } else if (p->input_c == 1 && p->filter_h == 3 && p->window_row == 4) {
-            tsm_conv2d_gather_inside(src, in_row, col, slot, 3, 4);
-        } else if (p->filter_h == 3 && p->window_row == 24) {
-            tsm_conv2d_gather_inside(src, in_row, col, slot, 3, 24); /* 3x3, 8 channels */
-        } else {
-            tsm_conv2d_gather_inside(src, in_row, col, slot, p->filter_h, p->window_row);
-        }
+        tsm_conv2d_gather_window(p, in_b + iy0 * in_row + ix0 * p->input_c, in_row, col, slot);
         return;
     }
     tsm_conv2d_gather_border(p, in_b, iy0, ix0, col, slot, window);
