@@ -11,11 +11,13 @@ import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
 from tinysmile.boards import load_board
 from tinysmile.bundle import load_bundle
+from tinysmile.compiler.ops import conv2d as conv2d_op
 from tinysmile.errors import TinysmileError
 
 BOARD = "qemu-cortex-m4"
@@ -97,16 +99,21 @@ def firmware(state_dir, models):
     cache: dict = {}
 
     def get(name: str, perturb_layer: int | None = None) -> Built:
+        """name@tiled: the model with int8 conv filters (the tiled variant) where its size
+        would give it int16 ones (tiled16)."""
         key = (name, perturb_layer)
         if key not in cache:
-            bundle = load_bundle(models[name])
-            project = build(
-                bundle,
-                board,
-                out_dir=state_dir / f"proj-{name}-{perturb_layer}",
-                perturb_layer=perturb_layer,
-            )
-            host = compile_model(bundle.model_path, state_dir / f"host-{name}")
+            model, _, variant = name.partition("@")
+            budget = 0 if variant == "tiled" else conv2d_op.WIDE_FILTER_BYTES
+            bundle = load_bundle(models[model])
+            with mock.patch.object(conv2d_op, "WIDE_FILTER_BYTES", budget):
+                project = build(
+                    bundle,
+                    board,
+                    out_dir=state_dir / f"proj-{name}-{perturb_layer}",
+                    perturb_layer=perturb_layer,
+                )
+                host = compile_model(bundle.model_path, state_dir / f"host-{name}")
             cache[key] = Built(project, host)
         return cache[key]
 
@@ -156,6 +163,8 @@ def _verify(built: Built, client, n: int, seed: int = 0):
         "hello_world_dyn",
         "random_chain2",
         "random_chain4",
+        "dscnn@tiled",
+        "random_chain2@tiled",
     ],
 )
 def test_bit_exact_on_the_emulator(firmware, name):
@@ -175,7 +184,9 @@ def test_bit_exact_on_the_emulator(firmware, name):
     if name == "edge_ops":
         assert {"PAD", "AVERAGE_POOL_2D", "CONCATENATION", "RELU", "RELU6", "QUANTIZE"} <= ops
     elif name != "hello_world_dyn":
-        assert "tiled" in {r["variant"] for r in built.host.report["layers"]}
+        # small models take int16 conv filters, unless told otherwise (name@tiled)
+        conv = "tiled" if name.endswith("@tiled") else "tiled16"
+        assert conv in {r["variant"] for r in built.host.report["layers"]}
 
 
 def _first_layer_of(report, kind: str) -> int:

@@ -15,6 +15,7 @@ from parity import random_inputs
 
 from tinysmile.compiler.api import compile_model
 from tinysmile.compiler.hostrun import CFLAGS, SANITIZE, build_host, host_compiler
+from tinysmile.compiler.ops import conv2d as conv2d_op
 from tinysmile.compiler.ops.base import window_lead
 from tinysmile.compiler.oracle import litert_reference
 from tinysmile.compiler.quant import requantize
@@ -27,14 +28,19 @@ from tinysmile.resources import firmware_dir
     + [functools.partial(build_random_chain, seed) for seed in range(1, 6)],
     ids=["kernel_shapes", "smile_like"] + [f"random_chain{seed}" for seed in range(1, 6)],
 )
-def test_variants_equal_portable_kernels_and_litert(build, tmp_path):
+@pytest.mark.parametrize("conv", ["tiled16", "tiled"])
+def test_variants_equal_portable_kernels_and_litert(build, conv, tmp_path, monkeypatch):
     """The host runs the variants' own arithmetic (tsm_dsp.h's C twins of SXTB16/SMLAD)
-    under ASan/UBSan; the emulator test runs the DSP instructions."""
+    under ASan/UBSan; the emulator test runs the DSP instructions. These models are small
+    enough for int16 filters (tiled16); with the budget at 0 they get the int8 ones."""
+    if conv == "tiled":
+        monkeypatch.setattr(conv2d_op, "WIDE_FILTER_BYTES", 0)
     model = build()
     fast = compile_model(model, tmp_path / "fast")
     portable = compile_model(model, tmp_path / "portable", portable=True)
     variants = {r["variant"] for r in fast.report["layers"]}
-    assert "tiled" in variants, variants
+    other = {"tiled": "tiled16", "tiled16": "tiled"}[conv]
+    assert conv in variants and other not in variants, variants
     assert {r["variant"] for r in portable.report["layers"]} == {"generic"}
     x = random_inputs(model, 200, seed=5)
     want = litert_reference(model, x).reshape(len(x), -1)
@@ -329,11 +335,15 @@ RANDOM_CASES = (
 
 
 @pytest.mark.parametrize("kind,seed", RANDOM_CASES)
-def test_random_shapes_variant_equals_twin(kind, seed, tmp_path):
+def test_random_shapes_variant_equals_twin(kind, seed, tmp_path, monkeypatch):
     """Seeded random shapes (odd channel counts, strides 1-2, SAME/VALID, fused
     activations, zero points, per-channel scales): the generated C with its specialised
-    variant gives the bytes of the numpy twin (itself held to LiteRT by the op tests)."""
+    variant gives the bytes of the numpy twin (itself held to LiteRT by the op tests).
+    Odd seeds of CONV_2D take the int8 filters (tiled), even ones int16 (tiled16)."""
     from tinysmile.compiler.reference import reference_invoke
+
+    if kind == "CONV_2D" and seed % 2:
+        monkeypatch.setattr(conv2d_op, "WIDE_FILTER_BYTES", 0)
 
     rng = np.random.default_rng(1000 * RANDOM_CASES.index((kind, seed)) + seed)
     graph = _window_graph(rng, kind)

@@ -57,4 +57,10 @@ typedef struct {
 void tsm_conv2d_tiled(const tsm_conv2d_tiled_params_t *p, const int8_t *input, int8_t *output,
                       uint32_t *scratch);
 
+/* The "tiled16" variant: the same, with the filter stored as int16 pairs (twice the
+ * flash, no SXTB16 in the inner loop): for each pair of output channels and group of 4
+ * taps, [channel 0 taps 0-1, channel 1 taps 0-1, channel 0 taps 2-3, channel 1 taps 2-3]. */
+void tsm_conv2d_tiled16(const tsm_conv2d_tiled_params_t *p, const int8_t *input,
+                        int8_t *output, uint32_t *scratch);
+
 #endif

@@ -252,6 +252,29 @@ def tiled_words(filter_2d: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(groups).reshape(-1).view("<i4").astype(np.int32)
 
 
+def tiled_words16(filter_2d: np.ndarray) -> np.ndarray:
+    """The tiled16 kernel's filter (int32 words of int16 pairs): output channels in pairs
+    (an odd last one paired with zeros), and within a pair, for each group of 4 taps,
+    [channel 0 taps 0-1, channel 1 taps 0-1, channel 0 taps 2-3, channel 1 taps 2-3], the
+    pairs the int16 column words meet in SMLAD."""
+    rows, depth = filter_2d.shape
+    d4 = -(-depth // 4) * 4
+    w = np.zeros((rows + rows % 2, d4), dtype=np.int16)
+    w[:rows, :depth] = filter_2d
+    groups = w.reshape(-1, 2, d4 // 4, 2, 2).transpose(0, 2, 3, 1, 4)  # pair, group, half, ch, tap
+    return np.ascontiguousarray(groups).reshape(-1).astype("<i2").view("<i4").astype(np.int32)
+
+
+# A model whose convolutions' int8 filters total at most this many bytes gets every tiled
+# one as int16 pairs ("tiled16": twice their flash, no SXTB16 in the inner loop). Decided
+# for the whole model, so that it links one of the two variants, never both.
+WIDE_FILTER_BYTES = 16384
+
+
+def conv_filter_bytes(g: Graph) -> int:
+    return sum(g.tensor(op.inputs[1]).size for op in g.ops if op.kind == "CONV_2D")
+
+
 # The geometry is the generic kernel's (SPATIAL_FIELDS up to pad_w); the rest is the tile's.
 TILED_FIELDS = [
     *SPATIAL_FIELDS[: SPATIAL_FIELDS.index("pad_w") + 1],
@@ -298,10 +321,12 @@ class Conv2D(OpDef):
         # Every shape goes tiled (single-channel first layers, 1x1 and 3x3 alike: gathering
         # the columns costs O(window) per pixel, the MACs O(window * output_c)), unless the
         # folded bias would not fit the int32 it is stored in.
-        return "tiled" if fits_int32(folded_bias(p, self._filter_2d(p))) else "generic"
+        if not fits_int32(folded_bias(p, self._filter_2d(p))):
+            return "generic"
+        return "tiled16" if conv_filter_bytes(g) <= WIDE_FILTER_BYTES else "tiled"
 
     def scratch_bytes(self, g: Graph, op: Op, p: dict[str, Any]) -> int:
-        if p.get("variant") == "tiled":
+        if p.get("variant") in ("tiled", "tiled16"):
             # two interleaved int16 columns, then one zero-point-padded border window
             window = p["filter_h"] * self._window_row(p)
             return self._depth(p) * 4 + -(-window // 4) * 4
@@ -334,17 +359,12 @@ class Conv2D(OpDef):
         return np.pad(f, ((0, 0), (0, 0), (0, pad))).reshape(f.shape[0], -1)
 
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
-        if p.get("variant") == "tiled":
+        if p.get("variant") in ("tiled", "tiled16"):
             w2d = self._filter_2d(p)
-            arrays = [
-                # int32 in C so that the kernel may fetch two words at once (LDRD)
-                CArray(
-                    f"{name}_filter",
-                    tiled_words(
-                        self._gathered_filter(p)[:, tap_order(p["filter_h"], self._window_row(p))]
-                    ),
-                ),
-            ]
+            ordered = self._gathered_filter(p)[:, tap_order(p["filter_h"], self._window_row(p))]
+            words = tiled_words16 if p["variant"] == "tiled16" else tiled_words
+            # int32 in C so that the kernel may fetch two words at once (LDRD)
+            arrays = [CArray(f"{name}_filter", words(ordered))]
             # the shorter requantization (tsm_requantize_rs) where its conditions hold: its
             # per-channel words replace bias, multiplier and shift
             rs = rs_channel_params(p, folded_bias(p, w2d))
@@ -375,7 +395,7 @@ class Conv2D(OpDef):
                 "input_zero_point": -p["input_offset"],
             }
             return Emitted(
-                kernel="tsm_conv2d_tiled",
+                kernel="tsm_conv2d_tiled16" if p["variant"] == "tiled16" else "tsm_conv2d_tiled",
                 params_type="tsm_conv2d_tiled_params_t",
                 fields=int_fields(q, TILED_FIELDS)
                 + [
