@@ -84,21 +84,14 @@ class FullyConnected(OpDef):
         return "x4" if fits_int32(folded_bias(p, p["filter"])) else "generic"
 
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
-        if p.get("variant") == "x4":
-            arrays, fields = weight_arrays(name, g, op, p)
-            arrays[1] = CArray(f"{name}_bias", folded_bias(p, p["filter"]).astype(np.int32))
-            return Emitted(
-                kernel="tsm_fully_connected_x4",
-                params_type="tsm_fully_connected_x4_params_t",
-                fields=int_fields(p, X4_FIELDS) + fields,
-                arrays=arrays,
-                inputs=[op.inputs[0]],
-            )
         arrays, fields = weight_arrays(name, g, op, p)
+        x4 = p.get("variant") == "x4"
+        if x4:  # the same arrays, the bias with the input zero point folded in
+            arrays[1] = CArray(f"{name}_bias", folded_bias(p, p["filter"]).astype(np.int32))
         return Emitted(
-            kernel="tsm_fully_connected",
-            params_type="tsm_fully_connected_params_t",
-            fields=int_fields(p, FIELDS) + fields,
+            kernel="tsm_fully_connected_x4" if x4 else "tsm_fully_connected",
+            params_type=f"tsm_fully_connected{'_x4' if x4 else ''}_params_t",
+            fields=int_fields(p, X4_FIELDS if x4 else FIELDS) + fields,
             arrays=arrays,
             inputs=[op.inputs[0]],
         )
