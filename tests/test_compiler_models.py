@@ -103,26 +103,25 @@ PLANNED = {
 def test_planner_never_overlaps_live_tensors(name):
     """Groups alive together are disjoint, except an offset in-place pair whose output
     starts at least its proven lead before its input (see planner and window_lead)."""
-    for build in [PLANNED[name]]:
-        prog = build_program(build())
-        allowed = {(dst, src): lead for dst, src, lead in prog.plan.overlaps}
-        groups = prog.plan.groups
-        arena = [k for k, grp in enumerate(groups) if grp.storage == "arena"]
-        for i, ka in enumerate(arena):
-            a = groups[ka]
-            assert a.offset + a.size <= prog.plan.arena_size
-            for kb in arena[i + 1 :]:
-                b = groups[kb]
-                alive_together = a.first <= b.last and b.first <= a.last
-                disjoint = a.offset + a.size <= b.offset or b.offset + b.size <= a.offset
-                if not alive_together or disjoint:
-                    continue
-                if (ka, kb) in allowed:
-                    assert a.offset + allowed[(ka, kb)] <= b.offset, (a, b)
-                elif (kb, ka) in allowed:
-                    assert b.offset + allowed[(kb, ka)] <= a.offset, (a, b)
-                else:
-                    raise AssertionError((a, b))
+    prog = build_program(PLANNED[name]())
+    allowed = {(dst, src): lead for dst, src, lead in prog.plan.overlaps}
+    groups = prog.plan.groups
+    arena = [k for k, grp in enumerate(groups) if grp.storage == "arena"]
+    for i, ka in enumerate(arena):
+        a = groups[ka]
+        assert a.offset + a.size <= prog.plan.arena_size
+        for kb in arena[i + 1 :]:
+            b = groups[kb]
+            alive_together = a.first <= b.last and b.first <= a.last
+            disjoint = a.offset + a.size <= b.offset or b.offset + b.size <= a.offset
+            if not alive_together or disjoint:
+                continue
+            if (ka, kb) in allowed:
+                assert a.offset + allowed[(ka, kb)] <= b.offset, (a, b)
+            elif (kb, ka) in allowed:
+                assert b.offset + allowed[(kb, ka)] <= a.offset, (a, b)
+            else:
+                raise AssertionError((a, b))
 
 
 def _float_edges(tf, x):

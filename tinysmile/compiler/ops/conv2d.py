@@ -320,7 +320,8 @@ class Conv2D(OpDef):
     def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
         # Every shape goes tiled (single-channel first layers, 1x1 and 3x3 alike: gathering
         # the columns costs O(window) per pixel, the MACs O(window * output_c)), unless the
-        # folded bias would not fit the int32 it is stored in.
+        # folded bias would not fit the int32 it is stored in; tiled16 in a model with few
+        # conv weights (WIDE_FILTER_BYTES).
         if not fits_int32(folded_bias(p, self._filter_2d(p))):
             return "generic"
         return "tiled16" if conv_filter_bytes(g) <= WIDE_FILTER_BYTES else "tiled"
