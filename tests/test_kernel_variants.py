@@ -5,6 +5,7 @@ the planner's offset in-place never lets a live byte be overwritten."""
 from __future__ import annotations
 
 import functools
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -352,3 +353,35 @@ def test_random_shapes_variant_equals_twin(kind, seed, tmp_path, monkeypatch):
     want = reference_invoke(compiled.program, x).reshape(len(x), -1)
     got = build_host(compiled, tmp_path).run(x)
     np.testing.assert_array_equal(got, want, err_msg=str(compiled.report["layers"][0]))
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O1", "-Og", "-Os", "-O2", "-O3"])
+def test_kernels_build_for_cortex_m4_at_every_optimization_level(opt, tmp_path):
+    """The written-out DSP loops hold a dozen values in registers: a board's framework or a
+    debug build may compile the kernels at any -O level, and gcc must neither refuse the
+    constraints nor run on (at -O0 the kernels take their C twins, TSM_ASM)."""
+    gcc = shutil.which("arm-none-eabi-gcc")
+    if gcc is None:
+        pytest.skip("needs arm-none-eabi-gcc (scripts/setup.sh installs it)")
+    kernels = firmware_dir() / "kernels"
+    for src in sorted(kernels.glob("*.c")):
+        subprocess.run(
+            [
+                gcc,
+                opt,
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-mcpu=cortex-m4",
+                "-mthumb",
+                "-mfloat-abi=hard",
+                "-mfpu=fpv4-sp-d16",
+                f"-I{kernels}",
+                "-c",
+                str(src),
+                "-o",
+                str(tmp_path / f"{src.stem}.o"),
+            ],
+            check=True,
+            timeout=120,
+        )

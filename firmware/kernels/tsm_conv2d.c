@@ -231,7 +231,7 @@ static inline int8_t tsm_out_rs(int32_t acc, int32_t m, int32_t d, int32_t e, in
     return (int8_t)TSM_MIN(acc, hi);
 }
 
-#if TSM_DSP
+#if TSM_ASM
 /* One group of 4 taps of the tile (see tsm_tile_2x2), for the written-out loops below. */
 #define TSM_TILE_GROUP                                                                          \
     "ldrd %[xa], %[xb], [%[x]], #8\n\t"                                                       \
@@ -276,7 +276,7 @@ static inline __attribute__((always_inline)) void
 tsm_tile_2x2(const uint32_t *x, const uint32_t *end, const uint32_t **w, int32_t *a00,
              int32_t *a01, int32_t *a10, int32_t *a11, const int wide)
 {
-#if TSM_DSP
+#if TSM_ASM
     const uint32_t *wp = *w;
     int32_t c00 = *a00, c01 = *a01, c10 = *a10, c11 = *a11;
     uint32_t xa, xb, wa, wb, t;
@@ -360,7 +360,7 @@ tsm_tile_2x2(const uint32_t *x, const uint32_t *end, const uint32_t **w, int32_t
 #endif
 }
 
-#if TSM_DSP
+#if TSM_ASM
 /* Every pair of output channels of two pixels at once, where the requantization is
  * tsm_requantize_rs (the compiler's pairs words): the tile's loop (tsm_tile_2x2), then
  * its epilogue (tsm_out_rs_x2 for both pixels), written out in one piece. In C, gcc
@@ -461,7 +461,7 @@ tsm_tile_pairs_rs(const uint32_t *col, const uint32_t *end, const uint32_t **w,
 }
 #endif
 
-#if TSM_DSP
+#if TSM_ASM
 /* Two neighbouring pixels of a pointwise layer (n channels each, a multiple of 4, the
  * second n bytes after the first) into the column, as two tsm_conv2d_gather_inside calls
  * would: per group of 4 channels the words [pixel 0 (c0, c2), pixel 1 (c0, c2), pixel 0
@@ -530,7 +530,7 @@ tsm_conv2d_tiled_body(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
             int8_t *o1 = o0 + out_c;
             const uint32_t *w = p->filter;
             if (pointwise) {
-#if TSM_DSP
+#if TSM_ASM
                 if (two && (in_c & 3) == 0) {
                     tsm_widen_pair(in_b + px * in_c, in_c, scratch);
                 } else
@@ -557,7 +557,7 @@ tsm_conv2d_tiled_body(const tsm_conv2d_tiled_params_t *p, const int8_t *input, i
             }
             const int32_t *pp = pairs;
             oc = 0;
-#if TSM_DSP
+#if TSM_ASM
             if (rs && two && out_c >= 2) {
                 oc = out_c & ~1;
                 tsm_tile_pairs_rs(scratch, col_end, &w, &pp, o0, out_c, o0 + oc, lo4, hi4,

@@ -76,7 +76,7 @@ static inline int8_t tsm_dw_out(int32_t acc, const int32_t *q, int32_t offset, i
         a3 = tsm_smlatt(x13_, w13_, a3);                                                       \
     } while (0)
 
-#if TSM_DSP
+#if TSM_ASM
 /* One tap of 4 channels in asm (TSM_DW_TAP's instructions): the input word at addr split
  * by SXTB16 into channels (0, 2) and (1, 3), against the next two filter words. */
 #define TSM_DW_TAP_ASM(addr)                                                                    \
@@ -88,41 +88,43 @@ static inline int8_t tsm_dw_out(int32_t acc, const int32_t *q, int32_t offset, i
     "smlatt %[a2], %[x02], %[w02], %[a2]\n\t"                                                   \
     "smlabb %[a1], %[x], %[w13], %[a1]\n\t"                                                     \
     "smlatt %[a3], %[x], %[w13], %[a3]\n\t"
+/* The 3 taps of a window row at %[s] (the others ch bytes on). */
+#define TSM_DW_ROW_ASM TSM_DW_TAP_ASM("[%[s]]") TSM_DW_TAP_ASM("[%[s], %[ch]]")                  \
+    TSM_DW_TAP_ASM("[%[s], %[ch], lsl #1]")
 #endif
 
-/* The 9 taps of 4 channels into a0..a3; *w moves past the group's 18 words. r0, r1, r2
- * point at the window rows' first tap column, the others ch bytes apart. */
+/* The 9 taps of 4 channels into a0..a3; *w moves past the group's 18 words. r0 points at
+ * the window's first row and first tap column, the other rows row bytes apart, the other
+ * columns ch bytes apart. */
 static inline __attribute__((always_inline)) void
-tsm_dw3x3_taps(const int8_t *r0, const int8_t *r1, const int8_t *r2, int32_t ch,
-               const uint32_t **wp, int32_t *a)
+tsm_dw3x3_taps(const int8_t *r0, int32_t row, int32_t ch, const uint32_t **wp, int32_t *a)
 {
     int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
     const uint32_t *w = *wp;
-#if TSM_DSP
+#if TSM_ASM
     /* written out: gcc hoists the loads of C taps and spills the accumulators; here 8
-     * instructions per tap of 4 channels (LDR, LDRD, 2 SXTB16, 4 SMLAxx) in 13 registers.
-     * The memory clobber keeps the previous group's output stores (in place, they may
-     * share bytes with the input) ahead of these reads. */
+     * instructions per tap of 4 channels (LDR, LDRD, 2 SXTB16, 4 SMLAxx) in 12 registers,
+     * the rows reached by stepping a copy of r0. The memory clobber keeps the previous
+     * group's output stores (in place, they may share bytes with the input) ahead of
+     * these reads. */
+    const int8_t *s = r0;
     uint32_t x, x02, w02, w13;
-    __asm__(TSM_DW_TAP_ASM("[%[r0]]") TSM_DW_TAP_ASM("[%[r0], %[ch]]")
-                TSM_DW_TAP_ASM("[%[r0], %[ch], lsl #1]") TSM_DW_TAP_ASM("[%[r1]]")
-                    TSM_DW_TAP_ASM("[%[r1], %[ch]]") TSM_DW_TAP_ASM("[%[r1], %[ch], lsl #1]")
-                        TSM_DW_TAP_ASM("[%[r2]]") TSM_DW_TAP_ASM("[%[r2], %[ch]]")
-                            TSM_DW_TAP_ASM("[%[r2], %[ch], lsl #1]")
+    __asm__(TSM_DW_ROW_ASM "add %[s], %[s], %[row]\n\t" TSM_DW_ROW_ASM
+                           "add %[s], %[s], %[row]\n\t" TSM_DW_ROW_ASM
             : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w),
-              [x] "=&r"(x), [x02] "=&r"(x02), [w02] "=&r"(w02), [w13] "=&r"(w13)
-            : [r0] "r"(r0), [r1] "r"(r1), [r2] "r"(r2), [ch] "r"(ch)
+              [x] "=&r"(x), [x02] "=&r"(x02), [w02] "=&r"(w02), [w13] "=&r"(w13), [s] "+r"(s)
+            : [row] "r"(row), [ch] "r"(ch)
             : "memory");
 #else
     TSM_DW_TAP(r0, w);
     TSM_DW_TAP(r0 + ch, w + 2);
     TSM_DW_TAP(r0 + 2 * ch, w + 4);
-    TSM_DW_TAP(r1, w + 6);
-    TSM_DW_TAP(r1 + ch, w + 8);
-    TSM_DW_TAP(r1 + 2 * ch, w + 10);
-    TSM_DW_TAP(r2, w + 12);
-    TSM_DW_TAP(r2 + ch, w + 14);
-    TSM_DW_TAP(r2 + 2 * ch, w + 16);
+    TSM_DW_TAP(r0 + row, w + 6);
+    TSM_DW_TAP(r0 + row + ch, w + 8);
+    TSM_DW_TAP(r0 + row + 2 * ch, w + 10);
+    TSM_DW_TAP(r0 + 2 * row, w + 12);
+    TSM_DW_TAP(r0 + 2 * row + ch, w + 14);
+    TSM_DW_TAP(r0 + 2 * row + 2 * ch, w + 16);
     w += 18;
 #endif
     *wp = w;
@@ -132,7 +134,7 @@ tsm_dw3x3_taps(const int8_t *r0, const int8_t *r1, const int8_t *r2, int32_t ch,
     a[3] = a3;
 }
 
-#if TSM_DSP
+#if TSM_ASM
 /* Every group of 4 channels of one interior-shaped pixel (rows `row` bytes apart from s0),
  * where every group takes tsm_requantize_rs: the taps (as tsm_dw3x3_taps) and the
  * epilogue (as tsm_dw3x3_pixel's) written out in one loop, so that no live value is
@@ -151,8 +153,6 @@ tsm_dw3x3_groups_rs(const int8_t *s0, int32_t row, int32_t ch, const uint32_t *w
     int8_t *o = out;
     int32_t a0, a1, a2, a3;
     uint32_t x, x02, w02, w13;
-#define TSM_DW_ROW_ASM TSM_DW_TAP_ASM("[%[s]]") TSM_DW_TAP_ASM("[%[s], %[ch]]")                  \
-    TSM_DW_TAP_ASM("[%[s], %[ch], lsl #1]")
 /* channel n's [multiplier, add, e] (q[4n + 1..3]) into acc: tsm_requantize_rs */
 #define TSM_DW_RS_ASM(acc, n)                                                                   \
     "ldrd %[x02], %[w02], [%[q], #" #n "*16+4]\n\t"                                              \
@@ -196,7 +196,6 @@ tsm_dw3x3_groups_rs(const int8_t *s0, int32_t row, int32_t ch, const uint32_t *w
                        [khi] "m"(k.hi4)
                      : "cc", "memory");
 #undef TSM_DW_RS_ASM
-#undef TSM_DW_ROW_ASM
 }
 #endif
 
@@ -220,7 +219,7 @@ tsm_dw3x3_pixel_from(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *s
         a[1] = q[4];
         a[2] = q[8];
         a[3] = q[12];
-        tsm_dw3x3_taps(s0 + c, s1 + c, s2 + c, ch, &w, a);
+        tsm_dw3x3_taps(s0 + c, (int32_t)(s1 - s0), ch, &w, a);
         if (!TSM_LIKELY(q[3] != 0)) {
             const int32_t offset = p->output_offset;
             const int32_t lo = p->activation_min, hi = p->activation_max;
@@ -256,7 +255,7 @@ tsm_dw3x3_pixel(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *s0, co
                 int rs_all)
 {
     int32_t c = 0;
-#if TSM_DSP
+#if TSM_ASM
     const int32_t c4 = ch & ~3;
     if (rs_all && c4) {
         tsm_dw3x3_groups_rs(s0, (int32_t)(s1 - s0), ch, p->filter_words, p->channel_params, out,
@@ -278,7 +277,7 @@ tsm_dw3x3_pixel(const tsm_depthwise_conv2d_3x3_params_t *p, const int8_t *s0, co
 static inline void tsm_dw_copy4(int8_t *dst, const int8_t *src, int32_t n)
 {
     int32_t i = 0;
-#if TSM_DSP
+#if TSM_ASM
     if (n >= 16 && ((uint32_t)(uintptr_t)dst & 3u) == 0 && ((uint32_t)(uintptr_t)src & 3u) == 0) {
         const int8_t *s = src;
         int8_t *d = dst;
@@ -302,7 +301,7 @@ static inline void tsm_dw_copy4(int8_t *dst, const int8_t *src, int32_t n)
 static inline void tsm_dw_set4(int8_t *dst, uint32_t pad4, int32_t n)
 {
     int32_t i = 0;
-#if TSM_DSP
+#if TSM_ASM
     if (n >= 16 && ((uint32_t)(uintptr_t)dst & 3u) == 0) {
         int8_t *d = dst;
         int32_t k = n >> 4;

@@ -15,6 +15,16 @@
 #define TSM_DSP 0
 #endif
 
+/* The kernels' written-out loops (inline asm holding a dozen values in registers) need
+ * gcc's register allocator at work: without optimization it keeps a frame pointer and
+ * every value on the stack, and refuses those constraints or does not finish. There the
+ * kernels use their C twins, which compute the same bytes. */
+#if TSM_DSP && defined(__OPTIMIZE__)
+#define TSM_ASM 1
+#else
+#define TSM_ASM 0
+#endif
+
 /* A 32-bit word from any address. Cortex-M3 and up load unaligned words in hardware and
  * gcc turns this memcpy into one LDR; elsewhere memcpy keeps it legal. */
 static inline uint32_t tsm_read_u32(const void *p)
