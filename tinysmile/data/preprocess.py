@@ -6,9 +6,10 @@ quantization, the Pi runtime and verification all rebuild it with
 `PreprocessSpec.from_dict()`; train and serve then cannot silently disagree.
 
 Pipeline: image (grey, or BGR as OpenCV decodes it) -> grayscale -> square crop (the
-largest Haar face plus a margin, or the centre) -> resize to height x width -> uint8
-(H, W, 1). `to_float` maps those pixels to what Keras trains on; `to_int8` is what the
-int8 model's input QUANTIZE would make of that float, bit for bit.
+largest Haar face plus a margin, or the centre) -> integer area resize to height x width
+(`tinysmile.data.pixels`, the twin of the board's C) -> uint8 (H, W, 1). `to_float` maps
+those pixels to what Keras trains on; `to_int8` is what the int8 model's input QUANTIZE
+would make of that float, bit for bit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from tinysmile.data.pixels import frame_square, framing_q16, resize_area
 from tinysmile.errors import TinysmileError
 
 FACE_CROPS = ("none", "haar")
@@ -224,14 +226,9 @@ def _centre_square(h: int, w: int) -> tuple[int, int, int, int]:
 def _face_square(
     box: tuple[int, int, int, int], margin: float, h: int, w: int, shift_y: float = 0.0
 ) -> tuple[int, int, int, int]:
-    x, y, bw, bh = box
-    side = round(max(bw, bh) * (1.0 + 2.0 * margin))
-    side = max(1, min(side, h, w))
-    # Centre on the face, then slide (not shrink) the square back inside the image.
-    cx2, cy2 = 2 * x + bw, 2 * y + bh  # twice the centre, to stay in integers
-    cy2 += round(2.0 * shift_y * bh)
-    x0 = min(max((cx2 - side) // 2, 0), w - side)
-    y0 = min(max((cy2 - side) // 2, 0), h - side)
+    # The integer rule the board runs too (tsm_image_frame_square), so that Python and C
+    # frame a face box identically; the host rounds the framing to Q16 once.
+    x0, y0, side = frame_square(box, w, h, *framing_q16(margin, shift_y))
     return x0, y0, side, side
 
 
@@ -253,20 +250,15 @@ def crop_to_input(
 
     The one crop-and-resize path: training (Haar boxes) and the Pi runtime (any detector)
     both come through here."""
-    import cv2
-
     gray = to_gray(image)
     h, w = gray.shape
     crop = framed_crop(spec, box, h, w)
     x, y, cw, ch = crop
     square = gray[y : y + ch, x : x + cw]
     if (cw, ch) != (spec.width, spec.height):
-        shrinking = cw > spec.width or ch > spec.height
-        square = cv2.resize(
-            square,
-            (spec.width, spec.height),
-            interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
-        )
+        # The one integer area resize the board runs (tsm_image_resize_area), shrinking
+        # and enlarging alike: OpenCV's float resizes differ between x86 and aarch64.
+        square = resize_area(square, spec.width, spec.height)
     pixels = np.ascontiguousarray(square, dtype=np.uint8).reshape(spec.height, spec.width, 1)
     return Preprocessed(pixels=pixels, crop=crop, face_found=box is not None)
 

@@ -1,0 +1,79 @@
+"""Pixels are integers end to end: the numpy twin of firmware/vision/tsm_image.c.
+
+The board, the host reference (through ctypes, `tinysmile.device.visionlib`), the Pi and the
+training crops all resize and frame with these integer rules, so every platform decides on
+the same bytes; tests/test_vision.py holds this twin and the C to equal results.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinysmile.errors import TinysmileError
+
+Q16 = 1 << 16
+EXACT_FLOAT64 = 1 << 53  # every integer up to this is a float64
+
+
+def _overlap_weights(src_len: int, dst_len: int) -> np.ndarray:
+    """int64 (dst_len, src_len): how much of output pixel i source pixel j covers.
+
+    Measured in a common scale where a source pixel is dst_len long and an output pixel
+    src_len long, so every overlap is an integer and each row sums to src_len.
+    """
+    i = np.arange(dst_len, dtype=np.int64)[:, None]
+    j = np.arange(src_len, dtype=np.int64)[None, :]
+    lo = np.maximum(i * src_len, j * dst_len)
+    hi = np.minimum((i + 1) * src_len, (j + 1) * dst_len)
+    return np.maximum(hi - lo, 0)
+
+
+def resize_area(src: np.ndarray, dw: int, dh: int) -> np.ndarray:
+    """uint8 (h, w) -> uint8 (dh, dw): each output pixel the overlap-weighted mean of the
+    source area it covers, rounded half up. Shrinking and enlarging alike; equal to
+    `tsm_image_resize_area` byte for byte."""
+    a = np.asarray(src)
+    if a.dtype != np.uint8 or a.ndim != 2:
+        raise TinysmileError(f"resize_area takes uint8 (h, w) pixels, got {a.dtype} {a.shape}")
+    sh, sw = a.shape
+    if min(sh, sw) < 1 or dw < 1 or dh < 1:
+        raise TinysmileError(f"resize_area: cannot resize {sw}x{sh} to {dw}x{dh}")
+    wy = _overlap_weights(sh, dh)
+    wx = _overlap_weights(sw, dw)
+    area = sw * sh
+    if 255 * area < EXACT_FLOAT64:
+        # Every product and partial sum is a non-negative integer no larger than the
+        # final 255 * area < 2^53, so float64 holds each exactly in any summation order
+        # (FMA included) and BLAS gives the integer result ~40x faster than int64 matmul.
+        f = wy.astype(np.float64) @ a.astype(np.float64) @ wx.T.astype(np.float64)
+        total = f.astype(np.int64)
+    else:
+        total = wy @ a.astype(np.int64) @ wx.T
+    return ((total + area // 2) // area).astype(np.uint8)
+
+
+def framing_q16(crop_margin: float, crop_shift_y: float) -> tuple[int, int]:
+    """(side_q16, shift_q16): a preprocess spec's framing as the fixed point the C takes.
+
+    The host rounds these once (Python's round is fine: the board never computes them), so
+    every platform then frames with the same integers.
+    """
+    return round((1.0 + 2.0 * crop_margin) * Q16), round(2.0 * crop_shift_y * Q16)
+
+
+def frame_square(
+    box: tuple[int, int, int, int], fw: int, fh: int, side_q16: int, shift_q16: int
+) -> tuple[int, int, int]:
+    """(x, y, side) of the square taken from an fw x fh frame around a face box (x, y, w, h):
+    side max(w, h) * side_q16 / 2^16 (rounded half up, at least 1, at most the frame's
+    shorter side), centred on the box, shift_q16 / 2^17 box heights lower, and slid (not
+    shrunk) back inside the frame. Equal to `tsm_image_frame_square`."""
+    x, y, w, h = (int(v) for v in box)
+    side = (max(w, h) * side_q16 + Q16 // 2) // Q16
+    side = max(1, min(side, fw, fh))
+    # Twice the centre keeps the box's half-pixel centres in integers.
+    cx2 = 2 * x + w
+    cy2 = 2 * y + h + (h * shift_q16 + Q16 // 2) // Q16
+    x0 = min(max((cx2 - side) // 2, 0), fw - side)
+    y0 = min(max((cy2 - side) // 2, 0), fh - side)
+    return x0, y0, side
