@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "profile": "tinysmile.device.commands:profile_cmd",
     "stop": "tinysmile.device.commands:stop_cmd",
     "data": "tinysmile.data.commands:data_group",
+    "detector": "tinysmile.finder.commands:detector_group",
     "label": "tinysmile.label.commands:label_group",
     "train": "tinysmile.train.commands:train_cmd",
     "quantize": "tinysmile.train.commands:quantize_cmd",

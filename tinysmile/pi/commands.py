@@ -37,10 +37,11 @@ def pi_group() -> None:
 @click.option("--no-gpio", is_flag=True, help="No pins (a machine without GPIO).")
 @click.option(
     "--detector",
-    type=click.Choice(["haar", "blazeface", "none"]),
+    type=click.Choice(["haar", "blazeface", "tiny", "none"]),
     default="blazeface",
     show_default=True,
-    help="Face detector; none: frames are face crops already.",
+    help="Face detector. tiny: tinysmile's int8 face finder, the microcontroller app's, as "
+    "the same C (the board's boxes on the same frame); none: frames are face crops already.",
 )
 @click.option(
     "--engine",

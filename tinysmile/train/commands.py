@@ -231,13 +231,27 @@ def quantize_cmd(
 @click.command("predict")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--detector",
+    type=click.Choice(["spec", "tiny", "blazeface", "haar"]),
+    default="spec",
+    show_default=True,
+    help="How the face is found in a whole photo. spec: as the bundle's preprocessing says "
+    "(its face_crop); tiny: tinysmile's int8 face finder as the board's C, so a photo gets the "
+    "box and crop the microcontroller would give it; blazeface, haar: the Pi's detectors.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-def predict_cmd(model: Path, images: tuple[Path, ...], as_json: bool) -> None:
+def predict_cmd(model: Path, images: tuple[Path, ...], detector: str, as_json: bool) -> None:
     """Smile or not for each IMAGE, with MODEL (a bundle folder or .tflite)."""
     from tinysmile.train.infer import Runner
 
     runner = Runner(model)
-    results = [runner.predict_file(p) for p in images]
+    finder = None
+    if detector != "spec":
+        from tinysmile.pi.detect import make_detector
+
+        finder = make_detector(detector, runner.spec)
+    results = [runner.predict_file(p, finder) for p in images]
     if as_json:
         click.echo(json.dumps({"model": runner.bundle.name, "predictions": results}, indent=2))
         return

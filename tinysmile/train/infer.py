@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 
 from tinysmile.bundle import Bundle, load_bundle
-from tinysmile.data.preprocess import PreprocessSpec, load_image, preprocess_detailed, to_int8
+from tinysmile.data.preprocess import (
+    PreprocessSpec,
+    crop_to_input,
+    load_image,
+    preprocess_detailed,
+    to_gray,
+    to_int8,
+)
 from tinysmile.errors import TinysmileError
 
 
@@ -123,8 +130,19 @@ class Runner:
             )
         return out[:, 0].astype(np.int64)
 
-    def predict_file(self, path: str | Path) -> dict[str, Any]:
-        pre = preprocess_detailed(self.spec, load_image(path))
+    def predict_file(self, path: str | Path, detector: Any = None) -> dict[str, Any]:
+        """One image file's decision. detector (tinysmile.pi.detect): find the face in the
+        whole image with it and frame it by the spec's rule, in place of the spec's own
+        face_crop; no face found: the centre square."""
+        image = load_image(path)
+        if detector is None:
+            pre = preprocess_detailed(self.spec, image)
+        else:
+            gray = to_gray(image)
+            boxes = detector.detect(gray)
+            box = tuple(int(v) for v in boxes[0]) if boxes and detector.framed else None
+            pre = crop_to_input(self.spec, gray, box)  # type: ignore[arg-type]
+            pre.face_found = bool(boxes)
         q = int(self.run_int8(self.quantize_input(pre.pixels))[0])
         positive = q >= self.threshold_int8
         result: dict[str, Any] = {
@@ -135,8 +153,10 @@ class Runner:
             "output_int8": q,
             "threshold_int8": self.threshold_int8,
         }
-        if self.spec.face_crop != "none":
+        if self.spec.face_crop != "none" or detector is not None:
             result["face_found"] = bool(pre.face_found)
+        if detector is not None:
+            result["crop"] = list(pre.crop) if pre.face_found else None
         return result
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from tinysmile import __version__
 from tinysmile.bundle import write_bundle
+from tinysmile.compiler.ops import REGISTRY
 from tinysmile.data.preprocess import PreprocessSpec, to_float, to_int8
 from tinysmile.errors import TinysmileError
 from tinysmile.train import metrics as M
@@ -31,26 +32,8 @@ from tinysmile.train.train import LABELS, LAYERS_FILE, MODEL_FILE, import_tensor
 
 # What the C compiler implements (QUANTIZE/DEQUANTIZE only appear at the edges of a
 # model with float input/output, which full-int8 conversion does not produce).
-SUPPORTED_OPS = frozenset(
-    {
-        "CONV_2D",
-        "DEPTHWISE_CONV_2D",
-        "FULLY_CONNECTED",
-        "MAX_POOL_2D",
-        "AVERAGE_POOL_2D",
-        "MEAN",
-        "ADD",
-        "MUL",
-        "PAD",
-        "RESHAPE",
-        "SQUEEZE",
-        "CONCATENATION",
-        "LOGISTIC",
-        "SOFTMAX",
-        "RELU",
-        "RELU6",
-    }
-)
+# What the compiler takes: its op table, so that a model quantize accepts always compiles.
+SUPPORTED_OPS = frozenset(REGISTRY)
 QUANTIZE_FILE = "quantize.json"
 
 

@@ -1,0 +1,192 @@
+"""The face finder: its targets, its training frames, `tinysmile detector train | evaluate`
+and `pi run --detector tiny` (the board's C on the host)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SMILES = REPO.parent / "shared" / "datasets" / "smilesmiled" / "SMILEs"
+needs_smilesmiled = pytest.mark.skipif(
+    not SMILES.is_dir(), reason=f"SMILEsmileD not found at {SMILES}"
+)
+
+
+def test_targets_mark_the_centre_cell_and_leave_its_neighbours_out():
+    from tinysmile.finder.model import encode_targets, grid_shape
+
+    # A 16 px face at (20, 10): centre (28, 18), in cell (x 3, y 2) at (0.5, 0.25) of it;
+    # side 16 = SIZE_BASE * 2**0.
+    t = encode_targets([(20.0, 10.0, 16.0, 16.0), None])
+    gh, gw = grid_shape()
+    assert t.shape == (2, gh, gw, 6) == (2, 8, 10, 6)
+    pos = t[0]
+    assert np.argwhere(pos[..., 0] == 1).tolist() == [[2, 3]]
+    np.testing.assert_allclose(pos[2, 3], [1, 1, 0.5, 0.25, 0.0, 1])
+    # Weight 0 on the eight neighbours only; the box terms on the positive cell only.
+    assert sorted(map(tuple, np.argwhere(pos[..., 1] == 0).tolist())) == [
+        (y, x) for y in (1, 2, 3) for x in (2, 3, 4) if (y, x) != (2, 3)
+    ]
+    assert pos[..., 5].sum() == 1
+    # No face: every cell a weighted negative.
+    assert (t[1, ..., 0] == 0).all() and (t[1, ..., 1] == 1).all() and (t[1, ..., 5] == 0).all()
+    # A face twice as large: log2 side 1; centre past the grid: no positive.
+    assert encode_targets([(0.0, 0.0, 32.0, 32.0)])[0, 2, 2, 4] == 1.0
+    assert encode_targets([(100.0, 10.0, 16.0, 16.0)])[0, ..., 0].sum() == 0
+
+
+def test_a_pasted_crops_box_frames_back_to_the_crop():
+    """The box a training frame gives for a pasted crop is the one the smile bundle's
+    framing rule turns back into that crop: the finder learns to frame like the training
+    crops."""
+    from tinysmile.data.pixels import frame_square, framing_q16
+    from tinysmile.data.preprocess import SOURCE_FRAMING
+    from tinysmile.finder.scenes import crop_box
+
+    side_q16, shift_q16 = framing_q16(*SOURCE_FRAMING["smilesmiled"])
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        side = int(rng.integers(40, 200))
+        x, y = int(rng.integers(0, 320 - side)), int(rng.integers(0, 240 - side))
+        bx, by, bw, bh = crop_box(x, y, side)
+        got = frame_square(
+            (round(bx), round(by), round(bw), round(bh)), 320, 240, side_q16, shift_q16
+        )
+        # The box is rounded to whole pixels before framing: a pixel or two either way.
+        assert abs(got[0] - x) <= 2 and abs(got[1] - y) <= 2 and abs(got[2] - side) <= 2, (
+            (x, y, side),
+            got,
+        )
+
+
+def test_training_frames_put_the_face_where_the_box_says():
+    from tinysmile.finder.scenes import make_frame
+
+    rng = np.random.default_rng(0)
+    # A crop of one flat grey level on a frame we can tell it from: the box's centre must
+    # sit on the pasted face's grey (before capture noise moves it a little).
+    crop = np.full((64, 64), 255, np.uint8)
+    boxes = 0
+    for _ in range(40):
+        frame, box = make_frame([crop], [], rng)
+        assert frame.shape == (240, 320) and frame.dtype == np.uint8
+        if box is None:
+            continue
+        boxes += 1
+        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+        assert 0 <= cx < 320 and 0 <= cy < 240
+    assert 20 <= boxes < 40  # faces and empty frames both occur
+
+
+def _store_of(tmp: Path, per_class: int) -> Path:
+    """A small store of SMILEsmileD crops (folder import)."""
+    src = tmp / "faces"
+    for folder, cls in (("positives/positives7", "smile"), ("negatives/negatives7", "no_smile")):
+        (src / cls).mkdir(parents=True)
+        for f in sorted((SMILES / folder).glob("*.jpg"))[:per_class]:
+            shutil.copy(f, src / cls / f.name)
+    store = tmp / "store"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tinysmile.cli",
+            "data",
+            "import",
+            "folder",
+            str(src),
+            "--store",
+            str(store),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
+    )
+    return store
+
+
+@pytest.mark.slow
+@needs_smilesmiled
+def test_detector_train_then_evaluate_agrees_with_the_c_finder(tmp_path):
+    """`detector train` writes a finder bundle the compiler takes; `detector evaluate`
+    (LiteRT's reference kernels + the numpy decode) reports the boxes that the compiled C
+    with the C decode (`pi run --detector tiny`) finds on the same frames."""
+    from tinysmile.bundle import load_bundle
+    from tinysmile.compiler.api import compile_in_memory
+    from tinysmile.finder.scenes import make_frame
+    from tinysmile.pi.detect import TinyDetector
+
+    store = _store_of(tmp_path, 40)
+    out = tmp_path / "finder"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tinysmile.cli", "detector", "train", "--data", str(store),
+         "--out", str(out), "--frames", "256", "--val-frames", "64", "--epochs", "1"],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bundle = load_bundle(out / "bundle")
+    assert bundle.meta["task"] == "finder"
+    assert bundle.meta["output"]["shape"] == [1, 8, 10, 4]
+    assert -128 <= bundle.meta["finder"]["score_threshold_int8"] <= 127
+    report = compile_in_memory(bundle.model_bytes()).report
+    assert report["input"]["shape"] == [1, 60, 80, 1]
+
+    import cv2
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(1)
+    crops = [
+        cv2.imread(str(f), 0) for f in sorted((SMILES / "positives/positives7").glob("*.jpg"))[:8]
+    ]
+    rows = [("image", "x", "y", "w", "h")]
+    for i in range(12):
+        frame, box = make_frame(crops, [], rng)
+        cv2.imwrite(str(frames / f"f{i:02d}.png"), frame)
+        rows.append((f"f{i:02d}.png", *([round(v) for v in box] if box else ["", "", "", ""])))
+    with open(tmp_path / "boxes.csv", "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tinysmile.cli", "detector", "evaluate", str(out / "bundle"),
+         "--frames", str(frames), "--boxes", str(tmp_path / "boxes.csv"), "--json"],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout)
+    assert res["frames"] == 12 and res["frame_size"] == "320x240"
+    assert (
+        res["groups"]["all"]["frames_with_face"]
+        + res["groups"]["all"].get("frames_without_face", 0)
+        == 12
+    )
+    tiny = TinyDetector(out / "bundle")
+    for row in res["per_frame"]:
+        face = tiny.find(cv2.imread(str(frames / row["image"]), 0))
+        assert row["face"] == (list(face[:4]) if face else None), row["image"]
+        assert row["score"] == (face[4] if face else None)
+
+
+def test_detector_evaluate_refuses_what_it_cannot_use(tmp_path, capsys):
+    from tinysmile.cli import main
+    from tinysmile.errors import TinysmileError
+    from tinysmile.finder.evaluate import read_boxes
+
+    (tmp_path / "empty").mkdir()
+    smile = REPO / "tinysmile" / "models" / "smile_default"
+    assert main(["detector", "evaluate", str(smile), "--frames", str(tmp_path / "empty")]) != 0
+    assert "not a face-finder bundle" in capsys.readouterr().err
+    bad = tmp_path / "boxes.csv"
+    bad.write_text("image,x,y,w,h\na.png,1,2,three,4\n")
+    with pytest.raises(TinysmileError, match="expected image,x,y,w,h"):
+        read_boxes(bad)
+    good = tmp_path / "good.csv"
+    good.write_text("image,x,y,w,h\na.png,1,2,3,4\nb.png,,,,\n")
+    assert read_boxes(good) == {"a.png": (1.0, 2.0, 3.0, 4.0), "b.png": None}

@@ -1,0 +1,141 @@
+"""The face finder's network, its targets and its loss.
+
+A centroid grid (FOMO-like, with box regression): the whole camera frame, area-resized to
+80x60 grey, goes through three stride-2 convolutions and two depthwise-separable blocks to
+a 10x8 grid of cells, 8 input pixels (32 frame pixels on a 320x240 camera) each. Per cell
+the head gives four numbers: the face score (a sigmoid), where the face's centre lies inside
+the cell (x and y as fractions of the cell) and log2 of the face's side over SIZE_BASE. The
+box is the one of the best cell (decoded in integers, `tinysmile/finder/decode.py` and
+`firmware/vision/tsm_finder.c`).
+
+Why this shape: one forward pass and an argmax cost a fixed, small number of instructions
+(no sliding window, no anchors, no NMS); a face of 60-220 camera pixels is 15-55 input
+pixels, inside the last layer's 47-pixel receptive field; the regression puts the box
+within a few camera pixels, which the smile model's tight framing needs (misframing was the
+largest degradation in `evaluate --degrade`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+WIDTH, HEIGHT = 80, 60
+STRIDE = 8  # finder-input pixels per grid cell
+SIZE_BASE = 16.0  # finder-input pixels: a side of SIZE_BASE * 2**v for a size output v
+SIZE_RANGE = (-1.0, 3.0)  # log2 sides the targets are clipped to: 8 .. 128 input pixels
+CHANNELS = 4  # score, centre x, centre y, log2 size
+TARGET_CHANNELS = 6  # score, weight, centre x, centre y, log2 size, box weight
+
+
+def grid_shape(height: int = HEIGHT, width: int = WIDTH) -> tuple[int, int]:
+    """(rows, columns) of the grid: three 'same' stride-2 convolutions."""
+    h, w = height, width
+    for _ in range(3):
+        h, w = math.ceil(h / 2), math.ceil(w / 2)
+    return h, w
+
+
+def build_finder(
+    height: int = HEIGHT, width: int = WIDTH, widths: tuple[int, ...] = (8, 16, 24, 24, 32)
+) -> Any:
+    """The Keras model: uint8-range float input (H, W, 1) -> (gh, gw, 4)."""
+    import keras
+    from keras import layers
+
+    c1, c2, c3, s1, s2 = widths
+    x = inp = keras.Input((height, width, 1), name="frame")
+
+    def conv(x: Any, filters: int, name: str, stride: int = 2, kernel: int = 3) -> Any:
+        x = layers.Conv2D(filters, kernel, strides=stride, padding="same", name=name)(x)
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        return layers.ReLU(name=f"{name}_relu")(x)
+
+    def separable(x: Any, filters: int, name: str) -> Any:
+        x = layers.DepthwiseConv2D(3, padding="same", name=f"{name}_dw")(x)
+        x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+        x = layers.ReLU(name=f"{name}_dw_relu")(x)
+        return conv(x, filters, f"{name}_pw", stride=1, kernel=1)
+
+    x = conv(x, c1, "conv1")
+    x = conv(x, c2, "conv2")
+    x = conv(x, c3, "conv3")
+    x = separable(x, s1, "block1")
+    x = separable(x, s2, "block2")
+    score = layers.Conv2D(1, 1, activation="sigmoid", name="score")(x)
+    box = layers.Conv2D(3, 1, name="box")(x)
+    out = layers.Concatenate(name="cells")([score, box])
+    return keras.Model(inp, out, name="face_finder")
+
+
+def encode_targets(
+    boxes: list[tuple[float, float, float, float] | None],
+    height: int = HEIGHT,
+    width: int = WIDTH,
+) -> np.ndarray:
+    """Targets (N, gh, gw, 6) for face boxes (x, y, w, h) in finder-input pixels, or None.
+
+    The cell holding the face's centre is the one positive; the other cells of its 3x3
+    neighbourhood are left out of the score loss (a centre near a cell edge makes a
+    neighbour's high score no mistake), every other cell is a negative. The box terms train
+    on the positive cell only."""
+    gh, gw = grid_shape(height, width)
+    t = np.zeros((len(boxes), gh, gw, TARGET_CHANNELS), dtype=np.float32)
+    t[..., 1] = 1.0
+    for i, box in enumerate(boxes):
+        if box is None:
+            continue
+        x, y, w, h = box
+        cx, cy = (x + w / 2) / STRIDE, (y + h / 2) / STRIDE
+        gx, gy = math.floor(cx), math.floor(cy)
+        if not (0 <= gx < gw and 0 <= gy < gh):
+            continue  # centre outside the grid: no face to find
+        t[i, max(gy - 1, 0) : gy + 2, max(gx - 1, 0) : gx + 2, 1] = 0.0
+        t[i, gy, gx, 0] = 1.0
+        t[i, gy, gx, 1] = 1.0
+        t[i, gy, gx, 2] = cx - gx
+        t[i, gy, gx, 3] = cy - gy
+        side = max(w, h) / SIZE_BASE
+        t[i, gy, gx, 4] = float(np.clip(np.log2(max(side, 1e-3)), *SIZE_RANGE))
+        t[i, gy, gx, 5] = 1.0
+    return t
+
+
+def finder_loss(positive_weight: float = 20.0, box_weight: float = 5.0) -> Any:
+    """Weighted binary cross-entropy on the score plus a Huber loss (delta 0.5) on the box
+    terms of the positive cell. Positives are one cell in ~80: weighted up so that the
+    score does not settle at "never a face"."""
+    from keras import ops
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        target, weight = y_true[..., 0], y_true[..., 1]
+        score = ops.clip(y_pred[..., 0], 1e-6, 1.0 - 1e-6)
+        bce = -(target * ops.log(score) * positive_weight + (1.0 - target) * ops.log(1.0 - score))
+        score_loss = ops.sum(bce * weight, axis=(1, 2))
+        d = ops.abs(y_true[..., 2:5] - y_pred[..., 1:4])
+        huber = ops.where(d < 0.5, 0.5 * d * d, 0.5 * (d - 0.25))
+        box_loss = ops.sum(ops.sum(huber, axis=-1) * y_true[..., 5], axis=(1, 2))
+        return score_loss + box_weight * box_loss
+
+    return loss
+
+
+def macs(
+    height: int = HEIGHT, width: int = WIDTH, widths: tuple[int, ...] = (8, 16, 24, 24, 32)
+) -> int:
+    """Multiply-accumulates of build_finder's network, from its shapes."""
+    c1, c2, c3, s1, s2 = widths
+    h, w = height, width
+    total = 0
+    cin = 1
+    for cout in (c1, c2, c3):
+        h, w = math.ceil(h / 2), math.ceil(w / 2)
+        total += h * w * cout * 9 * cin
+        cin = cout
+    for cout in (s1, s2):
+        total += h * w * cin * 9 + h * w * cin * cout
+        cin = cout
+    total += h * w * cin * CHANNELS
+    return total

@@ -1,0 +1,204 @@
+"""`tinysmile detector train`: the face finder trained on frames made from the stores'
+faces (tinysmile/finder/scenes.py), quantized to full int8 and written as a bundle.
+
+Only the stores' train split makes training frames and only their val split makes the
+frames that pick the score threshold, so the finder never sees a face the smile model is
+tested on (the split is the store's hash rule)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinysmile.data.preprocess import NEEDS_FACE_DETECTION, load_image, to_float, to_gray
+from tinysmile.data.store import Store
+from tinysmile.errors import TinysmileError
+from tinysmile.finder import scenes
+from tinysmile.finder.model import HEIGHT, WIDTH, build_finder, encode_targets, finder_loss, macs
+
+TEACHER_FILE = "teacher_boxes.json"
+
+
+def frame_to_input(frame: np.ndarray, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
+    """A camera frame as the finder sees it: the integer area resize every platform runs."""
+    from tinysmile.data.pixels import resize_area
+
+    h, w = frame.shape
+    if h % height == 0 and w % width == 0:
+        # Whole blocks (320x240 -> 80x60): the same integers as resize_area, much faster.
+        ky, kx = h // height, w // width
+        s = frame.reshape(height, ky, width, kx).sum(axis=(1, 3), dtype=np.int64)
+        return ((s + ky * kx // 2) // (ky * kx)).astype(np.uint8)
+    return resize_area(frame, width, height)
+
+
+def load_faces(
+    stores: list[str | Path], split: str, say: Callable[[str], None], teacher_cache: Path | None
+) -> tuple[list[np.ndarray], list[scenes.Photo], dict[str, int]]:
+    """Face crops and photos (with teacher boxes) of one split of the stores."""
+    crops: list[np.ndarray] = []
+    photos: list[scenes.Photo] = []
+    counts: dict[str, int] = {}
+    cache: dict[str, Any] = {}
+    if teacher_cache is not None and teacher_cache.is_file():
+        cache = json.loads(teacher_cache.read_text())
+    detector = None
+    ids: list[str] = []
+    for root in stores:
+        with Store(root, create=False) as store:
+            samples = store.samples(split=split)
+        for s in samples:
+            ids.append(s.id)
+            gray = to_gray(load_image(s.path))
+            if s.source in NEEDS_FACE_DETECTION:
+                if s.id not in cache:
+                    if detector is None:
+                        from tinysmile.pi.detect import BlazeFaceDetector
+
+                        detector = BlazeFaceDetector()
+                    found = detector.detect(gray)
+                    cache[s.id] = list(found[0]) if found else None
+                box = cache[s.id]
+                if box is None:
+                    counts["photos without a face"] = counts.get("photos without a face", 0) + 1
+                    continue
+                photos.append(scenes.Photo(gray, tuple(int(v) for v in box)))  # type: ignore[arg-type]
+                key = f"{s.source} photos"
+            else:
+                crops.append(gray)
+                key = f"{s.source} crops"
+            counts[key] = counts.get(key, 0) + 1
+    if teacher_cache is not None and cache:
+        teacher_cache.write_text(json.dumps(cache, sort_keys=True))
+    say(f"{split}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    # The data named by content, not by where it lay: one hash over the samples' hashes.
+    counts["content_sha256"] = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()  # type: ignore[assignment]
+    return crops, photos, counts
+
+
+def make_frames(
+    crops: list[np.ndarray],
+    photos: list[scenes.Photo],
+    count: int,
+    seed: int,
+    say: Callable[[str], None] = lambda m: None,
+) -> tuple[np.ndarray, list[tuple[float, float, float, float] | None], np.ndarray]:
+    """`count` frames at the finder's input size, their boxes there, and the full frames'
+    boxes (NaN: none) in frame pixels."""
+    rng = np.random.default_rng(seed)
+    x = np.empty((count, HEIGHT, WIDTH, 1), dtype=np.uint8)
+    boxes: list[tuple[float, float, float, float] | None] = []
+    frame_boxes = np.full((count, 4), np.nan)
+    sx, sy = WIDTH / scenes.FRAME_W, HEIGHT / scenes.FRAME_H
+    for i in range(count):
+        frame, box = scenes.make_frame(crops, photos, rng)
+        x[i, :, :, 0] = frame_to_input(frame)
+        if box is None:
+            boxes.append(None)
+        else:
+            frame_boxes[i] = box
+            boxes.append((box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
+        if (i + 1) % 2000 == 0:
+            say(f"frames {i + 1}/{count}")
+    return x, boxes, frame_boxes
+
+
+def train_finder(
+    stores: list[str | Path],
+    out: str | Path,
+    *,
+    frames: int = 24000,
+    val_frames: int = 2000,
+    epochs: int = 30,
+    batch: int = 64,
+    seed: int = 0,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train, quantize and write the finder bundle to `out`; returns its metrics."""
+    from tinysmile.finder.bundle import write_finder_bundle
+    from tinysmile.finder.evaluate import choose_threshold, score_int8_frames
+    from tinysmile.train.train import import_tensorflow, seed_everything
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not stores:
+        raise TinysmileError("detector train: give at least one --data STORE")
+    started = time.time()
+    crops, photos, train_counts = load_faces(stores, "train", say, out / TEACHER_FILE)
+    vcrops, vphotos, val_counts = load_faces(stores, "val", say, out / TEACHER_FILE)
+    if not crops and not photos:
+        raise TinysmileError("detector train: the stores hold no training faces")
+    say(f"making {frames} training frames")
+    x, boxes, _ = make_frames(crops, photos, frames, seed, say)
+    y = encode_targets(boxes)
+    vx, vboxes, vframe_boxes = make_frames(
+        vcrops or crops, vphotos or photos, val_frames, seed + 1000
+    )
+    vy = encode_targets(vboxes)
+
+    import_tensorflow()
+    import keras
+
+    seed_everything(seed)
+    model = build_finder()
+    spec_float = lambda p: to_float(_spec(), p)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss=finder_loss())
+    steps = max(1, frames // batch)
+    schedule = keras.optimizers.schedules.CosineDecay(2e-3, epochs * steps, alpha=0.02)
+    model.optimizer.learning_rate = schedule  # type: ignore[attr-defined]
+    fit_started = time.time()
+    history = model.fit(
+        spec_float(x),
+        y,
+        batch_size=batch,
+        epochs=epochs,
+        validation_data=(spec_float(vx), vy),
+        verbose=2,
+        shuffle=True,
+    )
+    fit_s = time.time() - fit_started
+    model.save(out / "finder.keras")
+    rep = x[np.random.default_rng(seed).choice(len(x), 256, replace=False)]
+    bundle = write_finder_bundle(out / "bundle", model, rep)
+    scores, faces = score_int8_frames(bundle, vx)
+    chosen = choose_threshold(bundle, scores, faces, vframe_boxes)
+    meta = dict(bundle.meta)
+    meta["finder"] = {**meta["finder"], **chosen["finder"]}
+    meta["metrics"] = {"val": chosen["metrics"]}
+    meta["provenance"] = {
+        "data": {
+            "train": train_counts,
+            "val": val_counts,
+            "stores": [Path(s).name for s in stores],
+        },
+        "frames": {"train": frames, "val": val_frames, "seed": seed},
+        "epochs": epochs,
+        "batch": batch,
+        "macs": macs(),
+        "loss": [round(float(v), 4) for v in history.history["loss"]],
+        "val_loss": [round(float(v), 4) for v in history.history["val_loss"]],
+        "fit_seconds": round(fit_s, 1),
+        "total_seconds": round(time.time() - started, 1),
+    }
+    from tinysmile.bundle import write_bundle
+
+    bundle = write_bundle(out / "bundle", bundle.model_bytes(), meta)
+    from tinysmile.compiler.api import compile_in_memory
+    from tinysmile.finder.bundle import finder_card
+
+    report = compile_in_memory(bundle.model_bytes()).report
+    (out / "bundle" / "MODEL_CARD.md").write_text(finder_card(meta, report))
+    say(f"val: {json.dumps(chosen['metrics'])}")
+    return meta
+
+
+def _spec() -> Any:
+    from tinysmile.finder.bundle import finder_spec
+
+    return finder_spec()
