@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -300,6 +301,46 @@ def test_install_service_writes_a_unit(tmp_path, capsys):
     assert "User=pi" in unit and "WantedBy=multi-user.target" in unit
     exec_line = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     assert exec_line.endswith("pi run --camera picamera2 --trigger button")
+    # A user's error (exit 2) is reported once, not restarted every 3 s forever; the bot
+    # needs no network, so it does not wait for one.
+    assert "RestartPreventExitStatus=2" in unit and "StartLimitBurst=" in unit
+    assert "network-online" not in unit
+    assert "StateDirectory" not in unit and "ExecStartPre" not in unit  # no --log
+
+
+@pytest.mark.parametrize(
+    "log, line",
+    [
+        ("/var/lib/bot", "StateDirectory=bot"),
+        ("/var/lib/bot/frames", "StateDirectory=bot/frames"),
+        ("/srv/bot logs", "ExecStartPre=+/usr/bin/install -d -o pi '/srv/bot logs'"),
+    ],
+)
+def test_the_service_makes_its_log_folder_for_its_user(tmp_path, log, line):
+    """`--log DIR` as the README writes it: the unit creates DIR for the unit's user (the
+    first version failed as user pi with "cannot create (Permission denied)")."""
+    args = ["pi", "install-service", "--unit-dir", str(tmp_path), "--user", "pi", "--"]
+    assert main([*args, "--camera", "picamera2", "--log", log]) == 0
+    unit = (tmp_path / "tinysmile-bot.service").read_text()
+    assert line in unit.splitlines()
+    assert main([*args, "--camera", "picamera2", "--log", "relative/dir"]) == 2
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
+def test_systemd_accepts_the_unit(tmp_path):
+    """systemd's own check of the unit, warnings included (it exits 0 on unknown keys)."""
+    args = ["pi", "install-service", "--unit-dir", str(tmp_path), "--user", "root", "--"]
+    assert main([*args, "--camera", "folder:/tmp", "--log", "/var/lib/tinysmile-test"]) == 0
+    unit = tmp_path / "tinysmile-bot.service"
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr
+    unit.write_text(unit.read_text().replace("StartLimitBurst", "StartLimitBurts"))
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
+    )
+    assert "Unknown key" in proc.stderr  # the check above can fail
 
 
 @pytest.mark.slow

@@ -492,9 +492,9 @@ def test_a_teacher_mixes_its_probabilities_into_the_targets(small_run, small_sto
     the student sees (resized to the teacher's input) plus the rest times the label; the
     run records its teacher; a folder that is not a run, or a weight outside (0, 1], is
     refused."""
-    import cv2
     import keras
 
+    from tinysmile.data.pixels import resize_area
     from tinysmile.data.preprocess import to_float
     from tinysmile.train.quantize import quantize_run
     from tinysmile.train.train import Teacher, store_spec, train_run
@@ -507,9 +507,9 @@ def test_a_teacher_mixes_its_probabilities_into_the_targets(small_run, small_sto
     got = teacher.targets(pixels, labels)
 
     model = keras.models.load_model(teacher_dir / "model.keras", compile=False)
-    big = np.stack(
-        [cv2.resize(p[:, :, 0], (64, 64), interpolation=cv2.INTER_LINEAR) for p in pixels]
-    )
+    # The teacher sees the image through the one integer resize every crop takes (its own
+    # test, tests/test_vision.py, holds it to an independent float computation).
+    big = np.stack([resize_area(p[:, :, 0], 64, 64) for p in pixels])
     probs = model.predict(to_float(teacher.spec, big[..., None]), verbose=0).reshape(-1)
     assert not np.allclose(probs, labels, atol=0.05)  # the teacher's part is visible
     np.testing.assert_allclose(got, 0.75 * labels + 0.25 * probs, rtol=0, atol=1e-5)

@@ -157,21 +157,48 @@ def run_cmd(
         bot.close()
 
 
+# A start that fails for the user's reason (a missing camera, a bad option: exit 2, one
+# line in the journal) is not retried; a crash is, at most 5 times in 2 minutes, then the
+# unit stays failed with its reason rather than restarting every 3 s forever.
 UNIT = """[Unit]
 Description=tinysmile smiling bot
-After=network-online.target
+StartLimitIntervalSec=120
+StartLimitBurst=5
 
 [Service]
 Type=simple
 User={user}
 WorkingDirectory={workdir}
-ExecStart={exec_start}
+{directories}ExecStart={exec_start}
 Restart=on-failure
 RestartSec=3
+RestartPreventExitStatus={user_error}
 
 [Install]
 WantedBy=multi-user.target
 """
+STATE_ROOT = Path("/var/lib")
+
+
+def _log_directories(run_args: tuple[str, ...], user: str) -> str:
+    """Unit lines that make `--log DIR` exist and belong to the unit's user before it
+    starts: systemd's StateDirectory= for a folder under /var/lib (it creates and chowns
+    it), else a privileged ExecStartPre that does the same."""
+    args = list(run_args)
+    log = None
+    for i, a in enumerate(args):
+        if a == "--log" and i + 1 < len(args):
+            log = args[i + 1]
+        elif a.startswith("--log="):
+            log = a.split("=", 1)[1]
+    if log is None:
+        return ""
+    path = Path(log)
+    if not path.is_absolute():
+        raise TinysmileError(f"--log {log}: the service needs an absolute log folder")
+    if path.is_relative_to(STATE_ROOT) and path != STATE_ROOT:
+        return f"StateDirectory={path.relative_to(STATE_ROOT)}\n"
+    return f"ExecStartPre=+/usr/bin/install -d -o {user} {shlex.quote(str(path))}\n"
 
 
 @pi_group.command("install-service")
@@ -201,7 +228,14 @@ def install_service_cmd(
     if any(a in ("--json",) for a in run_args):
         raise TinysmileError("the service logs to the journal: leave --json out")
     exec_start = shlex.join([str(Path(exe).resolve()), "pi", "run", *run_args])
-    unit = UNIT.format(user=user or getpass.getuser(), workdir=Path.cwd(), exec_start=exec_start)
+    user = user or getpass.getuser()
+    unit = UNIT.format(
+        user=user,
+        workdir=Path.cwd(),
+        directories=_log_directories(run_args, user),
+        exec_start=exec_start,
+        user_error=TinysmileError.exit_code,
+    )
     if print_only:
         click.echo(unit, nl=False)
         return
