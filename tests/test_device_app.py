@@ -4,7 +4,6 @@ same pixels, through the bundle's own preprocessing)."""
 
 from __future__ import annotations
 
-import itertools
 import shutil
 from pathlib import Path
 
@@ -108,7 +107,7 @@ def test_app_refuses_a_frame_of_the_wrong_size(app_port):
 
 def test_app_pixel_table_is_the_bundles_preprocessing():
     from tinysmile.data.preprocess import PreprocessSpec, to_int8
-    from tinysmile.device.app import app_tables, centre_crop_maps
+    from tinysmile.device.app import app_tables
 
     bundle = load_bundle(None)
     report = {
@@ -124,15 +123,15 @@ def test_app_pixel_table_is_the_bundles_preprocessing():
     want = to_int8(spec, levels, report["input"]["scale"], report["input"]["zero_point"])
     np.testing.assert_array_equal(np.array(t.pixel_to_input, dtype=np.int8), want)
     assert t.smile_threshold == int(bundle.meta["threshold_int8"])
-    assert t.camera_width == 0  # the emulated board has no camera
-    # A 324 x 244 camera: the centred 244 x 244 square, sampled at pixel centres.
-    cols, rows = centre_crop_maps(324, 244, 64, 64)
-    assert cols[0] == 40 + 1 and cols[-1] == 40 + (127 * 244) // 128
-    assert rows[0] == 1 and rows[-1] == (127 * 244) // 128
-    assert all(b > a for a, b in itertools.pairwise(cols))
+    # The emulated board's camera frame (no capture driver: frames come over serial).
+    assert (t.camera_width, t.camera_height) == (320, 240)
+    assert app_tables(bundle, report, None).camera_width == 0  # no camera frame at all
 
 
 def test_frame_command_builds_boots_and_compares(tmp_path, monkeypatch, capsys):
+    """`tinysmile frame` turns each image into a camera frame (grayscale, letterboxed to
+    320 x 240), sends it whole and compares with the host's same C. No finder is shipped
+    with this tinysmile yet, so the default is the centre square."""
     import json
 
     from tinysmile.cli import main
@@ -141,11 +140,16 @@ def test_frame_command_builds_boots_and_compares(tmp_path, monkeypatch, capsys):
     bundle = load_bundle(None)
     smile = _pick(bundle, "positives/positives7", smiling=True)
     frown = _pick(bundle, "negatives/negatives7", smiling=False)
-    assert main(["frame", str(smile[0]), str(frown[0]), "--json"]) == 0
+    assert main(["frame", str(smile[0]), str(frown[0]), "--json", "--detector", "none"]) == 0
     res = json.loads(capsys.readouterr().out)
-    assert [r["led"] for r in res["frames"]] == [1, 0]
-    assert [r["device_score"] for r in res["frames"]] == [smile[2], frown[2]]
     assert res["ok"]
+    for r in res["frames"]:
+        # A 64 x 64 crop letterboxed to 240 x 240 in the middle: the centre square is it.
+        assert r["device_face"] == r["host_face"] == [40, 0, 240, 240]
+        assert r["device_score"] == r["host_score"] is not None
+        assert r["led"] == r["device_smile"] == r["host_smile"]
+    # Upscaled to 240 and back to 48 the crops keep their clear decisions.
+    assert [r["led"] for r in res["frames"]] == [1, 0]
     # The emulator it booted for the occasion is gone again.
     from tinysmile.device import emulator
 
@@ -153,8 +157,9 @@ def test_frame_command_builds_boots_and_compares(tmp_path, monkeypatch, capsys):
 
 
 def test_app_camera_path_crops_resamples_and_maps_exactly(tmp_path):
-    """The camera path in C (built for the host under ASan/UBSan) against numpy: the centred
-    square of a 324 x 244 frame, nearest-neighbour at pixel centres, through the pixel table."""
+    """The camera path without a finder in C (tsm_bot.c, built for the host under
+    ASan/UBSan) against numpy: the centred square of a 324 x 244 frame, area-resized
+    (tinysmile.data.pixels.resize_area), through the pixel table."""
     import dataclasses
     import subprocess
 
@@ -182,11 +187,10 @@ def test_app_camera_path_crops_resamples_and_maps_exactly(tmp_path):
         [
             fixtures / "app_host_main.c",
             glue,
-            fw / "app" / "tsm_app.c",
-            fw / "protocol" / "tsm_protocol.c",
-            fw / "protocol" / "tsm_hello.c",
+            fw / "app" / "tsm_bot.c",
+            *sorted((fw / "vision").glob("*.c")),
         ],
-        extra=[f"-I{fixtures}", f"-I{fw / 'app'}", f"-I{fw / 'port'}"],
+        extra=[f"-I{fixtures}", f"-I{fw / 'app'}", f"-I{fw / 'vision'}"],
     )
     frame = np.random.default_rng(5).integers(0, 256, size=(244, 324), dtype=np.uint8)
     out = subprocess.run(
@@ -194,7 +198,9 @@ def test_app_camera_path_crops_resamples_and_maps_exactly(tmp_path):
     ).stdout
     t = app_tables(bundle, report, board)
     lut = np.array(t.pixel_to_input, dtype=np.int8)
-    want = lut[frame[np.ix_(t.camera_rows, t.camera_cols)]]
+    from tinysmile.data.pixels import resize_area
+
+    want = lut[resize_area(frame[:, 40 : 40 + 244], 64, 64)]
     got = np.frombuffer(out[: 64 * 64], dtype=np.int8).reshape(64, 64)
     np.testing.assert_array_equal(got, want)
     assert out[64 * 64] == int(int(want[0, 0]) >= t.smile_threshold)

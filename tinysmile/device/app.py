@@ -1,9 +1,11 @@
-"""The smiling-bot app mode: the numbers its firmware needs (decided here, from the bundle
-and the board file) and the host side of its FRAME exchange.
+"""The smiling-bot app mode: the numbers its firmware needs (decided here, from the bundles
+and the board file) and the host side of its FRAME exchange (layouts: firmware/app/tsm_app.h).
 
 The device maps a gray pixel to the model's int8 input through a 256-entry table built by
 the bundle's own `to_int8`, so a frame sent over serial becomes exactly the input the host
-computes; it decides smile when the smile output is >= the bundle's int8 threshold.
+computes; it decides smile when the smile output is >= the bundle's int8 threshold. With a
+face finder linked, a whole camera frame goes through firmware/app/tsm_bot.c (the same C
+the host runs as its reference, `tinysmile.device.bot.HostBot`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,15 @@ from tinysmile.errors import TinysmileError
 from tinysmile.templating import render_to
 
 MSG_FRAME = 0x06  # twin of TSM_MSG_FRAME in firmware/app/tsm_app.h
+MSG_FRAME_DATA = 0x07
 MSG_APP_EVENT = 0x71
-_REPLY_HEAD = struct.Struct("<BBI")
+ERR_RANGE = 7  # TSM_ERR_RANGE: a chunk past the frame's end
+ERR_BAD_FRAME = 8  # TSM_ERR_BAD_FRAME: the frame buffer's CRC differs from FRAME's
+FACE_NONE, FACE_FOUND, FACE_GIVEN = 0, 1, 2  # TSM_BOT_FACE_* in firmware/app/tsm_bot.h
+# led, smile, crc, face, score, box x y w h, square x y side, stage stamps
+_REPLY_HEAD = struct.Struct("<BBIBb7h3I")
+_CHUNK_HEAD = struct.Struct("<I")
+_CHUNK_REPLY = struct.Struct("<III")
 _CAPTURE_HEAD = struct.Struct("<BBII")
 
 
@@ -37,10 +46,10 @@ class AppTables:
     channels: int
     smile_index: int
     smile_threshold: int
-    camera_width: int  # 0: no camera
+    camera_width: int  # 0: no camera frame (only model-size frames over serial)
     camera_height: int
-    camera_cols: list[int]
-    camera_rows: list[int]
+    side_q16: int  # the smile bundle's framing rule, as tsm_framing_t
+    shift_q16: int
 
 
 def pixel_table(bundle: Bundle, scale: float, zero_point: int) -> np.ndarray:
@@ -74,27 +83,38 @@ def smile_index(bundle: Bundle, output_size: int) -> int:
     )
 
 
-def centre_crop_maps(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[list[int], list[int]]:
-    """Nearest-neighbour source column/row for each destination column/row, inside the
-    centred square crop (the preprocessing's crop when no face detector runs)."""
-    side = min(src_w, src_h)
-    x0, y0 = (src_w - side) // 2, (src_h - side) // 2
-    # Sample at pixel centres: (2i + 1) * side / (2 dst), in integers.
-    cols = [x0 + (2 * i + 1) * side // (2 * dst_w) for i in range(dst_w)]
-    rows = [y0 + (2 * i + 1) * side // (2 * dst_h) for i in range(dst_h)]
-    return cols, rows
+def camera_frame(board: Board) -> tuple[int, int] | None:
+    """(width, height) of the board's camera frame, or None: a board with no camera table.
+    A camera table without a driver (the emulated board) takes its frames over serial."""
+    cam = board.camera
+    return (int(cam["width"]), int(cam["height"])) if cam else None
 
 
-def app_tables(bundle: Bundle, report: dict[str, Any], board: Board) -> AppTables:
+def framing(bundle: Bundle) -> tuple[int, int]:
+    """(side_q16, shift_q16): the smile bundle's framing rule as the fixed point the C takes."""
+    from tinysmile.data.pixels import framing_q16
+
+    spec = PreprocessSpec.from_dict(bundle.preprocess)
+    return framing_q16(spec.crop_margin, spec.crop_shift_y)
+
+
+def app_tables(
+    bundle: Bundle, report: dict[str, Any], board: Board | tuple[int, int] | None
+) -> AppTables:
+    """The smile model's side of the glue; board: a board file, or the camera frame's
+    (width, height) (None: no camera frame)."""
     shape = [int(d) for d in report["input"]["shape"]]
     if len(shape) != 4 or shape[0] != 1:
         raise TinysmileError(f"the app needs an image input (1, H, W, C), not {shape}")
     _, h, w, c = shape
+    if w * h == 4:
+        # FRAME's 4-byte payload is the camera frame's CRC (firmware/app/tsm_app.h).
+        raise TinysmileError("the app cannot take a model of 4 input pixels")
     out_size = int(np.prod(report["output"]["shape"]))
     lut = pixel_table(bundle, float(report["input"]["scale"]), int(report["input"]["zero_point"]))
-    cam = board.camera
-    cw, ch = (int(cam["width"]), int(cam["height"])) if cam else (0, 0)
-    cols, rows = centre_crop_maps(cw, ch, w, h) if cam else ([0] * w, [0] * h)
+    frame = camera_frame(board) if isinstance(board, Board) else board
+    cw, ch = frame or (0, 0)
+    side_q16, shift_q16 = framing(bundle)
     return AppTables(
         pixel_to_input=[int(v) for v in lut],
         width=w,
@@ -106,8 +126,8 @@ def app_tables(bundle: Bundle, report: dict[str, Any], board: Board) -> AppTable
         ),
         camera_width=cw,
         camera_height=ch,
-        camera_cols=cols,
-        camera_rows=rows,
+        side_q16=side_q16,
+        shift_q16=shift_q16,
     )
 
 
@@ -115,18 +135,33 @@ def app_tables(bundle: Bundle, report: dict[str, Any], board: Board) -> AppTable
 class AppReply:
     led: int
     smile: int
-    crc: int
-    output: np.ndarray  # int8
+    crc: int  # of the frame decided on (echoed)
+    face: int  # FACE_NONE, FACE_FOUND or FACE_GIVEN (no finder ran)
+    score: int  # the finder's best cell score, int8
+    box: tuple[int, int, int, int]  # x, y, w, h in frame pixels
+    square: tuple[int, int, int]  # x, y, side: what the smile model saw
+    stamps: tuple[int, int, int]  # tick counter after detect, crop, classify
+    output: np.ndarray  # int8 (the last decision's when no face was found)
+
+    @property
+    def found(self) -> bool:
+        return self.face != FACE_NONE
 
 
 def decode_app_reply(payload: bytes, output_size: int) -> AppReply:
     if len(payload) != _REPLY_HEAD.size + output_size:
         raise TinysmileError(
             f"app reply of {len(payload)} bytes, expected {_REPLY_HEAD.size + output_size}"
+            " (a board flashed by another tinysmile? flash it again)"
         )
-    led, smile, crc = _REPLY_HEAD.unpack_from(payload)
+    led, smile, crc, face, score, *rest = _REPLY_HEAD.unpack_from(payload)
+    box, square, stamps = tuple(rest[:4]), tuple(rest[4:7]), tuple(rest[7:])
     out = np.frombuffer(payload[_REPLY_HEAD.size :], dtype=np.int8).copy()
-    return AppReply(led, smile, crc, out)
+    return AppReply(led, smile, crc, face, score, box, square, stamps, out)  # type: ignore[arg-type]
+
+
+def reply_bytes(output_size: int) -> int:
+    return _REPLY_HEAD.size + output_size
 
 
 def send_frame(client: Any, pixels: np.ndarray, output_size: int) -> AppReply:
@@ -134,9 +169,45 @@ def send_frame(client: Any, pixels: np.ndarray, output_size: int) -> AppReply:
     The echoed CRC proves the decision was made on these pixels."""
     data = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
     reply = decode_app_reply(
-        client.request(MSG_FRAME, data, reply_bytes=_REPLY_HEAD.size + output_size), output_size
+        client.request(MSG_FRAME, data, reply_bytes=reply_bytes(output_size)), output_size
     )
     if reply.crc != zlib.crc32(data):
+        raise TinysmileError("the app answered for another frame (CRC differs)")
+    return reply
+
+
+def chunk_bytes(client: Any) -> int:
+    """Frame bytes per FRAME_DATA: what the device's receive buffer takes (HELLO's
+    max_payload) less the offset."""
+    hello = client.hello or client.handshake()
+    n = int(hello.max_payload) - _CHUNK_HEAD.size
+    if n < 1:
+        raise TinysmileError(f"the device takes requests of {hello.max_payload} bytes only")
+    return n
+
+
+def send_frame_data(client: Any, data: bytes, offset: int) -> None:
+    """One FRAME_DATA chunk; checks the device's echo (offset, length, CRC)."""
+    payload = client.request(MSG_FRAME_DATA, _CHUNK_HEAD.pack(offset) + data, reply_bytes=12)
+    if len(payload) != _CHUNK_REPLY.size:
+        raise TinysmileError(f"FRAME_DATA reply of {len(payload)} bytes, expected 12")
+    if _CHUNK_REPLY.unpack(payload) != (offset, len(data), zlib.crc32(data)):
+        raise TinysmileError(f"the app stored another chunk at {offset} (its echo differs)")
+
+
+def send_camera_frame(client: Any, frame: np.ndarray, output_size: int) -> AppReply:
+    """A whole camera frame (uint8 H x W, the board's camera size) to the app: FRAME_DATA
+    chunks, then FRAME with the frame's CRC, which runs the pipeline (tsm_bot.c) on it."""
+    data = np.ascontiguousarray(frame, dtype=np.uint8).tobytes()
+    step = chunk_bytes(client)
+    for offset in range(0, len(data), step):
+        send_frame_data(client, data[offset : offset + step], offset)
+    crc = zlib.crc32(data)
+    payload = client.request(
+        MSG_FRAME, struct.pack("<I", crc), reply_bytes=reply_bytes(output_size)
+    )
+    reply = decode_app_reply(payload, output_size)
+    if reply.crc != crc:
         raise TinysmileError("the app answered for another frame (CRC differs)")
     return reply
 
@@ -180,26 +251,76 @@ def pixels_from_input(table: np.ndarray, x: np.ndarray) -> np.ndarray | None:
     return inverse[idx]
 
 
-def app_glue_context(
+@dataclass(frozen=True)
+class FinderGlue:
+    """The finder's side of the glue: its compiled model's symbols and the tables decided
+    from its bundle for one camera frame size."""
+
+    bundle: Bundle
+    report: dict[str, Any]  # its compile report
+    prefix: str  # its generated C's symbol prefix
+
+
+def finder_context(f: FinderGlue, frame: tuple[int, int]) -> dict[str, Any]:
+    from tinysmile.finder.decode import finder_tables
+
+    shape = [int(d) for d in f.report["input"]["shape"]]
+    if len(shape) != 4 or shape[0] != 1 or shape[3] != 1:
+        raise TinysmileError(f"{f.bundle.name}: a finder takes (1, H, W, 1) input, not {shape}")
+    _, h, w, _ = shape
+    t = finder_tables(f.bundle.meta, frame[0], frame[1])
+    lut = pixel_table(
+        f.bundle, float(f.report["input"]["scale"]), int(f.report["input"]["zero_point"])
+    )
+    return {
+        "header": f"{f.prefix}_model.h",
+        "info_symbol": f"{f.prefix}_info",
+        "invoke_symbol": f"{f.prefix}_invoke",
+        "name": f.bundle.name,
+        "input_size": w * h,
+        "output_size": int(np.prod(f.report["output"]["shape"])),
+        "width": w,
+        "height": h,
+        "pixels": CArray("finder_pixels", np.asarray(lut, dtype=np.int8)),
+        "offset_x": CArray("offset_x", np.asarray(t.offset_x, dtype=np.int32)),
+        "offset_y": CArray("offset_y", np.asarray(t.offset_y, dtype=np.int32)),
+        "side": CArray("side", np.asarray(t.side, dtype=np.int32)),
+        "grid_w": t.grid_w,
+        "grid_h": t.grid_h,
+        "score_threshold": t.score_threshold,
+        "cell_w_q4": t.cell_w_q4,
+        "cell_h_q4": t.cell_h_q4,
+    }
+
+
+def glue_context(
     bundle: Bundle,
     report: dict[str, Any],
-    board: Board,
+    frame: tuple[int, int] | None,
     model_header: str,
     info_symbol: str,
     invoke_symbol: str,
     setup: str = "0",
+    finder: FinderGlue | None = None,
+    board_id: str = "host",
+    stack_size: int = 0,
+    camera_note: str = "",
 ) -> dict[str, Any]:
-    """What templates/app/tsm_app_glue.c.j2 needs: the app's model binding and every table
-    it runs on. setup: the runtime's setup function, "0" when it has none."""
-    t = app_tables(bundle, report, board)
-    cam = board.camera
+    """What templates/app/tsm_app_glue.c.j2 needs, for a camera frame of `frame` (width,
+    height; None: only model-size frames) with or without a finder."""
+    if finder is not None and frame is None:
+        raise TinysmileError(
+            f"board {board_id} has no camera frame: a face finder needs one (--detector none)"
+        )
+    t = app_tables(bundle, report, frame)
+    fctx = finder_context(finder, frame) if finder is not None and frame is not None else None
     return {
         "version": __version__,
         "model_name": report["model"],
-        "board_id": board.id,
+        "board_id": board_id,
         "model_header": model_header,
-        "board_name": c_string(board.id),
-        "stack_size": int(board["stack_bytes"]),
+        "board_name": c_string(board_id),
+        "stack_size": stack_size,
         "info_symbol": info_symbol,
         "invoke_symbol": invoke_symbol,
         "setup": setup,
@@ -208,13 +329,17 @@ def app_glue_context(
         "pixels": CArray("pixels", np.array(t.pixel_to_input, dtype=np.int8)),
         # One byte when there is no camera: C has no empty arrays.
         "camera_buffer": max(1, t.camera_width * t.camera_height),
-        "camera_note": (
-            f"{cam['driver']}, {t.camera_width}x{t.camera_height}, centre square resampled"
-            if cam
-            else "none (frames arrive over serial)"
+        "camera_note": camera_note
+        or (f"{t.camera_width}x{t.camera_height}" if frame else "none (model-size frames only)"),
+        "scratch_size": max(t.width * t.height, fctx["input_size"] if fctx else 0),
+        "finder": fctx,
+        "finder_pointer": "&tsm_app_finder" if fctx else "0",
+        "finder_note": (
+            f"{fctx['name']}, {fctx['width']}x{fctx['height']} input, threshold "
+            f"{fctx['score_threshold']}"
+            if fctx
+            else "none: the frame's centre square"
         ),
-        "cols": CArray("cols", np.array(t.camera_cols, dtype=np.int32)),
-        "rows": CArray("rows", np.array(t.camera_rows, dtype=np.int32)),
         "width": t.width,
         "height": t.height,
         "channels": t.channels,
@@ -222,7 +347,41 @@ def app_glue_context(
         "smile_threshold": t.smile_threshold,
         "camera_width": t.camera_width,
         "camera_height": t.camera_height,
+        "side_q16": t.side_q16,
+        "shift_q16": t.shift_q16,
     }
+
+
+def app_glue_context(
+    bundle: Bundle,
+    report: dict[str, Any],
+    board: Board,
+    model_header: str,
+    info_symbol: str,
+    invoke_symbol: str,
+    setup: str = "0",
+    finder: FinderGlue | None = None,
+) -> dict[str, Any]:
+    """The glue for a board: its camera frame, name and stack. setup: the runtime's setup
+    function, "0" when it has none."""
+    cam = board.camera
+    note = ""
+    if cam:
+        source = f"{cam['driver']} capture" if cam.get("driver") else "no capture driver"
+        note = f"{cam['width']}x{cam['height']}, {source}; FRAME_DATA over serial"
+    return glue_context(
+        bundle,
+        report,
+        camera_frame(board),
+        model_header,
+        info_symbol,
+        invoke_symbol,
+        setup,
+        finder,
+        board.id,
+        int(board["stack_bytes"]),
+        note,
+    )
 
 
 def render_app_glue(path: Any, *args: Any, **kwargs: Any) -> None:

@@ -6,7 +6,8 @@ One budget per runtime:
 - tflm: the .tflite itself (flash), TFLite Micro's code, the arena the sketch allocates
   (TFLM's own report plus the stated margin), the serial buffers, the stack.
 Both add what the board's framework takes before the sketch (boards/<id>.toml [budget]),
-and in app mode with a camera, the frame buffer. Code sizes are stated estimates: the
+and in app mode with a camera frame, the frame buffer; with a face finder, its weights
+(flash), arena, input/output buffers and decoding tables, and the resize scratch. Code sizes are stated estimates: the
 exact figures are the linker's, after the build (`pio run` prints them).
 """
 
@@ -29,6 +30,11 @@ RUNTIMES = ("native", "tflm")
 MODES = ("harness", "app")
 # Bytes of framing around the largest request the device buffers (header + CRC + slack).
 PROTO_OVERHEAD = 16
+# Camera-frame bytes per FRAME_DATA request (firmware/app/tsm_app.h): the receive buffer
+# holds one; 4 KiB makes a 320 x 240 frame 19 requests.
+FRAME_CHUNK = 4096
+# The finder's decoding tables (three of 256 int32) and its pixel table, in flash.
+FINDER_TABLE_BYTES = 3 * 256 * 4 + 256
 
 
 @dataclass(frozen=True)
@@ -73,18 +79,28 @@ def tensor_size(shape: list[int]) -> int:
     return n
 
 
-def serial_ram(report: dict[str, Any], mode: str) -> dict[str, int]:
+def max_payload(report: dict[str, Any], mode: str, camera: bool) -> int:
+    """The largest request the device buffers: INFER's input, the app's model-size FRAME,
+    or with a camera frame a FRAME_DATA chunk and its offset."""
+    inp = tensor_size(report["input"]["shape"])
+    chunk = 4 + FRAME_CHUNK if mode == "app" and camera else 0
+    return max(inp, chunk) + PROTO_OVERHEAD
+
+
+def serial_ram(report: dict[str, Any], mode: str, camera: bool = False) -> dict[str, int]:
     """Buffers around the model: what the harness keeps for INFER/LAYER/PROFILE, or the
-    app's frame request (a frame is the model input's H x W pixels)."""
+    app's frame request (a model-size frame, or a chunk of the camera frame)."""
     inp = tensor_size(report["input"]["shape"])
     out = tensor_size(report["output"]["shape"])
     if mode == "app":
-        return {"io_buffers": inp + out, "rx_buffer": inp + PROTO_OVERHEAD}
+        return {"io_buffers": inp + out, "rx_buffer": max_payload(report, mode, camera)}
     layers = len(report["layers"])
     return {"io_buffers": inp + out + 8 * layers, "rx_buffer": inp + PROTO_OVERHEAD}
 
 
-def _extras(board: Board, mode: str) -> tuple[dict[str, int], dict[str, int]]:
+def _extras(
+    board: Board, mode: str, report: dict[str, Any], finder: dict[str, Any] | None
+) -> tuple[dict[str, int], dict[str, int]]:
     fw_flash, fw_ram = board.framework_bytes
     ram: dict[str, int] = {"stack": int(board["stack_bytes"])}
     flash: dict[str, int] = {}
@@ -93,6 +109,17 @@ def _extras(board: Board, mode: str) -> tuple[dict[str, int], dict[str, int]]:
         ram["camera_frame"] = int(cam["width"]) * int(cam["height"])
         if cam.get("driver_ram_bytes"):
             ram["camera_driver"] = int(cam["driver_ram_bytes"])
+    if mode == "app":
+        shape = report["input"]["shape"]
+        scratch = int(shape[1]) * int(shape[2])
+        if finder is not None:
+            f_in = tensor_size(finder["input"]["shape"])
+            ram["finder_arena"] = int(finder["arena_bytes"])
+            ram["finder_io_buffers"] = f_in + tensor_size(finder["output"]["shape"])
+            scratch = max(scratch, f_in)
+            flash["finder_weights"] = int(finder["weights_bytes"])
+            flash["finder_tables"] = FINDER_TABLE_BYTES
+        ram["resize_scratch"] = scratch
     if fw_ram:
         ram["framework"] = fw_ram
     if fw_flash:
@@ -100,10 +127,16 @@ def _extras(board: Board, mode: str) -> tuple[dict[str, int], dict[str, int]]:
     return ram, flash
 
 
-def native_budget(report: dict[str, Any], board: Board, mode: str = "harness") -> Budget:
-    ram = {"arena": int(report["arena_bytes"]), **serial_ram(report, mode)}
+def native_budget(
+    report: dict[str, Any],
+    board: Board,
+    mode: str = "harness",
+    finder: dict[str, Any] | None = None,
+) -> Budget:
+    """finder: the face finder's compile report (app mode), or None."""
+    ram = {"arena": int(report["arena_bytes"]), **serial_ram(report, mode, bool(board.camera))}
     flash = {"weights": int(report["weights_bytes"]), "code": NATIVE_CODE_BYTES}
-    more_ram, more_flash = _extras(board, mode)
+    more_ram, more_flash = _extras(board, mode, report, finder)
     ram.update(more_ram)
     flash.update(more_flash)
     return Budget(
@@ -112,14 +145,20 @@ def native_budget(report: dict[str, Any], board: Board, mode: str = "harness") -
 
 
 def tflm_budget(
-    report: dict[str, Any], model_bytes: int, arena_bytes: int, board: Board, mode: str = "harness"
+    report: dict[str, Any],
+    model_bytes: int,
+    arena_bytes: int,
+    board: Board,
+    mode: str = "harness",
+    finder: dict[str, Any] | None = None,
 ) -> Budget:
-    """report: tinysmile's compile report of the same model (shapes only)."""
+    """report: tinysmile's compile report of the same model (shapes only); finder: the face
+    finder's compile report (it runs on the native kernels), or None."""
     # TFLM's own input/output tensors live in its arena; the harness or app keeps its own
     # copies besides (the same buffers as the native build).
-    ram = {"arena": int(arena_bytes), **serial_ram(report, mode)}
+    ram = {"arena": int(arena_bytes), **serial_ram(report, mode, bool(board.camera))}
     flash = {"model": int(model_bytes), "code": TFLM_CODE_BYTES}
-    more_ram, more_flash = _extras(board, mode)
+    more_ram, more_flash = _extras(board, mode, report, finder)
     ram.update(more_ram)
     flash.update(more_flash)
     return Budget(

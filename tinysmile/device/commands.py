@@ -43,15 +43,30 @@ def flash(
     mode: str = "harness",
     port: str | None = None,
     tflm_lib_dir: str | None = None,
+    detector: str | None = None,
 ) -> dict[str, Any]:
+    """detector: the app's face finder (a bundle folder, bundled or none; default: the
+    bundled one on boards with a camera frame)."""
     from tinysmile.device import emulator
+    from tinysmile.device.bot import resolve_detector
     from tinysmile.device.pio import memory_summary, run_pio
     from tinysmile.device.session import build
 
     bundle, board = _load(model, board_id)
+    if mode != "app" and detector not in (None, "none"):
+        raise TinysmileError("--detector is for the smiling-bot app: add --mode app")
+    finder = resolve_detector(detector, board) if mode == "app" else None
     if not board.emulated:
-        return _flash_real(bundle, board, runtime, mode, port, log, tflm_lib_dir)
-    project = build(bundle, board, log=log, mode=mode, runtime=runtime, tflm_lib_dir=tflm_lib_dir)
+        return _flash_real(bundle, board, runtime, mode, port, log, tflm_lib_dir, finder)
+    project = build(
+        bundle,
+        board,
+        log=log,
+        mode=mode,
+        runtime=runtime,
+        tflm_lib_dir=tflm_lib_dir,
+        finder=finder,
+    )
     log("uploading (booting the emulator)")
     run_pio(project, "upload")
     mem = memory_summary(project)
@@ -61,6 +76,7 @@ def flash(
         "sha256": bundle.model_hash(),
         "runtime": runtime,
         "mode": mode,
+        "detector": finder.name if finder else None,
         "project": str(project.dir),
         "elf": str(project.elf),
         "memory": mem,
@@ -76,24 +92,34 @@ def flash(
 
 
 def _flash_real(
-    bundle, board, runtime: str, mode: str, port: str | None, log, tflm_lib_dir: str | None
+    bundle,
+    board,
+    runtime: str,
+    mode: str,
+    port: str | None,
+    log,
+    tflm_lib_dir: str | None,
+    finder=None,
 ) -> dict[str, Any]:
     """Budget check and project first (nothing is built for a model that does not fit),
     then the port by VID:PID, then `pio run -t upload`."""
     from tinysmile.device.pio import run_pio
-    from tinysmile.device.project import generate_project
+    from tinysmile.device.project import finder_digest, generate_project
     from tinysmile.device.session import project_dir
-    from tinysmile.device.transport import find_ports
 
     log(f"generating the {runtime} {mode} project for {board.id}")
+    key = f"{runtime}:{mode}" + (f":finder-{finder_digest(finder)}" if finder else "")
     project = generate_project(
         bundle,
         board,
-        project_dir(board, bundle, key=f"{runtime}:{mode}"),
+        project_dir(board, bundle, key=key),
         runtime,
         mode,
         tflm_lib_dir=tflm_lib_dir,
+        finder=finder,
     )
+    from tinysmile.device.transport import find_ports
+
     if port is None:
         ids = list(board.serial.get("usb_ids", []))
         found = find_ports(ids)
@@ -115,6 +141,7 @@ def _flash_real(
         "sha256": bundle.model_hash(),
         "runtime": runtime,
         "mode": mode,
+        "detector": finder.name if finder else None,
         "project": str(project.dir),
         "port": port,
         "budget": project.budget.to_dict(),
@@ -207,6 +234,14 @@ tflm_lib_option = click.option(
     "(default: $TINYSMILE_TFLM_LIB; real boards without it use their registry dependency)",
 )
 
+detector_option = click.option(
+    "--detector",
+    default=None,
+    help="the app's face finder: a finder bundle folder, 'bundled' (shipped with tinysmile) "
+    "or 'none' (the camera frame's centre square). Default: bundled on boards with a camera "
+    "frame, when this tinysmile ships one",
+)
+
 board_option = click.option(
     "--board",
     "board_id",
@@ -221,6 +256,7 @@ board_option = click.option(
 @_RUNTIME
 @_MODE
 @tflm_lib_option
+@detector_option
 @click.option("--port", default=None, help="serial port of a real board (default: by USB VID:PID)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def flash_cmd(
@@ -229,6 +265,7 @@ def flash_cmd(
     runtime: str,
     mode: str,
     tflm_lib_dir: str | None,
+    detector: str | None,
     port: str | None,
     as_json: bool,
 ) -> int:
@@ -237,7 +274,16 @@ def flash_cmd(
     through the serial port found by its USB VID:PID)."""
     con = _console()
     with con.status("flashing…") as status:
-        res = flash(model, board_id, lambda m: status.update(m), runtime, mode, port, tflm_lib_dir)
+        res = flash(
+            model,
+            board_id,
+            lambda m: status.update(m),
+            runtime,
+            mode,
+            port,
+            tflm_lib_dir,
+            detector,
+        )
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return 0
@@ -515,25 +561,38 @@ def stop_cmd(board_id: str | None) -> int:
 @click.option("--model", default=None, help="bundle folder (default: the bundled smile model)")
 @board_option
 @click.option("--port", default=None, help="serial port (default: the emulator / USB autodetect)")
+@detector_option
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def frame_cmd(images, model, board_id, port, as_json) -> int:
-    """Send IMAGES to a board running the smiling-bot app (`flash --mode app`), through the
-    bundle's preprocessing, and print its decision and LED next to the host's. For boards
-    without a camera this is how frames reach the app. Exit 0 only if every decision and
-    score equals the host's."""
+def frame_cmd(images, model, board_id, port, detector, as_json) -> int:
+    """Send IMAGES as whole camera frames (grayscale, letterboxed to the board's camera size)
+    to a board running the smiling-bot app (`flash --mode app`): it finds the face, crops
+    and decides. Prints its box and decision next to the host's (the same C, built for the
+    host). --detector: what the app was flashed with. Exit 0 only if every box, score and
+    decision equals the host's."""
     from tinysmile.device.frames import run_frames
 
     con = _console()
     with con.status("sending frames…") as status:
-        res = run_frames(model, board_id, list(images), port, log=lambda m: status.update(m))
+        res = run_frames(
+            model, board_id, list(images), port, log=lambda m: status.update(m), detector=detector
+        )
     if as_json:
         click.echo(json.dumps(res, indent=2))
     else:
         for r in res["frames"]:
-            verdict = "smile" if r["device_smile"] else "no smile"
+            c = r["counts"]
+            if r["device_face"] is None:
+                what = f"no face (finder score {r['device_finder_score']}), LED off"
+            else:
+                verdict = "smile" if r["device_smile"] else "no smile"
+                what = (
+                    f"face {r['device_face']}: {verdict}, LED {'on' if r['led'] else 'off'} "
+                    f"(score {r['device_score']}, host {r['host_score']}, threshold "
+                    f"{res['threshold_int8']})"
+                )
             click.echo(
-                f"{r['image']}: {verdict}, LED {'on' if r['led'] else 'off'} (score "
-                f"{r['device_score']}, host {r['host_score']}, threshold "
-                f"{res['threshold_int8']}){'' if r['same'] else '  DIFFERS FROM THE HOST'}"
+                f"{r['image']}: {what}; {res['unit']} detect {c['detect']:,}, crop "
+                f"{c['crop']:,}, classify {c['classify']:,}"
+                f"{'' if r['same'] else '  DIFFERS FROM THE HOST'}"
             )
     return 0 if res["ok"] else 1

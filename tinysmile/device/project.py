@@ -40,13 +40,13 @@ from tinysmile.compiler.api import CompileResult, compile_model
 from tinysmile.compiler.clits import c_float, c_string
 from tinysmile.compiler.tflm_export import TflmExport, export_tflm
 from tinysmile.device import tflm_lib
-from tinysmile.device.app import app_glue_context
+from tinysmile.device.app import FinderGlue, app_glue_context
 from tinysmile.device.budget import (
     MODES,
-    PROTO_OVERHEAD,
     RUNTIMES,
     Budget,
     check_budget,
+    max_payload,
     native_budget,
     tensor_size,
     tflm_budget,
@@ -57,6 +57,7 @@ from tinysmile.resources import boards_dir, firmware_dir, templates_dir
 from tinysmile.templating import render
 
 PREFIX = "model"  # the generated C model's symbols: model_info, model_invoke, ...
+FINDER_PREFIX = "finder"  # the face finder's: finder_info, finder_invoke, ...
 TFLM_PREFIX = "tsm_tflm"  # the TFLM binding's: tsm_tflm_info, tsm_tflm_invoke, ...
 STRICT_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
 STRICT_DIRS = ["tsm", "model"]
@@ -83,6 +84,8 @@ class Spec:
     tflm: TflmExport | None = None  # the tflm runtime's C array, resolver and arena
     library: tflm_lib.TflmLibrary | None = None  # a local TFLite Micro library
     perturb_layer: int | None = None
+    finder: Bundle | None = None  # the app's face finder (always the native runtime)
+    finder_compiled: CompileResult | None = None
     # Operators on which the runtime is known not to match LiteRT (tflm_lib.known_differences).
     notes: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)  # destination -> file to copy
@@ -113,6 +116,7 @@ class Project:
     stack_bytes: int
     tflm: TflmExport | None = None
     notes: list[str] = field(default_factory=list)  # as Spec.notes
+    finder: Bundle | None = None
 
     @property
     def elf(self) -> Path:
@@ -127,13 +131,30 @@ class Project:
         return self.compiled.report["sha256"]
 
 
-def firmware_tag(model_sha256: str, runtime: str = "native", mode: str = "harness") -> str:
+def firmware_tag(
+    model_sha256: str,
+    runtime: str = "native",
+    mode: str = "harness",
+    finder_sha256: str | None = None,
+) -> str:
     """What a firmware is recorded under (its platformio.ini and the emulator state): the
     model's hash, marked unless it is the native harness, so that an app or a TFLM build is
-    never taken for the native harness that verify/profile would otherwise reuse."""
+    never taken for the native harness that verify/profile would otherwise reuse; an app
+    with a face finder carries the finder's hash too, so a board running another finder
+    (or none) is not reused."""
     marks = [runtime] if runtime != "native" else []
     marks += ["app"] if mode == "app" else []
+    marks += [f"finder-{finder_sha256}"] if finder_sha256 else []
     return "+".join([model_sha256, *marks])
+
+
+def finder_digest(finder: Bundle) -> str:
+    """The finder's part of a firmware tag: its model and the decoding settings the glue
+    takes from its bundle (a copy with another threshold is another firmware)."""
+    import hashlib
+
+    settings = json.dumps(finder.meta.get("finder", {}), sort_keys=True)
+    return hashlib.sha256(f"{finder.model_hash()}:{settings}".encode()).hexdigest()[:16]
 
 
 def check_choice(board: Board, runtime: str, mode: str) -> None:
@@ -199,10 +220,18 @@ def describe(
     mode: str = "harness",
     perturb_layer: int | None = None,
     tflm_lib_dir: str | Path | None = None,
+    finder: Bundle | None = None,
 ) -> Spec:
     """The project for this board, runtime and mode; `work` holds the generated model files
-    until write() copies them. Refuses, with the numbers, a model that does not fit."""
+    until write() copies them. Refuses, with the numbers, a model that does not fit.
+    finder: the app's face finder bundle (None: the camera frame's centre square)."""
     check_choice(board, runtime, mode)
+    if finder is not None and mode != "app":
+        raise TinysmileError("a face finder is part of the app: use --mode app")
+    if finder is not None and board.camera is None:
+        raise TinysmileError(
+            f"board {board.id} has no camera frame for a face finder to search: --detector none"
+        )
     if runtime == "tflm" and perturb_layer is not None:
         raise TinysmileError("--perturb-layer changes the generated C: native runtime only")
     library = _tflm_library(board, tflm_lib_dir) if runtime == "tflm" else None
@@ -214,6 +243,11 @@ def describe(
         perturb_layer=perturb_layer,
     )
     report = compiled.report
+    finder_compiled = None
+    if finder is not None:
+        # Always the generated C on tinysmile's kernels, whatever runs the smile model.
+        finder_compiled = compile_model(finder.model_path, work / "finder", prefix=FINDER_PREFIX)
+    finder_report = finder_compiled.report if finder_compiled else None
     tflm = None
     if runtime == "tflm":
         if report.get("stripped_edges"):
@@ -222,12 +256,14 @@ def describe(
                 "the tflm runtime speaks int8 over the link: use --runtime native"
             )
         tflm = export_tflm(bundle.model_bytes(), work / "tflm", bundle.name)
-        budget = tflm_budget(report, len(bundle.model_bytes()), tflm.arena_bytes, board, mode)
+        budget = tflm_budget(
+            report, len(bundle.model_bytes()), tflm.arena_bytes, board, mode, finder_report
+        )
     else:
-        budget = native_budget(report, board, mode)
-    check_budget(budget, bundle.name)
+        budget = native_budget(report, board, mode, finder_report)
+    what = bundle.name if finder is None else f"{bundle.name} with {finder.name}"
+    check_budget(budget, what)
 
-    input_size = tensor_size(report["input"]["shape"])
     spec = Spec(
         board=board,
         bundle=bundle,
@@ -235,12 +271,14 @@ def describe(
         mode=mode,
         compiled=compiled,
         budget=budget,
-        tag=firmware_tag(report["sha256"], runtime, mode),
-        max_payload=input_size + PROTO_OVERHEAD,
+        tag=firmware_tag(report["sha256"], runtime, mode, finder.model_hash() if finder else None),
+        max_payload=max_payload(report, mode, board.camera is not None),
         tflm=tflm,
         library=library,
         perturb_layer=perturb_layer,
         notes=tflm_lib.known_differences(compiled.program.graph, library) if tflm else [],
+        finder=finder,
+        finder_compiled=finder_compiled,
     )
     _sources(spec)
     _flags(spec)
@@ -274,7 +312,11 @@ def _sources(spec: Spec) -> None:
         raise TinysmileError(f"board {board.id}: no firmware port {port}")
     _copy(spec, "src/tsm", sorted(port.glob("*.c")) + sorted(port.glob("tsm_port_*.cpp")))
     cam = board.camera
-    if spec.mode == "app" and cam:
+    if spec.mode == "app":
+        # The pipeline's integer resize, framing rule and finder decoding.
+        _copy(spec, "include", sorted((fw / "vision").glob("*.h")))
+        _copy(spec, "src/tsm", sorted((fw / "vision").glob("*.c")))
+    if spec.mode == "app" and cam and cam.get("driver"):
         driver = port / f"tsm_camera_{cam['driver']}.cpp"
         if not driver.is_file():
             raise TinysmileError(f"board {board.id}: no camera driver {driver}")
@@ -282,11 +324,17 @@ def _sources(spec: Spec) -> None:
 
     input_size = tensor_size(report["input"]["shape"])
     output_size = tensor_size(report["output"]["shape"])
+    native = [spec.compiled] if spec.runtime == "native" else []
+    native += [spec.finder_compiled] if spec.finder_compiled is not None else []
+    if native:
+        # Both models' kernels, each file once: the two models share them.
+        _copy(spec, "include", sorted((fw / "kernels").glob("*.h")))
+        for compiled in native:
+            _copy(spec, "include", [compiled.h_path])
+            _copy(spec, "src/tsm", list(compiled.sources))
+            _copy(spec, "src/model", [compiled.c_path])
     if spec.runtime == "native":
         compiled = spec.compiled
-        _copy(spec, "include", sorted((fw / "kernels").glob("*.h")) + [compiled.h_path])
-        _copy(spec, "src/tsm", list(compiled.sources))
-        _copy(spec, "src/model", [compiled.c_path])
         prefix, setup, arena_used = compiled.prefix, "0", "0"
         num_layers = max(len(report["layers"]), 1)
     else:
@@ -327,6 +375,9 @@ def _sources(spec: Spec) -> None:
                 f"{prefix}_info",
                 f"{prefix}_invoke",
                 setup,
+                None
+                if spec.finder_compiled is None
+                else FinderGlue(spec.finder, spec.finder_compiled.report, FINDER_PREFIX),
             ),
         )
     if not bare:
@@ -357,7 +408,7 @@ def _flags(spec: Spec) -> None:
     common = ["-O2"] if bare else []
     if not bare:
         flags += [counter_define(board), *pin_defines(board)]
-        if spec.mode == "app" and board.camera:
+        if spec.mode == "app" and board.camera and board.camera.get("driver"):
             flags.append("-DTSM_PORT_CAMERA")
             spec.lib_deps += list(board.camera.get("lib_deps", []))
     pio = board.platformio
@@ -459,6 +510,9 @@ def write(spec: Spec, out_dir: str | Path) -> Project:
                 "runtime": spec.runtime,
                 "mode": spec.mode,
                 "perturb_layer": spec.perturb_layer,
+                "finder": None
+                if spec.finder is None
+                else {"model": str(spec.finder.model_path), "sha256": spec.finder.model_hash()},
                 "budget": spec.budget.to_dict(),
                 "tflm": None
                 if tflm is None
@@ -487,6 +541,7 @@ def write(spec: Spec, out_dir: str | Path) -> Project:
         int(spec.board["stack_bytes"]),
         tflm,
         spec.notes,
+        spec.finder,
     )
 
 
@@ -552,11 +607,12 @@ def generate_project(
     mode: str = "harness",
     perturb_layer: int | None = None,
     tflm_lib_dir: str | Path | None = None,
+    finder: Bundle | None = None,
 ) -> Project:
     """describe() then write(): the board's PlatformIO project in out_dir."""
     work = Path(tempfile.mkdtemp(prefix="tinysmile-project-"))
     try:
-        spec = describe(bundle, board, work, runtime, mode, perturb_layer, tflm_lib_dir)
+        spec = describe(bundle, board, work, runtime, mode, perturb_layer, tflm_lib_dir, finder)
         return write(spec, out_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)

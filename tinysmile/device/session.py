@@ -14,7 +14,7 @@ from tinysmile.bundle import Bundle
 from tinysmile.device import emulator
 from tinysmile.device.client import DeviceClient
 from tinysmile.device.pio import run_pio
-from tinysmile.device.project import Project, firmware_tag, generate_project
+from tinysmile.device.project import Project, finder_digest, firmware_tag, generate_project
 from tinysmile.device.transport import SerialTransport, find_ports
 from tinysmile.errors import TinysmileError
 
@@ -39,13 +39,24 @@ def build(
     mode: str = "harness",
     runtime: str = "native",
     tflm_lib_dir: str | Path | None = None,
+    finder: Bundle | None = None,
 ) -> Project:
+    """finder: the app's face finder (None: the centre square)."""
     log = log or (lambda m: None)
     key = "" if (runtime, mode) == ("native", "harness") else f"{runtime}:{mode}"
+    if finder is not None:
+        key += f":finder-{finder_digest(finder)}"
     out = out_dir or project_dir(board, bundle, perturb_layer, key)
     log(f"compiling {bundle.name} for {board.id} ({runtime} runtime)")
     project = generate_project(
-        bundle, board, out, runtime, mode, perturb_layer=perturb_layer, tflm_lib_dir=tflm_lib_dir
+        bundle,
+        board,
+        out,
+        runtime,
+        mode,
+        perturb_layer=perturb_layer,
+        tflm_lib_dir=tflm_lib_dir,
+        finder=finder,
     )
     log(f"building firmware with PlatformIO in {project.dir}")
     run_pio(project)

@@ -153,12 +153,17 @@ def auto_port(bundle: Bundle, board_id: str | None = None) -> Callable[[], str |
     from tinysmile.device.transport import find_ports
 
     board = load_board(board_id)
-    want = {bundle.model_hash(), firmware_tag(bundle.model_hash(), mode="app")}  # harness or app
+    app = firmware_tag(bundle.model_hash(), mode="app")
+    want = {bundle.model_hash(), app}  # harness or app
 
     def find() -> str | None:
         if board.emulated:
             st = emulator.read_state(board.id)
-            return st.port if st is not None and st.model_sha256 in want else None
+            # The app with a face finder still takes model-size FRAMEs (the crop made here).
+            ok = st is not None and (
+                st.model_sha256 in want or st.model_sha256.startswith(app + "+")
+            )
+            return st.port if ok and st is not None else None
         found = find_ports(list(board.serial.get("usb_ids", [])))
         return found[0] if len(found) == 1 else None
 
