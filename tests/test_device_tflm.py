@@ -190,6 +190,14 @@ KNOWN_WRONG = {
 }
 
 
+def test_a_kernel_part_holds_the_constants_its_files_use():
+    """depthwise_conv_common.cpp reads conv's tensor indices (kConvWeightsTensor, ...),
+    defined in conv_common.cpp: a model with DEPTHWISE_CONV_2D and no CONV_2D (TFLite
+    Micro's keyword model) must link them all the same."""
+    parts = tflm_lib.locate(TFLM_LIB).parts(["AddDepthwiseConv2D"])
+    assert "tensorflow/lite/micro/kernels/conv_common.cpp" in parts["depthwise_conv"]
+
+
 def test_flash_and_verify_warn_of_the_known_differences(models):
     """Each model whose tflm test above is marked gets a warning naming the operator kind
     behind the mark, and only those; a library of another version (or a registry one) is

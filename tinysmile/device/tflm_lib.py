@@ -229,7 +229,30 @@ def _kernel_files(src: Path, method: str) -> list[str]:
     common = src / _MICRO / "kernels" / f"{stem}_common.cpp"
     if common.is_file():
         files.append(common.relative_to(src).as_posix())
+    # a common file may use another kernel's constants (depthwise_conv_common.cpp takes
+    # conv's tensor indices, defined in conv_common.cpp): add the files defining them
+    shared = _shared_constants(src)
+    for f in files:
+        for name in _CONSTANT.findall((src / f).read_text(errors="replace")):
+            owner = shared.get(name)
+            if owner and owner not in files:
+                files.append(owner)
     return files
+
+
+_CONSTANT = re.compile(r"\b(k[A-Z]\w*)\b")
+
+
+@lru_cache(maxsize=4)
+def _shared_constants(src: Path) -> dict[str, str]:
+    """`const int kName = ...;` at the top level of a kernel's _common.cpp -> that file."""
+    out: dict[str, str] = {}
+    for path in sorted((src / _MICRO / "kernels").glob("*_common.cpp")):
+        for name in re.findall(
+            r"^const int (k\w+)\s*=", path.read_text(errors="replace"), re.MULTILINE
+        ):
+            out.setdefault(name, path.relative_to(src).as_posix())
+    return out
 
 
 _CALL = re.compile(r"\b(arm_\w+)\s*\(")
