@@ -71,6 +71,10 @@ RESIZES = [
     ((20, 20), (48, 48)),  # enlarging
     ((1, 1), (48, 48)),
     ((7, 3), (5, 11)),  # shrinking along x, enlarging along y
+    # Whole blocks, the C's fast path (kx x ky sums): 4x2, 3x3, 1x5
+    ((8, 6), (2, 3)),
+    ((96, 72), (32, 24)),
+    ((40, 50), (40, 10)),
 ]
 
 

@@ -3,6 +3,14 @@
 #include "tsm_image.h"
 
 #include <stddef.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define TSM_IMAGE_DSP 1
+#else
+#define TSM_IMAGE_DSP 0
+#endif
 
 /* Source row `row` (width sw) resampled to dw columns: out[i] is the overlap-weighted sum
  * of the source pixels under output column i. Both axes are measured in one scale where a
@@ -34,11 +42,58 @@ static void tsm_image_row_weights(const uint8_t *row, uint32_t sw, uint32_t *out
     }
 }
 
+/* Round half up: q + 1 when the remainder is at least half the area. Not
+ * (sum + area / 2) / area: that can pass 2^32 when 255 * area is just under it. */
+static uint8_t tsm_image_round(uint32_t sum, uint32_t area) {
+    uint32_t q = sum / area;
+    uint32_t r = sum - q * area;
+    return (uint8_t)(q + (2u * r >= area ? 1u : 0u));
+}
+
+/* Whole blocks (a 320x240 camera frame to the finder's 80x60: 4x4): every weight of the
+ * general path is then dw * dh, so its sum is dw * dh times the block's plain sum and its
+ * area dw * dh times kx * ky; the quotient and the half-up test come out the same, at a
+ * tenth of the instructions. With the DSP extension four pixels of a row are summed by one
+ * USADA8. */
+static void tsm_image_resize_blocks(const uint8_t *src, uint32_t stride, uint32_t kx,
+                                    uint32_t ky, uint8_t *dst, uint32_t dw, uint32_t dh) {
+    const uint32_t area = kx * ky;
+    for (uint32_t oy = 0; oy < dh; ++oy) {
+        const uint8_t *top = src + (size_t)oy * ky * stride;
+        uint8_t *out = dst + (size_t)oy * dw;
+        for (uint32_t ox = 0; ox < dw; ++ox) {
+            const uint8_t *p = top + (size_t)ox * kx;
+            uint32_t sum = 0;
+#if TSM_IMAGE_DSP
+            if (kx == 4u) {
+                for (uint32_t r = 0; r < ky; ++r, p += stride) {
+                    uint32_t word;
+                    memcpy(&word, p, sizeof word); /* one LDR: M4 loads unaligned words */
+                    sum = __usada8(word, 0u, sum);
+                }
+                out[ox] = tsm_image_round(sum, area);
+                continue;
+            }
+#endif
+            for (uint32_t r = 0; r < ky; ++r, p += stride) {
+                for (uint32_t c = 0; c < kx; ++c) {
+                    sum += p[c];
+                }
+            }
+            out[ox] = tsm_image_round(sum, area);
+        }
+    }
+}
+
 void tsm_image_resize_area(const uint8_t *src, uint32_t stride, uint32_t sw, uint32_t sh,
                            uint8_t *dst, uint32_t dw, uint32_t dh) {
     /* Outside the contract there is no meaningful output (and a zero area would divide by
      * zero): nothing is written. The host wrappers refuse such calls before they get here. */
     if (sw == 0 || sh == 0 || dw == 0 || dh == 0 || dw > TSM_IMAGE_MAX_WIDTH) {
+        return;
+    }
+    if (sw % dw == 0u && sh % dh == 0u) {
+        tsm_image_resize_blocks(src, stride, sw / dw, sh / dh, dst, dw, dh);
         return;
     }
     const uint32_t area = sw * sh; /* the weights of one output pixel add up to this */
@@ -64,11 +119,7 @@ void tsm_image_resize_area(const uint8_t *src, uint32_t stride, uint32_t sw, uin
         }
         uint8_t *out = dst + (size_t)oy * dw;
         for (uint32_t i = 0; i < dw; ++i) {
-            /* Round half up. Not (acc + area / 2) / area: that sum can pass 2^32 when
-             * 255 * area is just under it; the remainder test cannot (2 * r < 2 * area). */
-            uint32_t q = acc[i] / area;
-            uint32_t r = acc[i] - q * area;
-            out[i] = (uint8_t)(q + (2u * r >= area ? 1u : 0u));
+            out[i] = tsm_image_round(acc[i], area);
         }
     }
 }
