@@ -271,9 +271,11 @@ def _quant(scale, zero_point, axis: int = 0):
 def _window_graph(rng, kind: str):
     """One CONV_2D / DEPTHWISE_CONV_2D / MAX_POOL_2D / AVERAGE_POOL_2D with random shape, stride, padding,
     activation, zero points and per-channel scales (multipliers on both sides of 1/2, so
-    both requantization paths run)."""
+    both requantization paths run). DEPTHWISE_CONV_2D:1ch draws one input channel with
+    filters 1-10, non-square, strides 1-3 and multipliers 1-8 (the tiled convolution)."""
     from tinysmile.compiler.ir import Graph, Op, Tensor
 
+    kind, _, focus = kind.partition(":")
     h, w = int(rng.integers(3, 12)), int(rng.integers(3, 12))
     c = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 12]))
     if kind == "AVERAGE_POOL_2D" and rng.random() < 0.7:
@@ -283,7 +285,21 @@ def _window_graph(rng, kind: str):
         fh = fw = 3  # the specialised variant's shape
     fh, fw = min(fh, h), min(fw, w)
     sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    multiplier = None
+    if focus:
+        # drawn after the others, so that the plain cases keep their shapes
+        fh, fw = [int(v) for v in rng.choice([1, 2, 4, 5, 7, 8, 10], 2)]
+        if rng.random() < 0.5:
+            (fh, fw) = (fh, 1) if rng.random() < 0.5 else (1, fw)  # 1-D: Nx1 or 1xN
+        h, w = int(rng.integers(max(3, fh - 2), fh + 9)), int(rng.integers(max(3, fw - 2), fw + 9))
+        sh, sw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        if focus == "1ch":
+            c, multiplier = 1, int(rng.integers(1, 9))
+        else:
+            c, multiplier = int(rng.choice([2, 3, 4, 5, 6, 8, 12, 16])), 1
     padding = str(rng.choice(["SAME", "VALID"]))
+    if focus and padding == "VALID":
+        h, w = max(h, fh), max(w, fw)  # SAME may take a window wider than the input
     act = str(rng.choice(["NONE", "RELU", "RELU6"]))
     s_in, zp_in = float(rng.uniform(0.01, 0.1)), int(rng.integers(-128, 128))
     s_out, zp_out = float(rng.uniform(0.01, 0.2)), int(rng.integers(-100, 100))
@@ -294,7 +310,10 @@ def _window_graph(rng, kind: str):
         options = {"filter_height": fh, "filter_width": fw}
         inputs = [0]
     else:
-        if kind == "DEPTHWISE_CONV_2D":
+        if kind == "DEPTHWISE_CONV_2D" and multiplier is not None:
+            oc = c * multiplier
+            rng.random()  # the draw the plain cases make here
+        elif kind == "DEPTHWISE_CONV_2D":
             oc = c * (1 if rng.random() < 0.7 else 2)  # depth multiplier 1 is the common one
         else:
             oc = int(rng.integers(1, 10))
@@ -332,23 +351,30 @@ RANDOM_CASES = (
     + [("DEPTHWISE_CONV_2D", s) for s in range(10)]  # 6 and 9: groups with a left shift
     + [("MAX_POOL_2D", s) for s in range(3)]
     + [("AVERAGE_POOL_2D", s) for s in range(5)]
+    + [("DEPTHWISE_CONV_2D:1ch", s) for s in range(5)]
 )
+# the variant each focused case is drawn for
+FOCUS_VARIANTS = {"1ch": {"tiled", "tiled16"}}
 
 
 @pytest.mark.parametrize("kind,seed", RANDOM_CASES)
 def test_random_shapes_variant_equals_twin(kind, seed, tmp_path, monkeypatch):
-    """Seeded random shapes (odd channel counts, strides 1-2, SAME/VALID, fused
+    """Seeded random shapes (odd channel counts, strides 1-3, SAME/VALID, fused
     activations, zero points, per-channel scales): the generated C with its specialised
     variant gives the bytes of the numpy twin (itself held to LiteRT by the op tests).
-    Odd seeds of CONV_2D take the int8 filters (tiled), even ones int16 (tiled16)."""
+    Odd seeds of CONV_2D and of one-channel depthwise layers take the int8 filters (tiled),
+    even ones int16 (tiled16)."""
     from tinysmile.compiler.reference import reference_invoke
 
-    if kind == "CONV_2D" and seed % 2:
+    if kind in ("CONV_2D", "DEPTHWISE_CONV_2D:1ch") and seed % 2:
         monkeypatch.setattr(conv2d_op, "WIDE_FILTER_BYTES", 0)
 
     rng = np.random.default_rng(1000 * RANDOM_CASES.index((kind, seed)) + seed)
     graph = _window_graph(rng, kind)
     compiled = compile_model(graph, tmp_path)
+    focus = kind.partition(":")[2]
+    if focus:
+        assert compiled.report["layers"][0]["variant"] in FOCUS_VARIANTS[focus]
     x = rng.integers(-128, 128, (40, *graph.input.shape), dtype=np.int8)
     want = reference_invoke(compiled.program, x).reshape(len(x), -1)
     got = build_host(compiled, tmp_path).run(x)

@@ -117,9 +117,11 @@ def generate(
                         f"{part.kernel}({', '.join(args)})",
                     )
                 )
-            if layer.spec.kernel and layer.spec.kernel not in kernels:
-                # a variant lives in its op's kernel file: tsm_conv2d.c has tsm_conv2d_tiled
-                kernels.append(layer.spec.kernel)
+            # a variant lives in its op's kernel file (tsm_conv2d.c has tsm_conv2d_tiled),
+            # or in the one its parts name
+            for file in [part.kernel_file or layer.spec.kernel for part in parts]:
+                if file and file not in kernels:
+                    kernels.append(file)
         elif perturb_layer == layer.position:
             raise TinysmileError(f"--perturb-layer {perturb_layer}: that layer has no weights")
         views.append(view)

@@ -26,6 +26,9 @@ class Emitted:
     # C element type of the scratch the kernel takes as its last argument (None: none);
     # its size is OpDef.scratch_bytes, its place the planner's
     scratch: str | None = None
+    # the kernel file (firmware/kernels/tsm_<name>.c) when the kernel is another op's: a
+    # depthwise layer on one input channel runs conv2d's tiled kernel; None: the op's own
+    kernel_file: str | None = None
 
 
 class OpDef:

@@ -265,14 +265,21 @@ def tiled_words16(filter_2d: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(groups).reshape(-1).astype("<i2").view("<i4").astype(np.int32)
 
 
-# A model whose convolutions' int8 filters total at most this many bytes gets every tiled
-# one as int16 pairs ("tiled16": twice their flash, no SXTB16 in the inner loop). Decided
+# A model whose tiled layers' int8 filters total at most this many bytes gets every one of
+# them as int16 pairs ("tiled16": twice their flash, no SXTB16 in the inner loop). Decided
 # for the whole model, so that it links one of the two variants, never both.
 WIDE_FILTER_BYTES = 16384
 
 
 def conv_filter_bytes(g: Graph) -> int:
-    return sum(g.tensor(op.inputs[1]).size for op in g.ops if op.kind == "CONV_2D")
+    """The int8 filter bytes of the layers the tiled kernel may take: every CONV_2D, and
+    every DEPTHWISE_CONV_2D on one input channel (a convolution with output_c filters)."""
+    return sum(
+        g.tensor(op.inputs[1]).size
+        for op in g.ops
+        if op.kind == "CONV_2D"
+        or (op.kind == "DEPTHWISE_CONV_2D" and g.tensor(op.inputs[0]).shape[-1] == 1)
+    )
 
 
 # The geometry is the generic kernel's (SPATIAL_FIELDS up to pad_w); the rest is the tile's.
@@ -285,6 +292,97 @@ TILED_FIELDS = [
     "activation_min",
     "activation_max",
 ]
+
+# The tiled kernel's parameters, for any layer that is a convolution: p as spatial_params
+# gives it, with p["filter"] laid out as CONV_2D's, [output_c, filter_h, filter_w, input_c].
+
+
+def filter_2d(p: dict[str, Any]) -> np.ndarray:
+    return p["filter"].reshape(p["filter"].shape[0], -1)
+
+
+def tiled_variant(g: Graph, p: dict[str, Any]) -> str:
+    """tiled16 in a model with few tiled filter bytes (WIDE_FILTER_BYTES), else tiled;
+    generic when the folded bias would not fit the int32 it is stored in."""
+    if not fits_int32(folded_bias(p, filter_2d(p))):
+        return "generic"
+    return "tiled16" if conv_filter_bytes(g) <= WIDE_FILTER_BYTES else "tiled"
+
+
+def window_row(p: dict[str, Any]) -> int:
+    """Bytes per window row as the tiled kernel gathers it: a single-channel row of 3
+    (7, ...) taps is read as whole words, its last tap's weight zero (one wasted MAC
+    in four, instead of a scalar gather of each tap); otherwise the row itself."""
+    row = p["filter_w"] * p["input_c"]
+    return row + 1 if p["input_c"] == 1 and row % 4 == 3 else row
+
+
+def tiled_depth(p: dict[str, Any]) -> int:
+    return -(-(p["filter_h"] * window_row(p)) // 4) * 4
+
+
+def tiled_scratch_bytes(p: dict[str, Any]) -> int:
+    """Two interleaved int16 columns, then one zero-point-padded border window."""
+    window = p["filter_h"] * window_row(p)
+    return tiled_depth(p) * 4 + -(-window // 4) * 4
+
+
+def gathered_filter(p: dict[str, Any]) -> np.ndarray:
+    """[output_c, filter_h * window_row]: each row zero-padded to the window row."""
+    f = p["filter"].reshape(p["filter"].shape[0], p["filter_h"], -1)
+    pad = window_row(p) - f.shape[2]
+    return np.pad(f, ((0, 0), (0, 0), (0, pad))).reshape(f.shape[0], -1)
+
+
+def tiled_emit(p: dict[str, Any], name: str, accumulator_bound: int, inputs: list[int]) -> Emitted:
+    """The tiled (or tiled16, p["variant"]) kernel's call for a convolution-shaped layer."""
+    w2d = filter_2d(p)
+    ordered = gathered_filter(p)[:, tap_order(p["filter_h"], window_row(p))]
+    words = tiled_words16 if p["variant"] == "tiled16" else tiled_words
+    # int32 in C so that the kernel may fetch two words at once (LDRD)
+    arrays = [CArray(f"{name}_filter", words(ordered))]
+    # the shorter requantization (tsm_requantize_rs) where its conditions hold: its
+    # per-channel words replace bias, multiplier and shift
+    rs = rs_channel_params(p, folded_bias(p, w2d))
+    if rs is not None and accumulator_bound < 2**30:
+        arrays.append(CArray(f"{name}_pairs", rs_pair_words(rs)))
+        out_fields = [
+            ("bias", "NULL"),
+            ("output_multiplier", "NULL"),
+            ("output_shift", "NULL"),
+            ("output_add", arrays[1].name),
+        ]
+    else:
+        arrays += [
+            CArray(f"{name}_bias", folded_bias(p, w2d).astype(np.int32)),
+            CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
+            CArray(f"{name}_shift", p["shift"].astype(np.int32)),
+        ]
+        out_fields = [
+            ("bias", arrays[1].name),
+            ("output_multiplier", arrays[2].name),
+            ("output_shift", arrays[3].name),
+            ("output_add", "NULL"),
+        ]
+    q = {
+        **p,
+        "depth": tiled_depth(p),
+        "window_row": window_row(p),
+        "input_zero_point": -p["input_offset"],
+    }
+    return Emitted(
+        kernel="tsm_conv2d_tiled16" if p["variant"] == "tiled16" else "tsm_conv2d_tiled",
+        params_type="tsm_conv2d_tiled_params_t",
+        fields=int_fields(q, TILED_FIELDS)
+        + [
+            ("filter", f"(const uint32_t *){arrays[0].name}"),
+            *out_fields,
+        ],
+        arrays=arrays,
+        inputs=inputs,
+        scratch="uint32_t",
+        kernel_file="conv2d",
+    )
 
 
 class Conv2D(OpDef):
@@ -319,94 +417,18 @@ class Conv2D(OpDef):
 
     def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
         # Every shape goes tiled (single-channel first layers, 1x1 and 3x3 alike: gathering
-        # the columns costs O(window) per pixel, the MACs O(window * output_c)), unless the
-        # folded bias would not fit the int32 it is stored in; tiled16 in a model with few
-        # conv weights (WIDE_FILTER_BYTES).
-        if not fits_int32(folded_bias(p, self._filter_2d(p))):
-            return "generic"
-        return "tiled16" if conv_filter_bytes(g) <= WIDE_FILTER_BYTES else "tiled"
+        # the columns costs O(window) per pixel, the MACs O(window * output_c)).
+        return tiled_variant(g, p)
 
     def scratch_bytes(self, g: Graph, op: Op, p: dict[str, Any]) -> int:
-        if p.get("variant") in ("tiled", "tiled16"):
-            # two interleaved int16 columns, then one zero-point-padded border window
-            window = p["filter_h"] * self._window_row(p)
-            return self._depth(p) * 4 + -(-window // 4) * 4
-        return 0
+        return tiled_scratch_bytes(p) if p.get("variant") in ("tiled", "tiled16") else 0
 
     def inplace_lead(self, g: Graph, op: Op, p: dict[str, Any]) -> int | None:
         return window_lead(p, p["input_c"], p["output_c"])
 
-    @staticmethod
-    def _filter_2d(p: dict[str, Any]) -> np.ndarray:
-        return p["filter"].reshape(p["filter"].shape[0], -1)
-
-    @staticmethod
-    def _window_row(p: dict[str, Any]) -> int:
-        """Bytes per window row as the tiled kernel gathers it: a single-channel row of 3
-        (7, ...) taps is read as whole words, its last tap's weight zero (one wasted MAC
-        in four, instead of a scalar gather of each tap); otherwise the row itself."""
-        row = p["filter_w"] * p["input_c"]
-        return row + 1 if p["input_c"] == 1 and row % 4 == 3 else row
-
-    @classmethod
-    def _depth(cls, p: dict[str, Any]) -> int:
-        return -(-(p["filter_h"] * cls._window_row(p)) // 4) * 4
-
-    @classmethod
-    def _gathered_filter(cls, p: dict[str, Any]) -> np.ndarray:
-        """[output_c, filter_h * window_row]: each row zero-padded to the window row."""
-        f = p["filter"].reshape(p["filter"].shape[0], p["filter_h"], -1)
-        pad = cls._window_row(p) - f.shape[2]
-        return np.pad(f, ((0, 0), (0, 0), (0, pad))).reshape(f.shape[0], -1)
-
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
         if p.get("variant") in ("tiled", "tiled16"):
-            w2d = self._filter_2d(p)
-            ordered = self._gathered_filter(p)[:, tap_order(p["filter_h"], self._window_row(p))]
-            words = tiled_words16 if p["variant"] == "tiled16" else tiled_words
-            # int32 in C so that the kernel may fetch two words at once (LDRD)
-            arrays = [CArray(f"{name}_filter", words(ordered))]
-            # the shorter requantization (tsm_requantize_rs) where its conditions hold: its
-            # per-channel words replace bias, multiplier and shift
-            rs = rs_channel_params(p, folded_bias(p, w2d))
-            if rs is not None and self.accumulator_bound(g, op) < 2**30:
-                arrays.append(CArray(f"{name}_pairs", rs_pair_words(rs)))
-                out_fields = [
-                    ("bias", "NULL"),
-                    ("output_multiplier", "NULL"),
-                    ("output_shift", "NULL"),
-                    ("output_add", arrays[1].name),
-                ]
-            else:
-                arrays += [
-                    CArray(f"{name}_bias", folded_bias(p, w2d).astype(np.int32)),
-                    CArray(f"{name}_multiplier", p["mult"].astype(np.int32)),
-                    CArray(f"{name}_shift", p["shift"].astype(np.int32)),
-                ]
-                out_fields = [
-                    ("bias", arrays[1].name),
-                    ("output_multiplier", arrays[2].name),
-                    ("output_shift", arrays[3].name),
-                    ("output_add", "NULL"),
-                ]
-            q = {
-                **p,
-                "depth": self._depth(p),
-                "window_row": self._window_row(p),
-                "input_zero_point": -p["input_offset"],
-            }
-            return Emitted(
-                kernel="tsm_conv2d_tiled16" if p["variant"] == "tiled16" else "tsm_conv2d_tiled",
-                params_type="tsm_conv2d_tiled_params_t",
-                fields=int_fields(q, TILED_FIELDS)
-                + [
-                    ("filter", f"(const uint32_t *){arrays[0].name}"),
-                    *out_fields,
-                ],
-                arrays=arrays,
-                inputs=[op.inputs[0]],
-                scratch="uint32_t",
-            )
+            return tiled_emit(p, name, self.accumulator_bound(g, op), [op.inputs[0]])
         arrays, fields = weight_arrays(name, g, op, p)
         return Emitted(
             kernel="tsm_conv2d",

@@ -19,6 +19,9 @@ from tinysmile.compiler.ops.conv2d import (
     folded_bias,
     padded_windows,
     spatial_params,
+    tiled_emit,
+    tiled_scratch_bytes,
+    tiled_variant,
     validate_spatial,
     validate_weights,
     weight_arrays,
@@ -110,7 +113,16 @@ class DepthwiseConv2D(OpDef):
         """[1, H, W, C] -> [C, H * W]: each channel's taps together, row by row."""
         return p["filter"][0].reshape(-1, p["output_c"]).T.copy()
 
+    @staticmethod
+    def _as_conv(p: dict[str, Any]) -> dict[str, Any]:
+        """The layer as the CONV_2D it is on one input channel: output channel m is filter m
+        over that channel, [1, H, W, C] -> [C, H, W, 1]."""
+        return {**p, "filter": p["filter"].transpose(3, 1, 2, 0)}
+
     def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
+        if p["input_c"] == 1:
+            # one input channel, any multiplier: a plain convolution with output_c filters
+            return tiled_variant(g, self._as_conv(p))
         if (
             (p["filter_h"], p["filter_w"]) == (3, 3)
             and p["depth_multiplier"] == 1
@@ -120,6 +132,8 @@ class DepthwiseConv2D(OpDef):
         return "generic"
 
     def scratch_bytes(self, g: Graph, op: Op, p: dict[str, Any]) -> int:
+        if p.get("variant") in ("tiled", "tiled16"):
+            return tiled_scratch_bytes(self._as_conv(p))
         # the 3x3 variant copies a border pixel's window here, zero-point padded
         return 9 * p["input_c"] if p.get("variant") == "3x3" else 0
 
@@ -127,6 +141,8 @@ class DepthwiseConv2D(OpDef):
         return window_lead(p, p["input_c"], p["output_c"])
 
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
+        if p.get("variant") in ("tiled", "tiled16"):
+            return tiled_emit(self._as_conv(p), name, self.accumulator_bound(g, op), [op.inputs[0]])
         if p.get("variant") == "3x3":
             w = self._per_channel(p)
             arrays = [
