@@ -52,6 +52,7 @@ def state_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     from models import (
+        build_depthwise_shapes,
         build_dscnn,
         build_edge_ops,
         build_kernel_shapes,
@@ -67,6 +68,9 @@ def models(tmp_path_factory):
         ("smile_like", build_smile_like),
         ("mobilenet_block", build_mobilenet_block),
         ("kernel_shapes", build_kernel_shapes),
+        # depthwise other than 3x3: one channel with multiplier 8 (the tiled convolution),
+        # 5x5, 7x1, 1x5 at stride 3 with channels past a group of 4 (kxk)
+        ("depthwise_shapes", build_depthwise_shapes),
         ("edge_ops", build_edge_ops),
         # issue 10's keyword spotter: 16-channel depthwise and pointwise blocks, the x4
         # average pool over a 25x5 map, a dense head (0.33 M MACs, small enough for CI)
@@ -149,7 +153,8 @@ def _verify(built: Built, client, n: int, seed: int = 0):
 
 
 # kernel_shapes: the DSP variants (SXTB16/SMLAD, SSUB8/SEL) on the shapes they are chosen
-# for; the host tests run the same kernels with the instructions' C twins. edge_ops: the
+# for; the host tests run the same kernels with the instructions' C twins. depthwise_shapes:
+# the depthwise variants other than 3x3 (tiled on one channel, kxk). edge_ops: the
 # ops the other models lack, so that every supported op runs on the board. dscnn: a whole
 # benchmark model, with the x4 average pool (SXTAB16). random_chain*: seeded random shapes.
 @pytest.mark.parametrize(
@@ -158,6 +163,7 @@ def _verify(built: Built, client, n: int, seed: int = 0):
         "smile_like",
         "mobilenet_block",
         "kernel_shapes",
+        "depthwise_shapes",
         "edge_ops",
         "dscnn",
         "hello_world_dyn",

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from models import build_kernel_shapes, build_random_chain, build_smile_like
+from models import (
+    build_depthwise_shapes,
+    build_kernel_shapes,
+    build_random_chain,
+    build_smile_like,
+)
 from parity import random_inputs
 
 from tinysmile.compiler.api import compile_model
@@ -25,9 +30,10 @@ from tinysmile.resources import firmware_dir
 
 @pytest.mark.parametrize(
     "build",
-    [build_kernel_shapes, build_smile_like]
+    [build_kernel_shapes, build_depthwise_shapes, build_smile_like]
     + [functools.partial(build_random_chain, seed) for seed in range(1, 6)],
-    ids=["kernel_shapes", "smile_like"] + [f"random_chain{seed}" for seed in range(1, 6)],
+    ids=["kernel_shapes", "depthwise_shapes", "smile_like"]
+    + [f"random_chain{seed}" for seed in range(1, 6)],
 )
 @pytest.mark.parametrize("conv", ["tiled16", "tiled"])
 def test_variants_equal_portable_kernels_and_litert(build, conv, tmp_path, monkeypatch):
@@ -69,6 +75,24 @@ def test_kernel_shapes_model_has_the_listed_shapes():
     assert any(c.params["output_c"] % 2 for c in by_kind["CONV_2D"])
     assert {"ADD", "FULLY_CONNECTED", "MAX_POOL_2D"} <= set(by_kind)
     assert by_kind["MAX_POOL_2D"][0].params["variant"] == "x4"
+
+
+def test_depthwise_shapes_model_has_the_listed_variants():
+    from tinysmile.compiler.program import build_program
+
+    layers = build_program(build_depthwise_shapes()).layers
+    got = [
+        (d.params["filter_h"], d.params["filter_w"], d.params["input_c"], d.params["variant"])
+        for d in layers
+        if d.op.kind == "DEPTHWISE_CONV_2D"
+    ]
+    assert got == [
+        (10, 8, 1, "tiled16"),  # one channel, multiplier 8: the tiled convolution
+        (5, 5, 8, "kxk"),
+        (7, 1, 8, "kxk"),
+        (1, 5, 7, "kxk"),  # a group of 4 channels and 3 past it
+        (2, 3, 7, "generic"),  # multiplier 2
+    ]
 
 
 REQUANT_HARNESS = r"""
@@ -271,8 +295,9 @@ def _quant(scale, zero_point, axis: int = 0):
 def _window_graph(rng, kind: str):
     """One CONV_2D / DEPTHWISE_CONV_2D / MAX_POOL_2D / AVERAGE_POOL_2D with random shape, stride, padding,
     activation, zero points and per-channel scales (multipliers on both sides of 1/2, so
-    both requantization paths run). DEPTHWISE_CONV_2D:1ch draws one input channel with
-    filters 1-10, non-square, strides 1-3 and multipliers 1-8 (the tiled convolution)."""
+    both requantization paths run). DEPTHWISE_CONV_2D:kxk draws the kxk variant's shapes
+    (filters 1-10 other than 3x3, non-square, strides 1-3, channels past a group of 4),
+    DEPTHWISE_CONV_2D:1ch one input channel with multipliers 1-8 (the tiled convolution)."""
     from tinysmile.compiler.ir import Graph, Op, Tensor
 
     kind, _, focus = kind.partition(":")
@@ -296,7 +321,7 @@ def _window_graph(rng, kind: str):
         if focus == "1ch":
             c, multiplier = 1, int(rng.integers(1, 9))
         else:
-            c, multiplier = int(rng.choice([2, 3, 4, 5, 6, 8, 12, 16])), 1
+            c, multiplier = int(rng.choice([2, 3, 5, 6, 7, 8, 12, 16])), 1
     padding = str(rng.choice(["SAME", "VALID"]))
     if focus and padding == "VALID":
         h, w = max(h, fh), max(w, fw)  # SAME may take a window wider than the input
@@ -352,9 +377,10 @@ RANDOM_CASES = (
     + [("MAX_POOL_2D", s) for s in range(3)]
     + [("AVERAGE_POOL_2D", s) for s in range(5)]
     + [("DEPTHWISE_CONV_2D:1ch", s) for s in range(5)]
+    + [("DEPTHWISE_CONV_2D:kxk", s) for s in range(8)]
 )
 # the variant each focused case is drawn for
-FOCUS_VARIANTS = {"1ch": {"tiled", "tiled16"}}
+FOCUS_VARIANTS = {"kxk": {"kxk"}, "1ch": {"tiled", "tiled16"}}
 
 
 @pytest.mark.parametrize("kind,seed", RANDOM_CASES)

@@ -413,3 +413,285 @@ void tsm_depthwise_conv2d_3x3(const tsm_depthwise_conv2d_3x3_params_t *p, const 
         }
     }
 }
+
+/* ---- kxk variant ------------------------------------------------------------------------ */
+
+/* A pixel's window as runs of taps: `runs` runs of `len` taps `step` bytes apart, each
+ * run's end `skip` bytes before the next one's start (an Nx1 filter is one run down the
+ * rows, any other a run per row). */
+typedef struct {
+    int32_t len, runs, step, skip;
+} tsm_dwk_runs_t;
+
+static inline tsm_dwk_runs_t tsm_dwk_runs(const tsm_depthwise_conv2d_kxk_params_t *p, int32_t row)
+{
+    tsm_dwk_runs_t r;
+    const int column = p->filter_w == 1;
+    r.len = column ? p->filter_h : p->filter_w;
+    r.runs = column ? 1 : p->filter_h;
+    r.step = column ? row : p->channels;
+    r.skip = column ? 0 : row - p->filter_w * p->channels;
+    return r;
+}
+
+#if TSM_ASM
+/* Every group of 4 channels of one pixel, where every group takes tsm_requantize_rs: the
+ * taps (8 instructions per tap of 4 channels, TSM_DW_TAP_ASM, two taps a turn, an odd
+ * run's first tap alone) and the epilogue written out in one loop, so that no live value
+ * is spilled between them. A run ends when w has passed its taps' words, the window when
+ * w reaches the group's end; the geometry, the bounds and the group's end are read from
+ * (and written to) the stack, so that 14 registers do. A group's channel_params are
+ * [bias0..3, then multiplier, add, e per channel]. The memory clobber keeps the previous
+ * group's output stores (in place, they may share bytes with the input) ahead of the
+ * reads. */
+static inline __attribute__((always_inline)) void
+tsm_dwk_groups_rs(const int8_t *s, tsm_dwk_runs_t r, const uint32_t *w, const int32_t *q,
+                  int8_t *out, int32_t c4, uint32_t lo4, uint32_t hi4)
+{
+    struct {
+        int32_t run_bytes, skip, window_bytes, back;
+        const int8_t *end;
+        uint32_t lo4, hi4;
+        const uint32_t *window_end;
+    } k = {r.len * 8, r.skip, r.len * r.runs * 8, r.runs * (r.len * r.step + r.skip) - 4,
+           out + c4, lo4, hi4, w};
+    int8_t *o = out;
+    const int32_t step = r.step;
+    int32_t a0, a1, a2, a3;
+    uint32_t x, x02, w02, w13, e;
+/* channel n's multiplier, add and e (the next 3 words at q) into acc: tsm_requantize_rs */
+#define TSM_DWK_RS_ASM(acc)                                                                     \
+    "ldrd %[x02], %[w02], [%[q]], #8\n\t"                                                       \
+    "ldr %[w13], [%[q]], #4\n\t"                                                                \
+    "lsl %[" acc "], %[" acc "], #1\n\t"                                                        \
+    "smmulr %[" acc "], %[" acc "], %[x02]\n\t"                                                 \
+    "add %[" acc "], %[" acc "], %[" acc "], asr #31\n\t"                                        \
+    "add %[" acc "], %[" acc "], %[w02]\n\t"                                                    \
+    "asr %[" acc "], %[" acc "], %[w13]\n\t"
+    __asm__ volatile("1:\n\t"
+                     "ldrd %[a0], %[a1], [%[q]], #8\n\t" /* the folded biases */
+                     "ldrd %[a2], %[a3], [%[q]], #8\n\t"
+                     "ldr %[x], %[kwin]\n\t"
+                     "add %[x], %[w], %[x]\n\t"
+                     "str %[x], %[kwend]\n\t"
+                     "2:\n\t" /* a run */
+                     "ldr %[e], %[krun]\n\t"
+                     "tst %[e], #8\n\t"
+                     "add %[e], %[w], %[e]\n\t" /* the run's end in w (ADD sets no flags) */
+                     "beq 3f\n\t" TSM_DW_TAP_ASM("[%[s]]") "add %[s], %[s], %[step]\n\t"
+                     "3:\n\t"
+                     "cmp %[w], %[e]\n\t"
+                     "beq 5f\n\t"
+                     "4:\n\t" TSM_DW_TAP_ASM("[%[s]]") TSM_DW_TAP_ASM("[%[s], %[step]]")
+                     "add %[s], %[s], %[step], lsl #1\n\t"
+                     "cmp %[w], %[e]\n\t"
+                     "bne 4b\n\t"
+                     "5:\n\t"
+                     "ldr %[x], %[kskip]\n\t"
+                     "add %[s], %[s], %[x]\n\t"
+                     "ldr %[x], %[kwend]\n\t"
+                     "cmp %[w], %[x]\n\t"
+                     "bne 2b\n\t"
+                     "ldr %[x], %[kback]\n\t" /* to the next group's first tap */
+                     "sub %[s], %[s], %[x]\n\t" TSM_DWK_RS_ASM("a0") TSM_DWK_RS_ASM("a1")
+                         TSM_DWK_RS_ASM("a2") TSM_DWK_RS_ASM("a3")
+                     "ssat %[a0], #8, %[a0]\n\t"
+                     "ssat %[a1], #8, %[a1]\n\t"
+                     "ssat %[a2], #8, %[a2]\n\t"
+                     "ssat %[a3], #8, %[a3]\n\t"
+                     "bfi %[a0], %[a1], #8, #8\n\t"
+                     "bfi %[a0], %[a2], #16, #8\n\t"
+                     "bfi %[a0], %[a3], #24, #8\n\t"
+                     "ldr %[x], %[klo]\n\t" /* bytewise max with lo4, min with hi4 */
+                     "ssub8 %[x02], %[a0], %[x]\n\t"
+                     "sel %[a0], %[a0], %[x]\n\t"
+                     "ldr %[x], %[khi]\n\t"
+                     "ssub8 %[x02], %[a0], %[x]\n\t"
+                     "sel %[a0], %[x], %[a0]\n\t"
+                     "str %[a0], [%[o]], #4\n\t"
+                     "ldr %[x], %[kend]\n\t"
+                     "cmp %[o], %[x]\n\t"
+                     "blo 1b"
+                     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3),
+                       [x] "=&r"(x), [x02] "=&r"(x02), [w02] "=&r"(w02), [w13] "=&r"(w13),
+                       [e] "=&r"(e), [s] "+r"(s), [w] "+r"(w), [q] "+r"(q), [o] "+r"(o),
+                       [kwend] "+m"(k.window_end)
+                     : [step] "r"(step), [krun] "m"(k.run_bytes), [kskip] "m"(k.skip),
+                       [kwin] "m"(k.window_bytes), [kback] "m"(k.back), [kend] "m"(k.end),
+                       [klo] "m"(k.lo4), [khi] "m"(k.hi4)
+                     : "cc", "memory");
+#undef TSM_DWK_RS_ASM
+}
+#endif
+
+/* The taps of one group of 4 channels into a[0..3], from s (channel c of the window's
+ * first tap); *wp moves past the group's 2 * runs * len words. */
+static inline void tsm_dwk_taps(const int8_t *s, tsm_dwk_runs_t r, const uint32_t **wp,
+                                int32_t *a)
+{
+    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+    const uint32_t *w = *wp;
+    int32_t i, t;
+    for (i = 0; i < r.runs; ++i, s += r.skip) {
+        for (t = 0; t < r.len; ++t, s += r.step, w += 2) {
+            TSM_DW_TAP(s, w);
+        }
+    }
+    *wp = w;
+    a[0] = a0;
+    a[1] = a1;
+    a[2] = a2;
+    a[3] = a3;
+}
+
+/* One pixel, every channel: s0 points at channel 0 of the window's first tap, its rows
+ * `row` bytes apart. On a DSP core, where every group takes the short requantization, the
+ * groups go to the written-out loop; otherwise, and for the channels past the last group
+ * of 4, C. A group taking tsm_requantize_rs is saturated, packed and clamped bytewise
+ * (lo4, hi4) into one word store. */
+static void tsm_dwk_pixel(const tsm_depthwise_conv2d_kxk_params_t *p, const int8_t *s0,
+                          int32_t row, uint32_t lo4, uint32_t hi4, int8_t *out, int rs_all)
+{
+    const int32_t ch = p->channels;
+    const int32_t fh = p->filter_h, fw = p->filter_w;
+    const tsm_dwk_runs_t r = tsm_dwk_runs(p, row);
+    const int32_t c4 = ch & ~3;
+    const uint32_t *w = p->filter_words;
+    const int32_t *q = p->channel_params;
+    int32_t c = 0, ky, kx;
+#if TSM_ASM
+    if (rs_all && c4) {
+        tsm_dwk_groups_rs(s0, r, w, q, out, c4, lo4, hi4);
+        c = c4;
+        q += 4 * c4;
+    }
+#else
+    (void)rs_all;
+#endif
+    for (; c < c4; c += 4, q += 16) {
+        int32_t a[4];
+        uint32_t y;
+        a[0] = q[0];
+        a[1] = q[1];
+        a[2] = q[2];
+        a[3] = q[3];
+        tsm_dwk_taps(s0 + c, r, &w, a);
+        if (!TSM_LIKELY(q[6] != 0)) {
+            const int32_t offset = p->output_offset;
+            const int32_t lo = p->activation_min, hi = p->activation_max;
+            int32_t n;
+            for (n = 0; n < 4; ++n) {
+                const int32_t acc = tsm_requantize_q31(a[n], q[4 + 3 * n], q[5 + 3 * n]) + offset;
+                out[c + n] = (int8_t)TSM_MIN(TSM_MAX(acc, lo), hi);
+            }
+            continue;
+        }
+        y = tsm_pack_s8x4(tsm_ssat8(tsm_requantize_rs(a[0], q[4], q[5], q[6])),
+                          tsm_ssat8(tsm_requantize_rs(a[1], q[7], q[8], q[9])),
+                          tsm_ssat8(tsm_requantize_rs(a[2], q[10], q[11], q[12])),
+                          tsm_ssat8(tsm_requantize_rs(a[3], q[13], q[14], q[15])));
+        tsm_write_u32(out + c, tsm_min_s8x4(tsm_max_s8x4(y, lo4), hi4));
+    }
+    for (; c < ch; ++c, q += 4) {
+        const int8_t *f = p->filter + c * fh * fw;
+        int32_t acc = q[0];
+        for (ky = 0; ky < fh; ++ky) {
+            for (kx = 0; kx < fw; ++kx) {
+                acc += s0[ky * row + kx * ch + c] * f[ky * fw + kx];
+            }
+        }
+        out[c] = tsm_dw_out(acc, q, p->output_offset, p->activation_min, p->activation_max);
+    }
+}
+
+/* A window crossing the border, copied into `window` (rows of filter_w * channels bytes)
+ * with the input zero point outside the input, which the folded bias cancels exactly, as
+ * the reference skips those taps. A row inside the input is the run of its inside taps
+ * [kx0, kx1) between pad runs: words where the channels are a multiple of 4, else bytes. */
+TSM_NO_LIBCALLS static void tsm_dwk_border(const tsm_depthwise_conv2d_kxk_params_t *p,
+                                           const int8_t *in_b, int32_t iy0, int32_t ix0,
+                                           int8_t *window, uint32_t lo4, uint32_t hi4,
+                                           int8_t *out, int rs_all)
+{
+    const int32_t ch = p->channels;
+    const int32_t fw = p->filter_w;
+    const int32_t wrow = fw * ch;
+    const int32_t kx0 = TSM_MAX(0, -ix0);
+    const int32_t kx1 = TSM_MIN(fw, p->input_w - ix0);
+    const int8_t pad = (int8_t)(-p->input_offset);
+    const uint32_t pad4 = (uint32_t)(uint8_t)pad * 0x01010101u;
+    int32_t ky, i;
+    for (ky = 0; ky < p->filter_h; ++ky) {
+        const int32_t iy = iy0 + ky;
+        int8_t *dst = window + ky * wrow;
+        const int inside = iy >= 0 && iy < p->input_h && kx1 > kx0;
+        const int32_t a = inside ? kx0 * ch : wrow;
+        const int32_t e = inside ? kx1 * ch : wrow;
+        const int32_t base = (iy * p->input_w + ix0) * ch; /* tap 0 may be outside */
+        if ((ch & 3) == 0) {
+            tsm_dw_set4(dst, pad4, a);
+            if (e > a) {
+                tsm_dw_copy4(dst + a, in_b + base + a, e - a);
+            }
+            tsm_dw_set4(dst + e, pad4, wrow - e);
+            continue;
+        }
+        for (i = 0; i < a; ++i) {
+            dst[i] = pad;
+        }
+        for (; i < e; ++i) {
+            dst[i] = in_b[base + i];
+        }
+        for (; i < wrow; ++i) {
+            dst[i] = pad;
+        }
+    }
+    tsm_dwk_pixel(p, window, wrow, lo4, hi4, out, rs_all);
+}
+
+/* Pixels in raster order, all channels of a pixel after its reads of them (the planner's
+ * in-place proof); a row's interior pixels (whole window inside) without checks, its
+ * border pixels through the copied window. */
+void tsm_depthwise_conv2d_kxk(const tsm_depthwise_conv2d_kxk_params_t *p, const int8_t *input,
+                              int8_t *output, int8_t *scratch)
+{
+    const int32_t ch = p->channels;
+    const int32_t row = p->input_w * ch;
+    const int32_t sw = p->stride_w;
+    const int32_t step = sw * ch;
+    const uint32_t lo4 = (uint32_t)(uint8_t)(int8_t)p->activation_min * 0x01010101u;
+    const uint32_t hi4 = (uint32_t)(uint8_t)(int8_t)p->activation_max * 0x01010101u;
+    /* interior columns: ox * sw - pad_w >= 0 and ox * sw - pad_w + filter_w <= input_w */
+    const int32_t last = p->input_w - p->filter_w + p->pad_w; /* ox * sw <= last */
+    const int32_t ox_lo = TSM_MIN((p->pad_w + sw - 1) / sw, p->output_w);
+    const int32_t ox_hi = last < 0 ? ox_lo : TSM_MAX(ox_lo, TSM_MIN(p->output_w, last / sw + 1));
+    /* whether every group of 4 channels takes tsm_requantize_rs (e != 0) */
+    int rs_all = 1;
+    int32_t b, oy, ox, c;
+    for (c = 0; c < (ch & ~3); c += 4) {
+        rs_all &= p->channel_params[4 * c + 6] != 0;
+    }
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = input + b * p->input_h * row;
+        for (oy = 0; oy < p->output_h; ++oy) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            const int rows_inside = iy0 >= 0 && iy0 + p->filter_h <= p->input_h;
+            const int32_t lo = rows_inside ? ox_lo : p->output_w;
+            const int32_t hi = rows_inside ? ox_hi : p->output_w;
+            for (ox = 0; ox < lo; ++ox, output += ch) {
+                tsm_dwk_border(p, in_b, iy0, ox * sw - p->pad_w, scratch, lo4, hi4, output,
+                               rs_all);
+            }
+            if (ox < hi) {
+                const int8_t *s0 = in_b + iy0 * row + (ox * sw - p->pad_w) * ch;
+                for (; ox < hi; ++ox, output += ch, s0 += step) {
+                    tsm_dwk_pixel(p, s0, row, lo4, hi4, output, rs_all);
+                }
+            }
+            for (; ox < p->output_w; ++ox, output += ch) {
+                tsm_dwk_border(p, in_b, iy0, ox * sw - p->pad_w, scratch, lo4, hi4, output,
+                               rs_all);
+            }
+        }
+    }
+}

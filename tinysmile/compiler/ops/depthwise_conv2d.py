@@ -44,23 +44,26 @@ DW3X3_FIELDS = [
     "activation_max",
 ]
 
+# the kxk kernel's: the 3x3 one's with the filter's size
+DWKXK_FIELDS = [*DW3X3_FIELDS[:6], "filter_h", "filter_w", *DW3X3_FIELDS[6:]]
 
-def dw3x3_words(w: np.ndarray) -> np.ndarray:
-    """[channels, 9] int8 -> the 3x3 kernel's filter_words (int32): per group of 4 channels,
-    for each tap 0..8 the int16 pairs (w_c0, w_c2) and (w_c1, w_c3), what SMLABB/SMLATT
-    take against SXTB16 of an input word. Channels past the last group of 4 are not in it
-    (the kernel's scalar loop reads the plain filter)."""
-    groups = w.shape[0] // 4
+
+def dw_words(w: np.ndarray) -> np.ndarray:
+    """[channels, taps] int8 -> the 3x3 and kxk kernels' filter_words (int32): per group of
+    4 channels, for each tap the int16 pairs (w_c0, w_c2) and (w_c1, w_c3), what
+    SMLABB/SMLATT take against SXTB16 of an input word. Channels past the last group of 4
+    are not in it (the kernels' scalar loop reads the plain filter)."""
+    groups, taps = w.shape[0] // 4, w.shape[1]
     if not groups:
         return np.zeros(1, dtype=np.int32)  # C has no empty arrays; the kernel reads none
-    c = w[: 4 * groups].astype(np.int16).reshape(groups, 4, 9)
+    c = w[: 4 * groups].astype(np.int16).reshape(groups, 4, taps)
     # (group, tap, word, half): word 0 holds channels 0 and 2, word 1 channels 1 and 3
     pairs = c[:, [[0, 2], [1, 3]], :].transpose(0, 3, 1, 2)
     return np.ascontiguousarray(pairs).astype("<i2").reshape(-1).view("<i4").astype(np.int32)
 
 
 def dw3x3_channel_params(p: dict[str, Any], bias: np.ndarray, bound_ok: bool) -> np.ndarray:
-    """Per channel [bias, multiplier, add, e] (int64) for the 3x3 kernel: e >= 1 and
+    """Per channel [bias, multiplier, add, e] (int64) for the 3x3 and kxk kernels: e >= 1 and
     add = 2^(e-1) + output_offset * 2^e where tsm_requantize_rs applies (a right shift
     1..22 and, layer-wide, an accumulator below 2^30) for all 4 channels of a group (or a
     channel past the last group); otherwise e = 0 and add is the signed shift for
@@ -74,6 +77,17 @@ def dw3x3_channel_params(p: dict[str, Any], bias: np.ndarray, bound_ok: bool) ->
     add = np.where(ok, (np.int64(1) << (e1 - 1)) + np.int64(p["output_offset"]) * (1 << e1), shift)
     mult = np.asarray(p["mult"], dtype=np.int64)
     return np.stack([bias.astype(np.int64), mult, add, np.where(ok, e, 0)], axis=1)
+
+
+def dwk_channel_params(rows: np.ndarray) -> np.ndarray:
+    """dw3x3_channel_params rows -> the kxk kernel's channel_params (int64, flat): per group
+    of 4 channels [bias0..3, then multiplier, add, e of each channel] (the biases load in
+    two LDRDs, the rest in order), then [bias, multiplier, add, e] per channel past the last
+    group."""
+    groups = len(rows) // 4
+    g = rows[: 4 * groups].reshape(groups, 4, 4)
+    head = np.concatenate([g[:, :, 0], g[:, :, 1:].reshape(groups, 12)], axis=1)
+    return np.concatenate([head.reshape(-1), rows[4 * groups :].reshape(-1)])
 
 
 class DepthwiseConv2D(OpDef):
@@ -123,19 +137,17 @@ class DepthwiseConv2D(OpDef):
         if p["input_c"] == 1:
             # one input channel, any multiplier: a plain convolution with output_c filters
             return tiled_variant(g, self._as_conv(p))
-        if (
-            (p["filter_h"], p["filter_w"]) == (3, 3)
-            and p["depth_multiplier"] == 1
-            and fits_int32(folded_bias(p, self._per_channel(p)))
-        ):
-            return "3x3"
-        return "generic"
+        if p["depth_multiplier"] != 1 or not fits_int32(folded_bias(p, self._per_channel(p))):
+            return "generic"
+        return "3x3" if (p["filter_h"], p["filter_w"]) == (3, 3) else "kxk"
 
     def scratch_bytes(self, g: Graph, op: Op, p: dict[str, Any]) -> int:
         if p.get("variant") in ("tiled", "tiled16"):
             return tiled_scratch_bytes(self._as_conv(p))
-        # the 3x3 variant copies a border pixel's window here, zero-point padded
-        return 9 * p["input_c"] if p.get("variant") == "3x3" else 0
+        if p.get("variant") in ("3x3", "kxk"):
+            # a border pixel's window, copied here zero-point padded
+            return p["filter_h"] * p["filter_w"] * p["input_c"]
+        return 0
 
     def inplace_lead(self, g: Graph, op: Op, p: dict[str, Any]) -> int | None:
         return window_lead(p, p["input_c"], p["output_c"])
@@ -143,25 +155,21 @@ class DepthwiseConv2D(OpDef):
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
         if p.get("variant") in ("tiled", "tiled16"):
             return tiled_emit(self._as_conv(p), name, self.accumulator_bound(g, op), [op.inputs[0]])
-        if p.get("variant") == "3x3":
+        if p.get("variant") in ("3x3", "kxk"):
             w = self._per_channel(p)
             arrays = [
-                CArray(f"{name}_filter_words", dw3x3_words(w)),
+                CArray(f"{name}_filter_words", dw_words(w)),
                 CArray(f"{name}_filter", w.astype(np.int8)),
-                CArray(
-                    f"{name}_channel_params",
-                    dw3x3_channel_params(
-                        p, folded_bias(p, w), self.accumulator_bound(g, op) < 2**30
-                    )
-                    .astype(np.int32)
-                    .reshape(-1),
-                ),
             ]
+            v = p["variant"]
+            rows = dw3x3_channel_params(p, folded_bias(p, w), self.accumulator_bound(g, op) < 2**30)
+            flat = rows.reshape(-1) if v == "3x3" else dwk_channel_params(rows)
+            arrays.append(CArray(f"{name}_channel_params", flat.astype(np.int32)))
             q = {**p, "channels": p["input_c"]}
             return Emitted(
-                kernel="tsm_depthwise_conv2d_3x3",
-                params_type="tsm_depthwise_conv2d_3x3_params_t",
-                fields=int_fields(q, DW3X3_FIELDS)
+                kernel=f"tsm_depthwise_conv2d_{v}",
+                params_type=f"tsm_depthwise_conv2d_{v}_params_t",
+                fields=int_fields(q, DW3X3_FIELDS if v == "3x3" else DWKXK_FIELDS)
                 + [
                     ("filter_words", f"(const uint32_t *){arrays[0].name}"),
                     ("filter", arrays[1].name),
