@@ -5,7 +5,7 @@ stack), flash (.text without the model, and the model's bytes), and the native/t
 of each; then each runtime's per-layer (per-operator) profile. Prints tables; not a test.
 
     python bench/bench_device.py [MODEL.tflite|BUNDLE ...] [--models default,person,...]
-                                 [--tflm-lib DIR] [--json]
+                                 [--tflm-lib DIR] [--per-layer] [--json]
 
 --models picks models by name: `default` (the bundled model) and the models of
 tests/models.py (NAMED below: issue 10's person detector, mini-Xception and DS-CNN among
@@ -13,6 +13,10 @@ them; TensorFlow builds each once, then it is cached). Without models it uses th
 default model and the compiler's test models smile_like and mobilenet_block. The TFLite Micro library comes from
 --tflm-lib, $TINYSMILE_TFLM_LIB, or ../shared/libraries/Arduino_TensorFlowLite; without it
 only the native runtime is measured.
+
+--per-layer puts the two runtimes' profiles side by side instead: every layer's
+instructions, native and TFLite Micro's (one PROFILE event per operator, its profiler's
+few calls included), their ratio, then the layers of all models with the worst ratio.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ NAMED = {
     "person": "build_person",
     "xception": "build_xception",
     "dscnn": "build_dscnn",
+    "keyword": "build_keyword",
+    "sww": "build_sww",
 }
 
 
@@ -121,7 +127,7 @@ ROWS = [
 ]
 
 
-def print_model(con: Console, name: str, runs: dict[str, dict]) -> None:
+def print_model(con: Console, name: str, runs: dict[str, dict], profiles: bool = True) -> None:
     from tinysmile.device.commands import profile_table
 
     t = Table(
@@ -138,9 +144,71 @@ def print_model(con: Console, name: str, runs: dict[str, dict]) -> None:
             cells.append(f"{runs['native'][key] / runs['tflm'][key]:.2f}")
         t.add_row(label, *cells)
     con.print(t)
-    for rt, res in runs.items():
+    for rt, res in runs.items() if profiles else ():
         prof = res["profile"]
         con.print(profile_table({**prof, "model": f"{name} ({rt})", "board": "qemu-cortex-m4"}))
+
+
+WORST = 10  # rows of the worst-layers table
+
+
+def layer_pairs(runs: dict[str, dict]) -> list[dict]:
+    """Each layer's native and TFLite Micro counts (both runtimes run the model's
+    operators in order, one profile row each), with the ratio; [] when the two profiles
+    do not line up (a model whose float edges the compiler stripped)."""
+    if "tflm" not in runs:
+        return []
+    ours, theirs = runs["native"]["profile"]["layers"], runs["tflm"]["profile"]["layers"]
+    if len(ours) != len(theirs):
+        return []
+    return [
+        {
+            "layer": a["layer"],
+            "kind": a["kind"],
+            "variant": a["variant"],
+            "macs": a["macs"],
+            "native": a["count"],
+            "tflm": b["count"],
+            "ratio": a["count"] / b["count"] if b["count"] else float("inf"),
+        }
+        for a, b in zip(ours, theirs)
+    ]
+
+
+def print_per_layer(con: Console, name: str, rows: list[dict]) -> None:
+    t = Table(title=f"{name}: instructions per layer, native against TFLite Micro + CMSIS-NN")
+    for col in ("layer", "kind", "variant", "MACs", "native", "tflm", "native / tflm"):
+        t.add_column(col, justify="left" if col in ("kind", "variant") else "right")
+    for r in rows:
+        t.add_row(
+            str(r["layer"]),
+            r["kind"],
+            r["variant"],
+            f"{r['macs']:,}",
+            f"{r['native']:,}",
+            f"{r['tflm']:,}",
+            f"{r['ratio']:.2f}",
+        )
+    con.print(t)
+
+
+def print_worst(con: Console, per_model: dict[str, list[dict]]) -> None:
+    rows = [(name, r) for name, rs in per_model.items() for r in rs]
+    rows.sort(key=lambda nr: -nr[1]["ratio"])
+    t = Table(title=f"the {min(WORST, len(rows))} layers with the worst native / tflm ratio")
+    for col in ("model", "layer", "kind", "variant", "native", "tflm", "native / tflm"):
+        t.add_column(col, justify="left" if col in ("model", "kind", "variant") else "right")
+    for name, r in rows[:WORST]:
+        t.add_row(
+            name,
+            str(r["layer"]),
+            r["kind"],
+            r["variant"],
+            f"{r['native']:,}",
+            f"{r['tflm']:,}",
+            f"{r['ratio']:.2f}",
+        )
+    con.print(t)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--board", default="qemu-cortex-m4")
     ap.add_argument("--tflm-lib", default=None)
+    ap.add_argument(
+        "--per-layer",
+        action="store_true",
+        help="every layer native against TFLite Micro, then the worst layers",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     lib = args.tflm_lib or os.environ.get("TINYSMILE_TFLM_LIB")
@@ -161,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if not lib:
         con.print("no TFLite Micro library (--tflm-lib): measuring the native runtime only")
     results = {}
+    per_model: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         models = list(args.models)
         if args.models_by_name:
@@ -173,10 +247,21 @@ def main(argv: list[str] | None = None) -> int:
                 with con.status(f"building and profiling {name} ({rt})…"):
                     runs[rt] = bench_runtime(m, args.board, rt, lib)
             results[name] = runs
-            if not args.json:
-                print_model(con, name, runs)
+            if args.per_layer:
+                per_model[name] = layer_pairs(runs)
+            if args.json:
+                continue
+            print_model(con, name, runs, profiles=not args.per_layer)
+            if args.per_layer and per_model[name]:
+                print_per_layer(con, name, per_model[name])
+            elif args.per_layer:
+                con.print(f"{name}: no per-layer comparison (no tflm run, or its layers differ)")
     if args.json:
+        for name, rows in per_model.items():
+            results[name] = {**results[name], "per_layer": rows}
         print(json.dumps(results, indent=2))
+    elif any(per_model.values()):
+        print_worst(con, per_model)
     return 0
 
 

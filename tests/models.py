@@ -302,6 +302,47 @@ def build_dscnn() -> bytes:
     return cached("dscnn", _dscnn, (1, 49, 10, 1))
 
 
+def _keyword(tf, x):
+    L = tf.keras.layers
+    x = L.DepthwiseConv2D(
+        (10, 8), strides=2, depth_multiplier=8, padding="same", activation="relu"
+    )(x)
+    x = L.Flatten()(x)
+    x = L.Dense(4)(x)
+    return L.Softmax()(x)
+
+
+def build_keyword() -> bytes:
+    """TFLite Micro's micro_speech keyword model, 49x40x1 spectrogram -> 4 classes (336,000
+    MACs): its one convolution is a DEPTHWISE_CONV_2D on one channel, 10x8, stride 2,
+    multiplier 8 (as older converters wrote a 1-channel Conv2D), then a dense layer on the
+    flattened 25x20x8 map and softmax."""
+    return cached("keyword", _keyword, (1, 49, 40, 1))
+
+
+def _sww(tf, x):
+    L = tf.keras.layers
+    x = _conv_bn(L, x, 24, (3, 3), strides=(2, 1), act="relu")  # 25x10x24
+    # 1-D depthwise kernels along time (N x 1) and along frequency (1 x N), pointwise mixes
+    for kernel, stride, filters in (((5, 1), 1, 32), ((1, 5), 1, 32), ((7, 1), 2, 48)):
+        x = L.DepthwiseConv2D(kernel, strides=(stride, 1), padding="same", use_bias=False)(x)
+        x = L.Activation("relu")(L.BatchNormalization()(x))
+        x = _conv_bn(L, x, filters, 1, act="relu")
+    x = L.DepthwiseConv2D((5, 1), padding="valid", use_bias=False)(x)  # 13 -> 9 steps
+    x = L.Activation("relu")(L.BatchNormalization()(x))
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Dense(3)(x)
+    return L.Softmax()(x)
+
+
+def build_sww() -> bytes:
+    """A streaming-wake-word-like net, 49x10x1 features -> 3 classes: a 3x3 conv at stride
+    (2, 1), then depthwise layers with 1-D kernels (5x1, 1x5, 7x1 at stride (2, 1), a VALID
+    5x1), each but the last followed by a pointwise conv; global average pool, dense,
+    softmax."""
+    return cached("sww", _sww, (1, 49, 10, 1))
+
+
 def random_chain_layers(seed: int) -> tuple[tuple[int, int, int], list[tuple]]:
     """A seeded random chain of the layers the DSP kernels are written out for: the input
     shape (h, w, c) and, per layer, ("conv", filters, kernel, stride, padding, activation)
