@@ -168,6 +168,7 @@ def _depthwise_shapes(tf, x):
     x = L.DepthwiseConv2D((10, 8), strides=2, depth_multiplier=8, padding="same")(x)
     x = L.DepthwiseConv2D(5, padding="same")(x)  # 5x5: kxk, wide borders
     x = L.DepthwiseConv2D((7, 1), strides=(2, 1), padding="same", activation="relu")(x)  # Nx1
+    x = L.DepthwiseConv2D(3, dilation_rate=2, padding="same")(x)  # dilated 3x3: kxk
     x = L.Conv2D(7, 1)(x)  # 7 channels: a group of 4 and 3 more
     x = L.DepthwiseConv2D((1, 5), strides=(1, 3), padding="same")(x)
     x = L.DepthwiseConv2D((2, 3), depth_multiplier=2)(x)  # multiplier 2: the generic kernel
@@ -176,8 +177,8 @@ def _depthwise_shapes(tf, x):
 
 def build_depthwise_shapes() -> bytes:
     """The depthwise shapes other than 3x3 in one small model (24x20x1 input): 10x8 at
-    stride 2 with multiplier 8 on one channel, 5x5, 7x1 at stride (2, 1), 1x5 at stride
-    (1, 3) on 7 channels, 2x3 with multiplier 2, VALID; a dense head."""
+    stride 2 with multiplier 8 on one channel, 5x5, 7x1 at stride (2, 1), 3x3 dilated by 2,
+    1x5 at stride (1, 3) on 7 channels, 2x3 with multiplier 2, VALID; a dense head."""
     return cached("depthwise_shapes", _depthwise_shapes, (1, 24, 20, 1))
 
 

@@ -30,6 +30,15 @@ def _depthwise_m2_valid_s2(tf, x):
     return tf.keras.layers.DepthwiseConv2D(3, strides=2, depth_multiplier=2, padding="valid")(x)
 
 
+def _depthwise_dilated_same(tf, x):
+    return tf.keras.layers.DepthwiseConv2D(3, dilation_rate=2, padding="same")(x)
+
+
+def _depthwise_dilated_rect_valid(tf, x):
+    L = tf.keras.layers
+    return L.DepthwiseConv2D((5, 2), dilation_rate=(2, 3), activation="relu6")(x)
+
+
 def _dense_relu(tf, x):
     return tf.keras.layers.Dense(7, activation="relu")(x)
 
@@ -104,6 +113,13 @@ CASES = {
     "conv_per_tensor": (_conv_rect_per_tensor, (1, 8, 8, 2), {"per_tensor": True}, {"CONV_2D"}),
     "depthwise_m1_same": (_depthwise_m1_same, (1, 9, 9, 4), {}, {"DEPTHWISE_CONV_2D"}),
     "depthwise_m2_valid_s2": (_depthwise_m2_valid_s2, (1, 10, 7, 3), {}, {"DEPTHWISE_CONV_2D"}),
+    "depthwise_dilated_same": (_depthwise_dilated_same, (1, 11, 9, 8), {}, {"DEPTHWISE_CONV_2D"}),
+    "depthwise_dilated_rect_valid": (
+        _depthwise_dilated_rect_valid,
+        (1, 13, 9, 5),
+        {},
+        {"DEPTHWISE_CONV_2D"},
+    ),
     "dense_relu": (_dense_relu, (1, 20), {}, {"FULLY_CONNECTED"}),
     "dense_per_tensor": (_dense_per_tensor, (1, 33), {"per_tensor": True}, {"FULLY_CONNECTED"}),
     "maxpool_same_s2": (_maxpool_same_s2, (1, 9, 9, 3), {}, {"MAX_POOL_2D"}),

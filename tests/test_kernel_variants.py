@@ -82,16 +82,23 @@ def test_depthwise_shapes_model_has_the_listed_variants():
 
     layers = build_program(build_depthwise_shapes()).layers
     got = [
-        (d.params["filter_h"], d.params["filter_w"], d.params["input_c"], d.params["variant"])
+        (
+            d.params["filter_h"],
+            d.params["filter_w"],
+            d.params["dilation_h"],
+            d.params["input_c"],
+            d.params["variant"],
+        )
         for d in layers
         if d.op.kind == "DEPTHWISE_CONV_2D"
     ]
     assert got == [
-        (10, 8, 1, "tiled16"),  # one channel, multiplier 8: the tiled convolution
-        (5, 5, 8, "kxk"),
-        (7, 1, 8, "kxk"),
-        (1, 5, 7, "kxk"),  # a group of 4 channels and 3 past it
-        (2, 3, 7, "generic"),  # multiplier 2
+        (10, 8, 1, 1, "tiled16"),  # one channel, multiplier 8: the tiled convolution
+        (5, 5, 1, 8, "kxk"),
+        (7, 1, 1, 8, "kxk"),
+        (3, 3, 2, 8, "kxk"),  # dilated
+        (1, 5, 1, 7, "kxk"),  # a group of 4 channels and 3 past it
+        (2, 3, 1, 7, "generic"),  # multiplier 2
     ]
 
 
@@ -297,7 +304,8 @@ def _window_graph(rng, kind: str):
     activation, zero points and per-channel scales (multipliers on both sides of 1/2, so
     both requantization paths run). DEPTHWISE_CONV_2D:kxk draws the kxk variant's shapes
     (filters 1-10 other than 3x3, non-square, strides 1-3, channels past a group of 4),
-    DEPTHWISE_CONV_2D:1ch one input channel with multipliers 1-8 (the tiled convolution)."""
+    DEPTHWISE_CONV_2D:1ch one input channel with multipliers 1-8 (the tiled convolution),
+    DEPTHWISE_CONV_2D:dil the kxk shapes with dilations 1-3 (one above 1)."""
     from tinysmile.compiler.ir import Graph, Op, Tensor
 
     kind, _, focus = kind.partition(":")
@@ -322,9 +330,15 @@ def _window_graph(rng, kind: str):
             c, multiplier = 1, int(rng.integers(1, 9))
         else:
             c, multiplier = int(rng.choice([2, 3, 5, 6, 7, 8, 12, 16])), 1
+    dh = dw = 1
+    if focus == "dil":
+        c = int(rng.choice([1, 4, 5, 8]))
+        while (dh, dw) == (1, 1):
+            dh, dw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
     padding = str(rng.choice(["SAME", "VALID"]))
     if focus and padding == "VALID":
-        h, w = max(h, fh), max(w, fw)  # SAME may take a window wider than the input
+        # SAME may take a window wider than the input
+        h, w = max(h, (fh - 1) * dh + 1), max(w, (fw - 1) * dw + 1)
     act = str(rng.choice(["NONE", "RELU", "RELU6"]))
     s_in, zp_in = float(rng.uniform(0.01, 0.1)), int(rng.integers(-128, 128))
     s_out, zp_out = float(rng.uniform(0.01, 0.2)), int(rng.integers(-100, 100))
@@ -360,11 +374,13 @@ def _window_graph(rng, kind: str):
         c = oc
     from tinysmile.compiler.ops.base import compute_padding
 
-    oh, _ = compute_padding(padding, h, fh, sh)
-    ow, _ = compute_padding(padding, w, fw, sw)
+    oh, _ = compute_padding(padding, h, fh, sh, dh)
+    ow, _ = compute_padding(padding, w, fw, sw, dw)
     idx = len(tensors)
     tensors.append(Tensor(idx, "y", (1, oh, ow, c), np.dtype(np.int8), y_quant))
     options.update({"stride_h": sh, "stride_w": sw, "padding": padding})
+    if (dh, dw) != (1, 1):
+        options.update({"dilation_h_factor": dh, "dilation_w_factor": dw})
     from tinysmile.compiler.ops import lookup
 
     op = Op(0, kind, inputs, [idx], options, options_type=lookup(kind).options)
@@ -378,9 +394,10 @@ RANDOM_CASES = (
     + [("AVERAGE_POOL_2D", s) for s in range(5)]
     + [("DEPTHWISE_CONV_2D:1ch", s) for s in range(5)]
     + [("DEPTHWISE_CONV_2D:kxk", s) for s in range(8)]
+    + [("DEPTHWISE_CONV_2D:dil", s) for s in range(5)]
 )
 # the variant each focused case is drawn for
-FOCUS_VARIANTS = {"kxk": {"kxk"}, "1ch": {"tiled", "tiled16"}}
+FOCUS_VARIANTS = {"kxk": {"kxk"}, "1ch": {"tiled", "tiled16"}, "dil": {"kxk"}}
 
 
 @pytest.mark.parametrize("kind,seed", RANDOM_CASES)

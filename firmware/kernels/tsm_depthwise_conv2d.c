@@ -22,12 +22,12 @@ void tsm_depthwise_conv2d(const tsm_depthwise_conv2d_params_t *p, const int8_t *
                         const int32_t oc = ic * p->depth_multiplier + m;
                         int32_t acc = 0;
                         for (ky = 0; ky < p->filter_h; ++ky) {
-                            const int32_t in_y = in_y0 + ky;
+                            const int32_t in_y = in_y0 + ky * p->dilation_h;
                             if (in_y < 0 || in_y >= p->input_h) {
                                 continue;
                             }
                             for (kx = 0; kx < p->filter_w; ++kx) {
-                                const int32_t in_x = in_x0 + kx;
+                                const int32_t in_x = in_x0 + kx * p->dilation_w;
                                 int32_t x;
                                 int32_t w;
                                 if (in_x < 0 || in_x >= p->input_w) {
@@ -418,19 +418,22 @@ void tsm_depthwise_conv2d_3x3(const tsm_depthwise_conv2d_3x3_params_t *p, const 
 
 /* A pixel's window as runs of taps: `runs` runs of `len` taps `step` bytes apart, each
  * run's end `skip` bytes before the next one's start (an Nx1 filter is one run down the
- * rows, any other a run per row). */
+ * rows, any other a run per row), for window rows row_step bytes apart and the taps of a
+ * row tap_step bytes apart (the dilation's multiples of the input's, or a copied
+ * window's). */
 typedef struct {
     int32_t len, runs, step, skip;
 } tsm_dwk_runs_t;
 
-static inline tsm_dwk_runs_t tsm_dwk_runs(const tsm_depthwise_conv2d_kxk_params_t *p, int32_t row)
+static inline tsm_dwk_runs_t tsm_dwk_runs(const tsm_depthwise_conv2d_kxk_params_t *p,
+                                          int32_t row_step, int32_t tap_step)
 {
     tsm_dwk_runs_t r;
     const int column = p->filter_w == 1;
     r.len = column ? p->filter_h : p->filter_w;
     r.runs = column ? 1 : p->filter_h;
-    r.step = column ? row : p->channels;
-    r.skip = column ? 0 : row - p->filter_w * p->channels;
+    r.step = column ? row_step : tap_step;
+    r.skip = column ? 0 : row_step - p->filter_w * tap_step;
     return r;
 }
 
@@ -545,16 +548,17 @@ static inline void tsm_dwk_taps(const int8_t *s, tsm_dwk_runs_t r, const uint32_
 }
 
 /* One pixel, every channel: s0 points at channel 0 of the window's first tap, its rows
- * `row` bytes apart. On a DSP core, where every group takes the short requantization, the
+ * row_step bytes apart, the taps of a row tap_step bytes apart. On a DSP core, where every group takes the short requantization, the
  * groups go to the written-out loop; otherwise, and for the channels past the last group
  * of 4, C. A group taking tsm_requantize_rs is saturated, packed and clamped bytewise
  * (lo4, hi4) into one word store. */
 static void tsm_dwk_pixel(const tsm_depthwise_conv2d_kxk_params_t *p, const int8_t *s0,
-                          int32_t row, uint32_t lo4, uint32_t hi4, int8_t *out, int rs_all)
+                          int32_t row_step, int32_t tap_step, uint32_t lo4, uint32_t hi4,
+                          int8_t *out, int rs_all)
 {
     const int32_t ch = p->channels;
     const int32_t fh = p->filter_h, fw = p->filter_w;
-    const tsm_dwk_runs_t r = tsm_dwk_runs(p, row);
+    const tsm_dwk_runs_t r = tsm_dwk_runs(p, row_step, tap_step);
     const int32_t c4 = ch & ~3;
     const uint32_t *w = p->filter_words;
     const int32_t *q = p->channel_params;
@@ -597,17 +601,19 @@ static void tsm_dwk_pixel(const tsm_depthwise_conv2d_kxk_params_t *p, const int8
         int32_t acc = q[0];
         for (ky = 0; ky < fh; ++ky) {
             for (kx = 0; kx < fw; ++kx) {
-                acc += s0[ky * row + kx * ch + c] * f[ky * fw + kx];
+                acc += s0[ky * row_step + kx * tap_step + c] * f[ky * fw + kx];
             }
         }
         out[c] = tsm_dw_out(acc, q, p->output_offset, p->activation_min, p->activation_max);
     }
 }
 
-/* A window crossing the border, copied into `window` (rows of filter_w * channels bytes)
- * with the input zero point outside the input, which the folded bias cancels exactly, as
- * the reference skips those taps. A row inside the input is the run of its inside taps
- * [kx0, kx1) between pad runs: words where the channels are a multiple of 4, else bytes. */
+/* A window crossing the border, copied into `window` (rows of filter_w * channels bytes,
+ * its taps side by side whatever the dilation) with the input zero point outside the
+ * input, which the folded bias cancels exactly, as the reference skips those taps. A row
+ * inside the input is its inside taps [kx0, kx1) between pad runs: one run of bytes
+ * without a dilation, else a tap at a time; words where the channels are a multiple of 4,
+ * else bytes. */
 TSM_NO_LIBCALLS static void tsm_dwk_border(const tsm_depthwise_conv2d_kxk_params_t *p,
                                            const int8_t *in_b, int32_t iy0, int32_t ix0,
                                            int8_t *window, uint32_t lo4, uint32_t hi4,
@@ -615,38 +621,58 @@ TSM_NO_LIBCALLS static void tsm_dwk_border(const tsm_depthwise_conv2d_kxk_params
 {
     const int32_t ch = p->channels;
     const int32_t fw = p->filter_w;
+    const int32_t dw = p->dilation_w;
     const int32_t wrow = fw * ch;
-    const int32_t kx0 = TSM_MAX(0, -ix0);
-    const int32_t kx1 = TSM_MIN(fw, p->input_w - ix0);
+    /* the taps kx with 0 <= ix0 + kx * dw < input_w */
+    const int32_t kx0 = ix0 >= 0 ? 0 : TSM_MIN(fw, (dw - 1 - ix0) / dw);
+    const int32_t kx1 = p->input_w <= ix0 ? 0 : TSM_MIN(fw, (p->input_w - ix0 + dw - 1) / dw);
     const int8_t pad = (int8_t)(-p->input_offset);
     const uint32_t pad4 = (uint32_t)(uint8_t)pad * 0x01010101u;
-    int32_t ky, i;
+    const int words = (ch & 3) == 0;
+    int32_t ky, kx, i;
     for (ky = 0; ky < p->filter_h; ++ky) {
-        const int32_t iy = iy0 + ky;
+        const int32_t iy = iy0 + ky * p->dilation_h;
         int8_t *dst = window + ky * wrow;
         const int inside = iy >= 0 && iy < p->input_h && kx1 > kx0;
         const int32_t a = inside ? kx0 * ch : wrow;
         const int32_t e = inside ? kx1 * ch : wrow;
         const int32_t base = (iy * p->input_w + ix0) * ch; /* tap 0 may be outside */
-        if ((ch & 3) == 0) {
+        if (words) {
             tsm_dw_set4(dst, pad4, a);
-            if (e > a) {
-                tsm_dw_copy4(dst + a, in_b + base + a, e - a);
-            }
             tsm_dw_set4(dst + e, pad4, wrow - e);
+        } else {
+            for (i = 0; i < a; ++i) {
+                dst[i] = pad;
+            }
+            for (i = e; i < wrow; ++i) {
+                dst[i] = pad;
+            }
+        }
+        if (e <= a) {
             continue;
         }
-        for (i = 0; i < a; ++i) {
-            dst[i] = pad;
+        if (dw == 1) {
+            if (words) {
+                tsm_dw_copy4(dst + a, in_b + (base + a), e - a);
+            } else {
+                for (i = a; i < e; ++i) {
+                    dst[i] = in_b[base + i];
+                }
+            }
+            continue;
         }
-        for (; i < e; ++i) {
-            dst[i] = in_b[base + i];
-        }
-        for (; i < wrow; ++i) {
-            dst[i] = pad;
+        for (kx = kx0; kx < kx1; ++kx) {
+            const int8_t *src = in_b + (base + kx * dw * ch);
+            if (words) {
+                tsm_dw_copy4(dst + kx * ch, src, ch);
+            } else {
+                for (i = 0; i < ch; ++i) {
+                    dst[kx * ch + i] = src[i];
+                }
+            }
         }
     }
-    tsm_dwk_pixel(p, window, wrow, lo4, hi4, out, rs_all);
+    tsm_dwk_pixel(p, window, wrow, ch, lo4, hi4, out, rs_all);
 }
 
 /* Pixels in raster order, all channels of a pixel after its reads of them (the planner's
@@ -661,8 +687,11 @@ void tsm_depthwise_conv2d_kxk(const tsm_depthwise_conv2d_kxk_params_t *p, const 
     const int32_t step = sw * ch;
     const uint32_t lo4 = (uint32_t)(uint8_t)(int8_t)p->activation_min * 0x01010101u;
     const uint32_t hi4 = (uint32_t)(uint8_t)(int8_t)p->activation_max * 0x01010101u;
-    /* interior columns: ox * sw - pad_w >= 0 and ox * sw - pad_w + filter_w <= input_w */
-    const int32_t last = p->input_w - p->filter_w + p->pad_w; /* ox * sw <= last */
+    /* the window's extent in input pixels, dilated */
+    const int32_t span_h = (p->filter_h - 1) * p->dilation_h + 1;
+    const int32_t span_w = (p->filter_w - 1) * p->dilation_w + 1;
+    /* interior columns: ox * sw - pad_w >= 0 and ox * sw - pad_w + span_w <= input_w */
+    const int32_t last = p->input_w - span_w + p->pad_w; /* ox * sw <= last */
     const int32_t ox_lo = TSM_MIN((p->pad_w + sw - 1) / sw, p->output_w);
     const int32_t ox_hi = last < 0 ? ox_lo : TSM_MAX(ox_lo, TSM_MIN(p->output_w, last / sw + 1));
     /* whether every group of 4 channels takes tsm_requantize_rs (e != 0) */
@@ -675,7 +704,7 @@ void tsm_depthwise_conv2d_kxk(const tsm_depthwise_conv2d_kxk_params_t *p, const 
         const int8_t *in_b = input + b * p->input_h * row;
         for (oy = 0; oy < p->output_h; ++oy) {
             const int32_t iy0 = oy * p->stride_h - p->pad_h;
-            const int rows_inside = iy0 >= 0 && iy0 + p->filter_h <= p->input_h;
+            const int rows_inside = iy0 >= 0 && iy0 + span_h <= p->input_h;
             const int32_t lo = rows_inside ? ox_lo : p->output_w;
             const int32_t hi = rows_inside ? ox_hi : p->output_w;
             for (ox = 0; ox < lo; ++ox, output += ch) {
@@ -684,8 +713,9 @@ void tsm_depthwise_conv2d_kxk(const tsm_depthwise_conv2d_kxk_params_t *p, const 
             }
             if (ox < hi) {
                 const int8_t *s0 = in_b + iy0 * row + (ox * sw - p->pad_w) * ch;
+                const int32_t row_step = p->dilation_h * row, tap_step = p->dilation_w * ch;
                 for (; ox < hi; ++ox, output += ch, s0 += step) {
-                    tsm_dwk_pixel(p, s0, row, lo4, hi4, output, rs_all);
+                    tsm_dwk_pixel(p, s0, row_step, tap_step, lo4, hi4, output, rs_all);
                 }
             }
             for (; ox < p->output_w; ++ox, output += ch) {

@@ -84,10 +84,19 @@ def accumulator_worst_case(g: Graph, op: Op, channel_axis: int) -> int:
     return int(np.maximum(np.abs(highest), np.abs(lowest)).max()) if pos.size else 0
 
 
-def validate_spatial(op: Op) -> None:
-    for key in ("dilation_h_factor", "dilation_w_factor"):
-        if int(op.options.get(key, 1) or 1) != 1:
-            raise fail(op, f"{key}={op.options[key]}: dilation > 1 is not supported")
+def dilation_of(op: Op) -> tuple[int, int]:
+    return tuple(int(op.options.get(k, 1) or 1) for k in ("dilation_h_factor", "dilation_w_factor"))
+
+
+def validate_spatial(op: Op, dilation: bool = False) -> None:
+    """dilation: whether the op's kernels take a dilation above 1 (DEPTHWISE_CONV_2D's)."""
+    dh, dw = dilation_of(op)
+    if dilation:
+        require_positive(op, dilation_h_factor=dh, dilation_w_factor=dw)
+    else:
+        for key, value in (("dilation_h_factor", dh), ("dilation_w_factor", dw)):
+            if value != 1:
+                raise fail(op, f"{key}={value}: dilation > 1 is not supported")
     if op.options.get("padding") not in ("SAME", "VALID"):
         raise fail(op, f"padding {op.options.get('padding')} is not supported")
     require_positive(op, stride_h=op.options["stride_h"], stride_w=op.options["stride_w"])
@@ -100,18 +109,25 @@ def finish(acc: np.ndarray, p: dict[str, Any], channel_axis: int = -1) -> np.nda
 
 
 def padded_windows(x: np.ndarray, p: dict[str, Any], fill: int) -> np.ndarray:
-    """(N, OH, OW, KH, KW, C) view of the input, padded with `fill` outside its bounds."""
+    """(N, OH, OW, KH, KW, C) view of the input, padded with `fill` outside its bounds;
+    with a dilation (p's dilation_h / dilation_w), tap k of a window is k * dilation from
+    its first."""
     n, h, w, c = x.shape
     ph, pw = p["pad_h"], p["pad_w"]
-    need_h = (p["output_h"] - 1) * p["stride_h"] + p["filter_h"]
-    need_w = (p["output_w"] - 1) * p["stride_w"] + p["filter_w"]
+    dh, dw = p.get("dilation_h", 1), p.get("dilation_w", 1)
+    span_h, span_w = (p["filter_h"] - 1) * dh + 1, (p["filter_w"] - 1) * dw + 1
+    need_h = (p["output_h"] - 1) * p["stride_h"] + span_h
+    need_w = (p["output_w"] - 1) * p["stride_w"] + span_w
     padded = np.full((n, max(need_h, h + ph), max(need_w, w + pw), c), fill, dtype=np.int64)
     padded[:, ph : ph + h, pw : pw + w, :] = x
-    win = np.lib.stride_tricks.sliding_window_view(padded, (p["filter_h"], p["filter_w"]), (1, 2))
+    win = np.lib.stride_tricks.sliding_window_view(padded, (span_h, span_w), (1, 2))
     win = win[
         :,
-        : need_h - p["filter_h"] + 1 : p["stride_h"],
-        : need_w - p["filter_w"] + 1 : p["stride_w"],
+        : need_h - span_h + 1 : p["stride_h"],
+        : need_w - span_w + 1 : p["stride_w"],
+        :,
+        ::dh,
+        ::dw,
     ]
     # sliding_window_view puts the window axes last: (N, OH, OW, C, KH, KW)
     return win.transpose(0, 1, 2, 4, 5, 3)
@@ -121,8 +137,9 @@ def spatial_params(g: Graph, op: Op, filter_h: int, filter_w: int) -> dict[str, 
     x, y = g.tensor(op.inputs[0]), g.op_output(op)
     _, ih, iw, ic = x.shape
     sh, sw = int(op.options["stride_h"]), int(op.options["stride_w"])
-    oh, pad_h = compute_padding(op.options["padding"], ih, filter_h, sh)
-    ow, pad_w = compute_padding(op.options["padding"], iw, filter_w, sw)
+    dh, dw = dilation_of(op)
+    oh, pad_h = compute_padding(op.options["padding"], ih, filter_h, sh, dh)
+    ow, pad_w = compute_padding(op.options["padding"], iw, filter_w, sw, dw)
     if (oh, ow) != tuple(y.shape[1:3]):
         raise fail(op, f"output shape {y.shape} does not follow from the input and padding")
     lo, hi = activation_range(activation_of(op), y.scale, y.zero_point)
@@ -138,6 +155,8 @@ def spatial_params(g: Graph, op: Op, filter_h: int, filter_w: int) -> dict[str, 
         "filter_w": filter_w,
         "stride_h": sh,
         "stride_w": sw,
+        "dilation_h": dh,
+        "dilation_w": dw,
         "pad_h": pad_h,
         "pad_w": pad_w,
         "input_offset": -x.zero_point,

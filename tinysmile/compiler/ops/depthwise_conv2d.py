@@ -1,4 +1,4 @@
-"""DEPTHWISE_CONV_2D: int8, per-channel weights, depth multiplier >= 1."""
+"""DEPTHWISE_CONV_2D: int8, per-channel weights, depth multiplier >= 1, dilation >= 1."""
 
 from __future__ import annotations
 
@@ -44,8 +44,15 @@ DW3X3_FIELDS = [
     "activation_max",
 ]
 
-# the kxk kernel's: the 3x3 one's with the filter's size
-DWKXK_FIELDS = [*DW3X3_FIELDS[:6], "filter_h", "filter_w", *DW3X3_FIELDS[6:]]
+# the kxk kernel's: the 3x3 one's with the filter's size and dilation
+DWKXK_FIELDS = [
+    *DW3X3_FIELDS[:6],
+    "filter_h",
+    "filter_w",
+    "dilation_h",
+    "dilation_w",
+    *DW3X3_FIELDS[6:],
+]
 
 
 def dw_words(w: np.ndarray) -> np.ndarray:
@@ -99,7 +106,7 @@ class DepthwiseConv2D(OpDef):
 
     def validate(self, g: Graph, op: Op) -> None:
         validate_weights(g, op, channel_axis=3)
-        validate_spatial(op)
+        validate_spatial(op, dilation=True)
         x, w, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.op_output(op)
         if len(x.shape) != 4 or len(w.shape) != 4 or w.shape[0] != 1:
             raise fail(op, "DEPTHWISE_CONV_2D needs a 4-D input and a [1,H,W,C] filter")
@@ -134,12 +141,13 @@ class DepthwiseConv2D(OpDef):
         return {**p, "filter": p["filter"].transpose(3, 1, 2, 0)}
 
     def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
-        if p["input_c"] == 1:
+        dilated = (p["dilation_h"], p["dilation_w"]) != (1, 1)
+        if p["input_c"] == 1 and not dilated:
             # one input channel, any multiplier: a plain convolution with output_c filters
             return tiled_variant(g, self._as_conv(p))
         if p["depth_multiplier"] != 1 or not fits_int32(folded_bias(p, self._per_channel(p))):
             return "generic"
-        return "3x3" if (p["filter_h"], p["filter_w"]) == (3, 3) else "kxk"
+        return "3x3" if (p["filter_h"], p["filter_w"]) == (3, 3) and not dilated else "kxk"
 
     def scratch_bytes(self, g: Graph, op: Op, p: dict[str, Any]) -> int:
         if p.get("variant") in ("tiled", "tiled16"):
@@ -183,7 +191,8 @@ class DepthwiseConv2D(OpDef):
         return Emitted(
             kernel="tsm_depthwise_conv2d",
             params_type="tsm_depthwise_conv2d_params_t",
-            fields=int_fields(p, SPATIAL_FIELDS + ["depth_multiplier"]) + fields,
+            fields=int_fields(p, SPATIAL_FIELDS + ["depth_multiplier", "dilation_h", "dilation_w"])
+            + fields,
             arrays=arrays,
             inputs=[op.inputs[0]],
         )
