@@ -77,3 +77,26 @@ def frame_square(
     x0 = min(max((cx2 - side) // 2, 0), fw - side)
     y0 = min(max((cy2 - side) // 2, 0), fh - side)
     return x0, y0, side
+
+
+def letterbox(
+    gray: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A grey image as a width x height frame: area-resized to the largest size with its
+    aspect that fits, centred on black. Returns the frame and where the image lies in it,
+    (x, y, w, h); an image of the frame's size is returned as it is."""
+    a = np.asarray(gray)
+    if a.dtype != np.uint8 or a.ndim != 2:
+        raise TinysmileError(f"letterbox takes uint8 (h, w) pixels, got {a.dtype} {a.shape}")
+    h, w = a.shape
+    if (w, h) == (width, height):
+        return a.copy(), (0, 0, w, h)
+    # The largest nw x nh with the image's aspect (in integers: nw / nh ~ w / h).
+    if w * height >= h * width:
+        nw, nh = width, max(1, (h * width + w // 2) // w)
+    else:
+        nw, nh = max(1, (w * height + h // 2) // h), height
+    frame = np.zeros((height, width), dtype=np.uint8)
+    x0, y0 = (width - nw) // 2, (height - nh) // 2
+    frame[y0 : y0 + nh, x0 : x0 + nw] = resize_area(a, nw, nh)
+    return frame, (x0, y0, nw, nh)

@@ -108,24 +108,11 @@ def resolve_detector(detector: str | None, board: Board | None = None) -> Bundle
 def to_camera_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """Any image -> a width x height gray uint8 camera frame: grayscale, then (unless it is
     that size already) area-resized to fit and letterboxed, centred, on black."""
-    from tinysmile.data.pixels import resize_area
+    from tinysmile.data.pixels import letterbox
     from tinysmile.data.preprocess import to_gray
 
     gray = np.ascontiguousarray(to_gray(np.asarray(image)), dtype=np.uint8)
-    if gray.ndim == 3:
-        gray = gray[:, :, 0]
-    h, w = gray.shape
-    if (w, h) == (width, height):
-        return gray.copy()
-    # The largest w' x h' with the image's aspect inside the frame (integers: w'/h' ~ w/h).
-    if w * height >= h * width:
-        nw, nh = width, max(1, (h * width + w // 2) // w)
-    else:
-        nw, nh = max(1, (w * height + h // 2) // h), height
-    frame = np.zeros((height, width), dtype=np.uint8)
-    x0, y0 = (width - nw) // 2, (height - nh) // 2
-    frame[y0 : y0 + nh, x0 : x0 + nw] = resize_area(gray, nw, nh)
-    return frame
+    return letterbox(gray, width, height)[0]
 
 
 def _c_sources() -> list[Path]:

@@ -10,7 +10,16 @@ import numpy as np
 from tinysmile.bundle import Bundle, write_bundle
 from tinysmile.data.preprocess import PreprocessSpec
 from tinysmile.errors import TinysmileError
-from tinysmile.finder.model import HEIGHT, SIZE_BASE, STRIDE, WIDTH, build_finder, grid_shape
+from tinysmile.finder.model import (
+    HEIGHT,
+    OFFSET_SCALE,
+    SIZE_BASE,
+    SIZE_SCALE,
+    STRIDE,
+    WIDTH,
+    build_finder,
+    grid_shape,
+)
 
 TASK = "finder"
 # The score a cell must reach, as a probability, unless training chose another.
@@ -23,10 +32,16 @@ def finder_spec(height: int = HEIGHT, width: int = WIDTH) -> PreprocessSpec:
 
 
 def score_threshold_int8(scale: float, zero_point: int, probability: float) -> int:
-    """The smallest int8 score whose dequantized value reaches `probability`."""
+    """The smallest int8 score (a logit) whose probability reaches `probability`."""
+    logit = np.log(probability / (1.0 - probability))
     q = np.arange(-128, 128)
-    ok = np.flatnonzero((q - zero_point) * scale >= probability)
+    ok = np.flatnonzero((q - zero_point) * scale >= logit)
     return int(q[ok[0]]) if ok.size else 128
+
+
+def score_probability(scale: float, zero_point: int, q: int) -> float:
+    """The probability an int8 score (a logit) stands for."""
+    return float(1.0 / (1.0 + np.exp(-(q - zero_point) * scale)))
 
 
 def is_finder(bundle: Bundle) -> bool:
@@ -65,11 +80,14 @@ def write_finder_bundle(
             "dtype": "int8",
             "scale": out_s,
             "zero_point": out_zp,
-            "meaning": "per cell: face score, centre x and y in the cell, log2 side / size_base",
+            "meaning": "per cell: face logit, centre x and y in the cell (x offset_scale), "
+            "log2 side / size_base (x size_scale)",
         },
         "finder": {
             "stride": STRIDE,
             "size_base": SIZE_BASE,
+            "offset_scale": OFFSET_SCALE,
+            "size_scale": SIZE_SCALE,
             "score": score,
             "score_threshold_int8": score_threshold_int8(out_s, out_zp, score),
         },

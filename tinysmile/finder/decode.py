@@ -56,15 +56,23 @@ def finder_tables(meta: dict[str, Any], frame_w: int, frame_h: int) -> FinderTab
     stride = float(_field(meta, "finder", "stride"))
     size_base = float(_field(meta, "finder", "size_base"))
     threshold = int(_field(meta, "finder", "score_threshold_int8"))
+    # The network's outputs for the centre and the size are these multiples of the
+    # fractions and log2 sides (so that they span the score's range and keep their
+    # precision in the one int8 scale the output tensor has); absent: 1.
+    offset_scale = float(meta["finder"].get("offset_scale", 1.0))
+    size_scale = float(meta["finder"].get("size_scale", 1.0))
     if frame_w < 1 or frame_h < 1 or in_w < 1 or in_h < 1:
         raise TinysmileError(f"finder: bad frame {frame_w}x{frame_h} or input {in_w}x{in_h}")
-    if not (scale > 0 and stride > 0 and size_base > 0):
-        raise TinysmileError("finder bundle: output scale, stride and size_base must be > 0")
+    if not (scale > 0 and stride > 0 and size_base > 0 and offset_scale > 0 and size_scale > 0):
+        raise TinysmileError(
+            "finder bundle: output scale, stride, size_base, offset_scale and size_scale must "
+            "be > 0"
+        )
     sx = frame_w / in_w  # frame pixels per finder-input pixel
     sy = frame_h / in_h
     v = (np.arange(-128, 128, dtype=np.float64) - zero_point) * scale
-    inside = np.clip(v, 0.0, 1.0)
-    log2_side = np.clip(v, *LOG2_SIDE_RANGE)
+    inside = np.clip(v / offset_scale, 0.0, 1.0)
+    log2_side = np.clip(v / size_scale, *LOG2_SIDE_RANGE)
 
     def table(values: np.ndarray) -> np.ndarray:
         return np.rint(values).astype(np.int32)

@@ -13,6 +13,8 @@ from tinysmile.errors import TinysmileError
 
 # A face counts as found when the finder's box overlaps it this much (issue 26's rule).
 FOUND_IOU = 0.3
+# The frame of a board with no camera table: the emulated board's.
+DEFAULT_FRAME = (320, 240)
 # The threshold is the lowest score whose false alarms on frames without a face stay at or
 # below this share: a false alarm only costs a smile-model run on background.
 MAX_FALSE_ALARMS = 0.05
@@ -94,7 +96,6 @@ def choose_threshold(
 ) -> dict[str, Any]:
     """The int8 score threshold, chosen on validation frames: the lowest whose false alarms
     stay within MAX_FALSE_ALARMS (more faces found for the same alarms)."""
-    from tinysmile.data.preprocess import PreprocessSpec  # noqa: F401  (keeps imports light)
     from tinysmile.finder.scenes import FRAME_H, FRAME_W
 
     empty = np.isnan(truth[:, 0])
@@ -106,8 +107,10 @@ def choose_threshold(
             break
     found = decode_all(bundle, outputs, FRAME_W, FRAME_H, chosen)
     metrics = detection_metrics(found, truth)
+    from tinysmile.finder.bundle import score_probability
+
     out = bundle.meta["output"]
-    prob = (chosen - int(out["zero_point"])) * float(out["scale"])
+    prob = score_probability(float(out["scale"]), int(out["zero_point"]), chosen)
     return {
         "finder": {"score_threshold_int8": chosen, "score": round(prob, 4)},
         "metrics": {**metrics, "score_threshold_int8": chosen},
@@ -155,16 +158,17 @@ def evaluate_folder(
 
     from tinysmile.boards import load_board
     from tinysmile.bundle import load_bundle
-    from tinysmile.data.preprocess import load_image, to_gray
+    from tinysmile.data.preprocess import load_image
+    from tinysmile.device.app import camera_frame
+    from tinysmile.device.bot import to_camera_frame
     from tinysmile.finder.bundle import default_finder_path, is_finder
-    from tinysmile.finder.frames import camera_frame, camera_size
 
     bundle = load_bundle(bundle_path or default_finder_path())
     if not is_finder(bundle):
         raise TinysmileError(
             f"{bundle.name}: not a face-finder bundle (task {bundle.meta.get('task')!r})"
         )
-    fw, fh = camera_size(load_board(board_id))
+    fw, fh = camera_frame(load_board(board_id)) or DEFAULT_FRAME
     files = sorted(
         p
         for p in Path(frames_dir).iterdir()
@@ -178,7 +182,7 @@ def evaluate_folder(
 
     pixels = np.stack(
         [
-            resize_area(camera_frame(to_gray(load_image(f)), fw, fh)[0], spec_w, spec_h)[:, :, None]
+            resize_area(to_camera_frame(load_image(f), fw, fh), spec_w, spec_h)[:, :, None]
             for f in files
         ]
     )

@@ -3,9 +3,9 @@
 A centroid grid (FOMO-like, with box regression): the whole camera frame, area-resized to
 80x60 grey, goes through three stride-2 convolutions and two depthwise-separable blocks to
 a 10x8 grid of cells, 8 input pixels (32 frame pixels on a 320x240 camera) each. Per cell
-the head gives four numbers: the face score (a sigmoid), where the face's centre lies inside
-the cell (x and y as fractions of the cell) and log2 of the face's side over SIZE_BASE. The
-box is the one of the best cell (decoded in integers, `tinysmile/finder/decode.py` and
+the head gives four numbers: the face score (a logit), where the face's centre lies inside
+the cell (x and y as fractions of the cell, times OFFSET_SCALE) and log2 of the face's side
+over SIZE_BASE (times SIZE_SCALE). The box is the one of the best cell (decoded in integers, `tinysmile/finder/decode.py` and
 `firmware/vision/tsm_finder.c`).
 
 Why this shape: one forward pass and an argmax cost a fixed, small number of instructions
@@ -26,7 +26,16 @@ WIDTH, HEIGHT = 80, 60
 STRIDE = 8  # finder-input pixels per grid cell
 SIZE_BASE = 16.0  # finder-input pixels: a side of SIZE_BASE * 2**v for a size output v
 SIZE_RANGE = (-1.0, 3.0)  # log2 sides the targets are clipped to: 8 .. 128 input pixels
+WIDTHS = (8, 16, 24, 32, 32)  # conv1-3, then the two separable blocks
 CHANNELS = 4  # score, centre x, centre y, log2 size
+# The head is one 1x1 convolution, so its four channels share one int8 scale. The score is
+# a logit (no sigmoid: its top end would saturate into ties, and the argmax must tell the
+# face's cell from its neighbours); the centre and size are trained as these multiples so
+# that they span about the logit's range: 1/8 of a cell and 1/4 of a log2 size step per
+# unit, where one int8 step is about 0.1.
+OFFSET_SCALE = 8.0
+SIZE_SCALE = 4.0
+LOGIT_BOUND = 12.0  # logits past +-this are pulled back (keeps the int8 range tight)
 TARGET_CHANNELS = 6  # score, weight, centre x, centre y, log2 size, box weight
 
 
@@ -38,9 +47,7 @@ def grid_shape(height: int = HEIGHT, width: int = WIDTH) -> tuple[int, int]:
     return h, w
 
 
-def build_finder(
-    height: int = HEIGHT, width: int = WIDTH, widths: tuple[int, ...] = (8, 16, 24, 24, 32)
-) -> Any:
+def build_finder(height: int = HEIGHT, width: int = WIDTH, widths: tuple[int, ...] = WIDTHS) -> Any:
     """The Keras model: uint8-range float input (H, W, 1) -> (gh, gw, 4)."""
     import keras
     from keras import layers
@@ -64,9 +71,7 @@ def build_finder(
     x = conv(x, c3, "conv3")
     x = separable(x, s1, "block1")
     x = separable(x, s2, "block2")
-    score = layers.Conv2D(1, 1, activation="sigmoid", name="score")(x)
-    box = layers.Conv2D(3, 1, name="box")(x)
-    out = layers.Concatenate(name="cells")([score, box])
+    out = layers.Conv2D(CHANNELS, 1, name="cells")(x)
     return keras.Model(inp, out, name="face_finder")
 
 
@@ -95,36 +100,36 @@ def encode_targets(
         t[i, max(gy - 1, 0) : gy + 2, max(gx - 1, 0) : gx + 2, 1] = 0.0
         t[i, gy, gx, 0] = 1.0
         t[i, gy, gx, 1] = 1.0
-        t[i, gy, gx, 2] = cx - gx
-        t[i, gy, gx, 3] = cy - gy
+        t[i, gy, gx, 2] = (cx - gx) * OFFSET_SCALE
+        t[i, gy, gx, 3] = (cy - gy) * OFFSET_SCALE
         side = max(w, h) / SIZE_BASE
-        t[i, gy, gx, 4] = float(np.clip(np.log2(max(side, 1e-3)), *SIZE_RANGE))
+        t[i, gy, gx, 4] = float(np.clip(np.log2(max(side, 1e-3)), *SIZE_RANGE)) * SIZE_SCALE
         t[i, gy, gx, 5] = 1.0
     return t
 
 
-def finder_loss(positive_weight: float = 20.0, box_weight: float = 5.0) -> Any:
-    """Weighted binary cross-entropy on the score plus a Huber loss (delta 0.5) on the box
-    terms of the positive cell. Positives are one cell in ~80: weighted up so that the
-    score does not settle at "never a face"."""
+def finder_loss(positive_weight: float = 20.0, box_weight: float = 1.0) -> Any:
+    """Weighted binary cross-entropy on the score logit, a Huber loss on the box terms of the
+    positive cell, and a pull on logits past LOGIT_BOUND. Positives are one cell in ~80:
+    weighted up so that the score does not settle at "never a face"."""
     from keras import ops
 
     def loss(y_true: Any, y_pred: Any) -> Any:
         target, weight = y_true[..., 0], y_true[..., 1]
-        score = ops.clip(y_pred[..., 0], 1e-6, 1.0 - 1e-6)
-        bce = -(target * ops.log(score) * positive_weight + (1.0 - target) * ops.log(1.0 - score))
+        logit = y_pred[..., 0]
+        # log(sigmoid(z)) = -softplus(-z), log(1 - sigmoid(z)) = -softplus(z): stable.
+        bce = target * ops.softplus(-logit) * positive_weight + (1.0 - target) * ops.softplus(logit)
         score_loss = ops.sum(bce * weight, axis=(1, 2))
         d = ops.abs(y_true[..., 2:5] - y_pred[..., 1:4])
-        huber = ops.where(d < 0.5, 0.5 * d * d, 0.5 * (d - 0.25))
+        huber = ops.where(d < 1.0, 0.5 * d * d, d - 0.5)
         box_loss = ops.sum(ops.sum(huber, axis=-1) * y_true[..., 5], axis=(1, 2))
-        return score_loss + box_weight * box_loss
+        bound = ops.sum(ops.square(ops.relu(ops.abs(logit) - LOGIT_BOUND)), axis=(1, 2))
+        return score_loss + box_weight * box_loss + 0.01 * bound
 
     return loss
 
 
-def macs(
-    height: int = HEIGHT, width: int = WIDTH, widths: tuple[int, ...] = (8, 16, 24, 24, 32)
-) -> int:
+def macs(height: int = HEIGHT, width: int = WIDTH, widths: tuple[int, ...] = WIDTHS) -> int:
     """Multiply-accumulates of build_finder's network, from its shapes."""
     c1, c2, c3, s1, s2 = widths
     h, w = height, width

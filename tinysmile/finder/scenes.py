@@ -26,7 +26,7 @@ from tinysmile.data.preprocess import SOURCE_FRAMING
 Box = tuple[float, float, float, float]
 
 FRAME_W, FRAME_H = 320, 240
-FACE_SIDE = (56, 210)  # Haar-style box side in frame pixels, drawn log-uniformly
+FACE_SIDE = (32, 220)  # Haar-style box side in frame pixels, drawn log-uniformly
 CROP_FRAMING = SOURCE_FRAMING["smilesmiled"]
 
 
@@ -88,10 +88,10 @@ def photo_background(
         if ch >= ph:
             continue
         x0, y0 = int(rng.integers(0, pw - cw + 1)), int(rng.integers(0, ph - ch + 1))
-        # Overlap with the face's box (grown a little) must stay small.
-        ix = max(0, min(x0 + cw, bx + bw * 1.2) - max(x0, bx - bw * 0.2))
-        iy = max(0, min(y0 + ch, by + bh * 1.2) - max(y0, by - bh * 0.2))
-        if ix * iy < 0.05 * bw * bh:
+        # Clear of the face's box grown by half its side (hair, chin, a cheek's edge).
+        ix = max(0, min(x0 + cw, bx + bw * 1.5) - max(x0, bx - bw * 0.5))
+        iy = max(0, min(y0 + ch, by + bh * 1.5) - max(y0, by - bh * 0.5))
+        if ix * iy == 0:
             return _resize(img[y0 : y0 + ch, x0 : x0 + cw], w, h)
     return synthetic_room(rng, w, h)
 
@@ -155,14 +155,12 @@ def capture_conditions(frame: np.ndarray, rng: np.random.Generator) -> np.ndarra
 def letterbox(
     gray: np.ndarray, w: int = FRAME_W, h: int = FRAME_H
 ) -> tuple[np.ndarray, float, int, int]:
-    """The photo scaled to fit the frame, centred on black: frame, scale, x and y offset."""
-    ph, pw = gray.shape
-    s = min(w / pw, h / ph)
-    nw, nh = max(1, round(pw * s)), max(1, round(ph * s))
-    frame = np.zeros((h, w), dtype=np.uint8)
-    x0, y0 = (w - nw) // 2, (h - nh) // 2
-    frame[y0 : y0 + nh, x0 : x0 + nw] = _resize(gray, nw, nh)
-    return frame, s, x0, y0
+    """The photo as `tinysmile frame` makes a camera frame of it (scaled to fit with the
+    integer area resize, centred on black): frame, scale, x and y offset."""
+    from tinysmile.data.pixels import letterbox as fit
+
+    frame, (x0, y0, nw, _) = fit(gray, w, h)
+    return frame, nw / gray.shape[1], x0, y0
 
 
 def _background(photos: list[Photo], rng: np.random.Generator) -> np.ndarray:
@@ -177,15 +175,18 @@ def crop_frame(
     frame = _background(photos, rng)
     hs = float(np.exp(rng.uniform(np.log(FACE_SIDE[0]), np.log(FACE_SIDE[1]))))
     side = max(8, round(hs * (1.0 + 2.0 * CROP_FRAMING[0])))
-    # The crop's centre anywhere in the frame, a little outside included.
-    cx = float(rng.uniform(-0.1, 1.1)) * FRAME_W
-    cy = float(rng.uniform(-0.1, 1.1)) * FRAME_H
+    # The face's centre anywhere in the frame, the face partly outside included.
+    cx = float(rng.uniform(0.02, 0.98)) * FRAME_W
+    cy = float(rng.uniform(0.02, 0.98)) * FRAME_H
     x, y = round(cx - side / 2), round(cy - side / 2)
     face = _resize(crop, side, side).astype(np.float32)
     face = np.clip(face * rng.uniform(0.7, 1.3) + rng.uniform(-25, 25), 0, 255).astype(np.uint8)
     if rng.random() < 0.5:
         face = face[:, ::-1]
-    paste(frame, face, x, y, feather_mask(side, side, rng))
+    _distractors(frame, photos, rng)
+    # Mostly feathered in; a quarter with the crop's square edge, as pasted scenes and
+    # cropped photos show it (empty frames hold square patches too, so an edge is no face).
+    paste(frame, face, x, y, feather_mask(side, side, rng) if rng.random() < 0.75 else None)
     return frame, crop_box(x, y, side)
 
 
@@ -193,9 +194,16 @@ def photo_frame(
     photo: Photo, photos: list[Photo], rng: np.random.Generator
 ) -> tuple[np.ndarray, Box]:
     img, (bx, by, bw, bh) = photo.image, photo.box
-    if rng.random() < 0.3:
-        frame, s, x0, y0 = letterbox(img)
-        return frame, (bx * s + x0, by * s + y0, bw * s, bh * s)
+    if rng.random() < 0.45:
+        # As `tinysmile frame` converts a photo: letterboxed; here at 55-100 % of the
+        # frame's size and anywhere in it.
+        fit = float(rng.uniform(0.55, 1.0))
+        w, h = max(8, round(FRAME_W * fit)), max(8, round(FRAME_H * fit))
+        small, s, ix, iy = letterbox(img, w, h)
+        frame = np.zeros((FRAME_H, FRAME_W), dtype=np.uint8)
+        x0, y0 = int(rng.integers(0, FRAME_W - w + 1)), int(rng.integers(0, FRAME_H - h + 1))
+        frame[y0 : y0 + h, x0 : x0 + w] = small
+        return frame, (bx * s + x0 + ix, by * s + y0 + iy, bw * s, bh * s)
     target = float(np.exp(rng.uniform(np.log(FACE_SIDE[0]), np.log(FACE_SIDE[1]))))
     s = target / max(bw, bh)
     ph, pw = img.shape
@@ -204,8 +212,8 @@ def photo_frame(
     if flip:
         scaled = scaled[:, ::-1]
         bx = pw - bx - bw
-    fcx = float(rng.uniform(-0.05, 1.05)) * FRAME_W
-    fcy = float(rng.uniform(-0.05, 1.05)) * FRAME_H
+    fcx = float(rng.uniform(0.02, 0.98)) * FRAME_W
+    fcy = float(rng.uniform(0.02, 0.98)) * FRAME_H
     x = round(fcx - (bx + bw / 2) * s)
     y = round(fcy - (by + bh / 2) * s)
     frame = _background(photos, rng)
@@ -214,16 +222,23 @@ def photo_frame(
     return frame, (x + bx * s, y + by * s, bw * s, bh * s)
 
 
+def _distractors(
+    frame: np.ndarray, photos: list[Photo], rng: np.random.Generator, most: int = 2
+) -> None:
+    """Pasted patches that are not faces (background from another photo or a room), square
+    edged or feathered, so that neither a patch nor its edge means "face"."""
+    for _ in range(int(rng.integers(0, most + 1))):
+        side = int(rng.integers(30, 200))
+        patch = _resize(_background(photos, rng), side, side)
+        x, y = int(rng.integers(-side // 2, FRAME_W)), int(rng.integers(-side // 2, FRAME_H))
+        paste(frame, patch, x, y, feather_mask(side, side, rng) if rng.random() < 0.5 else None)
+
+
 def empty_frame(
     crops: list[np.ndarray], photos: list[Photo], rng: np.random.Generator
 ) -> np.ndarray:
     frame = _background(photos, rng)
-    for _ in range(int(rng.integers(0, 3))):
-        # A pasted patch that is not a face: background from another photo or a room.
-        side = int(rng.integers(40, 200))
-        patch = _resize(_background(photos, rng), side, side)
-        x, y = int(rng.integers(-side // 2, FRAME_W)), int(rng.integers(-side // 2, FRAME_H))
-        paste(frame, patch, x, y, feather_mask(side, side, rng))
+    _distractors(frame, photos, rng, most=3)
     return frame
 
 

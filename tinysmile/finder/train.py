@@ -82,30 +82,57 @@ def load_faces(
     return crops, photos, counts
 
 
+CHUNK = 1000  # frames per seeded chunk: the same frames whatever the number of workers
+_POOL_FACES: tuple[list[np.ndarray], list[scenes.Photo]] = ([], [])
+
+
+def _make_chunk(job: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    seed, index, count = job
+    crops, photos = _POOL_FACES
+    rng = np.random.default_rng([seed, index])
+    x = np.empty((count, HEIGHT, WIDTH), dtype=np.uint8)
+    boxes = np.full((count, 4), np.nan)
+    for i in range(count):
+        frame, box = scenes.make_frame(crops, photos, rng)
+        x[i] = frame_to_input(frame)
+        if box is not None:
+            boxes[i] = box
+    return x, boxes
+
+
 def make_frames(
     crops: list[np.ndarray],
     photos: list[scenes.Photo],
     count: int,
     seed: int,
     say: Callable[[str], None] = lambda m: None,
+    workers: int | None = None,
 ) -> tuple[np.ndarray, list[tuple[float, float, float, float] | None], np.ndarray]:
     """`count` frames at the finder's input size, their boxes there, and the full frames'
-    boxes (NaN: none) in frame pixels."""
-    rng = np.random.default_rng(seed)
-    x = np.empty((count, HEIGHT, WIDTH, 1), dtype=np.uint8)
-    boxes: list[tuple[float, float, float, float] | None] = []
-    frame_boxes = np.full((count, 4), np.nan)
+    boxes (NaN: none) in frame pixels. Made in seeded chunks, in parallel processes."""
+    import multiprocessing
+    import os
+
+    global _POOL_FACES
+    _POOL_FACES = (crops, photos)
+    jobs = [(seed, i, min(CHUNK, count - i * CHUNK)) for i in range((count + CHUNK - 1) // CHUNK)]
+    workers = workers or min(len(os.sched_getaffinity(0)), len(jobs))
+    parts = []
+    if workers > 1 and len(jobs) > 1:
+        # fork: the workers share the faces with this process instead of pickling them.
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for n, part in enumerate(pool.imap(_make_chunk, jobs), 1):
+                parts.append(part)
+                say(f"frames {min(n * CHUNK, count)}/{count}")
+    else:
+        parts = [_make_chunk(j) for j in jobs]
+    x = np.concatenate([p[0] for p in parts])[..., None]
+    frame_boxes = np.concatenate([p[1] for p in parts])
     sx, sy = WIDTH / scenes.FRAME_W, HEIGHT / scenes.FRAME_H
-    for i in range(count):
-        frame, box = scenes.make_frame(crops, photos, rng)
-        x[i, :, :, 0] = frame_to_input(frame)
-        if box is None:
-            boxes.append(None)
-        else:
-            frame_boxes[i] = box
-            boxes.append((box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
-        if (i + 1) % 2000 == 0:
-            say(f"frames {i + 1}/{count}")
+    boxes: list[tuple[float, float, float, float] | None] = [
+        None if np.isnan(b[0]) else (b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy)
+        for b in frame_boxes
+    ]
     return x, boxes, frame_boxes
 
 
