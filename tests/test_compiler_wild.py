@@ -12,6 +12,7 @@ from models import cached
 from parity import assert_parity, check_inputs
 
 from tinysmile.cli import main
+from tinysmile.compiler.hostrun import compile_and_build
 from tinysmile.compiler.program import build_program
 
 INT32_MAX = 2**31 - 1
@@ -146,3 +147,41 @@ def test_every_accumulating_op_reports_a_bound():
             assert (bound is not None) == has_weights, layer.op.kind
             if has_weights:
                 assert 0 < bound < INT32_MAX
+
+
+@pytest.mark.slow
+def test_a_bias_quantized_along_the_convs_output_axis_compiles(tmp_path):
+    """TFLite Micro's original person_detect.tflite writes quantized_dimension 3 on its 1-D
+    conv biases (the conv output's axis, as older converters did). TFLite Micro runs it, so
+    it compiles, with the same bytes as TFLite Micro's interpreter on that very file; what
+    would index out of bounds (scales that match no axis) is still refused."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    base = cached("old_bias_axis_conv", _small_conv, (1, 6, 6, 1))
+    m = schema.ModelT.InitFromPackedBuf(bytearray(base), 0)
+    sg = m.subgraphs[0]
+    bias = sg.tensors[sg.operators[0].inputs[2]]
+    assert len(bias.quantization.scale) == 2 and bias.quantization.quantizedDimension == 0
+    bias.quantization.quantizedDimension = 3
+    old = _repack(m)
+    assert old != base
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(-128, 128, (24, 1, 6, 6, 1), dtype=np.int8)
+    interp = runtime.Interpreter.from_bytes(old, arena_size=1 << 16)
+    want = []
+    for row in x:
+        interp.set_input(row, 0)
+        interp.invoke()
+        want.append(interp.get_output(0).reshape(-1).copy())
+    expected, _ = check_inputs(base, x.reshape(24, 6, 6, 1), tmp_path / "base")
+    np.testing.assert_array_equal(np.stack(want), expected)  # the axis changes no byte
+    binary = compile_and_build(old, tmp_path / "old")
+    np.testing.assert_array_equal(binary.run(x.reshape(24, 6, 6, 1)), np.stack(want))
+
+    # Three scales on the two-channel bias match none of its axes: still refused.
+    bias.quantization.scale = [0.1, 0.2, 0.3]
+    bias.quantization.zeroPoint = [0, 0, 0]
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(_repack(m))
+    assert main(["compile", str(path), "--out", str(tmp_path / "out")]) == 2

@@ -134,7 +134,7 @@ def check_structure(model: Any, where: str) -> None:
             if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
                 raise bad(f"{label} has a quantization scale that is not finite and positive")
             if scale.size > 1:
-                axis = int(q.quantizedDimension or 0)
+                axis = quant_axis(q, shape, scale.size)
                 if axis >= len(shape) or shape[axis] != scale.size:
                     raise bad(
                         f"{label} has {scale.size} per-channel scales along axis {axis}, its"
@@ -158,6 +158,16 @@ def check_structure(model: Any, where: str) -> None:
                         f"op {i} ({_op_name(codes[o.opcodeIndex])}) names {kind} tensor"
                         f" {t}, the model has {n}"
                     )
+
+
+def quant_axis(q: object, shape: list[int], scales: int) -> int:
+    """The axis a tensor's per-channel scales run along. A 1-D tensor has one axis they can
+    run along: older converters wrote the conv's output axis (3) on its bias, and TFLite
+    Micro, which never reads a bias's axis, runs such files (its own person detector)."""
+    axis = int(getattr(q, "quantizedDimension", 0) or 0)
+    if scales > 1 and len(shape) == 1 and shape[0] == scales:
+        return 0
+    return axis
 
 
 def read_model(path: str | Path) -> Graph:
@@ -219,7 +229,7 @@ def parse_model(data: bytes, name: str = "model", source: str | None = None) -> 
             quant = Quant(
                 scale=np.asarray(q.scale, dtype=np.float32).reshape(-1),
                 zero_point=np.asarray(zp, dtype=np.int64).reshape(-1),
-                axis=int(q.quantizedDimension or 0),
+                axis=quant_axis(q, list(shape), len(q.scale)),
             )
         raw = buffer_data(t.buffer)
         array = None
