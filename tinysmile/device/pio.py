@@ -23,13 +23,23 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from tinysmile.errors import TinysmileError
 from tinysmile.resources import boards_dir
 
-if TYPE_CHECKING:
-    from tinysmile.device.project import Project
+
+class Project(Protocol):
+    """What building needs of a generated project (tinysmile.device.project.Project, which
+    imports this module: the dependency runs one way, project -> pio)."""
+
+    dir: Path
+    board: Any
+    budget: Any
+    stack_bytes: int
+
+    @property
+    def elf(self) -> Path: ...
 
 REGISTRY_HOST = "api.registry.platformio.org"
 ENV_NAME = "tinysmile"  # the one [env:...] of every generated project
