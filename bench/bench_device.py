@@ -40,6 +40,7 @@ NAMED = {
     "smile_like": "build_smile_like",
     "mobilenet_block": "build_mobilenet_block",
     "kernel_shapes": "build_kernel_shapes",
+    "depthwise_shapes": "build_depthwise_shapes",
     "person": "build_person",
     "xception": "build_xception",
     "dscnn": "build_dscnn",

@@ -171,7 +171,7 @@ def _depthwise_shapes(tf, x):
     x = L.DepthwiseConv2D(3, dilation_rate=2, padding="same")(x)  # dilated 3x3: kxk
     x = L.Conv2D(7, 1)(x)  # 7 channels: a group of 4 and 3 more
     x = L.DepthwiseConv2D((1, 5), strides=(1, 3), padding="same")(x)
-    x = L.DepthwiseConv2D((2, 3), depth_multiplier=2)(x)  # multiplier 2: the generic kernel
+    x = L.DepthwiseConv2D((2, 3), depth_multiplier=2)(x)  # multiplier 2 on 7 channels
     return L.Dense(3)(L.Flatten()(x))
 
 

@@ -98,7 +98,7 @@ def test_depthwise_shapes_model_has_the_listed_variants():
         (7, 1, 1, 8, "kxk"),
         (3, 3, 2, 8, "kxk"),  # dilated
         (1, 5, 1, 7, "kxk"),  # a group of 4 channels and 3 past it
-        (2, 3, 1, 7, "generic"),  # multiplier 2
+        (2, 3, 1, 7, "kxk"),  # multiplier 2: every window expanded
     ]
 
 
@@ -305,7 +305,8 @@ def _window_graph(rng, kind: str):
     both requantization paths run). DEPTHWISE_CONV_2D:kxk draws the kxk variant's shapes
     (filters 1-10 other than 3x3, non-square, strides 1-3, channels past a group of 4),
     DEPTHWISE_CONV_2D:1ch one input channel with multipliers 1-8 (the tiled convolution),
-    DEPTHWISE_CONV_2D:dil the kxk shapes with dilations 1-3 (one above 1)."""
+    DEPTHWISE_CONV_2D:dil the kxk shapes with dilations 1-3 (one above 1),
+    DEPTHWISE_CONV_2D:mult several input channels with multipliers 2-4 (kxk)."""
     from tinysmile.compiler.ir import Graph, Op, Tensor
 
     kind, _, focus = kind.partition(":")
@@ -330,6 +331,10 @@ def _window_graph(rng, kind: str):
             c, multiplier = 1, int(rng.integers(1, 9))
         else:
             c, multiplier = int(rng.choice([2, 3, 5, 6, 7, 8, 12, 16])), 1
+    if focus == "mult":
+        c, multiplier = int(rng.choice([2, 3, 4, 5, 8])), int(rng.integers(2, 5))
+        if rng.random() < 0.3:
+            fh = fw = 3
     dh = dw = 1
     if focus == "dil":
         c = int(rng.choice([1, 4, 5, 8]))
@@ -395,9 +400,10 @@ RANDOM_CASES = (
     + [("DEPTHWISE_CONV_2D:1ch", s) for s in range(5)]
     + [("DEPTHWISE_CONV_2D:kxk", s) for s in range(8)]
     + [("DEPTHWISE_CONV_2D:dil", s) for s in range(5)]
+    + [("DEPTHWISE_CONV_2D:mult", s) for s in range(5)]
 )
 # the variant each focused case is drawn for
-FOCUS_VARIANTS = {"kxk": {"kxk"}, "1ch": {"tiled", "tiled16"}, "dil": {"kxk"}}
+FOCUS_VARIANTS = {"kxk": {"kxk"}, "1ch": {"tiled", "tiled16"}, "dil": {"kxk"}, "mult": {"kxk"}}
 
 
 @pytest.mark.parametrize("kind,seed", RANDOM_CASES)

@@ -608,6 +608,41 @@ static void tsm_dwk_pixel(const tsm_depthwise_conv2d_kxk_params_t *p, const int8
     }
 }
 
+/* With a depth multiplier M, output channel c reads input channel c / M: every window is
+ * copied into `window` as a multiplier-1 layer would see it, each input byte M times
+ * (rows of filter_w * channels bytes, the zero point outside the input), and the
+ * multiplier-1 code runs on that. */
+TSM_NO_LIBCALLS static void tsm_dwk_expand(const tsm_depthwise_conv2d_kxk_params_t *p,
+                                           const int8_t *in_b, int32_t iy0, int32_t ix0,
+                                           int8_t *window)
+{
+    const int32_t m = p->depth_multiplier;
+    const int32_t in_c = p->channels / m;
+    const int8_t pad = (int8_t)(-p->input_offset);
+    int32_t ky, kx, c, k;
+    int8_t *dst = window;
+    for (ky = 0; ky < p->filter_h; ++ky) {
+        const int32_t iy = iy0 + ky * p->dilation_h;
+        for (kx = 0; kx < p->filter_w; ++kx) {
+            const int32_t ix = ix0 + kx * p->dilation_w;
+            if (iy < 0 || iy >= p->input_h || ix < 0 || ix >= p->input_w) {
+                for (k = 0; k < p->channels; ++k) {
+                    *dst++ = pad;
+                }
+                continue;
+            }
+            {
+                const int8_t *src = in_b + (iy * p->input_w + ix) * in_c;
+                for (c = 0; c < in_c; ++c) {
+                    for (k = 0; k < m; ++k) {
+                        *dst++ = src[c];
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* A window crossing the border, copied into `window` (rows of filter_w * channels bytes,
  * its taps side by side whatever the dilation) with the input zero point outside the
  * input, which the folded bias cancels exactly, as the reference skips those taps. A row
@@ -620,6 +655,11 @@ TSM_NO_LIBCALLS static void tsm_dwk_border(const tsm_depthwise_conv2d_kxk_params
                                            int8_t *out, int rs_all)
 {
     const int32_t ch = p->channels;
+    if (p->depth_multiplier > 1) {
+        tsm_dwk_expand(p, in_b, iy0, ix0, window);
+        tsm_dwk_pixel(p, window, p->filter_w * ch, ch, lo4, hi4, out, rs_all);
+        return;
+    }
     const int32_t fw = p->filter_w;
     const int32_t dw = p->dilation_w;
     const int32_t wrow = fw * ch;
@@ -682,9 +722,10 @@ void tsm_depthwise_conv2d_kxk(const tsm_depthwise_conv2d_kxk_params_t *p, const 
                               int8_t *output, int8_t *scratch)
 {
     const int32_t ch = p->channels;
-    const int32_t row = p->input_w * ch;
+    const int32_t in_c = ch / p->depth_multiplier;
+    const int32_t row = p->input_w * in_c;
     const int32_t sw = p->stride_w;
-    const int32_t step = sw * ch;
+    const int32_t step = sw * in_c;
     const uint32_t lo4 = (uint32_t)(uint8_t)(int8_t)p->activation_min * 0x01010101u;
     const uint32_t hi4 = (uint32_t)(uint8_t)(int8_t)p->activation_max * 0x01010101u;
     /* the window's extent in input pixels, dilated */
@@ -704,7 +745,9 @@ void tsm_depthwise_conv2d_kxk(const tsm_depthwise_conv2d_kxk_params_t *p, const 
         const int8_t *in_b = input + b * p->input_h * row;
         for (oy = 0; oy < p->output_h; ++oy) {
             const int32_t iy0 = oy * p->stride_h - p->pad_h;
-            const int rows_inside = iy0 >= 0 && iy0 + span_h <= p->input_h;
+            /* with a multiplier, every window goes through the expanding copy */
+            const int rows_inside =
+                iy0 >= 0 && iy0 + span_h <= p->input_h && p->depth_multiplier == 1;
             const int32_t lo = rows_inside ? ox_lo : p->output_w;
             const int32_t hi = rows_inside ? ox_hi : p->output_w;
             for (ox = 0; ox < lo; ++ox, output += ch) {
@@ -712,8 +755,8 @@ void tsm_depthwise_conv2d_kxk(const tsm_depthwise_conv2d_kxk_params_t *p, const 
                                rs_all);
             }
             if (ox < hi) {
-                const int8_t *s0 = in_b + iy0 * row + (ox * sw - p->pad_w) * ch;
-                const int32_t row_step = p->dilation_h * row, tap_step = p->dilation_w * ch;
+                const int8_t *s0 = in_b + iy0 * row + (ox * sw - p->pad_w) * in_c;
+                const int32_t row_step = p->dilation_h * row, tap_step = p->dilation_w * in_c;
                 for (; ox < hi; ++ox, output += ch, s0 += step) {
                     tsm_dwk_pixel(p, s0, row_step, tap_step, lo4, hi4, output, rs_all);
                 }

@@ -54,17 +54,19 @@ void tsm_depthwise_conv2d_3x3(const tsm_depthwise_conv2d_3x3_params_t *p, const 
                               int8_t *output, int8_t *scratch);
 
 /* The "kxk" variant: any other filter (5x5, 7x7, 1xN, Nx1, 10x8, ...) or a dilated one,
- * depth multiplier 1; the 3x3 variant's arithmetic (4 channels per word, SXTB16 and
+ * or a depth multiplier above 1 (each window then copied with every input byte repeated
+ * for its output channels); the 3x3 variant's arithmetic (4 channels per word, SXTB16 and
  * SMLABB / SMLATT against compile-time int16 pairs, the input zero point folded into the
  * bias, tsm_requantize_rs where it applies) over a window walked as runs of taps: a row of
  * filter_w taps channels bytes apart, or for an Nx1 filter one run of its filter_h taps a
  * row apart. Border windows are copied to scratch, zero-point padded, first. */
 typedef struct {
     int32_t batches;
-    int32_t input_h, input_w, channels;
+    int32_t input_h, input_w, channels; /* channels: the output's */
     int32_t output_h, output_w;
     int32_t filter_h, filter_w;
     int32_t dilation_h, dilation_w;
+    int32_t depth_multiplier; /* the input has channels / depth_multiplier */
     int32_t stride_h, stride_w;
     int32_t pad_h, pad_w;
     int32_t input_offset; /* -input_zero_point */
@@ -81,7 +83,7 @@ typedef struct {
     const int32_t *channel_params;
 } tsm_depthwise_conv2d_kxk_params_t;
 
-/* scratch: filter_h * filter_w * channels bytes (a border window), placed by the planner */
+/* scratch: filter_h * filter_w * channels bytes (a copied window), placed by the planner */
 void tsm_depthwise_conv2d_kxk(const tsm_depthwise_conv2d_kxk_params_t *p, const int8_t *input,
                               int8_t *output, int8_t *scratch);
 

@@ -51,6 +51,7 @@ DWKXK_FIELDS = [
     "filter_w",
     "dilation_h",
     "dilation_w",
+    "depth_multiplier",
     *DW3X3_FIELDS[6:],
 ]
 
@@ -145,16 +146,18 @@ class DepthwiseConv2D(OpDef):
         if p["input_c"] == 1 and not dilated:
             # one input channel, any multiplier: a plain convolution with output_c filters
             return tiled_variant(g, self._as_conv(p))
-        if p["depth_multiplier"] != 1 or not fits_int32(folded_bias(p, self._per_channel(p))):
+        if not fits_int32(folded_bias(p, self._per_channel(p))):
             return "generic"
-        return "3x3" if (p["filter_h"], p["filter_w"]) == (3, 3) and not dilated else "kxk"
+        plain = p["depth_multiplier"] == 1 and not dilated
+        return "3x3" if (p["filter_h"], p["filter_w"]) == (3, 3) and plain else "kxk"
 
     def scratch_bytes(self, g: Graph, op: Op, p: dict[str, Any]) -> int:
         if p.get("variant") in ("tiled", "tiled16"):
             return tiled_scratch_bytes(self._as_conv(p))
         if p.get("variant") in ("3x3", "kxk"):
-            # a border pixel's window, copied here zero-point padded
-            return p["filter_h"] * p["filter_w"] * p["input_c"]
+            # a border pixel's window (kxk with a multiplier: every window), copied here
+            # zero-point padded, each input channel once per output channel it feeds
+            return p["filter_h"] * p["filter_w"] * p["output_c"]
         return 0
 
     def inplace_lead(self, g: Graph, op: Op, p: dict[str, Any]) -> int | None:
@@ -173,7 +176,7 @@ class DepthwiseConv2D(OpDef):
             rows = dw3x3_channel_params(p, folded_bias(p, w), self.accumulator_bound(g, op) < 2**30)
             flat = rows.reshape(-1) if v == "3x3" else dwk_channel_params(rows)
             arrays.append(CArray(f"{name}_channel_params", flat.astype(np.int32)))
-            q = {**p, "channels": p["input_c"]}
+            q = {**p, "channels": p["output_c"]}
             return Emitted(
                 kernel=f"tsm_depthwise_conv2d_{v}",
                 params_type=f"tsm_depthwise_conv2d_{v}_params_t",
