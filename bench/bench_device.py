@@ -177,8 +177,8 @@ def layer_pairs(runs: dict[str, dict]) -> list[dict]:
 
 
 def print_per_layer(con: Console, name: str, rows: list[dict]) -> None:
-    t = Table(title=f"{name}: instructions per layer, native against TFLite Micro + CMSIS-NN")
-    for col in ("layer", "kind", "variant", "MACs", "native", "tflm", "native / tflm"):
+    t = Table(title=f"{name}: instructions per layer (ratio: native / tflm)")
+    for col in ("layer", "kind", "variant", "MACs", "native", "tflm", "ratio"):
         t.add_column(col, justify="left" if col in ("kind", "variant") else "right")
     for r in rows:
         t.add_row(
@@ -197,7 +197,7 @@ def print_worst(con: Console, per_model: dict[str, list[dict]]) -> None:
     rows = [(name, r) for name, rs in per_model.items() for r in rs]
     rows.sort(key=lambda nr: -nr[1]["ratio"])
     t = Table(title=f"the {min(WORST, len(rows))} layers with the worst native / tflm ratio")
-    for col in ("model", "layer", "kind", "variant", "native", "tflm", "native / tflm"):
+    for col in ("model", "layer", "kind", "variant", "native", "tflm", "ratio"):
         t.add_column(col, justify="left" if col in ("model", "kind", "variant") else "right")
     for name, r in rows[:WORST]:
         t.add_row(
