@@ -23,23 +23,27 @@ needs_smilesmiled = pytest.mark.skipif(
 def test_targets_mark_the_centre_cell_and_leave_its_neighbours_out():
     from tinysmile.finder.model import encode_targets, grid_shape
 
-    # A 16 px face at (20, 10): centre (28, 18), in cell (x 3, y 2) at (0.5, 0.25) of it;
-    # side 16 = SIZE_BASE * 2**0.
+    # A 16 px face at (20, 10): centre (28, 18), in cell (x 3, y 2) at (0.5, 0.25) of it,
+    # trained as 8 times that (OFFSET_SCALE); side 16 = SIZE_BASE * 2**0.
     t = encode_targets([(20.0, 10.0, 16.0, 16.0), None])
     gh, gw = grid_shape()
     assert t.shape == (2, gh, gw, 6) == (2, 8, 10, 6)
     pos = t[0]
     assert np.argwhere(pos[..., 0] == 1).tolist() == [[2, 3]]
-    np.testing.assert_allclose(pos[2, 3], [1, 1, 0.5, 0.25, 0.0, 1])
-    # Weight 0 on the eight neighbours only; the box terms on the positive cell only.
+    np.testing.assert_allclose(pos[2, 3], [1, 1, 4.0, 2.0, 0.0, 1])
+    # Score weight 0 on the eight neighbours only; the box terms on all nine, each cell's
+    # centre seen from itself: from cell (x 2, y 1) the centre is at (1.5, 1.25) cells.
+    near = [(y, x) for y in (1, 2, 3) for x in (2, 3, 4)]
     assert sorted(map(tuple, np.argwhere(pos[..., 1] == 0).tolist())) == [
-        (y, x) for y in (1, 2, 3) for x in (2, 3, 4) if (y, x) != (2, 3)
+        c for c in near if c != (2, 3)
     ]
-    assert pos[..., 5].sum() == 1
+    assert sorted(map(tuple, np.argwhere(pos[..., 5] == 1).tolist())) == near
+    np.testing.assert_allclose(pos[1, 2], [0, 0, 12.0, 10.0, 0.0, 1])
     # No face: every cell a weighted negative.
     assert (t[1, ..., 0] == 0).all() and (t[1, ..., 1] == 1).all() and (t[1, ..., 5] == 0).all()
-    # A face twice as large: log2 side 1; centre past the grid: no positive.
-    assert encode_targets([(0.0, 0.0, 32.0, 32.0)])[0, 2, 2, 4] == 1.0
+    # A face twice as large: log2 side 1, trained as 4 (SIZE_SCALE); centre past the grid:
+    # no positive.
+    assert encode_targets([(0.0, 0.0, 32.0, 32.0)])[0, 2, 2, 4] == 4.0
     assert encode_targets([(100.0, 10.0, 16.0, 16.0)])[0, ..., 0].sum() == 0
 
 
@@ -190,3 +194,41 @@ def test_detector_evaluate_refuses_what_it_cannot_use(tmp_path, capsys):
     good = tmp_path / "good.csv"
     good.write_text("image,x,y,w,h\na.png,1,2,3,4\nb.png,,,,\n")
     assert read_boxes(good) == {"a.png": (1.0, 2.0, 3.0, 4.0), "b.png": None}
+
+
+@needs_smilesmiled
+def test_pi_run_with_the_tiny_finder_decides_like_the_board_c():
+    """`pi run --detector tiny` (the finder's C through ctypes, the numpy twins for the
+    decode, framing and resize, the smile model's C) gives the bytes of the board's own
+    pipeline, tsm_bot.c built for the host (HostBot; tests/test_device_app.py holds the
+    board to HostBot): the same box, crop, int8 output and decision on every frame."""
+    import cv2
+
+    from tinysmile.bundle import load_bundle
+    from tinysmile.device.bot import HostBot
+    from tinysmile.finder.bundle import default_finder_path
+    from tinysmile.pi.camera import Frame
+    from tinysmile.pi.loop import Bot
+    from tinysmile.pi.scenes import make_scene
+
+    smile, finder = load_bundle(None), load_bundle(default_finder_path())
+    host = HostBot(smile, finder, 320, 240)
+    bot = Bot(smile, detector="tiny", engine="native")
+    rng = np.random.default_rng(7)
+    files = sorted((SMILES / "positives/positives7").glob("*.jpg"))[:12]
+    files += sorted((SMILES / "negatives/negatives7").glob("*.jpg"))[:12]
+    frames = [make_scene(cv2.imread(str(f), 0), rng).image for f in files]
+    frames += [np.full((240, 320), v, np.uint8) for v in (0, 128)]  # no face to find
+    found = 0
+    for frame in frames:
+        want = host.decide(frame)
+        got = bot.step(Frame("scene", frame))
+        if want.face is None:
+            assert got["face"] is None
+            continue
+        found += 1
+        assert tuple(got["face"]) == want.face
+        assert tuple(got["crop"]) == (*want.square[:2], want.square[2], want.square[2])
+        assert got["output_int8"] == int(want.output_int8[0])
+        assert got["smile"] == want.smile
+    assert found >= len(files) // 2  # the comparison ran on found faces, not only on none

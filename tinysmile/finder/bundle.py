@@ -12,6 +12,7 @@ from tinysmile.data.preprocess import PreprocessSpec
 from tinysmile.errors import TinysmileError
 from tinysmile.finder.model import (
     HEIGHT,
+    OFFSET_RANGE,
     OFFSET_SCALE,
     SIZE_BASE,
     SIZE_SCALE,
@@ -87,6 +88,7 @@ def write_finder_bundle(
             "stride": STRIDE,
             "size_base": SIZE_BASE,
             "offset_scale": OFFSET_SCALE,
+            "offset_range": list(OFFSET_RANGE),
             "size_scale": SIZE_SCALE,
             "score": score,
             "score_threshold_int8": score_threshold_int8(out_s, out_zp, score),

@@ -71,7 +71,10 @@ def finder_tables(meta: dict[str, Any], frame_w: int, frame_h: int) -> FinderTab
     sx = frame_w / in_w  # frame pixels per finder-input pixel
     sy = frame_h / in_h
     v = (np.arange(-128, 128, dtype=np.float64) - zero_point) * scale
-    inside = np.clip(v / offset_scale, 0.0, 1.0)
+    # Where the centre may lie from the winning cell, in cells: within it ([0, 1], the first
+    # finders) or anywhere in its neighbourhood ([-1, 2]).
+    lo, hi = (float(r) for r in meta["finder"].get("offset_range", (0.0, 1.0)))
+    inside = np.clip(v / offset_scale, lo, hi)
     log2_side = np.clip(v / size_scale, *LOG2_SIDE_RANGE)
 
     def table(values: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ CHANNELS = 4  # score, centre x, centre y, log2 size
 # unit, where one int8 step is about 0.1.
 OFFSET_SCALE = 8.0
 SIZE_SCALE = 4.0
+OFFSET_RANGE = (-1.0, 2.0)  # the centre as seen from a cell of the 3x3 neighbourhood
 LOGIT_BOUND = 12.0  # logits past +-this are pulled back (keeps the int8 range tight)
 TARGET_CHANNELS = 6  # score, weight, centre x, centre y, log2 size, box weight
 
@@ -85,7 +86,7 @@ def encode_targets(
     The cell holding the face's centre is the one positive; the other cells of its 3x3
     neighbourhood are left out of the score loss (a centre near a cell edge makes a
     neighbour's high score no mistake), every other cell is a negative. The box terms train
-    on the positive cell only."""
+    on the whole neighbourhood, each cell's centre relative to itself (OFFSET_RANGE)."""
     gh, gw = grid_shape(height, width)
     t = np.zeros((len(boxes), gh, gw, TARGET_CHANNELS), dtype=np.float32)
     t[..., 1] = 1.0
@@ -97,14 +98,19 @@ def encode_targets(
         gx, gy = math.floor(cx), math.floor(cy)
         if not (0 <= gx < gw and 0 <= gy < gh):
             continue  # centre outside the grid: no face to find
-        t[i, max(gy - 1, 0) : gy + 2, max(gx - 1, 0) : gx + 2, 1] = 0.0
+        side = max(w, h) / SIZE_BASE
+        size = float(np.clip(np.log2(max(side, 1e-3)), *SIZE_RANGE)) * SIZE_SCALE
+        for y in range(max(gy - 1, 0), min(gy + 2, gh)):
+            for x in range(max(gx - 1, 0), min(gx + 2, gw)):
+                # Every cell of the neighbourhood learns where the centre is from itself
+                # (-1 to 2 cells): when a neighbour wins the argmax, its box is still right.
+                t[i, y, x, 1] = 0.0
+                t[i, y, x, 2] = (cx - x) * OFFSET_SCALE
+                t[i, y, x, 3] = (cy - y) * OFFSET_SCALE
+                t[i, y, x, 4] = size
+                t[i, y, x, 5] = 1.0
         t[i, gy, gx, 0] = 1.0
         t[i, gy, gx, 1] = 1.0
-        t[i, gy, gx, 2] = (cx - gx) * OFFSET_SCALE
-        t[i, gy, gx, 3] = (cy - gy) * OFFSET_SCALE
-        side = max(w, h) / SIZE_BASE
-        t[i, gy, gx, 4] = float(np.clip(np.log2(max(side, 1e-3)), *SIZE_RANGE)) * SIZE_SCALE
-        t[i, gy, gx, 5] = 1.0
     return t
 
 
