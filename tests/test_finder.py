@@ -232,3 +232,56 @@ def test_pi_run_with_the_tiny_finder_decides_like_the_board_c():
         assert got["output_int8"] == int(want.output_int8[0])
         assert got["smile"] == want.smile
     assert found >= len(files) // 2  # the comparison ran on found faces, not only on none
+
+
+@needs_smilesmiled
+def test_evaluate_and_predict_with_the_tiny_finder_on_whole_frames(tmp_path):
+    """`evaluate --detector tiny` crops each whole image around the finder's face and counts
+    the images where it finds none; `predict --detector tiny` reports the crop it took: both
+    the crop the board's C takes (HostBot) on the same frame."""
+    import cv2
+
+    from tinysmile.bundle import load_bundle
+    from tinysmile.device.bot import HostBot
+    from tinysmile.finder.bundle import default_finder_path
+    from tinysmile.pi.scenes import make_scene
+
+    rng = np.random.default_rng(11)
+    tree = tmp_path / "frames"
+    paths = []
+    for folder, cls in (("positives/positives7", "smile"), ("negatives/negatives7", "no_smile")):
+        (tree / cls).mkdir(parents=True)
+        for f in sorted((SMILES / folder).glob("*.jpg"))[20:26]:
+            path = tree / cls / f"{f.stem}.png"
+            cv2.imwrite(str(path), make_scene(cv2.imread(str(f), 0), rng).image)
+            paths.append(path)
+    cv2.imwrite(str(tree / "no_smile" / "empty.png"), np.full((240, 320), 90, np.uint8))
+    paths.append(tree / "no_smile" / "empty.png")
+    host = HostBot(load_bundle(None), load_bundle(default_finder_path()), 320, 240)
+    want = {p.name: host.decide(cv2.imread(str(p), 0)) for p in paths}
+
+    cmd = [sys.executable, "-m", "tinysmile.cli"]
+    proc = subprocess.run(
+        [*cmd, "evaluate", str(REPO / "tinysmile/models/smile_default"), "--data", str(tree),
+         "--detector", "tiny", "--json"],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(proc.stdout)
+    assert res["n"] == len(paths)
+    found = sum(r.face is not None for r in want.values())
+    assert res["faces_found"] == pytest.approx(found / len(paths))
+    assert want["empty.png"].face is None
+
+    proc = subprocess.run(
+        [*cmd, "predict", str(REPO / "tinysmile/models/smile_default"), *map(str, paths),
+         "--detector", "tiny", "--json"],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for p in json.loads(proc.stdout)["predictions"]:
+        w = want[Path(p["image"]).name]
+        assert p["face_found"] == (w.face is not None)
+        if w.face is not None:
+            assert p["crop"] == [*w.square[:2], w.square[2], w.square[2]]
+            assert p["output_int8"] == int(w.output_int8[0])

@@ -301,6 +301,15 @@ def predict_cmd(model: Path, images: tuple[Path, ...], detector: str, as_json: b
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of --degrade and --against."
 )
+@click.option(
+    "--detector",
+    type=click.Choice(["spec", "tiny", "blazeface", "haar"]),
+    default="spec",
+    show_default=True,
+    help="How the face is found in each whole image. spec: as the bundle's preprocessing says; "
+    "tiny: tinysmile's face finder as the board's C (the microcontroller's crops); blazeface, "
+    "haar: the Pi's. An image where it finds no face scores lowest (the bot says no smile).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def evaluate_cmd(
     model: Path,
@@ -311,6 +320,7 @@ def evaluate_cmd(
     against: Path | None,
     resamples: int,
     seed: int,
+    detector: str,
     as_json: bool,
 ) -> None:
     """AUC, accuracy, precision, recall and F1 of MODEL at its threshold; with --degrade,
@@ -321,8 +331,21 @@ def evaluate_cmd(
     from tinysmile.train.infer import Runner
 
     runner = Runner(model)
-    arrays = load_data(runner.spec, data, None if split == "all" else split, limit=limit)
+    finder = None
+    if detector != "spec":
+        from tinysmile.pi.detect import make_detector
+
+        if degrade or against is not None:
+            raise TinysmileError("--detector takes neither --degrade nor --against")
+        finder = make_detector(detector, runner.spec)
+    arrays = load_data(
+        runner.spec, data, None if split == "all" else split, limit=limit, detector=finder
+    )
     scores = runner.scores(arrays.pixels, progress=sys.stderr.isatty())
+    if arrays.found is not None:
+        import numpy as np
+
+        scores = np.where(arrays.found, scores, -129)  # no face: the bot says no smile
     result = M.summary(arrays.labels, scores, runner.threshold_int8)
     result = {
         "model": runner.bundle.name,
@@ -333,6 +356,9 @@ def evaluate_cmd(
         "threshold": float(runner.dequantize(runner.threshold_int8)),
         "threshold_int8": runner.threshold_int8,
     }
+    if arrays.found is not None:
+        result["detector"] = detector
+        result["faces_found"] = float(np.mean(arrays.found))
     if degrade:
         result["degraded"] = M.degraded_auc(
             lambda px: runner.scores(px, progress=sys.stderr.isatty()),
@@ -364,6 +390,8 @@ def evaluate_cmd(
         f"at int8 threshold {runner.threshold_int8}: tp {result['tp']} fp {result['fp']} "
         f"fn {result['fn']} tn {result['tn']}"
     )
+    if arrays.found is not None:
+        click.echo(f"faces found by {detector}: {100 * result['faces_found']:.1f} %")
     if degrade:
         d = result["degraded"]
         parts = ", ".join(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,22 @@ class Arrays:
     pixels: np.ndarray  # uint8 (N, H, W, 1)
     labels: np.ndarray  # int64 (N,)
     names: list[str]  # sample id or file path, for reports
+    # With a detector: whether it found a face in each image (else the centre square).
+    found: np.ndarray | None = None
+
+
+def _pixels(spec: PreprocessSpec, path: Any, detector: Any) -> tuple[np.ndarray, bool]:
+    """One image as the model's input: the spec's own preprocessing, or with a detector
+    (tinysmile.pi.detect) the face it finds in the whole image, framed by the spec's rule."""
+    image = load_image(path)
+    if detector is None:
+        return preprocess(spec, image), True
+    from tinysmile.data.preprocess import crop_to_input, to_gray
+
+    gray = to_gray(image)
+    boxes = detector.detect(gray)
+    box = tuple(int(v) for v in boxes[0]) if boxes and detector.framed else None
+    return crop_to_input(spec, gray, box).pixels, bool(boxes)  # type: ignore[arg-type]
 
 
 def is_store(path: Path) -> bool:
@@ -59,17 +76,25 @@ def subset(samples: list, limit: int | None) -> list:
     return sorted(samples, key=lambda s: s.id)[:limit]
 
 
-def load_samples(spec: PreprocessSpec, samples: list) -> Arrays:
+def load_samples(spec: PreprocessSpec, samples: list, detector: Any = None) -> Arrays:
     if not samples:
         raise TinysmileError("no samples to load")
     pixels = np.empty((len(samples), spec.height, spec.width, 1), dtype=np.uint8)
+    found = np.ones(len(samples), dtype=bool)
     for i, s in enumerate(samples):
-        pixels[i] = preprocess(spec, load_image(s.path))
+        pixels[i], found[i] = _pixels(spec, s.path, detector)
     labels = np.array([int(s.label) for s in samples], dtype=np.int64)
-    return Arrays(pixels=pixels, labels=labels, names=[s.id for s in samples])
+    return Arrays(
+        pixels=pixels,
+        labels=labels,
+        names=[s.id for s in samples],
+        found=None if detector is None else found,
+    )
 
 
-def load_folder(spec: PreprocessSpec, folder: str | Path, task: str = "smile") -> Arrays:
+def load_folder(
+    spec: PreprocessSpec, folder: str | Path, task: str = "smile", detector: Any = None
+) -> Arrays:
     """A class-per-folder tree (smile/ and no_smile/, or aliases the data importers know)."""
     from tinysmile.data.importers import list_folder
 
@@ -78,10 +103,16 @@ def load_folder(spec: PreprocessSpec, folder: str | Path, task: str = "smile") -
     if not items:
         raise TinysmileError(f"{folder}: no images in the class folders")
     pixels = np.empty((len(items), spec.height, spec.width, 1), dtype=np.uint8)
+    found = np.ones(len(items), dtype=bool)
     for i, it in enumerate(items):
-        pixels[i] = preprocess(spec, load_image(it.path))
+        pixels[i], found[i] = _pixels(spec, it.path, detector)
     labels = np.array([it.label for it in items], dtype=np.int64)
-    return Arrays(pixels=pixels, labels=labels, names=[str(it.path) for it in items])
+    return Arrays(
+        pixels=pixels,
+        labels=labels,
+        names=[str(it.path) for it in items],
+        found=None if detector is None else found,
+    )
 
 
 def load_data(
@@ -90,8 +121,10 @@ def load_data(
     split: str | None,
     task: str = "smile",
     limit: int | None = None,
+    detector: Any = None,
 ) -> Arrays:
-    """A store (one split, or all when split is None) or a class-per-folder tree."""
+    """A store (one split, or all when split is None) or a class-per-folder tree; with a
+    detector (tinysmile.pi.detect), each image cropped around the face it finds."""
     p = Path(path)
     if not p.exists():
         raise TinysmileError(f"{p}: no such store or folder")
@@ -100,8 +133,9 @@ def load_data(
         if not samples:
             where = f"split {split!r}" if split else "any split"
             raise TinysmileError(f"{p}: no {task} samples in {where}")
-        return load_samples(spec, samples)
-    arrays = load_folder(spec, p, task)
+        return load_samples(spec, samples, detector)
+    arrays = load_folder(spec, p, task, detector)
     if limit is not None and limit < len(arrays.labels):
-        arrays = Arrays(arrays.pixels[:limit], arrays.labels[:limit], arrays.names[:limit])
+        found = None if arrays.found is None else arrays.found[:limit]
+        arrays = Arrays(arrays.pixels[:limit], arrays.labels[:limit], arrays.names[:limit], found)
     return arrays
