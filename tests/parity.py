@@ -45,3 +45,17 @@ def assert_parity(model: bytes, workdir: Path, n: int = 200, seed: int = 0) -> d
     # A model whose outputs never vary would make the comparison meaningless.
     assert len(np.unique(expected)) > 1, "degenerate test model: constant output"
     return report
+
+
+def tflm_outputs(model: bytes, x: np.ndarray, arena_size: int = 1 << 20) -> np.ndarray:
+    """The `tflite_micro` interpreter's int8 outputs (N, -1) for inputs x (batch first):
+    the second oracle, and the only one for files LiteRT refuses."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_bytes(model, arena_size=arena_size)
+    out = []
+    for row in x:
+        interp.set_input(row, 0)
+        interp.invoke()
+        out.append(interp.get_output(0).reshape(-1).copy())
+    return np.stack(out)

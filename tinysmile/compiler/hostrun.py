@@ -68,6 +68,31 @@ class HostBinary:
         return result
 
 
+# Shared libraries called through ctypes (the Pi's native engine, HostBot, firmware/vision):
+# -O2 without sanitizers, the production path; the host parity tests build the same C with
+# ASan/UBSan (SANITIZE).
+SHARED_FLAGS = ["-std=c99", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror"]
+
+
+def link_shared(
+    lib: Path, sources: list[Path], includes: list[Path], flags: list[str], what: str
+) -> Path:
+    """Build C sources into the shared library `lib` with the host's compiler. It is
+    written under a per-process name and renamed into place, so a half-built library never
+    looks like a cached one and two processes building it at once do not collide."""
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    tmp = lib.with_name(f"{lib.name}.{os.getpid()}.part")
+    cmd = [host_compiler(), *flags, *[f"-I{d}" for d in includes]]
+    cmd += [*map(str, sources), "-o", str(tmp), "-lm"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise TinysmileError(
+            f"{what} does not build as a shared library: " + proc.stderr.strip()[-2000:]
+        )
+    tmp.replace(lib)
+    return lib
+
+
 def host_compiler() -> str:
     for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
         if cc and shutil.which(cc):

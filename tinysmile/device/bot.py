@@ -23,7 +23,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,9 +38,6 @@ from tinysmile.resources import firmware_dir, models_dir, templates_dir
 SMILE_PREFIX = "tsmbot_smile"
 FINDER_PREFIX = "tsmbot_finder"
 DETECTORS = "BUNDLE (a finder bundle folder), bundled or none"
-# -O2 without sanitizers, as the Pi's native engine (tinysmile.pi.engine): the production
-# path; tests build the same sources under ASan/UBSan.
-SHARED_FLAGS = ["-std=c99", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror"]
 FACE_NONE, FACE_FOUND, FACE_GIVEN = 0, 1, 2  # TSM_BOT_FACE_* (firmware/app/tsm_bot.h)
 
 
@@ -142,12 +138,18 @@ def library_key(smile: Bundle, finder: Bundle | None, frame_w: int, frame_h: int
         json.dumps(finder.meta, sort_keys=True, default=str) if finder else "-",
         f"{frame_w}x{frame_h}",
         __version__,
-        " ".join(SHARED_FLAGS),
+        " ".join(_shared_flags()),
     ):
         h.update(part.encode() + b"\0")
     for path in _c_sources():
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def _shared_flags() -> list[str]:
+    from tinysmile.compiler.hostrun import SHARED_FLAGS
+
+    return SHARED_FLAGS
 
 
 def _cache_dir() -> Path:
@@ -200,7 +202,7 @@ def build_bot_library(
     smile: Bundle, finder: Bundle | None, frame_w: int, frame_h: int, workdir: Path | None = None
 ) -> Path:
     """The pipeline as a shared library (cached: see library_key)."""
-    from tinysmile.compiler.hostrun import host_compiler
+    from tinysmile.compiler.hostrun import link_shared
 
     key = library_key(smile, finder, frame_w, frame_h)
     work = workdir or _cache_dir() / key
@@ -208,16 +210,7 @@ def build_bot_library(
     if lib.is_file():
         return lib
     sources, includes = write_bot_sources(smile, finder, frame_w, frame_h, work / "src")
-    tmp = lib.with_name(lib.name + ".part")
-    cmd = [host_compiler(), *SHARED_FLAGS, *[f"-I{d}" for d in includes]]
-    cmd += [*map(str, sources), "-o", str(tmp), "-lm"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise TinysmileError(
-            "the bot's C does not build as a shared library: " + proc.stderr.strip()[-2000:]
-        )
-    tmp.replace(lib)  # a half-built library never looks like a cached one
-    return lib
+    return link_shared(lib, sources, includes, _shared_flags(), "the bot's C")
 
 
 class HostBot:

@@ -22,7 +22,6 @@ from tinysmile.errors import TinysmileError
 from tinysmile.finder.decode import FinderTables
 from tinysmile.resources import firmware_dir
 
-SHARED_FLAGS = ["-std=c99", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror"]
 MAX_WIDTH = 256  # TSM_IMAGE_MAX_WIDTH: the C's row accumulator lives on the stack
 
 
@@ -56,7 +55,7 @@ def vision_sources() -> list[Path]:
 
 
 def _flags(sanitize: bool) -> list[str]:
-    from tinysmile.compiler.hostrun import SANITIZE
+    from tinysmile.compiler.hostrun import SANITIZE, SHARED_FLAGS
 
     return SHARED_FLAGS + (SANITIZE if sanitize else [])
 
@@ -69,7 +68,7 @@ def _cache_dir() -> Path:
 
 def build_vision_library(sanitize: bool = False, workdir: Path | None = None) -> Path:
     """Build firmware/vision/*.c as a shared library (cached by sources and flags)."""
-    from tinysmile.compiler.hostrun import host_compiler
+    from tinysmile.compiler.hostrun import link_shared
 
     sources = vision_sources()
     if not sources:
@@ -83,17 +82,7 @@ def build_vision_library(sanitize: bool = False, workdir: Path | None = None) ->
     lib = work / f"libtsmvision_{key}.so"
     if lib.is_file():
         return lib
-    work.mkdir(parents=True, exist_ok=True)
-    # Per-process name: two test workers may build the same library at once.
-    tmp = lib.with_name(f"{lib.name}.{os.getpid()}.part")
-    cmd = [host_compiler(), *flags, *map(str, sources), "-o", str(tmp)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise TinysmileError(
-            "firmware/vision does not build as a shared library: " + proc.stderr.strip()[-2000:]
-        )
-    tmp.replace(lib)  # a half-built library never looks like a cached one
-    return lib
+    return link_shared(lib, sources, [], flags, "firmware/vision")
 
 
 def sanitizer_preload() -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +22,6 @@ from tinysmile.train.infer import Runner
 
 ENGINES = ("litert", "native")
 PREFIX = "tsmpi"
-# -O2 without sanitizers: this is the production path; host parity tests build the same
-# C with ASan/UBSan (tinysmile.compiler.hostrun).
-SHARED_FLAGS = ["-std=c99", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror"]
 
 
 class Engine:
@@ -55,7 +51,7 @@ def _cache_dir() -> Path:
 def build_shared_library(model: bytes, workdir: Path | None = None) -> Path:
     """Compile the model to C and build it as a shared library (cached by model hash)."""
     from tinysmile.compiler.api import compile_model
-    from tinysmile.compiler.hostrun import host_compiler
+    from tinysmile.compiler.hostrun import SHARED_FLAGS, link_shared
 
     key = hashlib.sha256(model).hexdigest()[:16]
     work = workdir or _cache_dir() / key
@@ -63,16 +59,8 @@ def build_shared_library(model: bytes, workdir: Path | None = None) -> Path:
     if lib.is_file():
         return lib
     compiled = compile_model(model, work / "src", prefix=PREFIX)
-    cmd = [host_compiler(), *SHARED_FLAGS, *[f"-I{d}" for d in compiled.include_dirs]]
-    tmp = lib.with_name(lib.name + ".part")
-    cmd += [str(compiled.c_path), *map(str, compiled.sources), "-o", str(tmp), "-lm"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise TinysmileError(
-            "the generated C does not build as a shared library: " + proc.stderr.strip()[-2000:]
-        )
-    tmp.replace(lib)  # a half-built library never looks like a cached one
-    return lib
+    sources = [compiled.c_path, *compiled.sources]
+    return link_shared(lib, sources, compiled.include_dirs, SHARED_FLAGS, "the generated C")
 
 
 class NativeEngine(Engine):

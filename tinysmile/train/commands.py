@@ -228,18 +228,22 @@ def quantize_cmd(
     )
 
 
-@click.command("predict")
-@click.argument("model", type=click.Path(path_type=Path))
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
+_detector_option = click.option(
     "--detector",
     type=click.Choice(["spec", "tiny", "blazeface", "haar"]),
     default="spec",
     show_default=True,
-    help="How the face is found in a whole photo. spec: as the bundle's preprocessing says "
-    "(its face_crop); tiny: tinysmile's int8 face finder as the board's C, so a photo gets the "
-    "box and crop the microcontroller would give it; blazeface, haar: the Pi's detectors.",
+    help="How the face is found in each whole image. spec: as the bundle's preprocessing says "
+    "(its face_crop); tiny: tinysmile's int8 face finder as the board's C, so an image gets "
+    "the crop the microcontroller would give it; blazeface, haar: the Pi's detectors. "
+    "evaluate: an image where it finds no face scores lowest (the bot says no smile).",
 )
+
+
+@click.command("predict")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_detector_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def predict_cmd(model: Path, images: tuple[Path, ...], detector: str, as_json: bool) -> None:
     """Smile or not for each IMAGE, with MODEL (a bundle folder or .tflite)."""
@@ -301,15 +305,7 @@ def predict_cmd(model: Path, images: tuple[Path, ...], detector: str, as_json: b
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of --degrade and --against."
 )
-@click.option(
-    "--detector",
-    type=click.Choice(["spec", "tiny", "blazeface", "haar"]),
-    default="spec",
-    show_default=True,
-    help="How the face is found in each whole image. spec: as the bundle's preprocessing says; "
-    "tiny: tinysmile's face finder as the board's C (the microcontroller's crops); blazeface, "
-    "haar: the Pi's. An image where it finds no face scores lowest (the bot says no smile).",
-)
+@_detector_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def evaluate_cmd(
     model: Path,
