@@ -664,7 +664,42 @@ def model_card(meta: dict[str, Any]) -> str:
         *_restarts(prov),
         f"- Train: `{prov.get('train_command')}`",
         f"- Quantize: `{prov.get('quantize_command')}`",
+        *([f"- Re-measured: {prov['remeasured']}."] if prov.get("remeasured") else []),
         f"- tinysmile {prov.get('tinysmile_version')}; model sha256 `{meta.get('model_sha256')}`.",
         "",
     ]
     return "\n".join(lines)
+
+
+def remeasure_int8(bundle_dir: str | Path, store: str | Path, note: str) -> dict[str, Any]:
+    """Measure a bundle's int8 metrics again (val and test, clean and degraded, at its own
+    threshold) under today's preprocessing, and rewrite its bundle.json and MODEL_CARD.md.
+
+    For a change in the serving path that leaves the model alone (the crop's resize became
+    the integer area resize every platform runs): the float figures cannot be measured
+    again without the training run, so they stay as trained, and the provenance says so
+    (`note`). Returns the new metrics."""
+    from tinysmile.bundle import load_bundle
+    from tinysmile.train.dataset import load_data
+    from tinysmile.train.infer import Runner
+
+    bundle = load_bundle(bundle_dir)
+    runner = Runner(bundle)
+    meta = json.loads(json.dumps(bundle.meta))
+    thr = runner.threshold_int8
+    for split, m in meta.get("metrics", {}).items():
+        arrays = load_data(runner.spec, store, split)
+        scores = runner.scores(arrays.pixels)
+        q = M.summary(arrays.labels, scores, thr)
+        q["threshold_probability"] = m["int8"].get("threshold_probability")
+        m["int8"] = q
+        if "float" in m:
+            m["auc_drop"] = m["float"]["auc"] - q["auc"]
+        if "degraded" in m:
+            m["degraded"] = M.degraded_auc(
+                runner.scores, arrays.pixels, arrays.labels, q["auc"], m["degraded"]["seed"]
+            )
+    meta.setdefault("provenance", {})["remeasured"] = note
+    write_bundle(bundle_dir, bundle.model_bytes(), meta)
+    (Path(bundle_dir) / "MODEL_CARD.md").write_text(model_card(meta))
+    return meta["metrics"]
