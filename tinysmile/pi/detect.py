@@ -38,6 +38,16 @@ class Detector:
     name = ""
     # Boxes are faces to frame with the spec's rule; False: the box is the crop itself.
     framed = True
+    # (width, height): whole photos are made this camera frame before detection and crop.
+    camera: tuple[int, int] | None = None
+
+    def frame(self, gray: np.ndarray) -> np.ndarray:
+        """The frame a photo becomes before detection and crop (itself, without a camera)."""
+        if self.camera is None:
+            return gray
+        from tinysmile.data.pixels import letterbox
+
+        return letterbox(gray, *self.camera)[0]
 
     def detect(self, gray: np.ndarray) -> list[Box]:
         raise NotImplementedError
@@ -204,7 +214,9 @@ class TinyDetector(Detector):
 
     name = "tiny"
 
-    def __init__(self, bundle_path: str | Path | None = None) -> None:
+    def __init__(
+        self, bundle_path: str | Path | None = None, camera: tuple[int, int] | None = None
+    ) -> None:
         import ctypes
 
         from tinysmile.bundle import load_bundle
@@ -212,6 +224,10 @@ class TinyDetector(Detector):
         from tinysmile.finder.bundle import default_finder_path, is_finder
         from tinysmile.pi.engine import PREFIX, build_shared_library
 
+        # camera (width, height): photos are first made the board's camera frame (letterboxed
+        # with the integer resize, as `tinysmile frame` does), so that predict and evaluate
+        # crop what the microcontroller would; None: frames are used as they come (pi run).
+        self.camera = camera
         self.bundle = load_bundle(bundle_path or default_finder_path())
         if not is_finder(self.bundle):
             raise TinysmileError(f"detector tiny: {self.bundle.name} is not a face finder")
@@ -251,13 +267,15 @@ class TinyDetector(Detector):
         return [] if face is None else [tuple(int(v) for v in face[:4])]  # type: ignore[list-item]
 
 
-def make_detector(name: str, spec: PreprocessSpec) -> Detector:
+def make_detector(
+    name: str, spec: PreprocessSpec, camera: tuple[int, int] | None = None
+) -> Detector:
     if name == "haar":
         return HaarDetector(spec)
     if name == "blazeface":
         return BlazeFaceDetector()
     if name == "tiny":
-        return TinyDetector()
+        return TinyDetector(camera=camera)
     if name == "none":
         return WholeFrame()
     raise TinysmileError(f"detector {name!r}: choose one of {', '.join(DETECTORS)}")

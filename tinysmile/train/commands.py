@@ -240,6 +240,17 @@ _detector_option = click.option(
 )
 
 
+def _whole_image_detector(name: str, spec):
+    """A detector for whole photos; tiny makes each one the default board's camera frame
+    first (letterboxed, as `tinysmile frame` sends it), so the crop is the board's."""
+    from tinysmile.boards import load_board
+    from tinysmile.device.app import camera_frame
+    from tinysmile.pi.detect import make_detector
+
+    camera = (camera_frame(load_board(None)) or (320, 240)) if name == "tiny" else None
+    return make_detector(name, spec, camera)
+
+
 @click.command("predict")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -252,9 +263,7 @@ def predict_cmd(model: Path, images: tuple[Path, ...], detector: str, as_json: b
     runner = Runner(model)
     finder = None
     if detector != "spec":
-        from tinysmile.pi.detect import make_detector
-
-        finder = make_detector(detector, runner.spec)
+        finder = _whole_image_detector(detector, runner.spec)
     results = [runner.predict_file(p, finder) for p in images]
     if as_json:
         click.echo(json.dumps({"model": runner.bundle.name, "predictions": results}, indent=2))
@@ -329,11 +338,9 @@ def evaluate_cmd(
     runner = Runner(model)
     finder = None
     if detector != "spec":
-        from tinysmile.pi.detect import make_detector
-
         if degrade or against is not None:
             raise TinysmileError("--detector takes neither --degrade nor --against")
-        finder = make_detector(detector, runner.spec)
+        finder = _whole_image_detector(detector, runner.spec)
     arrays = load_data(
         runner.spec, data, None if split == "all" else split, limit=limit, detector=finder
     )

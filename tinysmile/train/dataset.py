@@ -34,7 +34,7 @@ def _pixels(spec: PreprocessSpec, path: Any, detector: Any) -> tuple[np.ndarray,
         return preprocess(spec, image), True
     from tinysmile.data.preprocess import crop_to_input, to_gray
 
-    gray = to_gray(image)
+    gray = detector.frame(to_gray(image))
     boxes = detector.detect(gray)
     box = tuple(int(v) for v in boxes[0]) if boxes and detector.framed else None
     return crop_to_input(spec, gray, box).pixels, bool(boxes)  # type: ignore[arg-type]

@@ -138,7 +138,7 @@ class Runner:
         if detector is None:
             pre = preprocess_detailed(self.spec, image)
         else:
-            gray = to_gray(image)
+            gray = detector.frame(to_gray(image))
             boxes = detector.detect(gray)
             box = tuple(int(v) for v in boxes[0]) if boxes and detector.framed else None
             pre = crop_to_input(self.spec, gray, box)  # type: ignore[arg-type]
