@@ -41,6 +41,7 @@ class Project(Protocol):
     @property
     def elf(self) -> Path: ...
 
+
 REGISTRY_HOST = "api.registry.platformio.org"
 ENV_NAME = "tinysmile"  # the one [env:...] of every generated project
 PACKAGE = "tool-scons"
