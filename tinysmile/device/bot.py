@@ -75,7 +75,7 @@ class BotResult:
 def resolve_detector(detector: str | None, board: Board | None = None) -> Bundle | None:
     """The face finder a command links: a bundle folder, `bundled` (the shipped finder),
     `none`, or None for the default: the bundled finder on boards with a camera frame (the
-    centre square, as before, until a finder is shipped with this tinysmile)."""
+    centre square where the finder is missing from this installation)."""
     shipped = models_dir() / "face_finder"
     if detector is None:
         if board is None or board.camera is None or not (shipped / "bundle.json").is_file():
