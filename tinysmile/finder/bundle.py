@@ -190,7 +190,13 @@ def finder_card(meta: dict[str, Any], report: dict[str, Any] | None = None) -> s
     )
     lines += [
         "",
-        "Centre and size error: medians over found faces, as a share of the true side.",
+        (
+            "Centre and size error: medians over found faces, as a share of the true side. These "
+            "frames are harder than a camera's (faces down to 32 px, partly outside the frame, "
+            "heavy degradations); the finder with the smile model on faces of the test splits, "
+            "and its instructions on the emulated board: `python bench/bench_bot.py` (the "
+            'README\'s "The smiling bot finds the face").'
+        ),
         "",
         "## Training",
         "",
