@@ -153,6 +153,25 @@ tsm_dw3x3_groups_rs(const int8_t *s0, int32_t row, int32_t ch, const uint32_t *w
     int8_t *o = out;
     int32_t a0, a1, a2, a3;
     uint32_t x, x02, w02, w13;
+/* Four requantized channels (a0..a3) saturated to int8, packed into one word, clamped to the
+ * activation range bytewise (max with lo4, min with hi4: SSUB8 sets the GE flags SEL reads)
+ * and stored at o, which steps a word: the epilogue the 3x3 and kxk written-out loops share. */
+#define TSM_DW_STORE4_ASM                                                                       \
+    "ssat %[a0], #8, %[a0]\n\t"                                                                 \
+    "ssat %[a1], #8, %[a1]\n\t"                                                                 \
+    "ssat %[a2], #8, %[a2]\n\t"                                                                 \
+    "ssat %[a3], #8, %[a3]\n\t"                                                                 \
+    "bfi %[a0], %[a1], #8, #8\n\t"                                                              \
+    "bfi %[a0], %[a2], #16, #8\n\t"                                                             \
+    "bfi %[a0], %[a3], #24, #8\n\t"                                                             \
+    "ldr %[x], %[klo]\n\t"                                                                      \
+    "ssub8 %[x02], %[a0], %[x]\n\t"                                                             \
+    "sel %[a0], %[a0], %[x]\n\t"                                                                \
+    "ldr %[x], %[khi]\n\t"                                                                      \
+    "ssub8 %[x02], %[a0], %[x]\n\t"                                                             \
+    "sel %[a0], %[x], %[a0]\n\t"                                                                \
+    "str %[a0], [%[o]], #4\n\t"
+
 /* channel n's [multiplier, add, e] (q[4n + 1..3]) into acc: tsm_requantize_rs */
 #define TSM_DW_RS_ASM(acc, n)                                                                   \
     "ldrd %[x02], %[w02], [%[q], #" #n "*16+4]\n\t"                                              \
@@ -172,20 +191,7 @@ tsm_dw3x3_groups_rs(const int8_t *s0, int32_t row, int32_t ch, const uint32_t *w
                      "add %[s], %[s], #4\n\t" TSM_DW_RS_ASM("a0", 0) TSM_DW_RS_ASM("a1", 1)
                          TSM_DW_RS_ASM("a2", 2) TSM_DW_RS_ASM("a3", 3)
                      "add %[q], %[q], #64\n\t"
-                     "ssat %[a0], #8, %[a0]\n\t"
-                     "ssat %[a1], #8, %[a1]\n\t"
-                     "ssat %[a2], #8, %[a2]\n\t"
-                     "ssat %[a3], #8, %[a3]\n\t"
-                     "bfi %[a0], %[a1], #8, #8\n\t"
-                     "bfi %[a0], %[a2], #16, #8\n\t"
-                     "bfi %[a0], %[a3], #24, #8\n\t"
-                     "ldr %[x], %[klo]\n\t" /* bytewise max with lo4, min with hi4 */
-                     "ssub8 %[x02], %[a0], %[x]\n\t"
-                     "sel %[a0], %[a0], %[x]\n\t"
-                     "ldr %[x], %[khi]\n\t"
-                     "ssub8 %[x02], %[a0], %[x]\n\t"
-                     "sel %[a0], %[x], %[a0]\n\t"
-                     "str %[a0], [%[o]], #4\n\t"
+                     TSM_DW_STORE4_ASM
                      "ldr %[x], %[kend]\n\t"
                      "cmp %[s], %[x]\n\t"
                      "blo 1b"
@@ -498,20 +504,7 @@ tsm_dwk_groups_rs(const int8_t *s, tsm_dwk_runs_t r, const uint32_t *w, const in
                      "ldr %[x], %[kback]\n\t" /* to the next group's first tap */
                      "sub %[s], %[s], %[x]\n\t" TSM_DWK_RS_ASM("a0") TSM_DWK_RS_ASM("a1")
                          TSM_DWK_RS_ASM("a2") TSM_DWK_RS_ASM("a3")
-                     "ssat %[a0], #8, %[a0]\n\t"
-                     "ssat %[a1], #8, %[a1]\n\t"
-                     "ssat %[a2], #8, %[a2]\n\t"
-                     "ssat %[a3], #8, %[a3]\n\t"
-                     "bfi %[a0], %[a1], #8, #8\n\t"
-                     "bfi %[a0], %[a2], #16, #8\n\t"
-                     "bfi %[a0], %[a3], #24, #8\n\t"
-                     "ldr %[x], %[klo]\n\t" /* bytewise max with lo4, min with hi4 */
-                     "ssub8 %[x02], %[a0], %[x]\n\t"
-                     "sel %[a0], %[a0], %[x]\n\t"
-                     "ldr %[x], %[khi]\n\t"
-                     "ssub8 %[x02], %[a0], %[x]\n\t"
-                     "sel %[a0], %[x], %[a0]\n\t"
-                     "str %[a0], [%[o]], #4\n\t"
+                     TSM_DW_STORE4_ASM
                      "ldr %[x], %[kend]\n\t"
                      "cmp %[o], %[x]\n\t"
                      "blo 1b"
