@@ -72,22 +72,34 @@ def test_a_pasted_crops_box_frames_back_to_the_crop():
 
 
 def test_training_frames_put_the_face_where_the_box_says():
-    from tinysmile.finder.scenes import make_frame
+    """The same draws with a black and with a white crop: the pixels that differ are where
+    the face went, and the framing rule on the frame's box gives back that square."""
+    from tinysmile.data.pixels import frame_square, framing_q16
+    from tinysmile.data.preprocess import SOURCE_FRAMING
+    from tinysmile.finder.scenes import crop_frame, make_frame
 
+    side_q16, shift_q16 = framing_q16(*SOURCE_FRAMING["smilesmiled"])
+    checked = 0
+    for seed in range(20):
+        dark, box = crop_frame(np.zeros((64, 64), np.uint8), [], np.random.default_rng(seed))
+        light, same = crop_frame(np.full((64, 64), 255, np.uint8), [], np.random.default_rng(seed))
+        assert box == same
+        ys, xs = np.nonzero(dark != light)
+        assert ys.size, seed
+        x, y, side = frame_square(tuple(round(v) for v in box), 10**4, 10**4, side_q16, shift_q16)
+        # The face is pasted whole only where it lies inside the frame; feathered edges
+        # may leave its outermost rows unchanged: a pixel or two inside the square.
+        assert x - 2 <= xs.min() and xs.max() <= x + side + 1, (seed, x, side, xs.min(), xs.max())
+        assert y - 2 <= ys.min() and ys.max() <= y + side + 1, (seed, y, side, ys.min(), ys.max())
+        if 0 < x and x + side < 320 and 0 < y and y + side < 240:
+            checked += 1
+            assert xs.min() <= x + side // 4 and xs.max() >= x + 3 * side // 4
+    assert checked >= 5
+    # Whole frames: the camera's size, faces and empty frames both occur.
     rng = np.random.default_rng(0)
-    # A crop of one flat grey level on a frame we can tell it from: the box's centre must
-    # sit on the pasted face's grey (before capture noise moves it a little).
-    crop = np.full((64, 64), 255, np.uint8)
-    boxes = 0
-    for _ in range(40):
-        frame, box = make_frame([crop], [], rng)
-        assert frame.shape == (240, 320) and frame.dtype == np.uint8
-        if box is None:
-            continue
-        boxes += 1
-        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
-        assert 0 <= cx < 320 and 0 <= cy < 240
-    assert 20 <= boxes < 40  # faces and empty frames both occur
+    kinds = [make_frame([np.full((64, 64), 255, np.uint8)], [], rng) for _ in range(40)]
+    assert all(f.shape == (240, 320) and f.dtype == np.uint8 for f, _ in kinds)
+    assert 20 <= sum(b is not None for _, b in kinds) < 40
 
 
 def _store_of(tmp: Path, per_class: int) -> Path:
