@@ -412,6 +412,7 @@ def test_mcu_offload_fails_over_and_comes_back(tmp_path, mode):
     want = [local.step(frame)["output_int8"] for frame in FolderCamera(frames)]
     assert [r["output_int8"] for r in records] == want
     assert offload.failovers == 1 and offload.reconnects == 2 and offload.mode == mode
+    assert offload.camera is None  # no finder: the Pi's crops, never whole frames
 
 
 def _iou(a, b) -> float:
@@ -482,6 +483,76 @@ def test_mcu_auto_finds_the_app_and_capture_brings_back_what_it_saw(tmp_path, mo
     want = preprocess(PreprocessSpec.from_dict(bundle.preprocess), load_image(frames / "005.jpg"))
     crop = cv2.imread(str(Path(got["logged"]) / "crop.png"), cv2.IMREAD_UNCHANGED)
     assert_array_equal(crop, want[:, :, 0])
+
+
+@pytest.mark.slow
+@needs_smilesmiled
+@pytest.mark.skipif(
+    not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
+    reason="needs qemu-system-arm and arm-none-eabi-gcc (scripts/setup.sh installs them)",
+)
+def test_mcu_with_a_finder_takes_whole_frames(tmp_path, monkeypatch, capsys):
+    """The app flashed with the face finder says so in HELLO (its camera frame, the finder's
+    hash): `pi run --mcu auto` then sends it whole frames, and the board's face, square,
+    crop and output equal `pi run --detector tiny` on the Pi (the same C); a frame with no
+    face is decided on the board as no face. A photo of another size is letterboxed into
+    the camera frame, and the board's box comes back in the photo's pixels."""
+    import cv2
+
+    from tinysmile.boards import load_board
+    from tinysmile.bundle import load_bundle
+    from tinysmile.device import emulator
+    from tinysmile.device.bot import resolve_detector
+    from tinysmile.device.pio import run_pio
+    from tinysmile.device.project import firmware_tag, generate_project
+    from tinysmile.device.session import client_for
+
+    monkeypatch.setenv("TINYSMILE_STATE_DIR", str(tmp_path / "state"))
+    board = load_board("qemu-cortex-m4")
+    bundle = load_bundle(None)
+    finder = resolve_detector("bundled", board)
+    frames = tmp_path / "frames"
+    _scenes(frames, 3, seed=3)
+    cv2.imwrite(str(frames / "003.png"), np.full((240, 320), 90, dtype=np.uint8))
+    project = generate_project(bundle, board, tmp_path / "fw", mode="app", finder=finder)
+    run_pio(project)
+    tag = firmware_tag(bundle.model_hash(), mode="app", finder_sha256=finder.model_hash())
+    st = emulator.start(board, project.elf, tag, icount=False)
+    try:
+        client = client_for(board, st.port)
+        try:
+            hello = client.handshake()
+        finally:
+            client.close()
+        assert hello.camera == (320, 240) and hello.finder_sha256 == finder.model_hash()
+        args = ["pi", "run", "--camera", f"folder:{frames}", "--detector", "tiny", "--no-gpio"]
+        assert main([*args, "--json", "--mcu", "auto"]) == 0
+        out = capsys.readouterr()
+        on_board, summary = _jsonl(out.out)
+        assert "whole 320x240 frames go there" in out.err
+        assert main([*args, "--json"]) == 0
+        local, _ = _jsonl(capsys.readouterr().out)
+        # A 640x480 photo: letterboxed on the way to the board (a 2x enlargement here).
+        big = tmp_path / "big"
+        big.mkdir()
+        scene = cv2.imread(str(frames / "000.png"), cv2.IMREAD_GRAYSCALE)
+        doubled = scene.repeat(2, axis=0).repeat(2, axis=1)
+        cv2.imwrite(str(big / "000.png"), doubled)
+        big_args = ["pi", "run", "--camera", f"folder:{big}", "--detector", "tiny", "--no-gpio"]
+        assert main([*big_args, "--json", "--mcu", "auto"]) == 0
+        big_board, _ = _jsonl(capsys.readouterr().out)
+    finally:
+        emulator.stop(board.id)
+    assert [r["engine"] for r in on_board] == ["mcu"] * 4
+    assert summary["offload"]["failovers"] == 0
+    keys = ("source", "face", "crop", "output_int8", "smile")
+    assert [[r.get(k) for k in keys] for r in on_board] == [[r.get(k) for k in keys] for r in local]
+    assert all(r["face"] is not None for r in local[:3]) and local[3]["face"] is None
+    # The scene doubled by repeating pixels: letterboxed back, the board sees the scene
+    # itself (each 2x2 block averages to its pixel), so its box is the scene's, doubled.
+    assert big_board[0]["engine"] == "mcu"
+    assert big_board[0]["face"] == [2 * v for v in local[0]["face"]]
+    assert big_board[0]["output_int8"] == local[0]["output_int8"]
 
 
 @needs_smilesmiled

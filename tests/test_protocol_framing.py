@@ -133,3 +133,37 @@ def test_host_and_device_parsers_agree(twin):
             for f in p.FrameParser(max_payload=4096).feed(data)
         ]
         assert out == mine
+
+
+def _hello_head() -> bytes:
+    """HELLO's layout up to and including arena_used (firmware/protocol/tsm_hello.h), with
+    numbers chosen by hand."""
+
+    def s(text: str) -> bytes:
+        return bytes([len(text)]) + text.encode()
+
+    return (
+        struct.pack("<HIIIIII", 1, 1024, 1000, 4096, 2000, 2304, 1)
+        + struct.pack("<B4I", 4, 1, 48, 48, 1)
+        + struct.pack("<B4I", 2, 1, 1, 0, 0)
+        + struct.pack("<fifiH", 0.5, -128, 0.25, 3, 9)
+        + s("qemu-cortex-m4")
+        + s("smile")
+        + s("ab" * 32)
+        + struct.pack("<I", 1500)
+    )
+
+
+def test_hello_tells_the_app_camera_and_finder_apart_from_the_harness():
+    """The harness stops after arena_used; the app adds its camera frame and its finder's
+    hash (empty: none), the tail `pi run --mcu` reads to send whole frames or crops."""
+    head = _hello_head()
+    h = p.decode_hello(head)
+    assert (h.input_shape, h.output_shape, h.model_sha256) == ((1, 48, 48, 1), (1, 1), "ab" * 32)
+    assert h.arena_used == 1500 and h.camera is None and h.finder_sha256 is None
+    app = p.decode_hello(head + struct.pack("<HH", 320, 240) + bytes([64]) + b"cd" * 32)
+    assert app.camera == (320, 240) and app.finder_sha256 == "cd" * 32
+    bare = p.decode_hello(head + struct.pack("<HH", 0, 0) + bytes([0]))
+    assert bare.camera == (0, 0) and bare.finder_sha256 == ""
+    with pytest.raises(p.ProtocolError):
+        p.decode_hello(head + struct.pack("<HH", 320, 240) + bytes([64]) + b"cd")  # cut short

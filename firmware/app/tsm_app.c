@@ -177,8 +177,10 @@ static void tsm_app_dispatch(const tsm_app_model_t *m, const tsm_frame_t *f)
         return;
     }
     if (f->type == TSM_MSG_HELLO) {
+        const tsm_hello_app_t app = {m->camera_width, m->camera_height,
+                                     m->finder ? m->finder->info->sha256 : ""};
         tsm_hello_send(tsm_port_uart_write, f->seq, m->info, m->board, m->stack_size,
-                       tsm_port_tick_hz(), (uint32_t)m->info->arena_size);
+                       tsm_port_tick_hz(), (uint32_t)m->info->arena_size, &app);
     } else if (f->type == TSM_MSG_CAPTURE) {
         tsm_app_send_capture(m, f->seq);
     } else if (f->type == TSM_MSG_FRAME_DATA) {

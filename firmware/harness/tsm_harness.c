@@ -74,7 +74,7 @@ static void tsm_handle_hello(uint8_t seq)
     uint32_t used = tsm_harness_model.arena_used ? tsm_harness_model.arena_used()
                                                  : (uint32_t)tsm_harness_model.info->arena_size;
     tsm_hello_send(tsm_port_uart_write, seq, tsm_harness_model.info, tsm_harness_model.board,
-                   tsm_harness_model.stack_size, tsm_port_tick_hz(), used);
+                   tsm_harness_model.stack_size, tsm_port_tick_hz(), used, 0);
 }
 
 static void tsm_handle_infer(uint8_t seq, const tsm_frame_t *f)

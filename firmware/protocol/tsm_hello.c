@@ -31,7 +31,7 @@ static uint32_t tsm_hello_str(uint8_t *b, const char *s)
 
 void tsm_hello_send(tsm_write_fn_t write, uint8_t seq, const tsm_model_info_t *info,
                     const char *board, uint32_t stack_size, uint32_t tick_hz,
-                    uint32_t arena_used)
+                    uint32_t arena_used, const tsm_hello_app_t *app)
 {
     /* 96 bytes of numbers and three strings of at most 255 bytes each. */
     uint8_t b[96 + 3 * 256];
@@ -63,8 +63,26 @@ void tsm_hello_send(tsm_write_fn_t write, uint8_t seq, const tsm_model_info_t *i
     n += tsm_hello_str(b + n, info->name);
     n += tsm_hello_str(b + n, info->sha256);
     n += tsm_hello_u32(b + n, arena_used);
+    /* The app's tail: its numbers here, the finder's hash straight from its string. */
+    uint8_t tail[5];
+    const char *finder = app && app->finder_sha256 ? app->finder_sha256 : "";
+    uint32_t finder_n = (uint32_t)strlen(finder);
+    if (finder_n > 255u) {
+        finder_n = 255u;
+    }
+    uint32_t t = 0;
+    if (app) {
+        t += tsm_hello_u16(tail + t, app->camera_width);
+        t += tsm_hello_u16(tail + t, app->camera_height);
+        tail[t++] = (uint8_t)finder_n;
+    }
     tsm_frame_writer_t w;
-    tsm_frame_begin(&w, write, TSM_MSG_HELLO | TSM_MSG_REPLY, seq, (uint16_t)n);
+    tsm_frame_begin(&w, write, TSM_MSG_HELLO | TSM_MSG_REPLY, seq,
+                    (uint16_t)(n + t + finder_n));
     tsm_frame_write(&w, b, n);
+    if (app) {
+        tsm_frame_write(&w, tail, t);
+        tsm_frame_write(&w, (const uint8_t *)finder, finder_n);
+    }
     tsm_frame_end(&w);
 }

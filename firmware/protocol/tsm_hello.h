@@ -6,7 +6,11 @@
  *   u8 output_rank, u32 output_shape[4], f32 input_scale, i32 input_zero_point,
  *   f32 output_scale, i32 output_zero_point, u16 num_layers,
  *   str board, str model name, str sha256   (str = u8 length + bytes),
- *   u32 arena_used (bytes the runtime measured in use; older hosts stop before it) */
+ *   u32 arena_used (bytes the runtime measured in use; older hosts stop before it),
+ * then, from the smiling-bot app only (the harness stops before it):
+ *   u16 camera_width, u16 camera_height (0 x 0: the app takes model-size frames only),
+ *   str finder sha256 (empty: no face finder, the centre square), so a host knows whether
+ *   to send whole camera frames (FRAME_DATA) or its own crops. */
 #ifndef TSM_HELLO_H
 #define TSM_HELLO_H
 
@@ -15,8 +19,16 @@
 #include "tsm_model.h"
 #include "tsm_protocol.h"
 
+/* What the app adds to HELLO: its camera frame and its face finder. */
+typedef struct {
+    uint32_t camera_width;
+    uint32_t camera_height;
+    const char *finder_sha256; /* "" or 0: no finder */
+} tsm_hello_app_t;
+
+/* app: 0 for the harness. */
 void tsm_hello_send(tsm_write_fn_t write, uint8_t seq, const tsm_model_info_t *info,
                     const char *board, uint32_t stack_size, uint32_t tick_hz,
-                    uint32_t arena_used);
+                    uint32_t arena_used, const tsm_hello_app_t *app);
 
 #endif

@@ -133,6 +133,11 @@ class Hello:
     # Arena bytes the runtime measured in use (TFLM's arena_used_bytes(); the generated C
     # reports its whole static arena). None from firmware older than this field.
     arena_used: int | None = None
+    # The smiling-bot app's camera frame (width, height), (0, 0) when it takes model-size
+    # frames only, and its face finder's model hash ("": none, the centre square). None
+    # from the harness and from apps older than these fields.
+    camera: tuple[int, int] | None = None
+    finder_sha256: str | None = None
 
 
 class _Reader:
@@ -192,6 +197,8 @@ def decode_hello(payload: bytes) -> Hello:
         model_name=r.string(),
         model_sha256=r.string(),
         arena_used=r.one("<I") if len(payload) - r.pos >= 4 else None,
+        camera=tuple(r.take("<HH")) if len(payload) - r.pos >= 5 else None,  # type: ignore[arg-type]
+        finder_sha256=r.string() if len(payload) - r.pos >= 1 else None,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tinysmile.bundle import Bundle, load_bundle
-from tinysmile.data.preprocess import crop_to_input, to_gray
+from tinysmile.data.preprocess import Preprocessed, crop_to_input, to_gray
 from tinysmile.errors import TinysmileError
 from tinysmile.pi.camera import Camera, Frame
 from tinysmile.pi.capturelog import CaptureLog
@@ -112,44 +112,69 @@ class Bot:
         self.model_hash = bundle.model_hash()
         self.stats = Stats()
 
+    def _decided(
+        self,
+        record: dict[str, Any],
+        box: tuple[int, int, int, int],
+        pre: Preprocessed,
+        out: np.ndarray,
+        engine: str,
+    ) -> None:
+        q = int(out[self.smile_index])
+        record.update(
+            face=list(box),
+            crop=list(pre.crop),
+            probability=float(self.runner.dequantize(q)),
+            smile=bool(q >= self.threshold),
+            output_int8=q,
+            engine=engine,
+        )
+
     def step(self, frame: Frame, capture_ms: float = 0.0) -> dict[str, Any]:
         """Decide on one frame; drive the LED; log; return the frame's record."""
         ms = {"capture": capture_ms}
         t0 = time.perf_counter()
         gray = to_gray(frame.image)
-        boxes = self.detector.detect(gray)
-        t1 = time.perf_counter()
-        ms["detect"] = (t1 - t0) * 1e3
         record: dict[str, Any] = {"source": frame.source, "face": None}
         pre = None
-        if boxes:
-            box = tuple(int(v) for v in boxes[0])
-            framed = box if self.detector.framed else None  # None: the centre square
-            pre = crop_to_input(self.spec, gray, framed)  # type: ignore[arg-type]
-            x = self.runner.quantize_input(pre.pixels)
-            t2 = time.perf_counter()
-            ms["preprocess"] = (t2 - t1) * 1e3
-            out, engine = None, self.engine.name
-            if self.offload is not None:
-                out = self.offload.infer(x, pre.pixels)
-                if out is not None:
-                    engine = self.offload.name
-            if out is None:
-                out = self.engine.run(x)
-            ms["infer"] = (time.perf_counter() - t2) * 1e3
-            q = int(out[self.smile_index])
-            smile = q >= self.threshold
-            record.update(
-                face=list(box),
-                crop=list(pre.crop),
-                probability=float(self.runner.dequantize(q)),
-                smile=bool(smile),
-                output_int8=q,
-                engine=engine,
-            )
+        board = None
+        if self.offload is not None and self.offload.ready() and self.offload.whole_frames:
+            # The board finds the face itself: the whole frame goes there, and the Pi's
+            # detector runs only when the board does not answer.
+            board = self.offload.decide(gray)
+        if board is not None:
+            ms["detect"] = ms["preprocess"] = 0.0
+            ms["infer"] = (time.perf_counter() - t0) * 1e3
+            if board.output is not None:
+                assert board.face is not None and board.square is not None
+                pre = Preprocessed(pixels=board.pixels, crop=board.square, face_found=True)
+                self._decided(record, board.face, pre, board.output, self.offload.name)
+            else:
+                record.update(probability=None, smile=False, output_int8=None)
+                record["engine"] = self.offload.name
         else:
-            ms["preprocess"] = ms["infer"] = 0.0
-            record.update(probability=None, smile=False, output_int8=None, engine=None)
+            boxes = self.detector.detect(gray)
+            t1 = time.perf_counter()
+            ms["detect"] = (t1 - t0) * 1e3
+            if boxes:
+                box = tuple(int(v) for v in boxes[0])
+                framed = box if self.detector.framed else None  # None: the centre square
+                pre = crop_to_input(self.spec, gray, framed)  # type: ignore[arg-type]
+                x = self.runner.quantize_input(pre.pixels)
+                t2 = time.perf_counter()
+                ms["preprocess"] = (t2 - t1) * 1e3
+                out, engine = None, self.engine.name
+                if self.offload is not None:
+                    out = self.offload.infer(x, pre.pixels)
+                    if out is not None:
+                        engine = self.offload.name
+                if out is None:
+                    out = self.engine.run(x)
+                ms["infer"] = (time.perf_counter() - t2) * 1e3
+                self._decided(record, box, pre, out, engine)  # type: ignore[arg-type]
+            else:
+                ms["preprocess"] = ms["infer"] = 0.0
+                record.update(probability=None, smile=False, output_int8=None, engine=None)
         self.pins.show(record["smile"])
         record["led"] = int(record["smile"]) if self.pins.led is not None else None
         record["ms"] = {k: round(v, 3) for k, v in ms.items()}

@@ -2,8 +2,11 @@
 the Pi takes over whenever it stops answering.
 
 A board is used only after it answers HELLO with the bundle's model hash. The smiling-bot
-app gets the crop's pixels (FRAME: it maps them to the model input with its own pixel table
-and drives its own LED); the verification harness gets the int8 input (INFER). Each frame
+app with a face finder (its HELLO names the finder and the camera frame) gets the whole
+frame (FRAME_DATA chunks, then FRAME: the board finds the face, crops and decides, and the
+Pi's own detector does not run); the app without one gets the crop's pixels (FRAME: it maps
+them to the model input with its own pixel table and drives its own LED); the verification
+harness gets the int8 input (INFER). Each frame
 gets at most one short attempt (no retries): on silence, a closed port or a wrong reply the
 frame is decided locally at once, so no frame is lost or decided twice, and the board is
 tried again (HELLO first) after `retry_s`.
@@ -13,11 +16,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from tinysmile.bundle import Bundle
 from tinysmile.errors import TinysmileError
+
+
+@dataclass(frozen=True)
+class BoardDecision:
+    """The board's decision on a whole frame, in the Pi's frame pixels."""
+
+    face: tuple[int, int, int, int] | None  # x, y, w, h; None: the board found no face
+    square: tuple[int, int, int, int] | None  # the square the smile model saw (x, y, s, s)
+    output: np.ndarray | None  # int8; None: no face, no inference
+    pixels: np.ndarray | None  # the model-size crop the board took (uint8 H x W x 1)
 
 
 class Offload:
@@ -36,6 +50,8 @@ class Offload:
 
         self.board = load_board(board_id)
         self.want = bundle.model_hash()
+        shape = bundle.meta["input"]["shape"]  # (1, H, W, C)
+        self._model_hw = (int(shape[1]), int(shape[2]))
         self._port = port
         self.timeout_s = timeout_s
         self.retry_s = retry_s
@@ -43,6 +59,7 @@ class Offload:
         self.client = None
         self.port: str | None = None
         self.mode = ""  # "app" (FRAME) or "harness" (INFER)
+        self.camera: tuple[int, int] | None = None  # the app's frame, when it has a finder
         self.output_size = 0
         self.next_try = 0.0
         self.failovers = 0  # times the board stopped answering mid-run
@@ -84,29 +101,82 @@ class Offload:
             self.log(f"mcu on {port}: {exc}")
             return False
         self.output_size = hello.output_size
+        self.camera = None
+        if self.mode == "app" and hello.finder_sha256 and hello.camera and min(hello.camera):
+            self.camera = hello.camera
         self.client, self.port = client, port
         self.reconnects += 1
-        self.log(
-            f"mcu on {port}: {hello.board} ({self.mode}), model {hello.model_name}; frames go there"
+        what = (
+            f"whole {self.camera[0]}x{self.camera[1]} frames go there (its finder)"
+            if self.camera
+            else "frames go there"
         )
+        self.log(f"mcu on {port}: {hello.board} ({self.mode}), model {hello.model_name}; {what}")
         return True
 
     @property
     def connected(self) -> bool:
         return self.client is not None
 
+    def ready(self) -> bool:
+        """Connected, or (re)connected now if a try is due."""
+        if self.client is None:
+            now = time.monotonic()
+            if now < self.next_try:
+                return False
+            self.next_try = now + self.retry_s
+            if not self._connect():
+                return False
+        return True
+
+    @property
+    def whole_frames(self) -> bool:
+        """The board finds the face itself: hand it whole frames (`decide`)."""
+        return self.client is not None and self.camera is not None
+
+    def decide(self, gray: np.ndarray) -> BoardDecision | None:
+        """The board's decision on a whole grey frame (made its camera frame as `tinysmile
+        frame` makes it: letterboxed with the integer resize), or None: decide locally."""
+        from tinysmile.data.pixels import letterbox, resize_area
+        from tinysmile.device.app import send_camera_frame
+
+        if not self.whole_frames:
+            return None
+        assert self.client is not None and self.camera is not None
+        cw, ch = self.camera
+        frame, (x0, y0, nw, nh) = letterbox(np.ascontiguousarray(gray, dtype=np.uint8), cw, ch)
+        try:
+            r = send_camera_frame(self.client, frame, self.output_size)
+        except TinysmileError as exc:
+            self._failed(exc)
+            return None
+        if not r.found:
+            return BoardDecision(None, None, None, None)
+        gh, gw = gray.shape[:2]
+
+        def back(x: int, y: int, w: int, h: int) -> tuple[int, int, int, int]:
+            # Camera-frame pixels -> the Pi's frame pixels (undo the letterbox).
+            sx, sy = gw / nw, gh / nh
+            return (round((x - x0) * sx), round((y - y0) * sy), round(w * sx), round(h * sy))
+
+        sx, sy, side = r.square
+        crop = frame[sy : sy + side, sx : sx + side]
+        mh, mw = self._model_hw
+        pixels = resize_area(crop, mw, mh)[:, :, None] if (side, side) != (mw, mh) else crop
+        return BoardDecision(
+            face=back(*r.box),
+            square=back(sx, sy, side, side),
+            output=r.output,
+            pixels=np.ascontiguousarray(pixels, dtype=np.uint8).reshape(mh, mw, 1),
+        )
+
     def infer(self, x: np.ndarray, pixels: np.ndarray) -> np.ndarray | None:
         """The board's int8 output for this input (int8 x, made from uint8 pixels), or
         None: decide locally."""
         from tinysmile.device.app import send_frame
 
-        if self.client is None:
-            now = time.monotonic()
-            if now < self.next_try:
-                return None
-            self.next_try = now + self.retry_s
-            if not self._connect():
-                return None
+        if not self.ready():
+            return None
         assert self.client is not None
         try:
             if self.mode == "app":
@@ -114,11 +184,14 @@ class Offload:
             reply = self.client.infer(np.ascontiguousarray(x, dtype=np.int8).tobytes())
             return np.frombuffer(bytes(reply.output), dtype=np.int8).copy()
         except TinysmileError as exc:
-            self.failovers += 1
-            self.log(f"mcu on {self.port} stopped answering ({exc}); deciding here")
-            self.close()
-            self.next_try = time.monotonic() + self.retry_s
+            self._failed(exc)
             return None
+
+    def _failed(self, exc: Exception) -> None:
+        self.failovers += 1
+        self.log(f"mcu on {self.port} stopped answering ({exc}); deciding here")
+        self.close()
+        self.next_try = time.monotonic() + self.retry_s
 
     def close(self) -> None:
         if self.client is not None:
@@ -159,7 +232,7 @@ def auto_port(bundle: Bundle, board_id: str | None = None) -> Callable[[], str |
     def find() -> str | None:
         if board.emulated:
             st = emulator.read_state(board.id)
-            # The app with a face finder still takes model-size FRAMEs (the crop made here).
+            # The app with a face finder is tagged app+finder; HELLO says what it takes.
             ok = st is not None and (
                 st.model_sha256 in want or st.model_sha256.startswith(app + "+")
             )
