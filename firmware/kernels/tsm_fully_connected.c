@@ -28,6 +28,12 @@ void tsm_fully_connected(const tsm_fully_connected_params_t *p, const int8_t *in
     }
 }
 
+static inline int8_t tsm_fc_out(int32_t acc, int32_t mult, int32_t shift, int32_t offset,
+                                int32_t lo, int32_t hi)
+{
+    return (int8_t)tsm_clamp(tsm_requantize_single(acc, mult, shift) + offset, lo, hi);
+}
+
 void tsm_fully_connected_x4(const tsm_fully_connected_x4_params_t *p, const int8_t *input,
                             int8_t *output)
 {
@@ -35,6 +41,7 @@ void tsm_fully_connected_x4(const tsm_fully_connected_x4_params_t *p, const int8
      * would force them to be loaded again */
     const int32_t depth = p->input_depth;
     const int32_t d4 = depth & ~3;
+    const int32_t tail = depth - d4;
     const int32_t out_depth = p->output_depth;
     const int32_t offset = p->output_offset;
     const int32_t lo = p->activation_min, hi = p->activation_max;
@@ -47,8 +54,39 @@ void tsm_fully_connected_x4(const tsm_fully_connected_x4_params_t *p, const int8
         const int8_t *x = input + b * depth;
         const int8_t *w = p->filter;
         int8_t *out = output + b * out_depth;
-        for (o = 0; o < out_depth; ++o, w += depth) {
+        for (o = 0; o + 4 <= out_depth; o += 4) {
+            int32_t acc0 = bias[o], acc1 = bias[o + 1], acc2 = bias[o + 2], acc3 = bias[o + 3];
+            for (i = 0; i < d4; i += 4, w += 16) {
+                const uint32_t xv = tsm_read_u32(x + i);
+                const uint32_t xa = tsm_sxtb16(xv), xb = tsm_sxtb16_ror8(xv);
+                uint32_t v = tsm_read_u32(w);
+                acc0 = tsm_smlad(xa, tsm_sxtb16(v), acc0);
+                acc0 = tsm_smlad(xb, tsm_sxtb16_ror8(v), acc0);
+                v = tsm_read_u32(w + 4);
+                acc1 = tsm_smlad(xa, tsm_sxtb16(v), acc1);
+                acc1 = tsm_smlad(xb, tsm_sxtb16_ror8(v), acc1);
+                v = tsm_read_u32(w + 8);
+                acc2 = tsm_smlad(xa, tsm_sxtb16(v), acc2);
+                acc2 = tsm_smlad(xb, tsm_sxtb16_ror8(v), acc2);
+                v = tsm_read_u32(w + 12);
+                acc3 = tsm_smlad(xa, tsm_sxtb16(v), acc3);
+                acc3 = tsm_smlad(xb, tsm_sxtb16_ror8(v), acc3);
+            }
+            for (i = 0; i < tail; ++i) {
+                const int32_t xi = x[d4 + i];
+                acc0 += xi * (int32_t)w[i];
+                acc1 += xi * (int32_t)w[tail + i];
+                acc2 += xi * (int32_t)w[2 * tail + i];
+                acc3 += xi * (int32_t)w[3 * tail + i];
+            }
+            w += 4 * tail;
             const int32_t c = o * step;
+            out[o] = tsm_fc_out(acc0, mult[c], shift[c], offset, lo, hi);
+            out[o + 1] = tsm_fc_out(acc1, mult[c + step], shift[c + step], offset, lo, hi);
+            out[o + 2] = tsm_fc_out(acc2, mult[c + 2 * step], shift[c + 2 * step], offset, lo, hi);
+            out[o + 3] = tsm_fc_out(acc3, mult[c + 3 * step], shift[c + 3 * step], offset, lo, hi);
+        }
+        for (; o < out_depth; ++o, w += depth) {
             int32_t acc = bias[o];
             for (i = 0; i < d4; i += 4) {
                 const uint32_t xv = tsm_read_u32(x + i);
@@ -59,8 +97,7 @@ void tsm_fully_connected_x4(const tsm_fully_connected_x4_params_t *p, const int8
             for (; i < depth; ++i) {
                 acc += (int32_t)x[i] * (int32_t)w[i];
             }
-            acc = tsm_requantize_single(acc, mult[c], shift[c]) + offset;
-            out[o] = (int8_t)tsm_clamp(acc, lo, hi);
+            out[o] = tsm_fc_out(acc, mult[o * step], shift[o * step], offset, lo, hi);
         }
     }
 }

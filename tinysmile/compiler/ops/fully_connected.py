@@ -34,6 +34,26 @@ FIELDS = [
 X4_FIELDS = [f for f in FIELDS if f != "input_offset"]
 
 
+ROWS = 4  # the x4 kernel's block of output units
+
+
+def interleave_rows(filter_2d: np.ndarray) -> np.ndarray:
+    """The x4 kernel's weight order (tsm_fully_connected.h): output units in blocks of four,
+    each block's words taken in turn (row 0's bytes 0-3, row 1's, row 2's, row 3's, then
+    bytes 4-7 ...), the block's last depth % 4 columns row after row; the rows after the
+    last whole block as they are. One pointer then walks the block's four rows."""
+    out_depth, depth = filter_2d.shape
+    d4 = depth - depth % 4
+    blocks = out_depth - out_depth % ROWS
+    parts = []
+    for o in range(0, blocks, ROWS):
+        rows = filter_2d[o : o + ROWS]
+        words = rows[:, :d4].reshape(ROWS, d4 // 4, 4).transpose(1, 0, 2)
+        parts += [words.reshape(-1), rows[:, d4:].reshape(-1)]
+    parts.append(filter_2d[blocks:].reshape(-1))
+    return np.concatenate(parts).astype(np.int8)
+
+
 class FullyConnected(OpDef):
     kinds = ("FULLY_CONNECTED",)
     min_inputs = 2
@@ -79,14 +99,15 @@ class FullyConnected(OpDef):
         return np.clip(y, p["activation_min"], p["activation_max"]).astype(np.int8)
 
     def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
-        # four inputs a word against the weights as stored, unless the folded bias would
+        # four inputs a word against four rows of weights, unless the folded bias would
         # not fit the int32 it is stored in
         return "x4" if fits_int32(folded_bias(p, p["filter"])) else "generic"
 
     def emit(self, g: Graph, op: Op, p: dict[str, Any], name: str) -> Emitted:
         arrays, fields = weight_arrays(name, g, op, p)
         x4 = p.get("variant") == "x4"
-        if x4:  # the same arrays, the bias with the input zero point folded in
+        if x4:  # the bias with the input zero point folded in, the rows interleaved
+            arrays[0] = CArray(f"{name}_filter", interleave_rows(p["filter"]))
             arrays[1] = CArray(f"{name}_bias", folded_bias(p, p["filter"]).astype(np.int32))
         return Emitted(
             kernel="tsm_fully_connected_x4" if x4 else "tsm_fully_connected",
