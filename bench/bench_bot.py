@@ -14,6 +14,9 @@ Data (faces none of the models trained on: test split by the store's hash rule):
   squares on synthetic rooms: a generator the finder never trained on), face 96-160 px;
 - genki: GENKI-4K test-split photos of the shared part, letterboxed into the 320x240 camera
   frame as `tinysmile frame` converts a photo; their true box is BlazeFace's on the photo.
+- no face: parts of the same GENKI-4K test photos away from their faces, scaled to fill the
+  frame: false alarms (a face reported where there is none; the centre crop always reports
+  one).
 A face counts as found when the framed square overlaps the true square (the placed crop, or
 the square the same framing rule takes around the teacher's box) with IoU >= 0.3; a frame
 whose face is missed scores lowest (the bot says no smile). With `--device N`, N frames also
@@ -101,6 +104,36 @@ def genki_frames(n: int, spec) -> list[dict]:
             }
         )
     return out
+
+
+def no_face_frames(n: int, seed: int) -> list[np.ndarray]:
+    """GENKI-4K test-split photos' backgrounds, clear of the face BlazeFace finds (grown by
+    half its side), scaled to fill the camera frame."""
+    from tinysmile.data.preprocess import load_image, to_gray
+    from tinysmile.finder.scenes import Photo, photo_background
+    from tinysmile.pi.detect import BlazeFaceDetector
+
+    rng = np.random.default_rng(seed)
+    teacher = BlazeFaceDetector()
+    out = []
+    for f in test_split(sorted((GENKI / "files").glob("*.jpg")))[:n]:
+        gray = to_gray(load_image(f))
+        faces = teacher.detect(gray)
+        if faces:
+            out.append(photo_background(Photo(gray, tuple(faces[0])), rng, *FRAME))
+    return out
+
+
+def false_alarm_rows(bundle, frames: list[np.ndarray]) -> list[dict]:
+    from tinysmile.pi.camera import Frame
+    from tinysmile.pi.loop import Bot
+
+    rows = []
+    for name, det in (("tiny finder", "tiny"), ("blazeface", "blazeface")):
+        bot = Bot(bundle, detector=det)
+        alarms = sum(bot.step(Frame(f"bg{i}", f))["face"] is not None for i, f in enumerate(frames))
+        rows.append({"framing": name, "false_alarms": alarms / max(1, len(frames))})
+    return rows
 
 
 def run_rows(bundle, data: list[dict]) -> list[dict]:
@@ -258,6 +291,8 @@ def main() -> None:
     result: dict = {"model": bundle.name, "sets": {}}
     for name, data in sets.items():
         result["sets"][name] = {"frames": len(data), "rows": run_rows(bundle, data)}
+    empty = no_face_frames(args.frames, args.seed)
+    result["no_face"] = {"frames": len(empty), "rows": false_alarm_rows(bundle, empty)}
     contact_sheet(sets["scenes"] + sets["genki"], args.sheet)
     result["sheet"] = str(args.sheet)
     result["ram"] = ram_rows(bundle)
@@ -279,6 +314,13 @@ def main() -> None:
                 f"{r['host_ms']:.1f}",
             )
     Console().print(t)
+    nf = result["no_face"]
+    f = Table(title=f"No-face frames ({nf['frames']} GENKI-4K test backgrounds): false alarms")
+    f.add_column("framing")
+    f.add_column("false alarms", justify="right")
+    for row in nf["rows"]:
+        f.add_row(row["framing"], f"{100 * row['false_alarms']:.1f} %")
+    Console().print(f)
     r = Table(title="The app with the finder (native): RAM and flash, camera frame included")
     for col in ("board", "frame", "RAM", "of", "flash", "of", "fits"):
         r.add_column(col, justify="left" if col == "board" else "right")

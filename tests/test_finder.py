@@ -297,3 +297,22 @@ def test_evaluate_and_predict_with_the_tiny_finder_on_whole_frames(tmp_path):
         if w.face is not None:
             assert p["crop"] == [*w.square[:2], w.square[2], w.square[2]]
             assert p["output_int8"] == int(w.output_int8[0])
+
+
+def test_a_face_half_in_sight_is_neither_a_face_to_find_nor_an_empty_frame():
+    """detection_metrics, by hand: four frames of 320x240: a face found, a face missed, a
+    face whose centre left the frame (the finder firing on it or not changes nothing), an
+    empty frame with an alarm."""
+    from tinysmile.finder.evaluate import detection_metrics
+
+    nan = [np.nan] * 4
+    truth = np.array([[100, 80, 60, 60], [10, 10, 50, 50], [300, 100, 60, 60], nan], float)
+    found = [(104, 80, 60, 60, 40), None, (290, 100, 40, 40, 30), (0, 0, 30, 30, 20)]
+    m = detection_metrics(found, truth, (320, 240))
+    assert (m["frames_with_face"], m["frames_without_face"]) == (2, 1)
+    assert m["found"] == 0.5 and m["false_alarms"] == 1.0
+    same = detection_metrics([*found[:2], None, found[3]], truth, (320, 240))
+    assert same == m
+    # Without the frame's size every box is a face to find: the half face counts.
+    assert detection_metrics(found, truth)["frames_with_face"] == 3
+    assert m["centre_error"] == pytest.approx(4 / 60)

@@ -129,6 +129,8 @@ def _pct(v: Any) -> str:
 
 def finder_card(meta: dict[str, Any], report: dict[str, Any] | None = None) -> str:
     """MODEL_CARD.md of a finder bundle, from its metadata (and the compiler's report)."""
+    from tinysmile.finder.scenes import FACE_SIDE
+
     prov = meta.get("provenance", {})
     data = prov.get("data", {})
     f = meta.get("finder", {})
@@ -192,7 +194,8 @@ def finder_card(meta: dict[str, Any], report: dict[str, Any] | None = None) -> s
         "",
         (
             "Centre and size error: medians over found faces, as a share of the true side. These "
-            "frames are harder than a camera's (faces down to 32 px, partly outside the frame, "
+            f"frames are harder than a camera's (faces down to {FACE_SIDE[0]} px, partly outside "
+            "the frame, "
             "heavy degradations); the finder with the smile model on faces of the test splits, "
             "and its instructions on the emulated board: `python bench/bench_bot.py` (the "
             'README\'s "The smiling bot finds the face").'

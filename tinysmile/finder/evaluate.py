@@ -15,9 +15,13 @@ from tinysmile.errors import TinysmileError
 FOUND_IOU = 0.3
 # The frame of a board with no camera table: the emulated board's.
 DEFAULT_FRAME = (320, 240)
-# The threshold is the lowest score whose false alarms on frames without a face stay at or
-# below this share: a false alarm only costs a smile-model run on background.
-MAX_FALSE_ALARMS = 0.05
+# The threshold is the lowest score whose false alarms on validation frames without a face
+# stay at or below this share. Those frames are hard on purpose (pasted non-face patches,
+# square edges, heavy degradations): at 10 % there, the bundled finder raises no alarm on
+# real photos' backgrounds (bench/bench_bot.py's no-face set). A false alarm costs a smile
+# model run on background; a missed face, a smile the bot never sees. (5 % left one face in
+# 18 of GENKI-4K's test photos unfound, against one in 28 at 10 %: the bench's figures.)
+MAX_FALSE_ALARMS = 0.10
 
 
 def iou(a: Any, b: Any) -> float:
@@ -57,11 +61,22 @@ def decode_all(
 
 
 def detection_metrics(
-    found: list[tuple[int, int, int, int, int] | None], truth: np.ndarray
+    found: list[tuple[int, int, int, int, int] | None],
+    truth: np.ndarray,
+    frame: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Faces found (IoU >= FOUND_IOU), false alarms on frames without a face, mean IoU and
-    the box's centre and size error relative to the true side, on found faces."""
-    with_face = [i for i in range(len(truth)) if not np.isnan(truth[i, 0])]
+    the box's centre and size error relative to the true side, on found faces. With frame
+    (width, height), a face whose centre lies outside it (half in sight) counts neither as
+    a face to find nor as a frame without one."""
+
+    def in_sight(t: np.ndarray) -> bool:
+        if frame is None:
+            return True
+        cx, cy = t[0] + t[2] / 2, t[1] + t[3] / 2
+        return bool(0 <= cx < frame[0] and 0 <= cy < frame[1])
+
+    with_face = [i for i in range(len(truth)) if not np.isnan(truth[i, 0]) and in_sight(truth[i])]
     without = [i for i in range(len(truth)) if np.isnan(truth[i, 0])]
     ious, centre, size = [], [], []
     hits = 0
@@ -95,10 +110,11 @@ def choose_threshold(
     bundle: Bundle, best: np.ndarray, outputs: np.ndarray, truth: np.ndarray
 ) -> dict[str, Any]:
     """The int8 score threshold, chosen on validation frames: the lowest whose false alarms
-    stay within MAX_FALSE_ALARMS (more faces found for the same alarms)."""
+    on the frames with no face at all stay within MAX_FALSE_ALARMS (more faces found for
+    the same alarms)."""
     from tinysmile.finder.scenes import FRAME_H, FRAME_W
 
-    empty = np.isnan(truth[:, 0])
+    empty = np.isnan(truth[:, 0])  # a face half in sight has its box: not empty
     chosen = 127
     for t in range(-128, 128):
         alarms = float(np.mean(best[empty] >= t)) if empty.any() else 0.0
@@ -106,7 +122,7 @@ def choose_threshold(
             chosen = t
             break
     found = decode_all(bundle, outputs, FRAME_W, FRAME_H, chosen)
-    metrics = detection_metrics(found, truth)
+    metrics = detection_metrics(found, truth, (FRAME_W, FRAME_H))
     from tinysmile.finder.bundle import score_probability
 
     out = bundle.meta["output"]

@@ -26,7 +26,7 @@ from tinysmile.data.preprocess import SOURCE_FRAMING
 Box = tuple[float, float, float, float]
 
 FRAME_W, FRAME_H = 320, 240
-FACE_SIDE = (32, 220)  # Haar-style box side in frame pixels, drawn log-uniformly
+FACE_SIDE = (48, 220)  # Haar-style box side in frame pixels, drawn log-uniformly
 CROP_FRAMING = SOURCE_FRAMING["smilesmiled"]
 
 
@@ -254,8 +254,7 @@ def make_frame(
         frame, box = crop_frame(crops[int(rng.integers(len(crops)))], photos, rng)
     else:
         frame, box = photo_frame(photos[int(rng.integers(len(photos)))], photos, rng)
-    if box is not None:
-        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
-        if not (0 <= cx < FRAME_W and 0 <= cy < FRAME_H):
-            box = None  # the face's centre left the frame: nothing to find
+    # A face whose centre left the frame keeps its box: nothing for the finder to find
+    # (encode_targets makes no positive cell of it), and no frame without a face either
+    # (detection_metrics counts it neither way).
     return capture_conditions(frame, rng), box
