@@ -316,3 +316,44 @@ def test_a_face_half_in_sight_is_neither_a_face_to_find_nor_an_empty_frame():
     # Without the frame's size every box is a face to find: the half face counts.
     assert detection_metrics(found, truth)["frames_with_face"] == 3
     assert m["centre_error"] == pytest.approx(4 / 60)
+
+
+def test_capture_log_frames_become_photos_with_the_pis_box(tmp_path):
+    """`detector train --captures LOG`: each logged frame with its face box, scaled to the
+    frame the log kept (long side 160 here, of 320), split by the hash rule on its bytes;
+    entries decided on the centre square or without a face are left out."""
+    from tinysmile.data.store import content_hash, split_for_hash
+    from tinysmile.finder.train import load_captures
+    from tinysmile.pi.capturelog import CaptureLog
+
+    log = CaptureLog(tmp_path / "log", 10**8, 160)
+    rng = np.random.default_rng(3)
+    crop = np.zeros((48, 48), np.uint8)
+    for i in range(24):
+        frame = rng.integers(0, 255, (240, 320), dtype=np.uint8)
+        meta = {"face": [40 + 4 * i, 60, 100, 100], "detector": "blazeface"}
+        if i == 5:
+            meta["detector"] = "none"
+        if i == 6:
+            meta["face"] = None
+        log.add(crop, frame, meta)
+    got = {s: load_captures([tmp_path / "log"], s) for s in ("train", "val", "test")}
+    total = sum(len(p) for p, _ in got.values())
+    assert total == 22 and got["train"][1]["capture entries left out"] == 2
+    from tinysmile.pi.capturelog import FRAME_FILE, entry_folders, read_entry
+
+    by_hash = {}
+    for entry in entry_folders(tmp_path / "log"):
+        data = (entry / FRAME_FILE).read_bytes()
+        by_hash[content_hash(data)] = (read_entry(entry), data)
+    for split, (photos, counts) in got.items():
+        assert counts["capture frames"] == len(photos)
+        want = [
+            tuple(v // 2 for v in meta["face"])
+            for meta, data in by_hash.values()
+            if split_for_hash(content_hash(data)) == split
+            and meta["face"] is not None
+            and meta["detector"] != "none"
+        ]
+        assert sorted(p.box for p in photos) == sorted(want)
+        assert all(p.image.shape == (120, 160) for p in photos)

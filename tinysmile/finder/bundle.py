@@ -160,10 +160,14 @@ def finder_card(meta: dict[str, Any], report: dict[str, Any] | None = None) -> s
     lines += ["", "## Data", ""]
     for split in ("train", "val"):
         d = data.get(split, {})
-        counts = ", ".join(f"{v} {k}" for k, v in sorted(d.items()) if k != "content_sha256")
+        hashes = ("content_sha256", "captures_sha256")
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(d.items()) if k not in hashes)
+        logs = (
+            f"; the capture frames' to `{d['captures_sha256']}`" if "captures_sha256" in d else ""
+        )
         lines.append(
             f"- {split}: {counts} (the stores' {split} split by content hash; the samples' "
-            f"hashes hash to `{d.get('content_sha256', '-')}`)."
+            f"hashes hash to `{d.get('content_sha256', '-')}`{logs})."
         )
     fr = prov.get("frames", {})
     lines += [

@@ -30,12 +30,19 @@ def detector_group() -> None:
     help="A dataset store (repeatable). Face crops (SMILEsmileD, FER2013) are pasted into "
     "scenes; photos (GENKI-4K, CelebA) are placed whole, their box from BlazeFace.",
 )
+@click.option(
+    "--captures",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A capture log of `pi run --log` (repeatable): its whole frames, with the box the "
+    "Pi's detector found, are placed as photos (split by the store's hash rule).",
+)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder.")
 @click.option("--frames", type=int, default=36000, show_default=True, help="Training frames.")
 @click.option("--val-frames", type=int, default=2000, show_default=True)
 @click.option("--epochs", type=int, default=32, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def train_cmd(stores, out, frames, val_frames, epochs, seed) -> None:
+def train_cmd(stores, captures, out, frames, val_frames, epochs, seed) -> None:
     """Make training frames from the stores' train split (their val split picks the score
     threshold), train the finder, quantize it to full int8 and write OUT/bundle, a model
     bundle for `flash --detector OUT/bundle`, `frame --detector OUT/bundle` and
@@ -50,6 +57,7 @@ def train_cmd(stores, out, frames, val_frames, epochs, seed) -> None:
     meta = train_finder(
         list(stores),
         out,
+        captures=list(captures),
         frames=frames,
         val_frames=val_frames,
         epochs=epochs,

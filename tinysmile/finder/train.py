@@ -82,6 +82,56 @@ def load_faces(
     return crops, photos, counts
 
 
+def load_captures(
+    logs: list[str | Path], split: str, say: Callable[[str], None] = lambda m: None
+) -> tuple[list[scenes.Photo], dict[str, Any]]:
+    """Whole frames of the Pi's capture logs (`pi run --log`) with the box the Pi's detector
+    found in each, as photos; split by the store's hash rule on the frame's bytes. Entries
+    without a frame (`--log-frame-side 0`), without a face, or decided on the centre square
+    (`--detector none`: its box is no face's) are left out."""
+    import cv2
+
+    from tinysmile.data.store import content_hash, split_for_hash
+    from tinysmile.pi.capturelog import FRAME_FILE, entry_folders, read_entry
+
+    photos: list[scenes.Photo] = []
+    ids: list[str] = []
+    left_out = 0
+    for log in logs:
+        if not Path(log).is_dir():
+            raise TinysmileError(f"--captures {log}: not a capture log folder")
+        for entry in entry_folders(Path(log)):
+            try:
+                meta = read_entry(entry)
+            except TinysmileError:
+                left_out += 1
+                continue
+            frame = entry / FRAME_FILE
+            face = meta.get("face")
+            if not frame.is_file() or face is None or meta.get("detector") == "none":
+                left_out += 1
+                continue
+            data = frame.read_bytes()
+            digest = content_hash(data)
+            if split_for_hash(digest) != split:
+                continue
+            gray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+            if gray is None:
+                left_out += 1
+                continue
+            # The box is in the frame's pixels; frame.jpg may be that frame scaled down.
+            scale = float(meta.get("frame_scale", 1.0))
+            box = tuple(round(float(v) * scale) for v in face)
+            photos.append(scenes.Photo(gray, box))  # type: ignore[arg-type]
+            ids.append(digest)
+    counts: dict[str, Any] = {}
+    if logs:
+        counts = {"capture frames": len(photos), "capture entries left out": left_out}
+        counts["captures_sha256"] = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+        say(f"{split}: {len(photos)} capture frames ({left_out} entries left out)")
+    return photos, counts
+
+
 CHUNK = 1000  # frames per seeded chunk: the same frames whatever the number of workers
 _POOL_FACES: tuple[list[np.ndarray], list[scenes.Photo]] = ([], [])
 
@@ -140,6 +190,7 @@ def train_finder(
     stores: list[str | Path],
     out: str | Path,
     *,
+    captures: list[str | Path] | None = None,
     frames: int = 36000,
     val_frames: int = 2000,
     epochs: int = 32,
@@ -159,6 +210,10 @@ def train_finder(
     started = time.time()
     crops, photos, train_counts = load_faces(stores, "train", say, out / TEACHER_FILE)
     vcrops, vphotos, val_counts = load_faces(stores, "val", say, out / TEACHER_FILE)
+    for split, into, counts in (("train", photos, train_counts), ("val", vphotos, val_counts)):
+        logged, logged_counts = load_captures(list(captures or []), split, say)
+        into += logged
+        counts.update(logged_counts)
     if not crops and not photos:
         raise TinysmileError("detector train: the stores hold no training faces")
     say(f"making {frames} training frames")

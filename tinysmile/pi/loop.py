@@ -185,6 +185,7 @@ class Bot:
                 output_int8=record["output_int8"],
                 threshold_int8=self.threshold,
                 engine=record["engine"],
+                detector=self.detector.name if board is None else "board",
                 model=self.bundle.name,
                 model_sha256=self.model_hash,
                 frame_shape=list(frame.image.shape[:2]),
