@@ -79,6 +79,9 @@ def test_folder_camera_decides_like_predict_on_the_same_crops(tmp_path, capsys, 
         assert _iou(r["crop"], placed[r["source"]]) >= 0.5, r
     assert {r["smile"] for r in found} == {True, False}
     crops = [str(Path(r["logged"]) / "crop.png") for r in found]
+    # Each entry names its detector (a finder trained on the log leaves centre squares out).
+    entries = [json.loads((Path(r["logged"]) / "entry.json").read_text()) for r in found]
+    assert {e["detector"] for e in entries} == {detector}
     assert main(["predict", "--json", *_default(), *crops]) == 0
     preds = json.loads(capsys.readouterr().out)["predictions"]
     assert [p["output_int8"] for p in preds] == [r["output_int8"] for r in found]
@@ -648,3 +651,21 @@ def test_picamera2_camera_takes_the_luma_plane(monkeypatch):
     want = np.tile((np.arange(640) % 256).astype(np.uint8), (480, 1))
     assert_array_equal(frame.image, want)  # luma rows only, no chroma
     assert ("configure", "YUV420") in calls and calls[-2:] == [("stop",), ("close",)]
+
+
+def test_the_wiring_picture_shows_the_pins_the_code_uses(tmp_path):
+    """docs/wiring.svg is what scripts/draw_wiring.py draws from `pi run`'s pin defaults: a
+    changed default fails here until the picture is drawn again."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "draw_wiring.py"
+    spec = importlib.util.spec_from_file_location("draw_wiring", script)
+    draw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(draw)
+    button, led = draw.pins()
+    assert (button, led) == (17, 27)  # the README's wiring and parts list say these
+    assert draw.physical(button) == 11 and draw.physical(led) == 13
+    svg = draw.draw()
+    assert f"GPIO{button} (pin 11)" in svg and f"GPIO{led} (pin 13)" in svg
+    committed = script.parent.parent / "docs" / "wiring.svg"
+    assert committed.read_text(encoding="utf-8") == svg
