@@ -26,7 +26,9 @@
 # every --bind DIR (at the same path) are mounted for the command only and vanish with it,
 # whatever way it ends. It shows the root a Raspberry Pi 4's /proc/cpuinfo (qemu-user passes
 # the host's x86 one through, and LiteRT's CPU probe then crashes in Interpreter()) and sets
-# QEMU_CPU=cortex-a72, the Pi 4's core.
+# QEMU_CPU=cortex-a72, the Pi 4's core. The command starts with a bare environment (PATH to
+# the venv, PYTHONPATH to the checkout, TINYSMILE_STATE_DIR as here); PI_ARM64_ENV='VAR=value
+# ...' adds more.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)

@@ -147,7 +147,9 @@ def test_the_native_engine_is_built_by_the_arm64_gcc(frames):
 )
 def test_mcu_offload_from_arm64_to_the_emulated_board(frames, tmp_path, monkeypatch):
     """The board (QEMU on this machine, the app firmware) answers the arm64 Pi through its
-    pty; once it is gone the Pi decides every frame itself, with the same bytes."""
+    pty; killed once the Pi has printed its third decision on a face, the Pi decides the
+    rest itself: every frame decided once, the same bytes either way; a second run with the
+    board gone decides every frame on the Pi."""
     from tinysmile.boards import load_board
     from tinysmile.bundle import load_bundle
     from tinysmile.device import emulator
@@ -161,28 +163,47 @@ def test_mcu_offload_from_arm64_to_the_emulated_board(frames, tmp_path, monkeypa
     project = generate_project(bundle, board, tmp_path / "fw", mode="app")
     run_pio(project)
     st = emulator.start(board, project.elf, "", register=False, icount=False)
+    port = st.port
     args = ["pi", "run", "--camera", f"folder:{frames}", "--no-gpio", "--json"]
     args += ["--detector", "blazeface"]
+    lines = []
     try:
-        client = client_for(board, st.port)
+        client = client_for(board, port)
         try:
             client.handshake()
         finally:
             client.close()
-        on_board = records(
-            arm64("python3", "-m", "tinysmile", *args, "--mcu", st.port, binds=(frames,)).stdout
-        )
+        cmd = ["bash", str(SCRIPT), "run", "--bind", str(frames), "--", "python3", "-m"]
+        cmd += ["tinysmile", *args, "--mcu", port]
+        env = {**os.environ, "PI_ARM64_ENV": "PYTHONUNBUFFERED=1"}
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) as proc:
+            assert proc.stdout is not None
+            faces = 0
+            for line in proc.stdout:
+                lines.append(line)
+                faces += '"face": [' in line
+                if faces == 3 and st is not None:
+                    emulator.kill(st)  # the board dies mid-run
+                    st = None
+        assert proc.returncode == 0
     finally:
-        emulator.kill(st)
+        if st is not None:
+            emulator.kill(st)
+    mid_run = records("".join(lines))
     alone = records(
-        arm64("python3", "-m", "tinysmile", *args, "--mcu", st.port, binds=(frames,)).stdout
+        arm64("python3", "-m", "tinysmile", *args, "--mcu", port, binds=(frames,)).stdout
     )
     here = records(host(*args).stdout)[0]
-    decided = [r for r in here if r["face"] is not None]
-    assert decided and [r["engine"] for r in on_board[0] if r["face"]] == ["mcu"] * len(decided)
-    assert [r["engine"] for r in alone[0] if r["face"]] == ["litert"] * len(decided)
+    engines = [r["engine"] for r in mid_run[0] if r["face"]]
+    n = len(engines)
+    # The board's, then the Pi's: at least the three the board decided before it died, and
+    # at least one after (the frame in flight may have gone either way).
+    cut = engines.count("mcu")
+    assert n >= 5 and 3 <= cut < n and engines == ["mcu"] * cut + ["litert"] * (n - cut)
+    assert mid_run[1]["offload"]["failovers"] == 1
+    assert [r["engine"] for r in alone[0] if r["face"]] == ["litert"] * n
     keys = ("source", "face", "crop", "output_int8", "smile")
-    for got in (on_board[0], alone[0]):
+    for got in (mid_run[0], alone[0]):
         assert [[r.get(k) for k in keys] for r in got] == [[r.get(k) for k in keys] for r in here]
 
 
