@@ -171,7 +171,7 @@ def main() -> None:
         help="a student's targets: this much the teacher's probability, the rest the label",
     )
     args = ap.parse_args()
-    from tinysmile.train.search import load_baseline
+    from tinysmile.search.search import load_baseline
 
     archs = [load_baseline(a) for a in args.arch or ["embedded3", str(DEFAULT_BUNDLE)]]
     # (name, architecture, its teacher's name or None)
@@ -194,10 +194,10 @@ def main() -> None:
         raise SystemExit(f"two --arch share a name: {names}")
     folds = parse_folds(args.folds)
 
+    from tinysmile.search.trials import data_hash
     from tinysmile.train.arch import arch_key
     from tinysmile.train.dataset import store_samples
     from tinysmile.train.train import MODEL_FILE, check_store
-    from tinysmile.train.trials import data_hash
 
     store = check_store(args.data)
     samples = store_samples(store, None)

@@ -91,3 +91,26 @@ def test_the_tests_keep_emulator_state_out_of_the_users_cache():
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker:
         assert state_dir().name == worker
+
+
+def test_training_never_imports_the_search():
+    """The search is a layer above training (DESIGN.md): no module of tinysmile/train
+    imports tinysmile.search, at its top or inside a function. The command modules wire the
+    layers (`quantize --search` asks the search for its record) and are left out."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "tinysmile" / "train"
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "commands.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            if any(n == "tinysmile.search" or n.startswith("tinysmile.search.") for n in names):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
+    assert (root.parent / "search" / "search.py").is_file()  # the rule checks the right tree

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from tinysmile.errors import TinysmileError
+from tinysmile.search.trials import TABLE_FIELDS, TRIALS_FILE
 from tinysmile.train.arch import arch_key, arch_macs, load_arch, reductions
-from tinysmile.train.trials import TABLE_FIELDS, TRIALS_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "fixtures" / "search_tiny.json"
@@ -295,7 +295,7 @@ def store(tmp_path):
 
 
 def _settings(store, out, **kw):
-    from tinysmile.train.search import Settings
+    from tinysmile.search.search import Settings
 
     base = {
         "store": str(store),
@@ -312,7 +312,7 @@ def _table(rows):
 
 
 def test_search_prunes_by_beta_and_goes_on_past_failures(store, tmp_path):
-    from tinysmile.train.search import search
+    from tinysmile.search.search import search
 
     base = load_arch("embedded3")
     kids = dict(reductions(base))
@@ -344,7 +344,7 @@ def test_search_prunes_by_beta_and_goes_on_past_failures(store, tmp_path):
 
 
 def test_search_stops_at_the_first_model_under_the_target(store, tmp_path):
-    from tinysmile.train.search import search
+    from tinysmile.search.search import search
 
     base = load_arch("embedded3")
     fake = FakeTrials(arch_macs(base))
@@ -377,7 +377,7 @@ def test_search_stops_at_the_first_model_under_the_target(store, tmp_path):
 
 
 def test_a_costlier_child_is_recorded_not_expanded_and_outside_the_budget(store, tmp_path):
-    from tinysmile.train.search import search
+    from tinysmile.search.search import search
 
     base = load_arch("embedded3")
     steps = dict(reductions(base))
@@ -403,8 +403,8 @@ def test_a_costlier_child_is_recorded_not_expanded_and_outside_the_budget(store,
         parent = rows.get(r["parent"])
         assert fake.parent_costs[r["arch_key"]] == (parent["cost"] if parent else None)
     # The report and the model card's record show it with its figures and no AUC.
-    from tinysmile.train.commands import _report_table, _trial_line
-    from tinysmile.train.search import search_record
+    from tinysmile.search.commands import _report_table, _trial_line
+    from tinysmile.search.search import search_record
 
     line = _trial_line(child, {"done": 1, "total": 2, "eta": None}, "arena")
     assert line.endswith("costlier: more arena")
@@ -438,7 +438,7 @@ def _met_twice(store):
 def test_a_child_costlier_than_one_model_is_trained_as_the_reduction_of_a_dearer_one(
     store, tmp_path
 ):
-    from tinysmile.train.search import search
+    from tinysmile.search.search import search
 
     a, b, x, fake, settings = _met_twice(store)
 
@@ -472,7 +472,7 @@ def test_a_child_costlier_than_one_model_is_trained_as_the_reduction_of_a_dearer
 
 
 def test_costlier_allows_the_instruction_counts_slack_only():
-    from tinysmile.train.search import INSTRUCTIONS_SLACK, costlier
+    from tinysmile.search.search import INSTRUCTIONS_SLACK, costlier
 
     assert INSTRUCTIONS_SLACK == 0.001
     # A few instructions more is the weights' values, not the step; 0.11 % more is the step.
@@ -485,7 +485,7 @@ def test_costlier_allows_the_instruction_counts_slack_only():
 
 
 def test_pareto_under_a_size_target_answers_the_most_accurate_model_within_it(store, tmp_path):
-    from tinysmile.train.search import search
+    from tinysmile.search.search import search
 
     base = load_arch("embedded3")
     res = search(
@@ -502,7 +502,7 @@ def test_pareto_under_a_size_target_answers_the_most_accurate_model_within_it(st
     best = load_arch(tmp_path / "p" / "best.json")
     assert arch_key(best) == res.best["arch_key"]
     # What a model card records of the search: the steps down to the answer, every trial.
-    from tinysmile.train.search import search_record
+    from tinysmile.search.search import search_record
 
     rec = search_record(tmp_path / "p", best)
     by_key = {r["arch_key"]: r for r in res.rows}
@@ -524,7 +524,7 @@ def test_pareto_under_a_size_target_answers_the_most_accurate_model_within_it(st
 
 
 def test_search_resumes_where_it_was_killed(store, tmp_path):
-    from tinysmile.train.search import search
+    from tinysmile.search.search import search
 
     base = load_arch("embedded3")
     whole = search(
@@ -542,7 +542,7 @@ def test_search_resumes_where_it_was_killed(store, tmp_path):
     done = {k for k, s in status.items() if s == "done"}
     assert len(done) == 4 and "running" in status.values()
     # A card made meanwhile counts the interrupted trials as running, not as unjudged.
-    from tinysmile.train.search import search_record
+    from tinysmile.search.search import search_record
 
     with sqlite3.connect(store / TRIALS_FILE) as db:
         (arch,) = db.execute(
@@ -567,7 +567,7 @@ class ReversedTrials(FakeTrials):
 
 
 def test_trials_are_judged_as_they_finish_and_the_table_does_not_depend_on_it(store, tmp_path):
-    from tinysmile.train.search import search
+    from tinysmile.search.search import search
 
     base = load_arch("embedded3")
     seen: list[tuple[int, str]] = []
@@ -588,7 +588,7 @@ def test_trials_are_judged_as_they_finish_and_the_table_does_not_depend_on_it(st
 
 
 def test_search_refuses_to_continue_with_other_settings(store, tmp_path):
-    from tinysmile.train.search import search
+    from tinysmile.search.search import search
 
     fake = FakeTrials(arch_macs(load_arch("embedded3")))
     search(_settings(store, tmp_path / "s", trials=1), fake)
@@ -600,7 +600,7 @@ def test_search_refuses_to_continue_with_other_settings(store, tmp_path):
 
 
 def test_separable_steps_only_when_asked(store, tmp_path):
-    from tinysmile.train.search import search, search_record
+    from tinysmile.search.search import search, search_record
 
     base = load_arch("embedded3")
     assert not any("separable" in step for step, _ in reductions(base))
@@ -624,7 +624,7 @@ def test_search_logs_each_trial_to_mlflow_once(store, tmp_path, monkeypatch):
     # A folder store keeps the test free of a server or SQLAlchemy; MLflow 3 wants it
     # asked for explicitly.
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    from tinysmile.train.search import search
+    from tinysmile.search.search import search
 
     uri = (tmp_path / "mlruns").as_uri()
     base = load_arch("embedded3")
@@ -658,7 +658,7 @@ def test_search_logs_each_trial_to_mlflow_once(store, tmp_path, monkeypatch):
 
 
 def test_baseline_from_a_training_run(tmp_path):
-    from tinysmile.train.search import load_baseline
+    from tinysmile.search.search import load_baseline
 
     emb = load_arch("embedded3")
     new, old = tmp_path / "new", tmp_path / "old"
@@ -678,7 +678,7 @@ def test_baseline_from_a_bundle(tmp_path):
     takes bundles through this too)."""
     import shutil
 
-    from tinysmile.train.search import load_baseline
+    from tinysmile.search.search import load_baseline
 
     default = Path(__file__).resolve().parents[1] / "tinysmile" / "models" / "smile_default"
     recorded = json.loads((default / "bundle.json").read_text())["provenance"]["arch_spec"]
@@ -716,7 +716,7 @@ def test_search_cli_errors_are_one_line(tmp_path):
 
 
 def test_a_resumed_searchs_wall_time_leaves_out_the_pause():
-    from tinysmile.train.search import running_seconds
+    from tinysmile.search.search import running_seconds
 
     # Two workers overlap (0-10, 4-12, 11-15: running 0-15), then the search is stopped and
     # continued an hour later (3600-3605, nested 3601-3603): 15 + 5 seconds, not 3605.
@@ -727,7 +727,7 @@ def test_a_resumed_searchs_wall_time_leaves_out_the_pause():
 
 
 def test_target_auc_parsing():
-    from tinysmile.train.search import parse_target
+    from tinysmile.search.search import parse_target
 
     assert parse_target("0.8x") == (0.8, True)
     assert parse_target("0.95") == (0.95, False)
@@ -928,7 +928,7 @@ def test_instructions_cost_is_the_emulated_boards_profile(real_store):
     # count of one inference, which `tinysmile profile` on its bundle gives again, exactly.
     pytest.importorskip("tensorflow")
     from tinysmile.device.commands import run_profile
-    from tinysmile.train.search import INSTRUCTIONS_SLACK
+    from tinysmile.search.search import INSTRUCTIONS_SLACK
 
     out = real_store.parent / "instructions"
     args = ["--baseline", str(TINY), "--cost", "instructions", "--trials", "2", "--epochs", "1"]
@@ -955,7 +955,7 @@ def test_instructions_cost_is_the_emulated_boards_profile(real_store):
         "threads": 1, "parent_cost": rows[1]["instructions"], "quiet": False,
     }  # fmt: skip
     code = (
-        "import json, sys; from tinysmile.train.search import run_trial; "
+        "import json, sys; from tinysmile.search.search import run_trial; "
         "print('RESULT', json.dumps(run_trial(json.loads(sys.argv[1]))))"
     )
     run = subprocess.run(

@@ -29,7 +29,7 @@ COMMANDS: dict[str, str] = {
     "label": "tinysmile.label.commands:label_group",
     "train": "tinysmile.train.commands:train_cmd",
     "quantize": "tinysmile.train.commands:quantize_cmd",
-    "search": "tinysmile.train.commands:search_cmd",
+    "search": "tinysmile.search.commands:search_cmd",
     "pi": "tinysmile.pi.commands:pi_group",
     "capture": "tinysmile.pi.commands:capture_cmd",
     "predict": "tinysmile.train.commands:predict_cmd",

@@ -210,7 +210,7 @@ def quantize_run(
     name: str | None = None,
     command: str | None = None,
     reproduce: str | None = None,
-    search: str | Path | None = None,
+    searched: dict[str, Any] | None = None,
     profile_board: str | None = None,
     say: Any = print,
     split_samples: Mapping[str, list] | None = None,
@@ -218,7 +218,8 @@ def quantize_run(
     """The run's Keras model as a full-int8 bundle with its model card: AUC float and
     int8 on val and test, and under the serving-skew degradations; the compiler's arena
     and weight bytes; with ``profile_board``, the instructions one inference takes on that
-    (emulated) board; with ``search``, the search that found the architecture.
+    (emulated) board; with ``searched``, the record of the search that found the
+    architecture (`tinysmile.search.search.search_record`), for the card.
     ``split_samples``: the samples a run trained with ``train_run(split_samples=...)``
     used as each split, which it must be given again."""
     run, info, spec = load_run(run_dir)
@@ -233,13 +234,6 @@ def quantize_run(
         from tinysmile.boards import load_board
 
         load_board(profile_board)  # an unknown board is refused before the work
-    searched = None
-    if search is not None:
-        from tinysmile.train.search import search_record
-
-        if not (run / "arch.json").is_file():
-            raise TinysmileError(f"{run}: no arch.json to find in the search {search}")
-        searched = search_record(search, run / "arch.json")
     store = Path(info["data"])
     seed = int(info.get("seed", 0))
     limit = info.get("limit")

@@ -41,8 +41,7 @@ from typing import Any
 
 from tinysmile.bundle import META_FILE, load_bundle
 from tinysmile.errors import TinysmileError
-from tinysmile.train.arch import Arch, arch_key, arch_macs, load_arch, reductions
-from tinysmile.train.trials import (
+from tinysmile.search.trials import (
     ACCEPTED,
     COSTLIER,
     DONE,
@@ -54,6 +53,7 @@ from tinysmile.train.trials import (
     Trials,
     data_hash,
 )
+from tinysmile.train.arch import Arch, arch_key, arch_macs, load_arch, reductions
 
 COSTS = ("instructions", "macs", "arena", "flash")
 SEARCH_FILE = "search.json"
