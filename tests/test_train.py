@@ -269,6 +269,20 @@ def test_quantize_round_trip(small_run, small_store, tmp_path):
     assert bundle.meta["provenance"]["arch_spec"]["layers"][0]["name"] == "conv1"
     assert bundle.meta["provenance"]["seed"] == 1
     assert (tmp_path / "b" / "MODEL_CARD.md").is_file()
+    # The card names its data by source, counts and content, not by the folder it lay in.
+    import hashlib
+
+    from tinysmile.data.store import Store
+
+    prov = bundle.meta["provenance"]
+    assert prov["data"] == Path(small_store).name and "/" not in prov["run"]
+    with Store(small_store, create=False) as st:
+        for split in ("train", "val", "test"):
+            ids = "\n".join(sorted(x.id for x in st.samples(split=split)))
+            assert prov["data_sha256"][split] == hashlib.sha256(ids.encode()).hexdigest()
+    card = (tmp_path / "b" / "MODEL_CARD.md").read_text()
+    assert str(Path(small_store).resolve()) not in card and str(tmp_path) not in card
+    assert prov["data_sha256"]["test"][:16] in card
     assert set(report["ops"]) <= SUPPORTED_OPS
     runner = Runner(bundle)
     assert runner.input["dtype"] == np.int8 and runner.output["dtype"] == np.int8
@@ -677,6 +691,9 @@ def test_default_bundle_meets_its_card():
 
     assert card == model_card(meta)
     assert "scripts/train_default.sh" in card and "## Search" in card
+    # Its data named by content, not by the trainer's folders (issue 28).
+    assert set(meta["provenance"]["data_sha256"]) == {"train", "val", "test"}
+    assert not any(p in card for p in ("/work/", "/root/", "/home/", "/tmp/"))
     assert f"{meta['macs']:,}" in card and f"{meta['device']['instructions']:,}" in card
 
 

@@ -68,6 +68,20 @@ def split_samples_of(
     return list(split_samples.get(split, []))
 
 
+def content_hashes(
+    store_dir: str | Path, split_samples: Mapping[str, list] | None = None
+) -> dict[str, str]:
+    """Per split, one sha256 over its samples' ids (each a content hash, sorted, a line
+    each): what a model card names its data by, whatever folder the store lay in."""
+    import hashlib
+
+    out = {}
+    for split in ("train", "val", "test"):
+        ids = sorted(s.id for s in split_samples_of(store_dir, split, split_samples))
+        out[split] = hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    return out
+
+
 def subset(samples: list, limit: int | None) -> list:
     """The first `limit` samples by id: ids are content hashes, so this is a fixed
     pseudo-random subset that keeps the class balance roughly intact."""

@@ -26,7 +26,7 @@ from tinysmile.compiler.ops import REGISTRY
 from tinysmile.data.preprocess import PreprocessSpec, to_float, to_int8
 from tinysmile.errors import TinysmileError
 from tinysmile.train import metrics as M
-from tinysmile.train.dataset import Arrays, load_samples, split_samples_of, subset
+from tinysmile.train.dataset import Arrays, content_hashes, load_samples, split_samples_of, subset
 from tinysmile.train.infer import op_names, run_tflite
 from tinysmile.train.train import LABELS, LAYERS_FILE, MODEL_FILE, import_tensorflow, load_run
 
@@ -308,7 +308,9 @@ def quantize_run(
         "layers": layers,
         "metrics": {k: report[k] for k in ("val", "test") if k in report},
         "provenance": {
-            "data": info.get("data"),
+            # The data by source, counts and content, not by the folder it lay in.
+            "data": Path(str(info.get("data"))).name,
+            "data_sha256": content_hashes(store, split_samples),
             "train_samples": info.get("train_samples"),
             "val_samples": info.get("val_samples"),
             "split": (
@@ -336,7 +338,7 @@ def quantize_run(
             "reproduce": reproduce,
             "representative_samples": len(rep),
             "tinysmile_version": __version__,
-            "run": str(run.resolve()),
+            "run": run.name,
         },
     }
     if info.get("restarts"):
@@ -566,6 +568,14 @@ def _num(v: Any) -> str:
     return "-" if v is None else f"{round(v):,}"
 
 
+def _hashes(hashes: dict[str, str] | None) -> str:
+    """The card's words for each split's content hash (none from older bundles)."""
+    if not hashes:
+        return ""
+    parts = ", ".join(f"{k} `{v[:16]}`" for k, v in hashes.items())
+    return f" Each split's content (sha256 of its sample ids, sorted): {parts}."
+
+
 def _teacher_line(teacher: dict[str, Any] | None) -> list[str]:
     if not teacher:
         return []
@@ -600,8 +610,9 @@ def model_card(meta: dict[str, Any]) -> str:
         "## Data",
         "",
         (
-            f"- Store: `{prov.get('data')}` (samples per source: {prov.get('sources')}); "
-            f"split {prov.get('split')}."
+            f"- Data: samples per source {prov.get('sources')}, store `{prov.get('data')}`; "
+            f"split {prov.get('split')}.{_hashes(prov.get('data_sha256'))}"
+            + (f" ({prov['data_sha256_note']}.)" if prov.get("data_sha256_note") else "")
         ),
         (
             f"- Trained on {prov.get('train_samples')} train images, early-stopped and "
