@@ -35,12 +35,23 @@ CPUS = {
     "cortex-m0plus": ["-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft"],
 }
 HAVE_GCC = shutil.which("arm-none-eabi-gcc") is not None
-# The TFLite Micro Arduino library, as the project's machines keep it (../shared/libraries).
-TFLM_LIB = Path(
-    os.environ.get(tflm_lib.ENV_VAR)
-    or Path(__file__).resolve().parents[2] / "shared" / "libraries" / "Arduino_TensorFlowLite"
-)
-HAVE_TFLM_LIB = (TFLM_LIB / "src" / "tensorflow" / "lite" / "micro").is_dir()
+# TFLite Micro as the project's machines keep it (../shared/libraries): a local library for
+# --tflm-lib is the newest, as a source tree (or $TINYSMILE_TFLM_LIB); the real boards'
+# registry dependency is the Arduino library, whose headers the sketch is compiled against.
+SHARED_LIBS = Path(__file__).resolve().parents[2] / "shared" / "libraries"
+TFLM_LIB = Path(os.environ.get(tflm_lib.ENV_VAR) or SHARED_LIBS / "tflite-micro")
+ARDUINO_LIB = SHARED_LIBS / "Arduino_TensorFlowLite"
+
+
+def _library(path: Path) -> tflm_lib.TflmLibrary | None:
+    try:
+        return tflm_lib.locate(path)
+    except TinysmileError:
+        return None
+
+
+LIB = _library(TFLM_LIB)
+ARDUINO = _library(ARDUINO_LIB)
 
 
 @pytest.fixture(scope="module")
@@ -421,13 +432,15 @@ def test_arduino_port_timer_led_button_serial_on_the_host(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None, reason="needs arm-none-eabi-g++")
-@pytest.mark.skipif(not HAVE_TFLM_LIB, reason=f"needs the TFLite Micro library at {TFLM_LIB}")
+@pytest.mark.skipif(
+    ARDUINO is None, reason=f"needs the TFLite Micro Arduino library at {ARDUINO_LIB}"
+)
 @pytest.mark.parametrize("mode", MODES)
 def test_tflm_sketch_compiles_against_the_real_tflm_headers(projects, mode, tmp_path):
-    """The sketch and the TFLM binding (tsm_tflm.cpp with the generated model_ops.h and
-    model_data.h) against the real TFLite Micro headers, with the library's defines; only
-    Arduino.h is a stub (no core offline). Per board (its CPU), two compilers at a time."""
-    defines = [f"-D{d}" for d in tflm_lib.DEFINES]
+    """The registry path: the sketch and the TFLM binding (tsm_tflm.cpp with the generated
+    model_ops.h and model_data.h) against the headers of the Arduino library the boards'
+    lib_deps name, with its defines; only Arduino.h is a stub (no core offline). Per board
+    (its CPU), two compilers at a time."""
     jobs = {}
     with ThreadPoolExecutor(max_workers=2) as ex:
         for board_id in REAL:
@@ -436,9 +449,10 @@ def test_tflm_sketch_compiles_against_the_real_tflm_headers(projects, mode, tmp_
             cpu = CPUS["cortex-m0plus"] if board["core"] == "cortex-m0plus" else CPUS["cortex-m4f"]
             for i, src in enumerate(("main.cpp", "tsm/tsm_tflm.cpp")):
                 cmd = ["arm-none-eabi-g++", *cpu, *tflm_lib.CXX_FLAGS, "-O2", "-Wall", "-Werror"]
-                cmd += [f"-I{STUB}", f"-I{TFLM_LIB / 'src'}", f"-I{project.dir / 'include'}"]
+                cmd += [f"-I{STUB}", *[f"-I{d}" for d in ARDUINO.include_dirs]]
+                cmd += [f"-I{project.dir / 'include'}", *[f"-D{d}" for d in ARDUINO.defines]]
                 out = tmp_path / f"{board_id}-{i}.o"
-                cmd += [*defines, "-c", str(project.dir / "src" / src), "-o", str(out)]
+                cmd += ["-c", str(project.dir / "src" / src), "-o", str(out)]
                 jobs[board_id, src] = ex.submit(
                     subprocess.run, cmd, capture_output=True, text=True, timeout=300, check=False
                 )
@@ -447,11 +461,12 @@ def test_tflm_sketch_compiles_against_the_real_tflm_headers(projects, mode, tmp_
         assert proc.returncode == 0, f"{board_id} {src}: {proc.stderr[-1500:]}"
 
 
-@pytest.mark.skipif(not HAVE_TFLM_LIB, reason=f"needs the TFLite Micro library at {TFLM_LIB}")
+@pytest.mark.skipif(LIB is None, reason=f"needs TFLite Micro at {TFLM_LIB}")
 def test_real_board_takes_a_local_tflm_library(tmp_path, monkeypatch):
     """--tflm-lib on a real board: the library's parts in place instead of the registry's
-    library, the TFLite Micro defines but not ARDUINO (the core defines it), parts' files
-    exactly the ones the resolver needs."""
+    library, its include roots on the parts and on our own sources, the TFLite Micro
+    defines but not ARDUINO (the core defines it), parts' files exactly the ones the
+    resolver needs; the binding compiles with the flags platformio.ini gives it."""
     from platformio.project.config import ProjectConfig
 
     monkeypatch.setenv(tflm_lib.CACHE_ENV_VAR, str(tmp_path / "cache"))
@@ -466,21 +481,37 @@ def test_real_board_takes_a_local_tflm_library(tmp_path, monkeypatch):
     assert not set(board.platformio["tflm_lib_deps"]) & set(libs)
     parts = [Path(dep.removeprefix("symlink://")) for dep in libs]
     assert all(p.is_relative_to(tmp_path / "cache") for p in parts)
+    top, *others = LIB.include_dirs
+    roots = [f"-I{d}" for d in others]
     files = set()
     for part in parts:
         manifest = json.loads((part / "library.json").read_text())
-        assert manifest["build"]["srcDir"] == str(TFLM_LIB.resolve() / "src")
+        assert manifest["build"]["srcDir"] == str(LIB.src)
+        assert manifest["build"]["includeDir"] == str(top)
+        assert [f for f in manifest["build"]["flags"] if f.startswith("-I")] == roots
         files |= {f[2:-1] for f in manifest["build"]["srcFilter"][1:]}
-    assert all((TFLM_LIB / "src" / f).is_file() for f in files)
+    assert all((LIB.src / f).is_file() for f in files)
     # One kernel per op of the model (pooling serves MAX_POOL_2D), none of the others.
+    ext = LIB.layout.ext
     kernels = {
         Path(f).stem
         for f in files
-        if "/kernels/cmsis_nn/" in f or f.endswith(("logistic.cpp", "reshape.cpp"))
+        if "/kernels/cmsis_nn/" in f or f.endswith((f"logistic{ext}", f"reshape{ext}"))
     }
     assert kernels == {"conv", "pooling", "fully_connected", "logistic", "reshape"}
     assert not any("peripherals/" in f or "all_ops_resolver" in f for f in files)
     flags = cfg.get("env:tinysmile", "build_flags")
     assert "-DTF_LITE_STATIC_MEMORY" in flags and "-DCMSIS_NN" in flags
     assert "-DARDUINO" not in flags
+    src_flags = cfg.get("env:tinysmile", "build_src_flags")
+    assert [f for f in src_flags if f.startswith("-I")] == [f"-I{d}" for d in LIB.include_dirs]
     assert cfg.get("platformio", "build_cache_dir") == str(tmp_path / "cache" / "pio-build-cache")
+    if shutil.which("arm-none-eabi-g++") is None:
+        return
+    # The binding with exactly platformio.ini's flags (ARDUINO as the core would define it).
+    cmd = ["arm-none-eabi-g++", *CPUS["cortex-m4f"], *tflm_lib.CXX_FLAGS, "-Wall", "-Werror"]
+    cmd += [*flags, *[f for f in src_flags if not f.startswith("-DTSM_PORT")], "-DARDUINO=10819"]
+    cmd += [f"-I{STUB}", f"-I{project.dir / 'include'}"]
+    cmd += ["-c", str(project.dir / "src" / "tsm" / "tsm_tflm.cpp"), "-o", str(tmp_path / "t.o")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-1500:]

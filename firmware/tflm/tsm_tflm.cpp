@@ -10,9 +10,20 @@
 
 #include <new>
 
+#include "tensorflow/lite/micro/debug_log.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_profiler_interface.h"
 #include "tensorflow/lite/schema/schema_generated.h"
+
+/* TFLite Micro's log has two forms. The Arduino library formats each message itself
+ * (micro_string.h's MicroVsnprintf) and hands DebugLog the text; current TFLite Micro
+ * dropped micro_string and hands DebugLog the format and its arguments, leaving the
+ * formatting to the target. The firmware defines the one the library's debug_log.h
+ * declares (the compiler checks it against that declaration). */
+#if !__has_include("tensorflow/lite/micro/micro_string.h")
+#define TSM_TFLM_LOG_FORMATS 1
+#include "tsm_format.h"
+#endif
 
 #include "model_data.h"
 #include "model_ops.h"
@@ -84,13 +95,9 @@ const char *tsm_tflm_fail(const char *what)
     return tsm_tflm_error;
 }
 
-}  // namespace
-
-/* TFLM prints through DebugLog (one call per fragment); the firmware owns the serial link,
- * so the text is kept, last line first, for an error reply. Weak: where the Arduino
- * library's system_setup.cpp is compiled (it defines DebugLog for a few boards), its
- * definition wins instead of clashing. */
-extern "C" __attribute__((weak)) void DebugLog(const char *s)
+/* TFLM's log, one call per fragment: the firmware owns the serial link, so the text is
+ * kept, last line first, for an error reply. */
+void tsm_tflm_keep_log(const char *s)
 {
     if (s[0] == '\r' || s[0] == '\n') {
         return;
@@ -98,6 +105,30 @@ extern "C" __attribute__((weak)) void DebugLog(const char *s)
     tsm_tflm_log[0] = '\0';
     tsm_tflm_append(tsm_tflm_log, sizeof(tsm_tflm_log), s);
 }
+
+}  // namespace
+
+#ifdef TSM_TFLM_LOG_FORMATS
+extern "C" void DebugLog(const char *format, va_list args)
+{
+    char line[128];
+    tsm_vformat(line, sizeof(line), format, args);
+    tsm_tflm_keep_log(line);
+}
+
+extern "C" int DebugVsnprintf(char *buffer, size_t buf_size, const char *format,
+                              va_list vlist)
+{
+    return tsm_vformat(buffer, buf_size, format, vlist);
+}
+#else
+/* Weak: where the Arduino library's system_setup.cpp is compiled (it defines DebugLog for a
+ * few boards), its definition wins instead of clashing. */
+extern "C" __attribute__((weak)) void DebugLog(const char *s)
+{
+    tsm_tflm_keep_log(s);
+}
+#endif
 
 /* No heap: TFLite Micro under TF_LITE_STATIC_MEMORY takes all its memory from the arena.
  * The C++ runtime's operator new/delete are still referenced (deleting destructors, an

@@ -98,8 +98,8 @@ def _default_prefix(path: Path) -> str:
     "tflm_lib_dir",
     default=None,
     type=click.Path(file_okay=False),
-    help="With --board --runtime tflm: a local copy of the TFLite Micro Arduino library, used "
-    "in place (default: $TINYSMILE_TFLM_LIB).",
+    help="With --board --runtime tflm: a local copy of TFLite Micro (a source tree made by its "
+    "create_tflm_tree.py, or the Arduino library), used in place (default: $TINYSMILE_TFLM_LIB).",
 )
 def compile_cmd(
     model: str | None,

@@ -25,6 +25,7 @@ from tinysmile.errors import TinysmileError
 NATIVE_CODE_BYTES = 16 * 1024
 # TFLite Micro's interpreter, allocator, flatbuffer reader and a handful of reference
 # kernels: the Arduino library's micro_speech example is about this much beyond its core.
+# (A local library may say otherwise: tflm_lib.Layout.code_bytes.)
 TFLM_CODE_BYTES = 80 * 1024
 RUNTIMES = ("native", "tflm")
 MODES = ("harness", "app")
@@ -151,13 +152,15 @@ def tflm_budget(
     board: Board,
     mode: str = "harness",
     finder: dict[str, Any] | None = None,
+    code_bytes: int = TFLM_CODE_BYTES,
 ) -> Budget:
     """report: tinysmile's compile report of the same model (shapes only); finder: the face
-    finder's compile report (it runs on the native kernels), or None."""
+    finder's compile report (it runs on the native kernels), or None; code_bytes: TFLite
+    Micro's code, as estimated for the library."""
     # TFLM's own input/output tensors live in its arena; the harness or app keeps its own
     # copies besides (the same buffers as the native build).
     ram = {"arena": int(arena_bytes), **serial_ram(report, mode, bool(board.camera))}
-    flash = {"model": int(model_bytes), "code": TFLM_CODE_BYTES}
+    flash = {"model": int(model_bytes), "code": int(code_bytes)}
     more_ram, more_flash = _extras(board, mode, report, finder)
     ram.update(more_ram)
     flash.update(more_flash)

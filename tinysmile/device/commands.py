@@ -230,8 +230,9 @@ tflm_lib_option = click.option(
     "tflm_lib_dir",
     default=None,
     type=click.Path(file_okay=False),
-    help="a local copy of the TFLite Micro Arduino library for --runtime tflm, used in place "
-    "(default: $TINYSMILE_TFLM_LIB; real boards without it use their registry dependency)",
+    help="a local copy of TFLite Micro for --runtime tflm, used in place: a source tree made "
+    "by its create_tflm_tree.py, or the Arduino library (default: $TINYSMILE_TFLM_LIB; real "
+    "boards without it use their registry dependency)",
 )
 
 detector_option = click.option(

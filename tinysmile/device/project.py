@@ -136,13 +136,16 @@ def firmware_tag(
     runtime: str = "native",
     mode: str = "harness",
     finder_sha256: str | None = None,
+    library: str | None = None,
 ) -> str:
     """What a firmware is recorded under (its platformio.ini and the emulator state): the
     model's hash, marked unless it is the native harness, so that an app or a TFLM build is
     never taken for the native harness that verify/profile would otherwise reuse; an app
     with a face finder carries the finder's hash too, so a board running another finder
-    (or none) is not reused."""
+    (or none) is not reused; a TFLM build on a local library carries the library's key, so
+    a firmware built on another library is not either."""
     marks = [runtime] if runtime != "native" else []
+    marks += [f"lib-{library}"] if library else []
     marks += ["app"] if mode == "app" else []
     marks += [f"finder-{finder_sha256}"] if finder_sha256 else []
     return "+".join([model_sha256, *marks])
@@ -174,7 +177,8 @@ def _tflm_library(board: Board, tflm_lib_dir: str | Path | None) -> tflm_lib.Tfl
     if lib is None and not board.platformio.get("tflm_lib_deps"):
         raise TinysmileError(
             f"board {board.id} builds TFLite Micro from a local copy of the library: pass "
-            f"--tflm-lib DIR or set ${tflm_lib.ENV_VAR} (the Arduino_TensorFlowLite folder)"
+            f"--tflm-lib DIR or set ${tflm_lib.ENV_VAR} (a TFLite Micro source tree, or the "
+            "Arduino_TensorFlowLite folder)"
         )
     return lib
 
@@ -257,7 +261,13 @@ def describe(
             )
         tflm = export_tflm(bundle.model_bytes(), work / "tflm", bundle.name)
         budget = tflm_budget(
-            report, len(bundle.model_bytes()), tflm.arena_bytes, board, mode, finder_report
+            report,
+            len(bundle.model_bytes()),
+            tflm.arena_bytes,
+            board,
+            mode,
+            finder_report,
+            **({"code_bytes": library.code_bytes} if library else {}),
         )
     else:
         budget = native_budget(report, board, mode, finder_report)
@@ -271,7 +281,13 @@ def describe(
         mode=mode,
         compiled=compiled,
         budget=budget,
-        tag=firmware_tag(report["sha256"], runtime, mode, finder.model_hash() if finder else None),
+        tag=firmware_tag(
+            report["sha256"],
+            runtime,
+            mode,
+            finder.model_hash() if finder else None,
+            library.key if library else None,
+        ),
         max_payload=max_payload(report, mode, board.camera is not None),
         tflm=tflm,
         library=library,
@@ -341,8 +357,8 @@ def _sources(spec: Spec) -> None:
         tflm = spec.tflm
         for f in tflm.files:
             _copy(spec, "src/model" if f.suffix == ".cc" else "include", [f])
-        _copy(spec, "include", [fw / "tflm" / "tsm_tflm_model.h"])
-        _copy(spec, "src/tsm", [fw / "tflm" / "tsm_tflm.cpp"])
+        _copy(spec, "include", sorted((fw / "tflm").glob("*.h")))
+        _copy(spec, "src/tsm", sorted((fw / "tflm").glob("*.c*")))
         prefix = TFLM_PREFIX
         setup, arena_used = f"{prefix}_setup", f"{prefix}_arena_used"
         num_layers = max(tflm.num_ops, 1)
@@ -422,7 +438,7 @@ def _flags(spec: Spec) -> None:
         else:
             defines = [
                 d
-                for d in tflm_lib.DEFINES
+                for d in spec.library.defines
                 # An Arduino core defines ARDUINO itself (with its version).
                 if not (d == "ARDUINO" and pio.get("framework") == "arduino")
                 # The profiler hook TFLM calls per op is compiled out with the strings: the
@@ -430,6 +446,9 @@ def _flags(spec: Spec) -> None:
                 and not (d == "TF_LITE_STRIP_ERROR_STRINGS" and spec.mode == "harness")
             ]
             common += [f"-D{d}" for d in defines]
+            # The library's include roots for our own files that include its headers (the
+            # parts' manifests carry them for the library's).
+            flags += [f"-I{d}" for d in spec.library.include_dirs]
             spec.cxx_flags += tflm_lib.CXX_FLAGS
             parts = spec.library.manifests(spec.tflm.methods, tflm_lib.cache_dir())
             spec.lib_deps += [f"symlink://{p}" for p in parts]

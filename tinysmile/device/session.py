@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tinysmile.boards import Board
 from tinysmile.bundle import Bundle
-from tinysmile.device import emulator
+from tinysmile.device import emulator, tflm_lib
 from tinysmile.device.client import DeviceClient
 from tinysmile.device.pio import run_pio
 from tinysmile.device.project import Project, finder_digest, firmware_tag, generate_project
@@ -100,7 +100,8 @@ def connect(
     started = None
     project = None
     want = bundle.model_hash()
-    tag = firmware_tag(want, runtime)
+    library = tflm_lib.locate(tflm_lib_dir) if runtime == "tflm" else None
+    tag = firmware_tag(want, runtime, library=library.key if library else None)
     if port is None and board.emulated:
         st = emulator.read_state(board.id)
         if st and st.model_sha256 == tag and perturb_layer is None:
