@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "capture": "tinysmile.pi.commands:capture_cmd",
     "predict": "tinysmile.train.commands:predict_cmd",
     "evaluate": "tinysmile.train.commands:evaluate_cmd",
+    "explain": "tinysmile.train.commands:explain_cmd",
 }
 
 

@@ -422,3 +422,72 @@ def evaluate_cmd(
             f" seed {a['seed']}); {model} at least as good in"
             f" {100 * a['share_not_worse']:.0f} % of them"
         )
+
+
+@click.command("explain")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    help="A dataset store: also the mean map per true class over its --split.",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "val", "test"]),
+    default="test",
+    show_default=True,
+)
+@click.option("--limit", type=int, default=200, show_default=True, help="Images of --data at most.")
+@click.option("--patch", type=int, default=8, show_default=True, help="Occluding square (px).")
+@click.option("--stride", type=int, default=4, show_default=True, help="Its step (px).")
+@_detector_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def explain_cmd(model, images, out, data, split, limit, patch, stride, detector, as_json) -> None:
+    """What MODEL looks at: for each IMAGE, its crop and an occlusion map of the evidence
+    (OUT/NAME_crop.png, NAME_map.png, NAME_map.npy). The map is made on the int8 model
+    itself (LiteRT's reference kernels): each patch x patch square is covered with the
+    crop's mean grey and the fall of the smile probability is spread over the square; red
+    shows evidence for a smile, blue against it, on one scale for all the images of a run."""
+    from tinysmile.data.preprocess import crop_to_input, load_image, preprocess, to_gray
+    from tinysmile.train.explain import class_means, explain_images
+    from tinysmile.train.infer import Runner
+
+    if not images and data is None:
+        raise TinysmileError("explain: give IMAGES, --data STORE, or both")
+    if limit < 1:
+        raise TinysmileError(f"--limit must be >= 1, got {limit}")
+    runner = Runner(model)
+    finder = None if detector == "spec" else _whole_image_detector(detector, runner.spec)
+    crops = []
+    for path in images:
+        image = load_image(path)
+        if finder is None:
+            pixels = preprocess(runner.spec, image)
+        else:
+            gray = finder.frame(to_gray(image))
+            boxes = finder.detect(gray)
+            box = tuple(int(v) for v in boxes[0]) if boxes and finder.framed else None
+            pixels = crop_to_input(runner.spec, gray, box).pixels  # type: ignore[arg-type]
+        crops.append((str(path), pixels))
+    result: dict = {"model": runner.bundle.name, "method": "occlusion on the int8 model"}
+    say = _echo_err if not as_json else (lambda m: None)
+    if crops:
+        result["images"] = explain_images(runner, crops, Path(out), patch, stride, say)
+    if data is not None:
+        from tinysmile.train.dataset import load_samples, store_samples, subset
+
+        arrays = load_samples(runner.spec, subset(store_samples(data, split), limit))
+        pairs = list(zip(arrays.pixels, (int(v) for v in arrays.labels), strict=True))
+        result["classes"] = class_means(runner, pairs, Path(out), patch, stride, say)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    for r in result.get("images", []):
+        click.echo(
+            f"{r['image']}: p={r['probability']:.3f}, evidence {r['evidence_min']:+.3f} to "
+            f"{r['evidence_max']:+.3f}; {r['map']}"
+        )
+    for label, c in result.get("classes", {}).items():
+        click.echo(f"mean map of {c['images']} {label} images: {c['map']}")
