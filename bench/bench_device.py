@@ -1,22 +1,27 @@
 """Device benchmark on the emulated Cortex-M4: per model, tinysmile's native runtime against
-TFLite Micro (+ CMSIS-NN, the Arduino library built in place), side by side in one run:
+TFLite Micro (+ CMSIS-NN, built in place from a local copy), side by side in one run:
 instructions per inference and MACs per instruction, arena and total RAM (.data + .bss +
 stack), flash (.text without the model, and the model's bytes), and the native/tflm ratio
 of each; then each runtime's per-layer (per-operator) profile. Prints tables; not a test.
 
     python bench/bench_device.py [MODEL.tflite|BUNDLE ...] [--models default,person,...]
-                                 [--tflm-lib DIR] [--per-layer] [--json]
+                                 [--tflm-lib DIR[,DIR...]] [--per-layer] [--json]
 
 --models picks models by name: `default` (the bundled model) and the models of
 tests/models.py (NAMED below: issue 10's person detector, mini-Xception and DS-CNN among
 them; TensorFlow builds each once, then it is cached). Without models it uses the bundled
-default model and the compiler's test models smile_like and mobilenet_block. The TFLite Micro library comes from
---tflm-lib, $TINYSMILE_TFLM_LIB, or ../shared/libraries/Arduino_TensorFlowLite; without it
-only the native runtime is measured.
+default model and the compiler's test models smile_like and mobilenet_block.
 
---per-layer puts the two runtimes' profiles side by side instead: every layer's
-instructions, native and TFLite Micro's (one PROFILE event per operator, its profiler's
-few calls included), their ratio, then the layers of all models with the worst ratio.
+--tflm-lib names the TFLite Micro libraries, each a column: repeat it or separate folders
+with commas (`--tflm-lib ../shared/libraries/tflite-micro,../shared/libraries/Arduino_TensorFlowLite`
+sets native against both). Default: $TINYSMILE_TFLM_LIB, else the newest TFLite Micro,
+../shared/libraries/tflite-micro (a source tree); without any, only the native runtime is
+measured. A source tree's column is `tflm`, the Arduino library's `tflm-arduino`.
+
+--per-layer puts the runtimes' profiles side by side instead: every layer's instructions,
+native and each TFLite Micro's (one PROFILE event per operator, its profiler's few calls
+included), their ratios, then the layers of all models with the worst ratio against the
+first library.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_TFLM = ROOT.parent / "shared" / "libraries" / "Arduino_TensorFlowLite"
+SHARED_LIBS = ROOT.parent / "shared" / "libraries"
+SHARED_TFLM = SHARED_LIBS / "tflite-micro"
 
 
 # name -> builder in tests/models.py; "default" is the bundled model
@@ -104,6 +110,7 @@ def bench_runtime(model: Path, board_id: str, runtime: str, tflm_lib: str | None
     )
     return {
         "runtime": runtime,
+        "library": tflm_lib,
         "instructions": prof.total,
         "macs": prof.macs,
         "macs_per_instruction": prof.macs_per_count,
@@ -128,6 +135,10 @@ ROWS = [
 ]
 
 
+def tflm_labels(runs: dict[str, dict]) -> list[str]:
+    return [rt for rt in runs if rt != "native"]
+
+
 def print_model(con: Console, name: str, runs: dict[str, dict], profiles: bool = True) -> None:
     from tinysmile.device.commands import profile_table
 
@@ -137,13 +148,13 @@ def print_model(con: Console, name: str, runs: dict[str, dict], profiles: bool =
     t.add_column("")
     for rt in runs:
         t.add_column(rt, justify="right")
-    if "tflm" in runs:
-        t.add_column("native / tflm", justify="right")
-    for label, key, fmt in ROWS:
+    labels = tflm_labels(runs)
+    for label in labels:
+        t.add_column(f"native / {label}", justify="right")
+    for row, key, fmt in ROWS:
         cells = [fmt.format(runs[rt][key]) for rt in runs]
-        if "tflm" in runs:
-            cells.append(f"{runs['native'][key] / runs['tflm'][key]:.2f}")
-        t.add_row(label, *cells)
+        cells += [f"{runs['native'][key] / runs[label][key]:.2f}" for label in labels]
+        t.add_row(row, *cells)
     con.print(t)
     for rt, res in runs.items() if profiles else ():
         prof = res["profile"]
@@ -154,50 +165,44 @@ WORST = 10  # rows of the worst-layers table
 
 
 def layer_pairs(runs: dict[str, dict]) -> list[dict]:
-    """Each layer's native and TFLite Micro counts (both runtimes run the model's
-    operators in order, one profile row each), with the ratio; [] when the two profiles
-    do not line up (a model whose float edges the compiler stripped)."""
-    if "tflm" not in runs:
+    """Each layer's native and TFLite Micro counts (every runtime runs the model's operators
+    in order, one profile row each), one count and one ratio (`native / LABEL`) per library;
+    [] when the profiles do not line up (a model whose float edges the compiler stripped)."""
+    labels = tflm_labels(runs)
+    ours = runs["native"]["profile"]["layers"]
+    theirs = {label: runs[label]["profile"]["layers"] for label in labels}
+    if not labels or any(len(layers) != len(ours) for layers in theirs.values()):
         return []
-    ours, theirs = runs["native"]["profile"]["layers"], runs["tflm"]["profile"]["layers"]
-    if len(ours) != len(theirs):
-        return []
-    return [
-        {
-            "layer": a["layer"],
-            "kind": a["kind"],
-            "variant": a["variant"],
-            "macs": a["macs"],
-            "native": a["count"],
-            "tflm": b["count"],
-            "ratio": a["count"] / b["count"] if b["count"] else float("inf"),
-        }
-        for a, b in zip(ours, theirs)
-    ]
+    rows = []
+    for i, a in enumerate(ours):
+        row = {k: a[k] for k in ("layer", "kind", "variant", "macs")} | {"native": a["count"]}
+        for label in labels:
+            count = theirs[label][i]["count"]
+            row[label] = count
+            row[f"native / {label}"] = a["count"] / count if count else float("inf")
+        rows.append(row)
+    return rows
 
 
 def print_per_layer(con: Console, name: str, rows: list[dict]) -> None:
-    t = Table(title=f"{name}: instructions per layer (ratio: native / tflm)")
-    for col in ("layer", "kind", "variant", "MACs", "native", "tflm", "ratio"):
+    labels = [k for k in rows[0] if k not in ("layer", "kind", "variant", "macs", "native")]
+    t = Table(title=f"{name}: instructions per layer")
+    for col in ("layer", "kind", "variant", "MACs", "native", *labels):
         t.add_column(col, justify="left" if col in ("kind", "variant") else "right")
     for r in rows:
+        cells = [f"{r[k]:.2f}" if k.startswith("native / ") else f"{r[k]:,}" for k in labels]
         t.add_row(
-            str(r["layer"]),
-            r["kind"],
-            r["variant"],
-            f"{r['macs']:,}",
-            f"{r['native']:,}",
-            f"{r['tflm']:,}",
-            f"{r['ratio']:.2f}",
+            str(r["layer"]), r["kind"], r["variant"], f"{r['macs']:,}", f"{r['native']:,}", *cells
         )
     con.print(t)
 
 
-def print_worst(con: Console, per_model: dict[str, list[dict]]) -> None:
+def print_worst(con: Console, per_model: dict[str, list[dict]], label: str) -> None:
+    ratio = f"native / {label}"
     rows = [(name, r) for name, rs in per_model.items() for r in rs]
-    rows.sort(key=lambda nr: -nr[1]["ratio"])
-    t = Table(title=f"the {min(WORST, len(rows))} layers with the worst native / tflm ratio")
-    for col in ("model", "layer", "kind", "variant", "native", "tflm", "ratio"):
+    rows.sort(key=lambda nr: -nr[1][ratio])
+    t = Table(title=f"the {min(WORST, len(rows))} layers with the worst {ratio} ratio")
+    for col in ("model", "layer", "kind", "variant", "native", label, "ratio"):
         t.add_column(col, justify="left" if col in ("model", "kind", "variant") else "right")
     for name, r in rows[:WORST]:
         t.add_row(
@@ -206,10 +211,28 @@ def print_worst(con: Console, per_model: dict[str, list[dict]]) -> None:
             r["kind"],
             r["variant"],
             f"{r['native']:,}",
-            f"{r['tflm']:,}",
-            f"{r['ratio']:.2f}",
+            f"{r[label]:,}",
+            f"{r[ratio]:.2f}",
         )
     con.print(t)
+
+
+def tflm_columns(given: list[str], con: Console) -> dict[str, str]:
+    """Column label -> library folder, in the order given: a source tree is `tflm`, the
+    Arduino library `tflm-arduino` (numbered when two of a kind are given)."""
+    from tinysmile.device import tflm_lib
+
+    out: dict[str, str] = {}
+    for folder in given:
+        lib = tflm_lib.locate(folder)
+        label = "tflm" if lib.layout == tflm_lib.SOURCE_TREE else "tflm-arduino"
+        n = 2
+        while label in out:
+            label, n = f"{label.split('#')[0]}#{n}", n + 1
+        out[label] = folder
+        version = "" if lib.layout == tflm_lib.SOURCE_TREE else f", version {lib.version}"
+        con.print(f"{label}: {lib.layout.name}, {lib.root}{version}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,7 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         "--models", dest="models_by_name", default=None, help="comma-separated names (see NAMED)"
     )
     ap.add_argument("--board", default="qemu-cortex-m4")
-    ap.add_argument("--tflm-lib", default=None)
+    ap.add_argument(
+        "--tflm-lib",
+        action="append",
+        default=None,
+        help="a TFLite Micro library, one column each (repeat, or separate with commas)",
+    )
     ap.add_argument(
         "--per-layer",
         action="store_true",
@@ -227,12 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    lib = args.tflm_lib or os.environ.get("TINYSMILE_TFLM_LIB")
-    if lib is None and SHARED_TFLM.is_dir():
-        lib = str(SHARED_TFLM)
-    runtimes = ["native", "tflm"] if lib else ["native"]
-    con = Console(highlight=False)
-    if not lib:
+    given = [d for arg in args.tflm_lib or [] for d in arg.split(",") if d]
+    if not given and os.environ.get("TINYSMILE_TFLM_LIB"):
+        given = [os.environ["TINYSMILE_TFLM_LIB"]]
+    if not given and SHARED_TFLM.is_dir():
+        given = [str(SHARED_TFLM)]
+    con = Console(highlight=False, stderr=args.json)
+    libs = tflm_columns(given, con)
+    if not libs:
         con.print("no TFLite Micro library (--tflm-lib): measuring the native runtime only")
     results = {}
     per_model: dict[str, list[dict]] = {}
@@ -244,9 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         for m in models:
             name = m.stem if m.suffix == ".tflite" else m.name
             runs = {}
-            for rt in runtimes:
-                with con.status(f"building and profiling {name} ({rt})…"):
-                    runs[rt] = bench_runtime(m, args.board, rt, lib)
+            for label, lib in [("native", None), *libs.items()]:
+                runtime = "native" if lib is None else "tflm"
+                with con.status(f"building and profiling {name} ({label})…"):
+                    runs[label] = bench_runtime(m, args.board, runtime, lib)
             results[name] = runs
             if args.per_layer:
                 per_model[name] = layer_pairs(runs)
@@ -262,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = {**results[name], "per_layer": rows}
         print(json.dumps(results, indent=2))
     elif any(per_model.values()):
-        print_worst(con, per_model)
+        print_worst(con, per_model, next(iter(libs)))
     return 0
 
 
