@@ -224,6 +224,40 @@ def test_fer2013_smile_and_attitude(tmp_path):
         assert r.added == 6  # 'Validation' usage no longer matters
 
 
+def test_fer2013_in_the_kaggle_folder_layout(tmp_path):
+    """train/ and validation/ of emotion folders (the shared copy's layout): the folder is
+    the split, the emotion folder the label; stray folders and files are listed, not taken."""
+    rng = np.random.default_rng(0)
+    want = {}
+    for split, emotions in (
+        ("train", ("happy", "angry", "neutral")),
+        ("validation", ("happy", "sad")),
+    ):
+        for i, emo in enumerate(emotions):
+            d = tmp_path / "fer" / split / emo
+            d.mkdir(parents=True)
+            f = d / f"{split}_{i}.jpg"
+            cv2.imwrite(str(f), rng.integers(0, 255, (48, 48), dtype=np.uint8))
+            want[str(f)] = (emo, {"train": "train", "validation": "val"}[split])
+    (tmp_path / "fer" / "train" / "happy" / "notes.txt").write_text("x")
+    (tmp_path / "fer" / "train" / "contempt").mkdir()
+    (tmp_path / "fer" / "extra").mkdir()
+    with Store(tmp_path / "store") as store:
+        r = import_dataset("fer2013", tmp_path / "fer", store)
+        assert r.added == 5 and len(r.skipped) == 3
+        got = {s.original: (s.label, s.split) for s in store.samples(task="smile")}
+        assert got == {f: (int(e == "happy"), sp) for f, (e, sp) in want.items()}
+        import_dataset("fer2013", tmp_path / "fer", store, task="attitude")
+        att = {s.original: s.label for s in store.samples(task="attitude")}
+        codes = {"happy": 2, "neutral": 1, "angry": 0, "sad": 0}
+        assert att == {f: codes[e] for f, (e, _) in want.items()}
+    with Store(tmp_path / "hash") as store:
+        import_dataset("fer2013", tmp_path / "fer", store, split_by="hash")
+        from tinysmile.data.store import split_for_hash
+
+        assert all(s.split == split_for_hash(s.id) for s in store.samples(task="smile"))
+
+
 def fer_pixels(csv_path: Path, lineno: int) -> str:
     return csv_path.read_text().splitlines()[lineno - 1].split(",")[1]
 

@@ -307,12 +307,60 @@ def _check_fer_pixels(pixels: str) -> str | None:
     return None
 
 
+# The Kaggle folder layout's split folders -> the store's splits (the CSV's Usage, by name).
+_FER_FOLDERS = {
+    "train": "train",
+    "training": "train",
+    "validation": "val",
+    "val": "val",
+    "publictest": "val",
+    "test": "test",
+    "privatetest": "test",
+}
+
+
+def _list_fer2013_folders(path: Path, task: str, split_by: str) -> Listing:
+    """FER2013 in the Kaggle folder layout: SPLIT/EMOTION/*.jpg (train, validation or
+    test; the seven emotion names), the split folder giving the store's split."""
+    listing = Listing()
+    for split_dir in sorted(p for p in path.iterdir() if p.is_dir()):
+        split = _FER_FOLDERS.get(split_dir.name.lower())
+        if split is None:
+            listing.skipped.append((str(split_dir), "not a split folder (train, validation, test)"))
+            continue
+        for emo_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+            name = emo_dir.name.lower()
+            if name not in FER_EMOTIONS:
+                listing.skipped.append((str(emo_dir), f"unknown emotion {emo_dir.name!r}"))
+                continue
+            label = fer_label(FER_EMOTIONS.index(name), task)
+            for f in _walk_files(emo_dir):
+                if not _is_image_name(f):
+                    listing.skipped.append((str(f), "not an image file (unknown extension)"))
+                    continue
+                listing.items.append(
+                    Item(
+                        original=str(f),
+                        label=label,
+                        suffix=f.suffix.lower(),
+                        path=f,
+                        split=split if split_by == "source" else None,
+                    )
+                )
+    return listing
+
+
 def list_fer2013(path: Path, task: str, split_by: str = "source") -> Listing:
-    """FER2013 CSV (emotion, pixels, Usage): 48x48 grey images as pixel strings."""
+    """FER2013 as the CSV (emotion, pixels, Usage: 48x48 grey images as pixel strings), or
+    in the Kaggle folder layout (train/, validation/, test/ of emotion folders)."""
+    kaggle = path.is_dir() and any((path / d).is_dir() for d in _FER_FOLDERS)
+    if kaggle and not (path / "fer2013.csv").is_file():
+        return _list_fer2013_folders(path, task, split_by)
     csv_path = path / "fer2013.csv" if path.is_dir() else path
     if not csv_path.is_file():
         raise TinysmileError(
-            f"{path}: no FER2013 CSV (expected a .csv file or a folder with fer2013.csv)"
+            f"{path}: no FER2013 CSV (a .csv file or a folder with fer2013.csv) and no "
+            "train/ or validation/ folder of emotion folders (the Kaggle layout)"
         )
     listing = Listing()
     try:
