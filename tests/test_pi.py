@@ -23,6 +23,12 @@ needs_smilesmiled = pytest.mark.skipif(
 )
 
 
+needs_emulator = pytest.mark.skipif(
+    not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
+    reason="needs qemu-system-arm and arm-none-eabi-gcc (scripts/setup.sh installs them)",
+)
+
+
 def _faces(n: int) -> list[Path]:
     pos = sorted((SMILES / "positives" / "positives7").glob("*.jpg"))
     neg = sorted((SMILES / "negatives" / "negatives7").glob("*.jpg"))
@@ -348,10 +354,7 @@ def test_systemd_accepts_the_unit(tmp_path):
 
 @pytest.mark.slow
 @needs_smilesmiled
-@pytest.mark.skipif(
-    not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
-    reason="needs qemu-system-arm and arm-none-eabi-gcc (scripts/setup.sh installs them)",
-)
+@needs_emulator
 @pytest.mark.parametrize("mode", ["app", "harness"])
 def test_mcu_offload_fails_over_and_comes_back(tmp_path, mode):
     """The emulated board (QEMU, real pty) running the smiling-bot app (FRAME) or the
@@ -426,10 +429,7 @@ def _iou(a, b) -> float:
 
 @pytest.mark.slow
 @needs_smilesmiled
-@pytest.mark.skipif(
-    not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
-    reason="needs qemu-system-arm and arm-none-eabi-gcc (scripts/setup.sh installs them)",
-)
+@needs_emulator
 def test_mcu_auto_finds_the_app_and_capture_brings_back_what_it_saw(tmp_path, monkeypatch, capsys):
     """The smiling-bot app on the emulated board answers HELLO with the model's hash: `pi
     run --mcu auto` hands it every frame (FRAME) and gets the host's bytes back; `tinysmile
@@ -490,10 +490,7 @@ def test_mcu_auto_finds_the_app_and_capture_brings_back_what_it_saw(tmp_path, mo
 
 @pytest.mark.slow
 @needs_smilesmiled
-@pytest.mark.skipif(
-    not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
-    reason="needs qemu-system-arm and arm-none-eabi-gcc (scripts/setup.sh installs them)",
-)
+@needs_emulator
 def test_mcu_with_a_finder_takes_whole_frames(tmp_path, monkeypatch, capsys):
     """The app flashed with the face finder says so in HELLO (its camera frame, the finder's
     hash): `pi run --mcu auto` then sends it whole frames, and the board's face, square,

@@ -450,9 +450,9 @@ def explain_cmd(model, images, out, data, split, limit, patch, stride, detector,
     itself (LiteRT's reference kernels): each patch x patch square is covered with the
     crop's mean grey and the fall of the smile probability is spread over the square; red
     shows evidence for a smile, blue against it, on one scale for all the images of a run."""
-    from tinysmile.data.preprocess import crop_to_input, load_image, preprocess, to_gray
+    from tinysmile.data.preprocess import load_image
     from tinysmile.train.explain import class_means, explain_images
-    from tinysmile.train.infer import Runner
+    from tinysmile.train.infer import Runner, whole_image_crop
 
     if not images and data is None:
         raise TinysmileError("explain: give IMAGES, --data STORE, or both")
@@ -460,17 +460,10 @@ def explain_cmd(model, images, out, data, split, limit, patch, stride, detector,
         raise TinysmileError(f"--limit must be >= 1, got {limit}")
     runner = Runner(model)
     finder = None if detector == "spec" else _whole_image_detector(detector, runner.spec)
-    crops = []
-    for path in images:
-        image = load_image(path)
-        if finder is None:
-            pixels = preprocess(runner.spec, image)
-        else:
-            gray = finder.frame(to_gray(image))
-            boxes = finder.detect(gray)
-            box = tuple(int(v) for v in boxes[0]) if boxes and finder.framed else None
-            pixels = crop_to_input(runner.spec, gray, box).pixels  # type: ignore[arg-type]
-        crops.append((str(path), pixels))
+    crops = [
+        (str(path), whole_image_crop(runner.spec, load_image(path), finder).pixels)
+        for path in images
+    ]
     result: dict = {"model": runner.bundle.name, "method": "occlusion on the int8 model"}
     say = _echo_err if not as_json else (lambda m: None)
     if crops:

@@ -44,6 +44,20 @@ def spec_for(bundle: Bundle, input_details: dict[str, Any]) -> PreprocessSpec:
     return PreprocessSpec(height=shape[1], width=shape[2], pixel_mean=-lo * std, pixel_std=std)
 
 
+def whole_image_crop(spec: PreprocessSpec, image: np.ndarray, detector: Any = None) -> Any:
+    """The model's crop of a whole image (tinysmile.data.preprocess.Preprocessed): by the
+    spec's own face_crop, or found by a detector (tinysmile.pi.detect, which first makes the
+    image its frame) and framed by the spec's rule; no face found: the centre square."""
+    if detector is None:
+        return preprocess_detailed(spec, image)
+    gray = detector.frame(to_gray(image))
+    boxes = detector.detect(gray)
+    box = tuple(int(v) for v in boxes[0]) if boxes and detector.framed else None
+    pre = crop_to_input(spec, gray, box)  # type: ignore[arg-type]
+    pre.face_found = bool(boxes)
+    return pre
+
+
 class Runner:
     """One loaded int8 model: pixels (uint8 H x W x 1) in, int8 output and probability out."""
 
@@ -134,15 +148,7 @@ class Runner:
         """One image file's decision. detector (tinysmile.pi.detect): find the face in the
         whole image with it and frame it by the spec's rule, in place of the spec's own
         face_crop; no face found: the centre square."""
-        image = load_image(path)
-        if detector is None:
-            pre = preprocess_detailed(self.spec, image)
-        else:
-            gray = detector.frame(to_gray(image))
-            boxes = detector.detect(gray)
-            box = tuple(int(v) for v in boxes[0]) if boxes and detector.framed else None
-            pre = crop_to_input(self.spec, gray, box)  # type: ignore[arg-type]
-            pre.face_found = bool(boxes)
+        pre = whole_image_crop(self.spec, load_image(path), detector)
         q = int(self.run_int8(self.quantize_input(pre.pixels))[0])
         positive = q >= self.threshold_int8
         result: dict[str, Any] = {
