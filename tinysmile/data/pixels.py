@@ -3,9 +3,13 @@
 The board, the host reference (through ctypes, `tinysmile.device.visionlib`), the Pi and the
 training crops all resize and frame with these integer rules, so every platform decides on
 the same bytes; tests/test_vision.py holds this twin and the C to equal results.
+`rotated_square` (the aligned crop, `face_crop: blazeface-aligned`) serves the Pi and
+training only: the board has no eye keypoints.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -100,3 +104,55 @@ def letterbox(
     x0, y0 = (width - nw) // 2, (height - nh) // 2
     frame[y0 : y0 + nh, x0 : x0 + nw] = resize_area(a, nw, nh)
     return frame, (x0, y0, nw, nh)
+
+
+def rotated_square(
+    gray: np.ndarray,
+    centre: tuple[float, float],
+    side: float,
+    angle: float,
+    width: int,
+    height: int,
+) -> np.ndarray:
+    """The square of `side` pixels centred at `centre` (x, y) and turned by `angle` radians
+    (its x axis along (cos, sin)), sampled into width x height pixels: each output pixel the
+    mean of k x k bilinear samples (k = ceil(side / width): as many as the square has pixels
+    per output pixel, so shrinking averages like an area resize), samples outside the image
+    taking its nearest edge pixel.
+
+    In integers after rounding the four numbers once (Q8 positions, Q14 cosine and sine):
+    every platform gives the same bytes, which OpenCV's warpAffine does not promise."""
+    a = np.asarray(gray)
+    if a.dtype != np.uint8 or a.ndim != 2 or a.size == 0:
+        raise TinysmileError(f"rotated_square takes uint8 (h, w) pixels, got {a.dtype} {a.shape}")
+    if width < 1 or height < 1 or not side > 0:
+        raise TinysmileError(f"rotated_square: bad output {width}x{height} or side {side}")
+    h, w = a.shape
+    cx, cy = round(centre[0] * 256), round(centre[1] * 256)
+    s = max(1, round(side * 256))
+    c, sn = round(math.cos(angle) * 16384), round(math.sin(angle) * 16384)
+    k = max(1, -(-round(side) // width))
+    # Sample offsets from the centre along the square's axes, in Q8: the centres of k x k
+    # cells of each output pixel, (2j + 1) / (2 n k) of the side less half of it.
+    ju = np.arange(width * k, dtype=np.int64)
+    jv = np.arange(height * k, dtype=np.int64)
+    du = ((2 * ju + 1) * s) // (2 * width * k) - s // 2
+    dv = ((2 * jv + 1) * s) // (2 * height * k) - s // 2
+    dx, dy = du[None, :], dv[:, None]
+    # Rotate (Q8 x Q14 -> Q8, rounded half up) and move to the centre.
+    sx = cx + ((c * dx - sn * dy + 8192) >> 14)
+    sy = cy + ((sn * dx + c * dy + 8192) >> 14)
+    # Bilinear at the sample point; the pixel centres are at +0.5.
+    sx, sy = sx - 128, sy - 128
+    x0, y0 = sx >> 8, sy >> 8
+    fx, fy = sx & 255, sy & 255
+    img = a.astype(np.int64)
+
+    def at(yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+        return img[np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)]
+
+    top = at(y0, x0) * (256 - fx) + at(y0, x0 + 1) * fx
+    bottom = at(y0 + 1, x0) * (256 - fx) + at(y0 + 1, x0 + 1) * fx
+    samples = (top * (256 - fy) + bottom * fy + 32768) >> 16
+    cells = samples.reshape(height, k, width, k).sum(axis=(1, 3))
+    return ((cells + k * k // 2) // (k * k)).astype(np.uint8)

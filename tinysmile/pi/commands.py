@@ -37,11 +37,13 @@ def pi_group() -> None:
 @click.option("--no-gpio", is_flag=True, help="No pins (a machine without GPIO).")
 @click.option(
     "--detector",
-    type=click.Choice(["haar", "blazeface", "tiny", "none"]),
+    type=click.Choice(["haar", "blazeface", "blazeface-aligned", "tiny", "none"]),
     default="blazeface",
     show_default=True,
-    help="Face detector. tiny: tinysmile's int8 face finder, the microcontroller app's, as "
-    "the same C (the board's boxes on the same frame); none: frames are face crops already.",
+    help="Face detector. blazeface-aligned: BlazeFace, then the face turned so that its eyes "
+    "are level (a bundle whose spec says face_crop blazeface-aligned gets it from blazeface); "
+    "tiny: tinysmile's int8 face finder, the microcontroller app's, as the same C (the "
+    "board's boxes on the same frame); none: frames are face crops already.",
 )
 @click.option(
     "--engine",

@@ -20,18 +20,20 @@ from __future__ import annotations
 import math
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from tinysmile.data.preprocess import PreprocessSpec, detect_faces
 from tinysmile.errors import TinysmileError
 
-DETECTORS = ("haar", "blazeface", "tiny", "none")
+DETECTORS = ("haar", "blazeface", "blazeface-aligned", "tiny", "none")
 # The default, from bench/bench_pi.py (400 SMILEsmileD test faces in scenes): BlazeFace finds
 # 99.5 % of them (Haar 67.8 %) in a sixth of Haar's time, and the AUC over the frames stays at
 # the crops' own (0.952 vs 0.962; Haar 0.702).
 DEFAULT_DETECTOR = "blazeface"
 Box = tuple[int, int, int, int]
+Eyes = tuple[tuple[float, float], tuple[float, float]]  # (right eye, left eye) as (x, y)
 
 
 class Detector:
@@ -51,6 +53,13 @@ class Detector:
 
     def detect(self, gray: np.ndarray) -> list[Box]:
         raise NotImplementedError
+
+    def crop(self, spec: PreprocessSpec, gray: np.ndarray, box: Box) -> Any:
+        """The model's input for a face this detector found (`detect`'s box): the spec's
+        framing rule around it (tinysmile.data.preprocess.Preprocessed)."""
+        from tinysmile.data.preprocess import crop_to_input
+
+        return crop_to_input(spec, gray, box if self.framed else None)
 
 
 class HaarDetector(Detector):
@@ -169,6 +178,11 @@ class BlazeFaceDetector(Detector):
         return blazeface_anchors()
 
     def detect(self, gray: np.ndarray) -> list[Box]:
+        return [box for box, _ in self.detect_eyes(gray)]
+
+    def detect_eyes(self, gray: np.ndarray) -> list[tuple[Box, Eyes]]:
+        """Faces, largest first: each Haar-style box and the eyes BlazeFace places (the
+        subject's right eye, on the image's left, first), in frame pixels."""
         import cv2
 
         h, w = gray.shape
@@ -194,18 +208,52 @@ class BlazeFaceDetector(Detector):
         bw = reg[hit, 2] / BLAZEFACE_SIZE
         bh = reg[hit, 3] / BLAZEFACE_SIZE
         corners = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
-        boxes: list[Box] = []
+        found: list[tuple[Box, Eyes]] = []
         for i in nms(corners, scores[hit], BLAZEFACE_IOU):
             raw_side = max(bw[i], bh[i]) * side
             s = raw_side * self.scale
             fx = cx[i] * side - x0
             fy = cy[i] * side + self.shift * raw_side - y0
+            # Keypoints 0 and 1: the eyes, as offsets from the anchor like the centre.
+            eyes = tuple(
+                (
+                    float((reg[hit[i], 4 + 2 * k] / BLAZEFACE_SIZE + a[i, 0]) * side - x0),
+                    float((reg[hit[i], 5 + 2 * k] / BLAZEFACE_SIZE + a[i, 1]) * side - y0),
+                )
+                for k in (0, 1)
+            )
             # Not clipped to the frame: a face at the edge keeps its size and centre, and
             # the framing slides its square back inside (as it does for Haar boxes).
             if s >= 1:
-                boxes.append((math.floor(fx - s / 2), math.floor(fy - s / 2), round(s), round(s)))
-        boxes.sort(key=lambda b: (-b[2] * b[3], b[1], b[0]))
-        return boxes
+                box = (math.floor(fx - s / 2), math.floor(fy - s / 2), round(s), round(s))
+                found.append((box, eyes))  # type: ignore[arg-type]
+        found.sort(key=lambda f: (-f[0][2] * f[0][3], f[0][1], f[0][0]))
+        return found
+
+
+class AlignedBlazeFace(BlazeFaceDetector):
+    """BlazeFace, then the face turned so that its eyes are level and sized from their
+    distance (`face_crop: blazeface-aligned`; tinysmile.data.preprocess.aligned_crop, the
+    function training uses too)."""
+
+    name = "blazeface-aligned"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._eyes: dict[Box, Eyes] = {}
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        found = self.detect_eyes(gray)
+        self._eyes = dict(found)
+        return [box for box, _ in found]
+
+    def crop(self, spec: PreprocessSpec, gray: np.ndarray, box: Box) -> Any:
+        from tinysmile.data.preprocess import aligned_crop
+
+        eyes = self._eyes.get(tuple(box))  # type: ignore[call-overload]
+        if eyes is None:
+            raise TinysmileError("detector blazeface-aligned: crop a box its detect gave")
+        return aligned_crop(spec, gray, eyes)
 
 
 class TinyDetector(Detector):
@@ -272,6 +320,11 @@ def make_detector(
 ) -> Detector:
     if name == "haar":
         return HaarDetector(spec)
+    if name == "blazeface-aligned" or (
+        name == "blazeface" and spec.face_crop == "blazeface-aligned"
+    ):
+        # A bundle trained on aligned crops gets them from BlazeFace: its spec says so.
+        return AlignedBlazeFace()
     if name == "blazeface":
         return BlazeFaceDetector()
     if name == "tiny":

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tinysmile.bundle import Bundle, load_bundle
-from tinysmile.data.preprocess import Preprocessed, crop_to_input, to_gray
+from tinysmile.data.preprocess import Preprocessed, to_gray
 from tinysmile.errors import TinysmileError
 from tinysmile.pi.camera import Camera, Frame
 from tinysmile.pi.capturelog import CaptureLog
@@ -158,8 +158,7 @@ class Bot:
             ms["detect"] = (t1 - t0) * 1e3
             if boxes:
                 box = tuple(int(v) for v in boxes[0])
-                framed = box if self.detector.framed else None  # None: the centre square
-                pre = crop_to_input(self.spec, gray, framed)  # type: ignore[arg-type]
+                pre = self.detector.crop(self.spec, gray, box)  # type: ignore[arg-type]
                 x = self.runner.quantize_input(pre.pixels)
                 t2 = time.perf_counter()
                 ms["preprocess"] = (t2 - t1) * 1e3

@@ -239,7 +239,7 @@ def quantize_cmd(
 
 _detector_option = click.option(
     "--detector",
-    type=click.Choice(["spec", "tiny", "blazeface", "haar"]),
+    type=click.Choice(["spec", "tiny", "blazeface", "blazeface-aligned", "haar"]),
     default="spec",
     show_default=True,
     help="How the face is found in each whole image. spec: as the bundle's preprocessing says "
@@ -450,9 +450,9 @@ def explain_cmd(model, images, out, data, split, limit, patch, stride, detector,
     itself (LiteRT's reference kernels): each patch x patch square is covered with the
     crop's mean grey and the fall of the smile probability is spread over the square; red
     shows evidence for a smile, blue against it, on one scale for all the images of a run."""
-    from tinysmile.data.preprocess import load_image
+    from tinysmile.data.preprocess import load_image, whole_image_crop
     from tinysmile.train.explain import class_means, explain_images
-    from tinysmile.train.infer import Runner, whole_image_crop
+    from tinysmile.train.infer import Runner
 
     if not images and data is None:
         raise TinysmileError("explain: give IMAGES, --data STORE, or both")

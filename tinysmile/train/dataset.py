@@ -32,12 +32,10 @@ def _pixels(spec: PreprocessSpec, path: Any, detector: Any) -> tuple[np.ndarray,
     image = load_image(path)
     if detector is None:
         return preprocess(spec, image), True
-    from tinysmile.data.preprocess import crop_to_input, to_gray
+    from tinysmile.data.preprocess import whole_image_crop
 
-    gray = detector.frame(to_gray(image))
-    boxes = detector.detect(gray)
-    box = tuple(int(v) for v in boxes[0]) if boxes and detector.framed else None
-    return crop_to_input(spec, gray, box).pixels, bool(boxes)  # type: ignore[arg-type]
+    pre = whole_image_crop(spec, image, detector)
+    return pre.pixels, pre.face_found
 
 
 def is_store(path: Path) -> bool:

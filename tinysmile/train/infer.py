@@ -16,11 +16,9 @@ import numpy as np
 from tinysmile.bundle import Bundle, load_bundle
 from tinysmile.data.preprocess import (
     PreprocessSpec,
-    crop_to_input,
     load_image,
-    preprocess_detailed,
-    to_gray,
     to_int8,
+    whole_image_crop,
 )
 from tinysmile.errors import TinysmileError
 
@@ -42,20 +40,6 @@ def spec_for(bundle: Bundle, input_details: dict[str, Any]) -> PreprocessSpec:
     lo, hi = (-128 - zp) * scale, (127 - zp) * scale
     std = 255.0 / (hi - lo)
     return PreprocessSpec(height=shape[1], width=shape[2], pixel_mean=-lo * std, pixel_std=std)
-
-
-def whole_image_crop(spec: PreprocessSpec, image: np.ndarray, detector: Any = None) -> Any:
-    """The model's crop of a whole image (tinysmile.data.preprocess.Preprocessed): by the
-    spec's own face_crop, or found by a detector (tinysmile.pi.detect, which first makes the
-    image its frame) and framed by the spec's rule; no face found: the centre square."""
-    if detector is None:
-        return preprocess_detailed(spec, image)
-    gray = detector.frame(to_gray(image))
-    boxes = detector.detect(gray)
-    box = tuple(int(v) for v in boxes[0]) if boxes and detector.framed else None
-    pre = crop_to_input(spec, gray, box)  # type: ignore[arg-type]
-    pre.face_found = bool(boxes)
-    return pre
 
 
 class Runner:

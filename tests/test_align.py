@@ -1,0 +1,121 @@
+"""Detect -> align -> crop (`face_crop: blazeface-aligned`): the integer turned-square
+sampler, the aligned crop's geometry, and one function for training and the Pi."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinysmile.data.pixels import resize_area, rotated_square
+from tinysmile.data.preprocess import PreprocessSpec, aligned_crop
+
+REPO = Path(__file__).resolve().parents[1]
+GENKI = REPO.parent / "shared" / "datasets" / "genki4k" / "files"
+
+
+def test_an_upright_square_is_the_area_resize_and_a_quarter_turn_is_rot90():
+    rng = np.random.default_rng(0)
+    g = rng.integers(0, 256, (90, 120), dtype=np.uint8)
+    # Upright, twice the output: each output pixel averages its 2x2 block, as resize_area.
+    np.testing.assert_array_equal(
+        rotated_square(g, (60, 45), 64, 0.0, 32, 32), resize_area(g[13:77, 28:92], 32, 32)
+    )
+    # The output's size: the square itself, pixel for pixel.
+    np.testing.assert_array_equal(rotated_square(g, (50, 40), 30, 0.0, 30, 30), g[25:55, 35:65])
+    # A quarter turn (cosine 0 and sine 1 exactly in Q14): the square's x axis runs down the
+    # image and its y axis to the left, so output[v, u] is square[u, 29 - v].
+    turned = rotated_square(g, (50, 40), 30, math.pi / 2, 30, 30)
+    np.testing.assert_array_equal(turned, g[25:55, 35:65].T[::-1])
+
+
+def test_the_integer_sampler_is_within_a_level_of_the_float_computation():
+    """Random squares, turns and sizes against the same sampling in float64 (bilinear,
+    edge-clamped, k x k samples per output pixel)."""
+    rng = np.random.default_rng(1)
+    g = rng.integers(0, 256, (70, 90), dtype=np.uint8).astype(np.float64)
+    g = (g + np.roll(g, 1, 0) + np.roll(g, 1, 1) + np.roll(g, 1, (0, 1))) / 4  # smoother
+    g8 = np.rint(g).astype(np.uint8)
+    h, w = g8.shape
+    for _ in range(20):
+        cx, cy = rng.uniform(10, 80), rng.uniform(10, 60)
+        side, angle, n = rng.uniform(12, 70), rng.uniform(-1.2, 1.2), int(rng.integers(8, 33))
+        got = rotated_square(g8, (cx, cy), side, angle, n, n).astype(np.float64)
+        k = max(1, math.ceil(round(side) / n))
+        t = (np.arange(n * k) + 0.5) / (n * k) * side - side / 2
+        dx, dy = t[None, :], t[:, None]
+        sx = cx + math.cos(angle) * dx - math.sin(angle) * dy - 0.5
+        sy = cy + math.sin(angle) * dx + math.cos(angle) * dy - 0.5
+        x0, y0 = np.floor(sx).astype(int), np.floor(sy).astype(int)
+        fx, fy = sx - x0, sy - y0
+        img = g8.astype(np.float64)
+
+        def at(yy, xx, img=img):
+            return img[np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)]
+
+        v = (at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx) * (1 - fy) + (
+            at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx
+        ) * fy
+        want = v.reshape(n, k, n, k).mean(axis=(1, 3))
+        assert np.abs(got - want).max() <= 1.0 + 1e-9
+
+
+@pytest.mark.parametrize("degrees", [-30, -8, 0, 25])
+def test_the_aligned_crop_levels_the_eyes_and_sizes_the_face_from_them(degrees):
+    """Two bright dots at the eyes of a face turned by `degrees`: in the aligned crop they lie
+    on one row, the subject's right eye on the left, as far apart as the eye distance over
+    the crop's side says."""
+    from tinysmile.data.preprocess import EYE_TO_HAAR_SIDE
+
+    spec = PreprocessSpec(height=48, width=48, crop_margin=0.2)
+    img = np.zeros((240, 320), np.uint8)
+    a = math.radians(degrees)
+    mid, dist = np.array([160.0, 110.0]), 40.0
+    eyes = [mid + s * dist / 2 * np.array([math.cos(a), math.sin(a)]) for s in (-1, 1)]
+    for ex, ey in eyes:
+        img[round(ey) - 2 : round(ey) + 3, round(ex) - 2 : round(ex) + 3] = 255
+    pre = aligned_crop(spec, img, (tuple(eyes[0]), tuple(eyes[1])))
+    p = pre.pixels[:, :, 0].astype(np.float64)
+    left, right = p[:, :24], p[:, 24:]
+    ys, xs = np.indices(p.shape)
+
+    def centre(part, off):
+        wsum = part.sum()
+        return (ys[:, :24] * part).sum() / wsum, (xs[:, :24] * part).sum() / wsum + off
+
+    (ly, lx), (ry, rx) = centre(left, 0), centre(right, 24)
+    assert abs(ly - ry) < 0.5  # level
+    side = EYE_TO_HAAR_SIDE * dist * (1 + 2 * spec.crop_margin)
+    assert rx - lx == pytest.approx(dist / side * 48, abs=0.5)
+
+
+@pytest.mark.skipif(not GENKI.is_dir(), reason=f"GENKI-4K not found at {GENKI}")
+def test_training_and_the_pi_crop_with_one_function(tmp_path):
+    """A GENKI-4K photo: the spec's face_crop blazeface-aligned (what training runs) and the
+    Pi's detector for such a bundle give the same bytes; the aligned crop of the photo turned
+    by 30 degrees is close to the upright one (a plain box crop of it is not)."""
+    import cv2
+
+    from tinysmile.data.preprocess import load_image, preprocess_detailed, whole_image_crop
+    from tinysmile.pi.detect import AlignedBlazeFace, make_detector
+
+    spec = PreprocessSpec(height=48, width=48, face_crop="blazeface-aligned")
+    det = make_detector("blazeface", spec)
+    assert isinstance(det, AlignedBlazeFace)
+    photo = load_image(min(GENKI.glob("*.jpg")))
+    train = preprocess_detailed(spec, photo)
+    pi = whole_image_crop(spec, photo, det)
+    assert train.face_found and pi.face_found
+    np.testing.assert_array_equal(train.pixels, pi.pixels)
+    gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY) if photo.ndim == 3 else photo
+    h, w = gray.shape
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), 30, 1.0)
+    turned = cv2.warpAffine(gray, m, (w, h))
+    aligned = whole_image_crop(spec, turned, det).pixels.astype(int)
+    plain = whole_image_crop(spec, turned, make_detector("blazeface", PreprocessSpec()))
+    upright = pi.pixels.astype(int)
+    assert (
+        np.abs(aligned - upright).mean() < 0.5 * np.abs(plain.pixels.astype(int) - upright).mean()
+    )
