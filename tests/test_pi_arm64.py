@@ -3,8 +3,9 @@ under qemu-user as a Raspberry Pi 4's Cortex-A72, `scripts/pi_arm64.sh`), compar
 machine byte for byte.
 
 - `pi run --json` on frames with faces from 20 to 200 px and a frame without one: both
-  engines (LiteRT; the native C, built there by the arm64 gcc), Haar, BlazeFace and the tiny
-  finder: every field but the timings equal to this machine's;
+  engines (LiteRT; the native C, built there by the arm64 gcc), Haar, BlazeFace, BlazeFace
+  aligned (the integer turned-square sampler) and the tiny finder: every field but the
+  timings equal to this machine's;
 - `pi run --mcu PORT` from the arm64 root to the emulated board running on this machine,
   through its pty: the board's decisions, then the Pi's own when the board is gone;
 - the unit `pi install-service` writes there passes `systemd-analyze verify`, and its
@@ -112,7 +113,7 @@ def frames(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("engine", ["litert", "native"])
-@pytest.mark.parametrize("detector", ["haar", "blazeface", "tiny"])
+@pytest.mark.parametrize("detector", ["haar", "blazeface", "blazeface-aligned", "tiny"])
 def test_pi_run_gives_the_same_bytes_on_arm64(frames, engine, detector):
     args = ["pi", "run", "--camera", f"folder:{frames}", "--no-gpio", "--json"]
     args += ["--engine", engine, "--detector", detector]
