@@ -666,3 +666,33 @@ def test_the_wiring_picture_shows_the_pins_the_code_uses(tmp_path):
     assert f"GPIO{button} (pin 11)" in svg and f"GPIO{led} (pin 13)" in svg
     committed = script.parent.parent / "docs" / "wiring.svg"
     assert committed.read_text(encoding="utf-8") == svg
+
+
+@needs_smilesmiled
+def test_explain_keeps_a_map_per_logged_frame(tmp_path, capsys):
+    """`pi run --log DIR --explain`: each entry also holds map.png, the occlusion map of the
+    crop it logged, as tinysmile.train.explain draws it from that crop."""
+    import cv2
+
+    from tinysmile.bundle import load_bundle
+    from tinysmile.train.explain import heat_image, occlusion_map
+    from tinysmile.train.infer import Runner
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, f in enumerate(_faces(2)):
+        (frames / f"{i:03d}.jpg").write_bytes(f.read_bytes())
+    args = ["pi", "run", "--camera", f"folder:{frames}", "--no-gpio", "--detector", "none"]
+    assert main([*args, "--explain"]) == 2  # maps live in the log: --log is needed
+    capsys.readouterr()
+    log = tmp_path / "log"
+    assert main([*args, "--json", "--log", str(log), "--explain"]) == 0
+    records, _ = _jsonl(capsys.readouterr().out)
+    runner = Runner(load_bundle(None))
+    assert len(records) == 2
+    for r in records:
+        entry = Path(r["logged"])
+        crop = cv2.imread(str(entry / "crop.png"), cv2.IMREAD_UNCHANGED)
+        m = occlusion_map(runner, crop[:, :, None])
+        want = heat_image(crop, m, float(np.abs(m).max()))
+        assert_array_equal(cv2.imread(str(entry / "map.png")), want)

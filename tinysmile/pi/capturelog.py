@@ -7,6 +7,7 @@ Layout of a log folder::
         crop.png       the model's input pixels (lossless: exactly what it saw)
         frame.jpg      the whole frame, long side at most `frame_side` (absent when 0)
         entry.json     face box, probability, decision, int8 output, engine, model hash, time
+        map.png        with `pi run --explain`: the occlusion map (tinysmile.train.explain)
 
 An entry is written into a hidden `.part-*` folder, its files flushed to disk, and then
 renamed into place; deletion renames to `.gone-*` first. A rename is atomic on POSIX
@@ -99,8 +100,15 @@ class CaptureLog:
         self._seq = max((_seq_of(e.path) for e in self.entries), default=0)
         self._enforce()
 
-    def add(self, crop: np.ndarray, frame: np.ndarray | None, meta: dict[str, Any]) -> Path | None:
-        """Keep one decision; returns its folder (None when it alone exceeds the budget)."""
+    def add(
+        self,
+        crop: np.ndarray,
+        frame: np.ndarray | None,
+        meta: dict[str, Any],
+        extra: dict[str, bytes] | None = None,
+    ) -> Path | None:
+        """Keep one decision; returns its folder (None when it alone exceeds the budget).
+        extra: more files of the entry, by name (`pi run --explain`'s map)."""
         import cv2
 
         self._seq += 1
@@ -126,6 +134,10 @@ class CaptureLog:
             if ok:
                 files[FRAME_FILE] = jpg.tobytes()
                 meta = {**meta, "frame_scale": scale}
+        for fname, data in (extra or {}).items():
+            if fname in (CROP_FILE, FRAME_FILE, ENTRY_FILE) or "/" in fname:
+                raise TinysmileError(f"capture log: {fname!r} cannot be an extra file")
+            files[fname] = data
         meta = {"format": FORMAT, "time": now, **meta}
         files[ENTRY_FILE] = (json.dumps(meta, sort_keys=True) + "\n").encode()
         size = sum(len(b) for b in files.values())

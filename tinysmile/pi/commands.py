@@ -68,6 +68,12 @@ def pi_group() -> None:
     help="Whole frames are logged with their long side at most this (0: no frames).",
 )
 @click.option(
+    "--explain",
+    is_flag=True,
+    help="With --log: also keep each logged crop's occlusion map (map.png; what the model "
+    "looked at, as `tinysmile explain` draws it). About 121 more inferences a logged frame.",
+)
+@click.option(
     "--mcu",
     default="none",
     show_default=True,
@@ -89,6 +95,7 @@ def run_cmd(
     log_dir: Path | None,
     log_budget: str,
     log_frame_side: int,
+    explain: bool,
     mcu: str,
     board_id: str | None,
     max_frames: int | None,
@@ -104,6 +111,8 @@ def run_cmd(
     budget = parse_size(log_budget)
     if no_gpio and trigger == "button":
         raise TinysmileError("--trigger button needs the button: drop --no-gpio")
+    if explain and log_dir is None:
+        raise TinysmileError("--explain keeps maps in the capture log: give --log DIR too")
     log = CaptureLog(log_dir, budget, log_frame_side) if log_dir is not None else None
     offload = None
     if mcu != "none":
@@ -117,7 +126,15 @@ def run_cmd(
     try:
         if not no_gpio:
             pins = Pins(led_pin, button_pin if trigger == "button" else None)
-        bot = Bot(bundle, detector=detector, engine=engine, pins=pins, log=log, offload=offload)
+        bot = Bot(
+            bundle,
+            detector=detector,
+            engine=engine,
+            pins=pins,
+            log=log,
+            offload=offload,
+            explain=explain,
+        )
     except BaseException:
         cam.close()
         if pins is not None:

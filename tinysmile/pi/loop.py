@@ -94,6 +94,7 @@ class Bot:
         pins: Pins | None = None,
         log: CaptureLog | None = None,
         offload: Any = None,
+        explain: bool = False,
     ) -> None:
         from tinysmile.device.app import smile_index
 
@@ -107,6 +108,7 @@ class Bot:
         self.pins = pins or Pins(None, None)
         self.log = log
         self.offload = offload
+        self.explain = explain  # log the occlusion map of each logged crop (map.png)
         self.smile_index = smile_index(bundle, int(np.prod(self.runner.output["shape"])))
         self.threshold = self.runner.threshold_int8
         self.model_hash = bundle.model_hash()
@@ -189,7 +191,19 @@ class Bot:
                 model_sha256=self.model_hash,
                 frame_shape=list(frame.image.shape[:2]),
             )
-            kept = self.log.add(pre.pixels[:, :, 0], frame.image, meta)
+            extra = None
+            if self.explain:
+                import cv2
+
+                from tinysmile.train.explain import heat_image, occlusion_map
+
+                m = occlusion_map(self.runner, pre.pixels)
+                # One frame has no run to share a scale with: the map's own strongest value.
+                ok, png = cv2.imencode(
+                    ".png", heat_image(pre.pixels[:, :, 0], m, float(np.abs(m).max()))
+                )
+                extra = {"map.png": png.tobytes()} if ok else None
+            kept = self.log.add(pre.pixels[:, :, 0], frame.image, meta, extra)
             record["logged"] = str(kept) if kept is not None else None
             record["ms"]["log"] = round((time.perf_counter() - t3) * 1e3, 3)
         st = self.stats
