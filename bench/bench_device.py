@@ -9,8 +9,10 @@ of each; then each runtime's per-layer (per-operator) profile. Prints tables; no
 
 --models picks models by name: `default` (the bundled model) and the models of
 tests/models.py (NAMED below: issue 10's person detector, mini-Xception and DS-CNN among
-them; TensorFlow builds each once, then it is cached). Without models it uses the bundled
-default model and the compiler's test models smile_like and mobilenet_block.
+them; TensorFlow builds each once, then it is cached), and `corpus`, the speed corpus of
+bench/corpus.py (seeded random layer stacks and MLPerf-Tiny-like models), whole or by
+name. Without models it uses the bundled default model and the compiler's test models
+smile_like and mobilenet_block.
 
 --tflm-lib names the TFLite Micro libraries, each a column: repeat it or separate folders
 with commas (`--tflm-lib ../shared/libraries/tflite-micro,../shared/libraries/Arduino_TensorFlowLite`
@@ -59,17 +61,23 @@ def named_models(names: list[str], tmp: Path) -> list[Path]:
     from tinysmile.bundle import default_bundle_path
 
     sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "bench"))
+    import corpus
     import models
 
     out = []
+    names = [n for name in names for n in (corpus.MODELS if name == "corpus" else [name])]
     for name in names:
         if name == "default":
             out.append(default_bundle_path())
             continue
-        if name not in NAMED:
-            raise SystemExit(f"error: no model named {name!r} (default, {', '.join(NAMED)})")
+        if name not in NAMED and name not in corpus.MODELS:
+            known = ", ".join(["default", *NAMED, "corpus", *corpus.MODELS])
+            raise SystemExit(f"error: no model named {name!r} ({known})")
         p = tmp / f"{name}.tflite"
-        p.write_bytes(getattr(models, NAMED[name])())
+        p.write_bytes(
+            corpus.MODELS[name]() if name in corpus.MODELS else getattr(models, NAMED[name])()
+        )
         out.append(p)
     return out
 
