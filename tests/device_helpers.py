@@ -18,6 +18,35 @@ from tinysmile.resources import firmware_dir
 TESTS = Path(__file__).resolve().parent
 FUZZ = TESTS / "fuzz"
 
+# TFLite Micro as the project's machines keep it (../shared/libraries): the newest, as a
+# source tree (or $TINYSMILE_TFLM_LIB), and the 2023 Arduino library (the real boards'
+# registry dependency). Each is None where it is missing or not a TFLite Micro library.
+SHARED_LIBS = TESTS.parents[1] / "shared" / "libraries"
+
+
+def tflm_library(path: Path):
+    from tinysmile.device import tflm_lib
+    from tinysmile.errors import TinysmileError
+
+    try:
+        return tflm_lib.locate(path)
+    except TinysmileError:
+        return None
+
+
+def _tflm_paths() -> tuple[Path, Path]:
+    import os
+
+    from tinysmile.device import tflm_lib
+
+    tree = Path(os.environ.get(tflm_lib.ENV_VAR) or SHARED_LIBS / "tflite-micro")
+    return tree, SHARED_LIBS / "Arduino_TensorFlowLite"
+
+
+TFLM_LIB, ARDUINO_LIB = _tflm_paths()
+TFLM = tflm_library(TFLM_LIB)
+TFLM_ARDUINO = tflm_library(ARDUINO_LIB)
+
 
 def host_cc() -> str | None:
     for cc in ("clang", "gcc"):

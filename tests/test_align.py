@@ -33,17 +33,22 @@ def test_an_upright_square_is_the_area_resize_and_a_quarter_turn_is_rot90():
 
 def test_the_integer_sampler_is_within_a_level_of_the_float_computation():
     """Random squares, turns and sizes against the same sampling in float64 (bilinear,
-    edge-clamped, k x k samples per output pixel)."""
+    edge-clamped, k x k samples per output pixel, k at most 8)."""
     rng = np.random.default_rng(1)
     g = rng.integers(0, 256, (70, 90), dtype=np.uint8).astype(np.float64)
     g = (g + np.roll(g, 1, 0) + np.roll(g, 1, 1) + np.roll(g, 1, (0, 1))) / 4  # smoother
     g8 = np.rint(g).astype(np.uint8)
     h, w = g8.shape
-    for _ in range(20):
-        cx, cy = rng.uniform(10, 80), rng.uniform(10, 60)
-        side, angle, n = rng.uniform(12, 70), rng.uniform(-1.2, 1.2), int(rng.integers(8, 33))
+    cases = [
+        (rng.uniform(10, 80), rng.uniform(10, 60), rng.uniform(12, 70), rng.uniform(-1.2, 1.2))
+        for _ in range(20)
+    ]
+    # Larger than the image: at most 8 x 8 samples an output pixel (25 x 25 uncapped).
+    cases.append((45.0, 35.0, 400.0, 0.4))
+    for i, (cx, cy, side, angle) in enumerate(cases):
+        n = int(rng.integers(8, 33)) if i < 20 else 16
         got = rotated_square(g8, (cx, cy), side, angle, n, n).astype(np.float64)
-        k = max(1, math.ceil(round(side) / n))
+        k = min(8, max(1, math.ceil(round(side) / n)))
         t = (np.arange(n * k) + 0.5) / (n * k) * side - side / 2
         dx, dy = t[None, :], t[:, None]
         sx = cx + math.cos(angle) * dx - math.sin(angle) * dy - 0.5

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -16,6 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from device_helpers import (
+    ARDUINO_LIB,
+    TFLM,
+    TFLM_ARDUINO,
+    TFLM_LIB,
+)
 
 from tinysmile.boards import Board, list_boards, load_board
 from tinysmile.bundle import load_bundle
@@ -38,20 +43,7 @@ HAVE_GCC = shutil.which("arm-none-eabi-gcc") is not None
 # TFLite Micro as the project's machines keep it (../shared/libraries): a local library for
 # --tflm-lib is the newest, as a source tree (or $TINYSMILE_TFLM_LIB); the real boards'
 # registry dependency is the Arduino library, whose headers the sketch is compiled against.
-SHARED_LIBS = Path(__file__).resolve().parents[2] / "shared" / "libraries"
-TFLM_LIB = Path(os.environ.get(tflm_lib.ENV_VAR) or SHARED_LIBS / "tflite-micro")
-ARDUINO_LIB = SHARED_LIBS / "Arduino_TensorFlowLite"
-
-
-def _library(path: Path) -> tflm_lib.TflmLibrary | None:
-    try:
-        return tflm_lib.locate(path)
-    except TinysmileError:
-        return None
-
-
-LIB = _library(TFLM_LIB)
-ARDUINO = _library(ARDUINO_LIB)
+LIB, ARDUINO = TFLM, TFLM_ARDUINO
 
 
 @pytest.fixture(scope="module")
@@ -462,7 +454,7 @@ def test_tflm_sketch_compiles_against_the_real_tflm_headers(projects, mode, tmp_
 
 
 @pytest.mark.skipif(LIB is None, reason=f"needs TFLite Micro at {TFLM_LIB}")
-def test_real_board_takes_a_local_tflm_library(tmp_path, monkeypatch):
+def test_real_board_takes_a_local_tflmtflm_library(tmp_path, monkeypatch):
     """--tflm-lib on a real board: the library's parts in place instead of the registry's
     library, its include roots on the parts and on our own sources, the TFLite Micro
     defines but not ARDUINO (the core defines it), parts' files exactly the ones the

@@ -28,6 +28,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from device_helpers import (
+    ARDUINO_LIB,
+    SHARED_LIBS,
+    TFLM,
+    TFLM_ARDUINO,
+    TFLM_LIB,
+    tflm_library,
+)
 
 from tinysmile.boards import load_board
 from tinysmile.bundle import load_bundle
@@ -36,20 +44,7 @@ from tinysmile.errors import TinysmileError
 
 BOARD = "qemu-cortex-m4"
 SAMPLES = 64
-SHARED_LIBS = Path(__file__).resolve().parents[2] / "shared" / "libraries"
-TFLM_LIB = Path(os.environ.get(tflm_lib.ENV_VAR) or SHARED_LIBS / "tflite-micro")
-ARDUINO_LIB = SHARED_LIBS / "Arduino_TensorFlowLite"
-
-
-def _library(path: Path) -> tflm_lib.TflmLibrary | None:
-    try:
-        return tflm_lib.locate(path)
-    except TinysmileError:
-        return None
-
-
-LIB = _library(TFLM_LIB)
-ARDUINO = _library(ARDUINO_LIB)
+LIB, ARDUINO = TFLM, TFLM_ARDUINO
 # The marks below follow the library under test: the 2023 export's differences apply when
 # $TINYSMILE_TFLM_LIB names it.
 OLD = tflm_lib.is_arduino_export_2023(LIB)
@@ -257,7 +252,7 @@ def test_a_kernel_part_holds_the_constants_its_files_use(path):
     """depthwise_conv_common reads conv's tensor indices (kConvWeightsTensor, ...), defined
     in conv_common: a model with DEPTHWISE_CONV_2D and no CONV_2D (TFLite Micro's keyword
     model) must link them all the same, in either layout."""
-    lib = _library(path)
+    lib = tflm_library(path)
     if lib is None:
         pytest.skip(f"no TFLite Micro at {path}")
     part = lib.parts(["AddDepthwiseConv2D"])["depthwise_conv"]
@@ -295,7 +290,7 @@ def test_flash_and_verify_warn_of_the_known_differences(models, path):
     one difference every TFLite Micro has."""
     from tinysmile.compiler.reader import parse_model
 
-    lib = _library(path)
+    lib = tflm_library(path)
     if lib is None:
         pytest.skip(f"no TFLite Micro at {path}")
     for name, wrong in KNOWN_WRONG[_kind(lib)].items():

@@ -17,6 +17,7 @@ from tinysmile.errors import TinysmileError
 
 Q16 = 1 << 16
 EXACT_FLOAT64 = 1 << 53  # every integer up to this is a float64
+MAX_SUBSAMPLES = 8  # rotated_square: samples per output pixel along each axis, at most
 
 
 def _overlap_weights(src_len: int, dst_len: int) -> np.ndarray:
@@ -116,9 +117,10 @@ def rotated_square(
 ) -> np.ndarray:
     """The square of `side` pixels centred at `centre` (x, y) and turned by `angle` radians
     (its x axis along (cos, sin)), sampled into width x height pixels: each output pixel the
-    mean of k x k bilinear samples (k = ceil(side / width): as many as the square has pixels
-    per output pixel, so shrinking averages like an area resize), samples outside the image
-    taking its nearest edge pixel.
+    mean of k x k bilinear samples (k = ceil(side / width), as many as the square has pixels
+    per output pixel, so shrinking averages like an area resize; at most MAX_SUBSAMPLES, so
+    that a face filling a large photo costs no more than 64 samples an output pixel),
+    samples outside the image taking its nearest edge pixel.
 
     In integers after rounding the four numbers once (Q8 positions, Q14 cosine and sine):
     every platform gives the same bytes, which OpenCV's warpAffine does not promise."""
@@ -131,7 +133,7 @@ def rotated_square(
     cx, cy = round(centre[0] * 256), round(centre[1] * 256)
     s = max(1, round(side * 256))
     c, sn = round(math.cos(angle) * 16384), round(math.sin(angle) * 16384)
-    k = max(1, -(-round(side) // width))
+    k = min(MAX_SUBSAMPLES, max(1, -(-round(side) // width)))
     # Sample offsets from the centre along the square's axes, in Q8: the centres of k x k
     # cells of each output pixel, (2j + 1) / (2 n k) of the side less half of it.
     ju = np.arange(width * k, dtype=np.int64)

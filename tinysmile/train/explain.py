@@ -21,6 +21,12 @@ from tinysmile.errors import TinysmileError
 def occlusion_map(runner: Any, pixels: np.ndarray, patch: int = 8, stride: int = 4) -> np.ndarray:
     """Evidence per pixel (float32 H x W, in probability units) of one uint8 crop (H x W x
     1) for the positive output of a 1-output model."""
+    outputs = int(np.prod(runner.output["shape"]))
+    if outputs != 1:
+        raise TinysmileError(
+            f"explain: {runner.bundle.name} has {outputs} outputs; maps are made for a "
+            "1-output (smile) model"
+        )
     h, w = pixels.shape[:2]
     if patch < 1 or stride < 1 or patch > min(h, w):
         raise TinysmileError(
@@ -67,11 +73,6 @@ def explain_images(
     each one's probability and evidence figures."""
     import cv2
 
-    if int(np.prod(runner.output["shape"])) != 1:
-        raise TinysmileError(
-            f"explain: {runner.bundle.name} has {int(np.prod(runner.output['shape']))} outputs; "
-            "maps are made for a 1-output (smile) model"
-        )
     out.mkdir(parents=True, exist_ok=True)
     maps = []
     for i, (name, pixels) in enumerate(crops, 1):
