@@ -306,7 +306,9 @@ def _window_graph(rng, kind: str):
     (filters 1-10 other than 3x3, non-square, strides 1-3, channels past a group of 4),
     DEPTHWISE_CONV_2D:1ch one input channel with multipliers 1-8 (the tiled convolution),
     DEPTHWISE_CONV_2D:dil the kxk shapes with dilations 1-3 (one above 1),
-    DEPTHWISE_CONV_2D:mult several input channels with multipliers 2-4 (kxk)."""
+    DEPTHWISE_CONV_2D:mult several input channels with multipliers 2-4 (kxk),
+    MAX_POOL_2D:odd and AVERAGE_POOL_2D:odd 5-43 channels, not a multiple of 4 (x4's last
+    word overlapping the one before)."""
     from tinysmile.compiler.ir import Graph, Op, Tensor
 
     kind, _, focus = kind.partition(":")
@@ -320,7 +322,13 @@ def _window_graph(rng, kind: str):
     fh, fw = min(fh, h), min(fw, w)
     sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
     multiplier = None
-    if focus:
+    if focus == "odd":
+        # pools on channels past a group of 4: the x4 variants' overlapping last word
+        c = int(rng.choice([5, 6, 7, 9, 11, 13, 43]))
+        sh, sw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        if rng.random() < 0.5:
+            fh = fw = sh = sw = int(rng.choice([2, 3]))  # what Keras's pools build
+    elif focus:
         # drawn after the others, so that the plain cases keep their shapes
         fh, fw = [int(v) for v in rng.choice([1, 2, 4, 5, 7, 8, 10], 2)]
         if rng.random() < 0.5:
@@ -341,7 +349,7 @@ def _window_graph(rng, kind: str):
         while (dh, dw) == (1, 1):
             dh, dw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
     padding = str(rng.choice(["SAME", "VALID"]))
-    if focus and padding == "VALID":
+    if focus and focus != "odd" and padding == "VALID":
         # SAME may take a window wider than the input
         h, w = max(h, (fh - 1) * dh + 1), max(w, (fw - 1) * dw + 1)
     act = str(rng.choice(["NONE", "RELU", "RELU6"]))
@@ -401,9 +409,17 @@ RANDOM_CASES = (
     + [("DEPTHWISE_CONV_2D:kxk", s) for s in range(8)]
     + [("DEPTHWISE_CONV_2D:dil", s) for s in range(5)]
     + [("DEPTHWISE_CONV_2D:mult", s) for s in range(5)]
+    + [("MAX_POOL_2D:odd", s) for s in range(6)]
+    + [("AVERAGE_POOL_2D:odd", s) for s in range(6)]
 )
 # the variant each focused case is drawn for
-FOCUS_VARIANTS = {"kxk": {"kxk"}, "1ch": {"tiled", "tiled16"}, "dil": {"kxk"}, "mult": {"kxk"}}
+FOCUS_VARIANTS = {
+    "kxk": {"kxk"},
+    "1ch": {"tiled", "tiled16"},
+    "dil": {"kxk"},
+    "mult": {"kxk"},
+    "odd": {"x4"},
+}
 
 
 @pytest.mark.parametrize("kind,seed", RANDOM_CASES)
@@ -460,3 +476,39 @@ def test_kernels_build_for_cortex_m4_at_every_optimization_level(opt, tmp_path):
             check=True,
             timeout=120,
         )
+
+
+def _corpus_model(name: str) -> bytes:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import corpus
+
+    return corpus.MODELS[name]()
+
+
+@pytest.mark.parametrize("name", ["corpus_r1", "corpus_r3"])
+def test_corpus_pools_in_place_equal_litert(name, tmp_path):
+    """The speed corpus's pools on channels past a group of 4 (corpus_r1: 2x2 average on
+    46; corpus_r3: 2x2 then 3x3 max on 43) take x4, the first in place (overlapping its
+    input, window_lead), and the whole model gives LiteRT's bytes."""
+    model = _corpus_model(name)
+    compiled = compile_model(model, tmp_path)
+    plan = compiled.program.plan
+    pools = [
+        layer
+        for layer in compiled.program.layers
+        if layer.op.kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D")
+    ]
+    in_place = 0
+    for layer in pools:
+        assert layer.params["variant"] == "x4" and layer.params["channels"] % 4, layer.params
+        (i,), (o,) = layer.op.inputs, layer.op.outputs
+        (si, ai), (so, ao) = plan.storage(i), plan.storage(o)
+        size = compiled.program.graph.tensor(o).nbytes
+        in_place += si == so == "arena" and ao <= ai < ao + size  # lead bytes apart
+    assert in_place >= 1, pools
+    x = random_inputs(model, 24, seed=7)
+    want = litert_reference(model, x).reshape(len(x), -1)
+    got = build_host(compiled, tmp_path).run(x)
+    np.testing.assert_array_equal(got, want)

@@ -43,13 +43,18 @@ static inline int32_t tsm_avg_div(int32_t acc, int32_t count)
     return acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
 }
 
-/* The "x4" variant (channels a multiple of 4, at most 256 taps per window): 4 channels
- * per word, summed two per register as int16 halves (SXTAB16; |sum| <= 128 * 256 fits),
- * then divided per lane and stored as one word. Same window clipping and order as the
- * portable kernel (a pixel's reads of a group come before its writes of it). */
+/* The "x4" variant (at least 4 channels, at most 256 taps per window): 4 channels per
+ * word, summed two per register as int16 halves (SXTAB16; |sum| <= 128 * 256 fits), then
+ * divided per lane and stored as one word. When the channels are not a multiple of 4 the
+ * last group is the last four channels, overlapping the group before (those lanes are
+ * computed twice, to the same bytes). In place this is safe: window_lead keeps all of
+ * pixel P's output below every input byte that P's window and the later ones read,
+ * whatever the order of P's writes. Windows two and three taps wide (the pools Keras
+ * builds) take unrolled rows. */
 void tsm_average_pool2d_x4(const tsm_pool_params_t *p, const int8_t *input, int8_t *output)
 {
     const int32_t ch = p->channels;
+    const int32_t last = ch - 4;
     const int32_t row = p->input_w * ch;
     const uint32_t lo4 = (uint32_t)(uint8_t)(int8_t)p->activation_min * 0x01010101u;
     const uint32_t hi4 = (uint32_t)(uint8_t)(int8_t)p->activation_max * 0x01010101u;
@@ -59,22 +64,46 @@ void tsm_average_pool2d_x4(const tsm_pool_params_t *p, const int8_t *input, int8
         for (oy = 0; oy < p->output_h; ++oy) {
             const int32_t y0 = oy * p->stride_h - p->pad_h;
             const int32_t ys = TSM_MAX(0, -y0);
-            const int32_t ye = TSM_MIN(p->filter_h, p->input_h - y0);
+            const int32_t ny = TSM_MIN(p->filter_h, p->input_h - y0) - ys;
             for (ox = 0; ox < p->output_w; ++ox, output += ch) {
                 const int32_t x0 = ox * p->stride_w - p->pad_w;
                 const int32_t xs = TSM_MAX(0, -x0);
-                const int32_t xe = TSM_MIN(p->filter_w, p->input_w - x0);
-                const int32_t count = (ye - ys) * (xe - xs);
+                const int32_t nx = TSM_MIN(p->filter_w, p->input_w - x0) - xs;
+                const int32_t count = ny * nx;
                 const int8_t *win = in_b + (y0 + ys) * row + (x0 + xs) * ch;
                 for (c = 0; c < ch; c += 4) {
-                    uint32_t s02 = 0, s13 = 0, v;
-                    const int8_t *r = win + c;
-                    for (y = ys; y < ye; ++y, r += row) {
-                        const int8_t *px = r;
-                        for (x = xs; x < xe; ++x, px += ch) {
-                            const uint32_t w = tsm_read_u32(px);
+                    const int32_t g = TSM_MIN(c, last);
+                    uint32_t s02 = 0, s13 = 0, v, w;
+                    const int8_t *r = win + g;
+                    if (nx == 3) {
+                        for (y = 0; y < ny; ++y, r += row) {
+                            w = tsm_read_u32(r);
                             s02 = tsm_sxtab16(s02, w);
                             s13 = tsm_sxtab16_ror8(s13, w);
+                            w = tsm_read_u32(r + ch);
+                            s02 = tsm_sxtab16(s02, w);
+                            s13 = tsm_sxtab16_ror8(s13, w);
+                            w = tsm_read_u32(r + 2 * ch);
+                            s02 = tsm_sxtab16(s02, w);
+                            s13 = tsm_sxtab16_ror8(s13, w);
+                        }
+                    } else if (nx == 2) {
+                        for (y = 0; y < ny; ++y, r += row) {
+                            w = tsm_read_u32(r);
+                            s02 = tsm_sxtab16(s02, w);
+                            s13 = tsm_sxtab16_ror8(s13, w);
+                            w = tsm_read_u32(r + ch);
+                            s02 = tsm_sxtab16(s02, w);
+                            s13 = tsm_sxtab16_ror8(s13, w);
+                        }
+                    } else {
+                        for (y = 0; y < ny; ++y, r += row) {
+                            const int8_t *px = r;
+                            for (x = 0; x < nx; ++x, px += ch) {
+                                w = tsm_read_u32(px);
+                                s02 = tsm_sxtab16(s02, w);
+                                s13 = tsm_sxtab16_ror8(s13, w);
+                            }
                         }
                     }
                     if (count > 0) {
@@ -85,7 +114,7 @@ void tsm_average_pool2d_x4(const tsm_pool_params_t *p, const int8_t *input, int8
                     } else {
                         v = 0;
                     }
-                    tsm_write_u32(output + c, tsm_min_s8x4(tsm_max_s8x4(v, lo4), hi4));
+                    tsm_write_u32(output + g, tsm_min_s8x4(tsm_max_s8x4(v, lo4), hi4));
                 }
             }
         }

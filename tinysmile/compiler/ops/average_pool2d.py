@@ -15,8 +15,9 @@ class AveragePool2D(Pool2D):
     kernel = "average_pool2d"
 
     def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
-        # x4 sums 4 channels as int16 lanes: a window of at most 256 taps stays in range
-        if p["channels"] % 4 == 0 and p["filter_h"] * p["filter_w"] <= 256:
+        # x4 sums 4 channels as int16 lanes: a window of at most 256 taps stays in range;
+        # past a multiple of 4 the last word overlaps the one before
+        if p["channels"] >= 4 and p["filter_h"] * p["filter_w"] <= 256:
             return "x4"
         return "generic"
 
