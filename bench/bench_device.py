@@ -20,6 +20,9 @@ sets native against both). Default: $TINYSMILE_TFLM_LIB, else the newest TFLite 
 ../shared/libraries/tflite-micro (a source tree); without any, only the native runtime is
 measured. A source tree's column is `tflm`, the Arduino library's `tflm-arduino`.
 
+A model that a TFLite Micro library refuses (its prepare fails, say) is reported as refused
+in that column, and the run goes on; after several models, a table of their totals.
+
 --per-layer puts the runtimes' profiles side by side instead: every layer's instructions,
 native and each TFLite Micro's (one PROFILE event per operator, its profiler's few calls
 included), their ratios, then the layers of all models with the worst ratio against the
@@ -144,7 +147,12 @@ ROWS = [
 
 
 def tflm_labels(runs: dict[str, dict]) -> list[str]:
-    return [rt for rt in runs if rt != "native"]
+    """The TFLite Micro columns that ran the model (not the ones that refused it)."""
+    return [rt for rt in runs if rt != "native" and "refused" not in runs[rt]]
+
+
+def refused_labels(runs: dict[str, dict]) -> list[str]:
+    return [rt for rt in runs if "refused" in runs[rt]]
 
 
 def print_model(con: Console, name: str, runs: dict[str, dict], profiles: bool = True) -> None:
@@ -160,11 +168,15 @@ def print_model(con: Console, name: str, runs: dict[str, dict], profiles: bool =
     for label in labels:
         t.add_column(f"native / {label}", justify="right")
     for row, key, fmt in ROWS:
-        cells = [fmt.format(runs[rt][key]) for rt in runs]
+        cells = ["refused" if "refused" in runs[rt] else fmt.format(runs[rt][key]) for rt in runs]
         cells += [f"{runs['native'][key] / runs[label][key]:.2f}" for label in labels]
         t.add_row(row, *cells)
     con.print(t)
+    for rt in refused_labels(runs):
+        con.print(f"{name}: {rt} refused the model: {runs[rt]['refused']}")
     for rt, res in runs.items() if profiles else ():
+        if "refused" in res:
+            continue
         prof = res["profile"]
         con.print(profile_table({**prof, "model": f"{name} ({rt})", "board": "qemu-cortex-m4"}))
 
@@ -207,7 +219,7 @@ def print_per_layer(con: Console, name: str, rows: list[dict]) -> None:
 
 def print_worst(con: Console, per_model: dict[str, list[dict]], label: str) -> None:
     ratio = f"native / {label}"
-    rows = [(name, r) for name, rs in per_model.items() for r in rs]
+    rows = [(name, r) for name, rs in per_model.items() for r in rs if ratio in r]
     rows.sort(key=lambda nr: -nr[1][ratio])
     t = Table(title=f"the {min(WORST, len(rows))} layers with the worst {ratio} ratio")
     for col in ("model", "layer", "kind", "variant", "native", label, "ratio"):
@@ -221,6 +233,30 @@ def print_worst(con: Console, per_model: dict[str, list[dict]], label: str) -> N
             f"{r['native']:,}",
             f"{r[label]:,}",
             f"{r[ratio]:.2f}",
+        )
+    con.print(t)
+
+
+KEYS = ("native", "arena", ".text")  # the totals' ratios
+
+
+def print_totals(con: Console, results: dict[str, dict[str, dict]], label: str) -> None:
+    """One row per model: its totals against the first library (the README's table)."""
+    t = Table(title=f"totals: native against {label}")
+    for col in ("model (MACs)", "native", label, *(f"{k} / {label}" for k in KEYS)):
+        t.add_column(col, justify="right")
+    for name, runs in results.items():
+        nat, lib = runs["native"], runs.get(label, {"refused": "not run"})
+        head = [f"{name} ({nat['macs']:,})", f"{nat['instructions']:,}"]
+        if "refused" in lib:
+            t.add_row(*head, "refused", "-", "-", "-")
+            continue
+        t.add_row(
+            *head,
+            f"{lib['instructions']:,}",
+            f"{nat['instructions'] / lib['instructions']:.2f}",
+            f"{nat['arena'] / lib['arena']:.2f}",
+            f"{nat['text'] / lib['text']:.2f}",
         )
     con.print(t)
 
@@ -263,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    from tinysmile.errors import TinysmileError
+
     given = [d for arg in args.tflm_lib or [] for d in arg.split(",") if d]
     if not given and os.environ.get("TINYSMILE_TFLM_LIB"):
         given = [os.environ["TINYSMILE_TFLM_LIB"]]
@@ -285,7 +323,14 @@ def main(argv: list[str] | None = None) -> int:
             for label, lib in [("native", None), *libs.items()]:
                 runtime = "native" if lib is None else "tflm"
                 with con.status(f"building and profiling {name} ({label})…"):
-                    runs[label] = bench_runtime(m, args.board, runtime, lib)
+                    try:
+                        runs[label] = bench_runtime(m, args.board, runtime, lib)
+                    except TinysmileError as exc:
+                        if runtime == "native":
+                            raise
+                        # a model TFLite Micro cannot run (its prepare fails, say) is a
+                        # row of the table, not the end of the run
+                        runs[label] = {"runtime": runtime, "library": lib, "refused": str(exc)}
             results[name] = runs
             if args.per_layer:
                 per_model[name] = layer_pairs(runs)
@@ -295,12 +340,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.per_layer and per_model[name]:
                 print_per_layer(con, name, per_model[name])
             elif args.per_layer:
-                con.print(f"{name}: no per-layer comparison (no tflm run, or its layers differ)")
+                con.print(
+                    f"{name}: no per-layer comparison (no tflm run, refused, or its layers differ)"
+                )
     if args.json:
         for name, rows in per_model.items():
             results[name] = {**results[name], "per_layer": rows}
         print(json.dumps(results, indent=2))
-    elif any(per_model.values()):
+        return 0
+    if libs and len(results) > 1:
+        print_totals(con, results, next(iter(libs)))
+    if any(per_model.values()):
         print_worst(con, per_model, next(iter(libs)))
     return 0
 
