@@ -44,6 +44,14 @@ def _tflm_paths() -> tuple[Path, Path]:
 
 
 TFLM_LIB, ARDUINO_LIB = _tflm_paths()
+
+# SparkFun's Apollo3 Arduino core v1.2.3 and the apollo3blue platform as this machine keeps
+# them (../shared/platformio, its README): the tests' default for $TINYSMILE_APOLLO3_CORE.
+SHARED_PIO = TESTS.parents[1] / "shared" / "platformio"
+APOLLO3_CORE = Path(
+    __import__("os").environ.get("TINYSMILE_APOLLO3_CORE")
+    or SHARED_PIO / "framework-arduinoapollo3"
+)
 TFLM = tflm_library(TFLM_LIB)
 TFLM_ARDUINO = tflm_library(ARDUINO_LIB)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from device_helpers import (
+    APOLLO3_CORE,
     ARDUINO_LIB,
     TFLM,
     TFLM_ARDUINO,
@@ -44,6 +45,14 @@ HAVE_GCC = shutil.which("arm-none-eabi-gcc") is not None
 # --tflm-lib is the newest, as a source tree (or $TINYSMILE_TFLM_LIB); the real boards'
 # registry dependency is the Arduino library, whose headers the sketch is compiled against.
 LIB, ARDUINO = TFLM, TFLM_ARDUINO
+
+
+@pytest.fixture(scope="module", autouse=True)
+def apollo3_core():
+    """The Apollo3 boards' core, as the user's $TINYSMILE_APOLLO3_CORE would name it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TINYSMILE_APOLLO3_CORE", str(APOLLO3_CORE))
+        yield APOLLO3_CORE
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +109,15 @@ def test_platformio_ini_parses_with_platformio(projects):
         cfg = ProjectConfig(str(project.dir / "platformio.ini"), parse_extra=False)
         cfg.validate(silent=True)
         env = "env:tinysmile"
-        assert cfg.get(env, "platform") == board.platformio["platform"]
+        if board.get("local"):
+            # Built offline: the platform beside the core, the core in place.
+            platform = APOLLO3_CORE.parent / board["local"]["platform_folder"]
+            assert cfg.get(env, "platform") == f"file://{platform}"
+            packages = cfg.get(env, "platform_packages")
+            assert f"framework-arduinoapollo3@symlink://{APOLLO3_CORE}" in packages
+            assert cfg.get(env, "upload_protocol") == board.platformio["upload_protocol"]
+        else:
+            assert cfg.get(env, "platform") == board.platformio["platform"]
         assert cfg.get(env, "board") == board.platformio["board"]
         assert cfg.get(env, "framework") == [board.platformio["framework"]]
         assert cfg.get(env, "custom_tinysmile_runtime") == runtime
@@ -297,15 +314,16 @@ def test_flash_without_registry_says_what_to_do(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(pio, "platform_installed", lambda name: False)
     monkeypatch.setattr(pio, "registry_reachable", lambda timeout=3.0: False)
     monkeypatch.setattr(pio, "ensure_scons", lambda **kw: "skipped in this test")
-    edge = next(b for b in REAL if load_board(b).camera)
-    platform = load_board(edge).platformio["platform"]
-    rc = main(["flash", "--board", edge, "--mode", "app", "--port", "/dev/null"])
+    # A board on the registry path (the Apollo3 boards build from local folders).
+    board = next(load_board(b) for b in REAL if not load_board(b).get("local"))
+    platform = board.platformio["platform"]
+    rc = main(["flash", "--board", board.id, "--runtime", "tflm", "--port", "/dev/null"])
     err = capsys.readouterr().err
     assert rc == 2
     assert "PlatformIO cannot reach its registry (api.registry.platformio.org)" in err
     assert f"pio pkg install -g -p {platform}" in err
     assert "networked machine" in err
-    assert "SparkFun_HM01B0_Camera_ArduinoLibrary" in err  # the app's camera library too
+    assert board.platformio["tflm_lib_deps"][0] in err  # the runtime's library too
 
 
 def test_flash_finds_no_board_on_usb(monkeypatch, tmp_path, capsys):

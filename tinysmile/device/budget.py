@@ -187,3 +187,25 @@ def check_budget(b: Budget, model: str = "model") -> None:
             f"({_parts(b.flash)}) but {b.board} has {b.flash_bytes:,}: "
             f"{b.flash_total - b.flash_bytes:,} bytes too many"
         )
+
+
+def check_linked(board: Board, memory: dict[str, int], what: str = "model") -> None:
+    """Refuse, with the linker's section sizes, a linked firmware that does not fit: the
+    board's flash above where its bootloader loads the app, and its RAM."""
+    start = int(str(board.get("upload", {}).get("address", "0")), 0)
+    flash = int(board["flash_bytes"]) - start
+    ram = int(board["ram_bytes"])
+    if memory["ram_total"] > ram:
+        raise TinysmileError(
+            f"{what}: the linked firmware needs {memory['ram_total']:,} bytes of RAM (.data "
+            f"{memory['ram_data']:,}, .bss {memory['ram_bss']:,}, stack "
+            f"{memory['ram_stack']:,}) but {board.id} has {ram:,}: "
+            f"{memory['ram_total'] - ram:,} bytes too many"
+        )
+    if memory["flash_total"] > flash:
+        raise TinysmileError(
+            f"{what}: the linked firmware needs {memory['flash_total']:,} bytes of flash "
+            f"(code {memory['flash_text']:,}, constants {memory['flash_rodata']:,}, .data "
+            f"{memory['flash_data_init']:,}) but {board.id} has {flash:,} above its "
+            f"bootloader: {memory['flash_total'] - flash:,} bytes too many"
+        )

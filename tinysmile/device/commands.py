@@ -44,10 +44,13 @@ def flash(
     port: str | None = None,
     tflm_lib_dir: str | None = None,
     detector: str | None = None,
+    core_dir: str | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """detector: the app's face finder (a bundle folder, bundled or none; default: the
-    bundled one on boards with a camera frame)."""
-    from tinysmile.device import emulator
+    bundled one on boards with a camera frame); core_dir: the Arduino core of a board built
+    from local folders; dry_run: build and say how it would upload, touching no port."""
+    from tinysmile.device import emulator, localpio
     from tinysmile.device.bot import resolve_detector
     from tinysmile.device.pio import memory_summary, run_pio
     from tinysmile.device.session import build
@@ -56,6 +59,17 @@ def flash(
     if mode != "app" and detector not in (None, "none"):
         raise TinysmileError("--detector is for the smiling-bot app: add --mode app")
     finder = resolve_detector(detector, board) if mode == "app" else None
+    if localpio.is_local(board):
+        return _flash_local(
+            bundle, board, runtime, mode, port, log, tflm_lib_dir, finder, core_dir, dry_run
+        )
+    if dry_run:
+        raise TinysmileError(
+            f"--dry-run is for boards tinysmile builds and uploads itself (a [local] table in "
+            f"the board file); {board.id} uploads through PlatformIO"
+        )
+    if core_dir:
+        raise TinysmileError(f"--core is for boards built from a local core; {board.id} is not")
     if not board.emulated:
         return _flash_real(bundle, board, runtime, mode, port, log, tflm_lib_dir, finder)
     project = build(
@@ -147,6 +161,87 @@ def _flash_real(
         "budget": project.budget.to_dict(),
         "notes": project.notes,
     }
+
+
+def _find_port(board, port: str | None) -> str:
+    from tinysmile.device.transport import find_ports
+
+    if port is not None:
+        return port
+    ids = list(board.serial.get("usb_ids", []))
+    found = find_ports(ids)
+    if not found:
+        raise TinysmileError(
+            f"no {board.id} found on USB (looked for {', '.join(ids) or 'no VID:PID'}): "
+            "connect it, or pass --port"
+        )
+    if len(found) > 1:
+        raise TinysmileError(f"several {board.id} boards found ({', '.join(found)}); pass --port")
+    return found[0]
+
+
+def build_local(
+    bundle, board, runtime: str, mode: str, log, tflm_lib_dir=None, finder=None, core_dir=None
+):
+    """A board built offline from local folders: generate, link with PlatformIO, and check
+    the linker's sizes against the board. Returns (project, the linker's memory summary)."""
+    from tinysmile.device.budget import check_linked
+    from tinysmile.device.pio import memory_summary, run_pio
+    from tinysmile.device.project import finder_digest, generate_project
+    from tinysmile.device.session import project_dir
+
+    log(f"generating the {runtime} {mode} project for {board.id}")
+    key = f"{runtime}:{mode}" + (f":finder-{finder_digest(finder)}" if finder else "")
+    project = generate_project(
+        bundle,
+        board,
+        project_dir(board, bundle, key=key),
+        runtime,
+        mode,
+        tflm_lib_dir=tflm_lib_dir,
+        finder=finder,
+        core_dir=core_dir,
+    )
+    log(f"linking with PlatformIO against {project.local.core}")
+    run_pio(project)
+    mem = memory_summary(project)
+    check_linked(board, mem, bundle.name)
+    return project, mem
+
+
+def _flash_local(
+    bundle, board, runtime, mode, port, log, tflm_lib_dir, finder, core_dir, dry_run
+) -> dict[str, Any]:
+    from tinysmile.device import upload
+
+    port = _find_port(board, port)  # before a build that takes a while
+    project, mem = build_local(bundle, board, runtime, mode, log, tflm_lib_dir, finder, core_dir)
+    cmd = upload.command(board, project.local.core, project.bin, port)
+    out = {
+        "board": board.id,
+        "model": bundle.name,
+        "sha256": bundle.model_hash(),
+        "runtime": runtime,
+        "mode": mode,
+        "detector": finder.name if finder else None,
+        "project": str(project.dir),
+        "elf": str(project.elf),
+        "bin": str(project.bin),
+        # The linker's figures (the estimate it replaces is under "budget").
+        "flash_bytes": mem["flash_total"],
+        "ram_bytes": mem["ram_total"],
+        "memory": mem,
+        "budget": project.budget.to_dict(),
+        "upload": upload.describe(board, port),
+        "upload_command": cmd,
+        "port": port,
+        "dry_run": dry_run,
+        "notes": project.notes,
+    }
+    if not dry_run:
+        log(f"uploading to {port} ({board['upload']['protocol']})")
+        upload.run(board, cmd, port, project.dir / "upload.log")
+    return out
 
 
 def print_budget(budget: dict, console=None) -> None:
@@ -243,6 +338,23 @@ detector_option = click.option(
     "frame, when this tinysmile ships one",
 )
 
+no_board_option = click.option(
+    "--no-board",
+    is_flag=True,
+    help="no board: link the firmware for --board and run its model entry on a Cortex-M4 "
+    "instruction-set emulator (boards built from local folders)",
+)
+
+core_option = click.option(
+    "--core",
+    "core_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="the Arduino core of a board built offline from local folders (SparkFun Apollo3 "
+    "v1.x: framework-arduinoapollo3, or an Arduino IDE install's "
+    "packages/SparkFun/hardware/apollo3/1.2.3); default: $TINYSMILE_APOLLO3_CORE",
+)
+
 board_option = click.option(
     "--board",
     "board_id",
@@ -259,6 +371,12 @@ board_option = click.option(
 @tflm_lib_option
 @detector_option
 @click.option("--port", default=None, help="serial port of a real board (default: by USB VID:PID)")
+@core_option
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="build (link) the firmware and print how it would be uploaded; no port is opened",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def flash_cmd(
     model: str | None,
@@ -268,6 +386,8 @@ def flash_cmd(
     tflm_lib_dir: str | None,
     detector: str | None,
     port: str | None,
+    core_dir: str | None,
+    dry_run: bool,
     as_json: bool,
 ) -> int:
     """Compile MODEL, check it fits, build the firmware with PlatformIO and flash it (the
@@ -284,12 +404,25 @@ def flash_cmd(
             port,
             tflm_lib_dir,
             detector,
+            core_dir,
+            dry_run,
         )
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return 0
     _warn_differences(res["notes"])
-    if "memory" in res:
+    if "upload_command" in res:
+        import shlex
+
+        what = "would upload" if res["dry_run"] else "uploaded"
+        up = res["upload"]
+        click.echo(
+            f"linked {res['model']} ({res['runtime']}, {res['mode']}) for {res['board']}: flash "
+            f"{res['flash_bytes']:,} B, RAM {res['ram_bytes']:,} B (the linker's figures)\n"
+            f"elf {res['elf']}\nbin {res['bin']}\n{what} with {up['protocol']} at "
+            f"{up['address']} on {up['port']}: {shlex.join(res['upload_command'])}"
+        )
+    elif "memory" in res:
         mem = res["memory"]
         con.print(
             f"flashed {res['model']} to {res['board']}: RAM {fmt_bytes(mem['ram_total'])} "
@@ -324,11 +457,13 @@ def run_verify(
     perturb_layer: int | None = None,
     runtime: str = "native",
     tflm_lib_dir: str | None = None,
+    no_board: bool = False,
+    core_dir: str | None = None,
 ) -> dict[str, Any]:
     import numpy as np
 
     from tinysmile.device.session import connect
-    from tinysmile.device.verify import image_inputs, random_inputs, verify
+    from tinysmile.device.verify import image_inputs, random_inputs, verify, verify_linked
 
     if samples < 1:
         raise TinysmileError("--samples must be at least 1")
@@ -342,6 +477,23 @@ def run_verify(
         )
     else:
         inputs = random_inputs(shape, samples, seed)
+    if no_board:
+        project = _linked_harness(bundle, board, runtime, log, tflm_lib_dir, core_dir, port)
+        res = verify_linked(project.elf, bundle.model_path, report, inputs, progress=progress)
+        return {
+            "board": board.id,
+            "model": bundle.name,
+            "sha256": bundle.model_hash(),
+            "port": None,
+            "elf": str(project.elf),
+            "inputs": "images from " + str(data) if data else f"random int8 (seed {seed})",
+            "runtime": runtime,
+            "emulator": "unicorn (Cortex-M4, the linked ELF's model entry)",
+            "unit": "instructions",
+            "per_inference": None,
+            "notes": _runtime_notes(host.program.graph, runtime, tflm_lib_dir),
+            **res.to_dict(),
+        }
     with connect(
         board,
         bundle,
@@ -370,6 +522,23 @@ def run_verify(
         "notes": _runtime_notes(host.program.graph, runtime, tflm_lib_dir),
         **res.to_dict(),
     }
+
+
+def _linked_harness(bundle, board, runtime, log, tflm_lib_dir, core_dir, port):
+    """--no-board: the harness firmware linked for this board (built if needed)."""
+    from tinysmile.device import localpio
+
+    if port is not None:
+        raise TinysmileError("--no-board runs the linked firmware on an emulator: drop --port")
+    if not localpio.is_local(board):
+        raise TinysmileError(
+            f"--no-board checks firmware linked for a board tinysmile builds offline (a "
+            f"[local] table in its board file); {board.id} is not one"
+        )
+    project, _mem = build_local(
+        bundle, board, runtime, "harness", log or (lambda m: None), tflm_lib_dir, None, core_dir
+    )
+    return project
 
 
 def _runtime_notes(graph, runtime: str, tflm_lib_dir: str | None) -> list[str]:
@@ -411,8 +580,12 @@ def describe_mismatch(m: dict[str, Any], unit: str = "") -> str:
 @click.option("--seed", default=0, show_default=True, help="seed of the random inputs")
 @_RUNTIME
 @tflm_lib_option
+@no_board_option
+@core_option
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def verify_cmd(model, board_id, port, samples, data, seed, runtime, tflm_lib_dir, as_json) -> int:
+def verify_cmd(
+    model, board_id, port, samples, data, seed, runtime, tflm_lib_dir, no_board, core_dir, as_json
+) -> int:
     """Send inputs to the device and compare every output byte with LiteRT's reference
     kernels; on a mismatch, name the first layer that differs. Exit 0 only if all match."""
     from rich.progress import Progress
@@ -431,15 +604,22 @@ def verify_cmd(model, board_id, port, samples, data, seed, runtime, tflm_lib_dir
             progress=lambda i, n: bar.update(task, completed=i, description="verifying"),
             runtime=runtime,
             tflm_lib_dir=tflm_lib_dir,
+            no_board=no_board,
+            core_dir=core_dir,
         )
     if as_json:
         click.echo(json.dumps(res, indent=2))
     else:
         verdict = "PASS" if res["ok"] else "FAIL"
+        where = res["board"] if not no_board else f"{res['board']}'s linked firmware, emulated"
+        count = (
+            f"; {res['per_inference']:,} {res['unit']} per inference"
+            if res["per_inference"] is not None
+            else ""
+        )
         click.echo(
             f"{verdict}: {res['matched']}/{res['samples']} outputs bit-exact "
-            f"({res['model']} on {res['board']}, {res['inputs']}); "
-            f"{res['per_inference']:,} {res['unit']} per inference"
+            f"({res['model']} on {where}, {res['inputs']}){count}"
         )
         for m in res["mismatches"][:5]:
             click.echo("  " + describe_mismatch(m))
@@ -455,12 +635,21 @@ def run_profile(
     runs: int = 1,
     runtime: str = "native",
     tflm_lib_dir: str | None = None,
+    no_board: bool = False,
+    core_dir: str | None = None,
 ) -> dict[str, Any]:
     from tinysmile.device.profile import profile
     from tinysmile.device.session import connect
 
     bundle, board = _load(model, board_id)
     host = _compile_only(bundle)
+    if no_board:
+        from tinysmile.device.profile import profile_linked
+
+        project = _linked_harness(bundle, board, runtime, log, tflm_lib_dir, core_dir, port)
+        out = profile_linked(project.elf, board, host.report)
+        out.update(board=board.id, model=bundle.name, sha256=bundle.model_hash(), runtime=runtime)
+        return out
     with connect(board, bundle, port, log=log, runtime=runtime, tflm_lib_dir=tflm_lib_dir) as conn:
         results = [profile(conn.client, board, host.report, runtime=runtime) for _ in range(runs)]
         hello = conn.client.hello
@@ -516,8 +705,10 @@ def profile_table(res: dict[str, Any]):
 @click.option("--port", default=None)
 @_RUNTIME
 @tflm_lib_option
+@no_board_option
+@core_option
 @click.option("--json", "as_json", is_flag=True)
-def profile_cmd(model, board_id, port, runtime, tflm_lib_dir, as_json) -> int:
+def profile_cmd(model, board_id, port, runtime, tflm_lib_dir, no_board, core_dir, as_json) -> int:
     """Per-layer and total instruction counts (cycles on real boards), MACs per layer. On
     the tflm runtime the layers are TFLite Micro's operators, timed through its profiler."""
     from rich.console import Console
@@ -531,9 +722,21 @@ def profile_cmd(model, board_id, port, runtime, tflm_lib_dir, as_json) -> int:
             log=lambda m: status.update(m),
             runtime=runtime,
             tflm_lib_dir=tflm_lib_dir,
+            no_board=no_board,
+            core_dir=core_dir,
         )
     if as_json:
         click.echo(json.dumps(res, indent=2))
+    elif no_board:
+        click.echo(
+            f"{res['model']} ({res['runtime']}) as linked for {res['board']}: "
+            f"{res['instructions']:,} instructions per inference (Cortex-M4 instruction-set "
+            f"emulator); estimated {res['cycles_estimate']:,} cycles = "
+            f"{res['ms_estimate']:.1f} ms at {res['clock_hz'] / 1e6:g} MHz"
+        )
+        mix = ", ".join(f"{k} {v:,}" for k, v in res["mix"].items())
+        click.echo(f"instruction mix: {mix}")
+        click.echo("an estimate, assuming: " + "; ".join(res["assumptions"]))
     else:
         Console(highlight=False).print(profile_table(res))
         click.echo(

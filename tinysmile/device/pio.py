@@ -271,7 +271,12 @@ def run_pio(
     ensure_scons()
     settings = project.board.get("platformio", {})
     platform = settings.get("platform", "")
-    remote = not (boards_dir() / platform).is_dir()
+    # A platform under boards/, or one named by file:// (a board's [local] folders), needs no
+    # registry.
+    local = project_option(project.dir / "platformio.ini", ENV_NAME, "platform")
+    remote = not (boards_dir() / platform).is_dir() and not (
+        local and local[0].startswith(("file://", "symlink://"))
+    )
     offline = offline_message(
         project.board.id,
         settings,

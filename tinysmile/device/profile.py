@@ -78,3 +78,26 @@ def profile(
         macs=int(report["macs"]),
         layers=layers,
     )
+
+
+def profile_linked(elf, board: Board, report: dict[str, Any], x: np.ndarray | None = None) -> dict:
+    """The linked firmware's model on the instruction-set emulator: instructions of one
+    inference (seeded random input when None), their mix, and cycles and milliseconds
+    estimated from the Cortex-M4 TRM's timings at the board's clock (an estimate: see
+    `assumptions`)."""
+    from tinysmile.device.isasim import ASSUMPTIONS, HarnessModel
+
+    if x is None:
+        shape = tuple(report["input"]["shape"])
+        x = np.random.default_rng(0).integers(-128, 128, size=shape).astype(np.int8)
+    res = HarnessModel(elf).profile(x.astype(np.int8).tobytes())
+    clock = int(board["clock_hz"])
+    res.update(
+        elf=str(elf),
+        unit="instructions",
+        macs=int(report["macs"]),
+        clock_hz=clock,
+        ms_estimate=1000.0 * res["cycles_estimate"] / clock,
+        assumptions=list(ASSUMPTIONS),
+    )
+    return res

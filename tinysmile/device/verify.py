@@ -174,3 +174,40 @@ def verify(
     res.retries = client.retried
     res.resets_seen = client.resets_seen
     return res
+
+
+def verify_linked(
+    elf: Path,
+    model_path: Path,
+    report: dict[str, Any],
+    inputs: np.ndarray,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerifyResult:
+    """verify() without a board: the linked firmware's own model entry (the harness's
+    binding, read from the ELF) on a Cortex-M4 instruction-set emulator."""
+    from tinysmile.device.isasim import HarnessModel
+
+    expected = expected_outputs(model_path, report, inputs)
+    model = HarnessModel(elf)
+    res = VerifyResult()
+    for i, x in enumerate(inputs):
+        out = model.infer(x.astype(np.int8).tobytes())
+        got = np.frombuffer(out, dtype=np.int8).reshape(expected[i].shape)
+        res.samples += 1
+        if np.array_equal(got, expected[i]):
+            res.matched += 1
+        else:
+            coords, d, h, n = _first_diff(got, expected[i])
+            res.mismatches.append(
+                Mismatch(
+                    i,
+                    coords,
+                    d,
+                    h,
+                    n,
+                    note="the linked firmware on the instruction-set emulator (no layer walk)",
+                )
+            )
+        if progress:
+            progress(i + 1, len(inputs))
+    return res
