@@ -61,8 +61,12 @@ def default_bundle_path() -> Path:
 
 
 def load_bundle(path: str | Path | None = None) -> Bundle:
-    """Open a bundle folder, its bundle.json, or a bare .tflite; None means the default."""
+    """Open a bundle folder, its bundle.json, a bare .tflite, or a bundled model by name
+    (tinysmile/models: smile_default, attitude_default); None means the default."""
     p = Path(path) if path is not None else default_bundle_path()
+    if not p.exists() and path is not None and (models_dir() / str(path) / MODEL_FILE).is_file():
+        # A bundled model by its name: smile_default, attitude_default.
+        p = models_dir() / str(path)
     if not p.exists():
         if path is None:
             raise TinysmileError(

@@ -29,7 +29,7 @@ from typing import Any
 
 from tinysmile.errors import TinysmileError
 
-ARCHS = ("alexnet", "reduced-alexnet", "embedded3")
+ARCHS = ("alexnet", "reduced-alexnet", "embedded3", "attitude48")
 ARCH_DIR = Path(__file__).resolve().parent / "archs"
 
 # type -> (required fields, defaults). Defaults are written into the normalised form, so
@@ -50,7 +50,7 @@ _FIELDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "dropout": (("rate",), {}),
     "dense": (("units",), {"activation": None}),
 }
-_ACTIVATIONS = (None, "relu", "sigmoid")
+_ACTIVATIONS = (None, "relu", "sigmoid", "softmax")
 _SPATIAL = ("conv", "depthwise_conv", "batch_norm", "max_pool")
 _INT_FIELDS = ("filters", "kernel", "stride", "size", "units")
 # The smallest input side a reduction may produce: below it a face is a few pixels.
@@ -102,7 +102,9 @@ def normalise(doc: Any, where: str = "architecture") -> Arch:
         if norm.get("padding", "same") not in ("same", "valid"):
             raise TinysmileError(f"{at} ({kind}): padding is 'same' or 'valid'")
         if norm.get("activation") not in _ACTIVATIONS:
-            raise TinysmileError(f"{at} ({kind}): activation is relu, sigmoid or null")
+            raise TinysmileError(f"{at} ({kind}): activation is relu, sigmoid, softmax or null")
+        if norm.get("activation") == "softmax" and (kind != "dense" or i != len(layers) - 1):
+            raise TinysmileError(f"{at} ({kind}): softmax is the last dense layer's only")
         if kind in ("conv", "depthwise_conv") and not isinstance(norm["bias"], bool):
             raise TinysmileError(f"{at} ({kind}): bias is true or false")
         if kind == "dropout" and not (
@@ -120,8 +122,14 @@ def normalise(doc: Any, where: str = "architecture") -> Arch:
             "conv, depthwise_conv, batch_norm and max_pool come before flatten, dense after it",
         )
     last = out_layers[-1]
-    if last["type"] != "dense" or last["units"] != 1 or last["activation"] != "sigmoid":
-        raise _bad(where, "the last layer must be a dense layer of 1 unit with a sigmoid")
+    binary = last["units"] == 1 and last["activation"] == "sigmoid"
+    classes = last["units"] >= 2 and last["activation"] == "softmax"
+    if last["type"] != "dense" or not (binary or classes):
+        raise _bad(
+            where,
+            "the last layer must be a dense layer of 1 unit with a sigmoid (two classes) or"
+            " of one unit per class with a softmax (three or more)",
+        )
     name = doc.get("name", "custom")
     out: Arch = {"name": str(name), "input": {"height": inp["height"], "width": inp["width"]}}
     if doc.get("description"):
@@ -167,6 +175,24 @@ def arch_key(arch: Arch) -> str:
 def with_input(arch: Arch, height: int, width: int) -> Arch:
     out = copy.deepcopy(arch)
     out["input"] = {"height": int(height), "width": int(width)}
+    return normalise(out, out.get("name", "architecture"))
+
+
+def num_classes(arch: Arch) -> int:
+    """How many classes the architecture tells apart (2 for a 1-unit sigmoid)."""
+    units = int(arch["layers"][-1]["units"])
+    return 2 if units == 1 else units
+
+
+def with_classes(arch: Arch, classes: int) -> Arch:
+    """The architecture with its head for ``classes`` classes: two as one sigmoid unit (the
+    smile models), more as a softmax over one unit each (attitude, emotions); the layers
+    below the head are unchanged, so a run of one task can start another's training."""
+    if classes < 2:
+        raise TinysmileError(f"a classifier needs at least two classes, got {classes}")
+    out = copy.deepcopy(arch)
+    head = out["layers"][-1]
+    head["units"], head["activation"] = (1, "sigmoid") if classes == 2 else (classes, "softmax")
     return normalise(out, out.get("name", "architecture"))
 
 

@@ -36,6 +36,37 @@ def _echo_err(msg: str) -> None:
     "--data", "data", required=True, type=click.Path(path_type=Path), help="Dataset store."
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option(
+    "--task",
+    type=click.Choice(["smile", "attitude", "emotion"]),
+    default="smile",
+    show_default=True,
+    help="smile: one sigmoid unit; attitude (negative, neutral, positive): a softmax over"
+    " three; emotion: FER2013's seven emotions, read from the folder each FER2013 sample was"
+    " imported from (to pretrain an attitude model). The architecture's head is made so.",
+)
+@click.option(
+    "--emotion-map",
+    default=None,
+    help="Relabel FER2013 samples from their emotion: EMOTION=LABEL,... over the importer's"
+    " mapping (happy positive, neutral neutral, the other five negative), e.g."
+    " 'surprise=positive'.",
+)
+@click.option(
+    "--init",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A training run whose weights start this one, layer by layer where names and shapes"
+    " agree (a head of another class count starts afresh): fine-tune an emotion run on"
+    " attitude, or start from a smile run's features.",
+)
+@click.option(
+    "--balance",
+    type=click.Choice(["balanced", "sqrt", "none"]),
+    default=None,
+    help="Class weights: every class equal, inversely to the count's square root, or none"
+    " [balanced for smile, sqrt for more classes].",
+)
 @click.option("--epochs", type=int, default=40, show_default=True, help="Most epochs to run.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -94,6 +125,10 @@ def train_cmd(
     arch: str,
     data: Path,
     out: Path,
+    task: str,
+    emotion_map: str | None,
+    init: Path | None,
+    balance: str | None,
     epochs: int,
     seed: int,
     restarts: int,
@@ -108,10 +143,15 @@ def train_cmd(
     teacher: Path | None,
     distill: float,
 ) -> None:
-    """Train ARCH on a store's train split; early stopping on validation AUC."""
+    """Train ARCH on a store's train split; early stopping on validation AUC (smile) or
+    accuracy (attitude, emotion)."""
     from tinysmile.train.arch import load_arch
+    from tinysmile.train.dataset import parse_emotion_map
     from tinysmile.train.train import store_spec, train_restarts
 
+    if task != "smile" and restarts > 1:
+        raise TinysmileError("--restarts picks by validation AUC: smile models only")
+    mapping = parse_emotion_map(emotion_map, task)
     if batch_size < 1:
         raise TinysmileError(f"--batch-size must be >= 1, got {batch_size}")
     if size is not None and size < 1:
@@ -120,7 +160,7 @@ def train_cmd(
     h, w = (size, size) if size else (spec_arch["input"]["height"], spec_arch["input"]["width"])
     spec = None  # the store's: the framing and face crop its sources need
     if size is not None or face_crop is not None:
-        spec = store_spec(data, h, w)
+        spec = store_spec(data, h, w, task)
         if face_crop is not None:
             spec = dataclasses.replace(spec, face_crop=face_crop)
     result = train_restarts(
@@ -139,11 +179,24 @@ def train_cmd(
         spec=spec,
         teacher=teacher,
         distill=distill,
+        task=task,
+        emotion_map=mapping,
+        init=init,
+        balance=balance,
         command=_command_line(),
         verbose=1 if sys.stderr.isatty() else 2,
         say=_echo_err,
     )
     v = result["val"]
+    if task != "smile":
+        click.echo(
+            f"{result['arch']} ({task}): val accuracy {v['accuracy']:.4f}, macro-F1 "
+            f"{v['macro_f1']:.4f}, kappa {v['kappa']:.4f}, MCC {v['mcc']:.4f}; "
+            f"{result['macs']:,} MACs, {result['params']:,} params; "
+            f"{result['train_seconds']:.0f} s, best epoch {result['best_epoch']}/{result['epochs_run']}"
+        )
+        click.echo(f"run written to {out}")
+        return
     click.echo(
         f"{result['arch']}: val AUC {v['auc']:.4f}, at threshold {result['threshold']:.3f}: "
         f"precision {v['precision']:.3f} recall {v['recall']:.3f} F1 {v['f1']:.3f}; "
@@ -222,7 +275,17 @@ def quantize_cmd(
         say=_echo_err,
     )
     for split in ("val", "test"):
-        if split in report:
+        if split in report and "accuracy_drop" in report[split]:
+            m = report[split]
+            q, d = m["int8"], m["degraded"]
+            click.echo(
+                f"{split}: accuracy float {m['float']['accuracy']:.4f} int8 {q['accuracy']:.4f}"
+                f" (drop {m['accuracy_drop']:+.4f}), int8 macro-F1 {q['macro_f1']:.4f} kappa"
+                f" {q['kappa']:.4f} MCC {q['mcc']:.4f}; degraded {d['accuracy']:.4f} (drop"
+                f" {d['accuracy_drop']:+.4f}); flipped decisions {m['flipped']} / {q['n']}"
+                f" ({100 * m['flipped_fraction']:.2f} %)"
+            )
+        elif split in report:
             m = report[split]
             d = m["degraded"]
             click.echo(
@@ -266,7 +329,8 @@ def _whole_image_detector(name: str, spec):
 @_detector_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def predict_cmd(model: Path, images: tuple[Path, ...], detector: str, as_json: bool) -> None:
-    """Smile or not for each IMAGE, with MODEL (a bundle folder or .tflite)."""
+    """Smile or not (or the attitude, with its three probabilities) for each IMAGE, with
+    MODEL (a bundle folder or .tflite)."""
     from tinysmile.train.infer import Runner
 
     runner = Runner(model)
@@ -279,7 +343,11 @@ def predict_cmd(model: Path, images: tuple[Path, ...], detector: str, as_json: b
         return
     for r in results:
         face = "" if "face_found" not in r else ("" if r["face_found"] else "  (no face found)")
-        click.echo(f"{r['image']}: {r['label']}  p={r['probability']:.3f}{face}")
+        if "probabilities" in r:
+            ps = "  ".join(f"{k} {v:.3f}" for k, v in r["probabilities"].items())
+            click.echo(f"{r['image']}: {r['label']}  ({ps}){face}")
+        else:
+            click.echo(f"{r['image']}: {r['label']}  p={r['probability']:.3f}{face}")
 
 
 @click.command("evaluate")
@@ -350,8 +418,19 @@ def evaluate_cmd(
         if degrade or against is not None:
             raise TinysmileError("--detector takes neither --degrade nor --against")
         finder = _whole_image_detector(detector, runner.spec)
+    task = runner.bundle.meta.get("task", "smile")
+    if runner.multiclass:
+        if against is not None:
+            raise TinysmileError("--against compares AUCs: smile models only")
+        _evaluate_classes(runner, data, split, limit, degrade, seed, finder, detector, as_json)
+        return
     arrays = load_data(
-        runner.spec, data, None if split == "all" else split, limit=limit, detector=finder
+        runner.spec,
+        data,
+        None if split == "all" else split,
+        task=task,
+        limit=limit,
+        detector=finder,
     )
     scores = runner.scores(arrays.pixels, progress=sys.stderr.isatty())
     if arrays.found is not None:
@@ -421,6 +500,74 @@ def evaluate_cmd(
             f" (paired bootstrap, {a['resamples']} resamples of the {result['n']} images,"
             f" seed {a['seed']}); {model} at least as good in"
             f" {100 * a['share_not_worse']:.0f} % of them"
+        )
+
+
+def _evaluate_classes(runner, data, split, limit, degrade, seed, finder, detector, as_json) -> None:
+    """evaluate for a softmax model (attitude): accuracy, macro-F1, Cohen's kappa, MCC and
+    the confusion matrix of its argmax decisions on the int8 outputs."""
+    import numpy as np
+
+    from tinysmile.train import metrics as M
+    from tinysmile.train.dataset import load_data
+
+    task = runner.bundle.meta.get("task", "attitude")
+    labels = runner.labels
+    arrays = load_data(
+        runner.spec,
+        data,
+        None if split == "all" else split,
+        task=task,
+        limit=limit,
+        detector=finder,
+    )
+    outputs = runner.outputs(arrays.pixels, progress=sys.stderr.isatty()).astype(np.int64)
+    result = {
+        "model": runner.bundle.name,
+        "data": str(data),
+        "split": split,
+        "task": task,
+        "labels": labels,
+        **M.multiclass_summary(arrays.labels, outputs),
+    }
+    if arrays.found is not None:
+        result["detector"] = detector
+        result["faces_found"] = float(np.mean(arrays.found))
+    if degrade:
+        result["degraded"] = M.degraded_classes(
+            lambda px: runner.outputs(px, progress=sys.stderr.isatty()),
+            arrays.pixels,
+            arrays.labels,
+            result["accuracy"],
+            seed,
+        )
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    counts = ", ".join(f"{n} {labels[i]}" for i, n in enumerate(result["support"]))
+    click.echo(
+        f"{result['model']} on {data} ({split}): {result['n']} images ({counts})\n"
+        f"accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  "
+        f"kappa {result['kappa']:.4f}  MCC {result['mcc']:.4f}"
+    )
+    width = max(len(n) for n in labels)
+    click.echo("confusion (rows: true label, columns: predicted):")
+    click.echo(" " * (width + 2) + " ".join(f"{n:>{width}}" for n in labels))
+    for i, row in enumerate(result["confusion"]):
+        click.echo(f"{labels[i]:>{width}}  " + " ".join(f"{v:>{width}}" for v in row))
+    for i, n in enumerate(labels):
+        click.echo(
+            f"{n}: precision {result['precision'][i]:.4f} recall {result['recall'][i]:.4f}"
+            f" F1 {result['f1'][i]:.4f}"
+        )
+    if arrays.found is not None:
+        click.echo(f"faces found by {detector}: {100 * result['faces_found']:.1f} %")
+    if degrade:
+        d = result["degraded"]
+        parts = ", ".join(f"{k} {v['accuracy']:.4f}" for k, v in d["by_degradation"].items())
+        click.echo(
+            f"degraded (one per image, seed {d['seed']}): accuracy {d['accuracy']:.4f}, drop"
+            f" {d['accuracy_drop']:+.4f}; {parts}"
         )
 
 

@@ -44,7 +44,88 @@ def is_store(path: Path) -> bool:
     return (path / DB_FILE).is_file()
 
 
-def store_samples(store_dir: str | Path, split: str | None, task: str = "smile") -> list:
+# The training tasks: the store's (smile, attitude) and FER2013's seven emotions, which
+# are no task of the store's but are read from the emotion folder each FER2013 sample was
+# imported from (for pretraining an attitude model on the finer labels).
+EMOTION_TASK = "emotion"
+
+
+def task_labels(task: str) -> list[str]:
+    """The class names of a training task, in label order."""
+    from tinysmile.data.importers import FER_EMOTIONS
+    from tinysmile.data.store import TASK_LABELS
+
+    if task == EMOTION_TASK:
+        return list(FER_EMOTIONS)
+    if task not in TASK_LABELS:
+        choices = ", ".join([*TASK_LABELS, EMOTION_TASK])
+        raise TinysmileError(f"unknown task {task!r}; choose one of {choices}")
+    return list(TASK_LABELS[task])
+
+
+def sample_emotion(sample: Any) -> int | None:
+    """FER2013's emotion of a sample imported from its folder layout (SPLIT/EMOTION/file),
+    as an index into FER_EMOTIONS; None for any other sample."""
+    from tinysmile.data.importers import FER_EMOTIONS
+
+    if sample.source != "fer2013":
+        return None
+    name = Path(str(sample.original)).parent.name.lower()
+    return FER_EMOTIONS.index(name) if name in FER_EMOTIONS else None
+
+
+def parse_emotion_map(text: str | None, task: str) -> dict[int, int] | None:
+    """``--emotion-map``: EMOTION=LABEL,... (say surprise=positive) over the importer's
+    mapping of FER2013's emotions to the task's labels; None when not given."""
+    from tinysmile.data.importers import FER_EMOTIONS, fer_label
+
+    if not text:
+        return None
+    if task == EMOTION_TASK:
+        raise TinysmileError(
+            "--emotion-map maps emotions to a task's labels; not for --task emotion"
+        )
+    names = task_labels(task)
+    out = {e: fer_label(e, task) for e in range(len(FER_EMOTIONS))}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        emotion, sep, label = (x.strip().lower() for x in part.partition("="))
+        if not sep or emotion not in FER_EMOTIONS or label not in names:
+            raise TinysmileError(
+                f"--emotion-map: expected EMOTION=LABEL with EMOTION one of "
+                f"{', '.join(FER_EMOTIONS)} and LABEL one of {', '.join(names)}; got {part!r}"
+            )
+        out[FER_EMOTIONS.index(emotion)] = names.index(label)
+    return out
+
+
+def _relabelled(samples: list, mapping: Mapping[int, int] | None, where: Path) -> list:
+    """Each sample labelled by its FER2013 emotion (through ``mapping``, or as the emotion
+    itself when None); a sample whose emotion is unknown is an error, not a silent drop."""
+    import dataclasses
+
+    out = []
+    for s in samples:
+        e = sample_emotion(s)
+        if e is None:
+            raise TinysmileError(
+                f"{where}: sample {s.id[:12]} ({s.original}) has no FER2013 emotion folder;"
+                " emotions come from FER2013 imported in its folder layout"
+            )
+        out.append(dataclasses.replace(s, label=e if mapping is None else mapping[e]))
+    return out
+
+
+def store_samples(
+    store_dir: str | Path,
+    split: str | None,
+    task: str = "smile",
+    emotion_map: Mapping[int, int] | None = None,
+) -> list:
+    """A task's labelled samples of a store. ``task`` "emotion": the store's FER2013
+    samples (of whichever task they were imported for) labelled by their emotion;
+    ``emotion_map``: the samples relabelled from their emotion by that mapping."""
     from tinysmile.data.store import Store
 
     root = Path(store_dir)
@@ -53,21 +134,32 @@ def store_samples(store_dir: str | Path, split: str | None, task: str = "smile")
             f"{root}: not a dataset store (create one with `tinysmile data import`)"
         )
     with Store(root, create=False) as store:
-        return store.samples(split=split, task=task)
+        if task != EMOTION_TASK:
+            samples = store.samples(split=split, task=task)
+            return samples if emotion_map is None else _relabelled(samples, emotion_map, root)
+        tasks = [t for t in ("attitude", "smile") if t in store.tasks()]
+        samples = store.samples(split=split, task=tasks[0]) if tasks else []
+    return _relabelled(samples, None, root)
 
 
 def split_samples_of(
-    store_dir: str | Path, split: str, split_samples: Mapping[str, list] | None = None
+    store_dir: str | Path,
+    split: str,
+    split_samples: Mapping[str, list] | None = None,
+    task: str = "smile",
+    emotion_map: Mapping[int, int] | None = None,
 ) -> list:
     """The store's samples in ``split``; with ``split_samples`` (a cross-validation fold:
     split name to samples), that mapping's, and none for a split it does not name."""
     if split_samples is None:
-        return store_samples(store_dir, split)
+        return store_samples(store_dir, split, task, emotion_map)
     return list(split_samples.get(split, []))
 
 
 def content_hashes(
-    store_dir: str | Path, split_samples: Mapping[str, list] | None = None
+    store_dir: str | Path,
+    split_samples: Mapping[str, list] | None = None,
+    task: str = "smile",
 ) -> dict[str, str]:
     """Per split, one sha256 over its samples' ids (each a content hash, sorted, a line
     each): what a model card names its data by, whatever folder the store lay in."""
@@ -75,7 +167,7 @@ def content_hashes(
 
     out = {}
     for split in ("train", "val", "test"):
-        ids = sorted(s.id for s in split_samples_of(store_dir, split, split_samples))
+        ids = sorted(s.id for s in split_samples_of(store_dir, split, split_samples, task))
         out[split] = hashlib.sha256("\n".join(ids).encode()).hexdigest()
     return out
 

@@ -79,6 +79,43 @@ class Runner:
         return self.bundle.labels or ["no_smile", "smile"]
 
     @property
+    def classes(self) -> int:
+        """Outputs of the model: 1 (a smile's probability) or one per label (a softmax)."""
+        return int(np.prod(self.output["shape"]))
+
+    @property
+    def multiclass(self) -> bool:
+        return self.classes > 1
+
+    def decide(self, q: np.ndarray) -> dict[str, Any]:
+        """One flat int8 output's decision: the label, the probabilities and the int8 values.
+        A softmax's label is its largest output's (the first of equals, as the C's scan)."""
+        q = np.asarray(q).reshape(-1)
+        if q.size == 1:
+            value = int(q[0])
+            positive = value >= self.threshold_int8
+            return {
+                "label": self.labels[1 if positive else 0],
+                "smile": bool(positive),
+                "probability": float(self.dequantize(value)),
+                "output_int8": value,
+                "threshold_int8": self.threshold_int8,
+            }
+        if q.size != len(self.labels):
+            raise TinysmileError(
+                f"{self.bundle.path}: {q.size} outputs but {len(self.labels)} labels"
+            )
+        k = int(np.argmax(q))
+        probabilities = self.dequantize(q)
+        return {
+            "label": self.labels[k],
+            "class": k,
+            "probability": float(probabilities[k]),
+            "probabilities": {n: float(p) for n, p in zip(self.labels, probabilities, strict=True)},
+            "outputs_int8": [int(v) for v in q],
+        }
+
+    @property
     def threshold_int8(self) -> int:
         """Decision: positive when the int8 output >= this."""
         meta = self.bundle.meta
@@ -133,16 +170,8 @@ class Runner:
         whole image with it and frame it by the spec's rule, in place of the spec's own
         face_crop; no face found: the centre square."""
         pre = whole_image_crop(self.spec, load_image(path), detector)
-        q = int(self.run_int8(self.quantize_input(pre.pixels))[0])
-        positive = q >= self.threshold_int8
-        result: dict[str, Any] = {
-            "image": str(path),
-            "label": self.labels[1 if positive else 0],
-            "smile": bool(positive),
-            "probability": float(self.dequantize(q)),
-            "output_int8": q,
-            "threshold_int8": self.threshold_int8,
-        }
+        q = self.run_int8(self.quantize_input(pre.pixels))
+        result: dict[str, Any] = {"image": str(path), **self.decide(q)}
         if self.spec.face_crop != "none" or detector is not None:
             result["face_found"] = bool(pre.face_found)
         if detector is not None:

@@ -219,3 +219,92 @@ def degraded_auc(
         if 0 < part.sum() < part.size:  # an AUC needs both classes
             by[name] = {"n": int(mask.sum()), "auc": roc_auc(part, scores[mask])}
     return {"seed": seed, "auc": auc, "auc_drop": clean_auc - auc, "by_degradation": by}
+
+
+# -- several classes (attitude, emotions): decisions by argmax --------------------------
+
+
+def confusion(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """counts[i, j]: samples of true class i predicted as j."""
+    y = np.asarray(labels).astype(np.int64).ravel()
+    p = np.asarray(predicted).astype(np.int64).ravel()
+    if y.shape != p.shape:
+        raise TinysmileError(f"{y.size} labels but {p.size} predictions")
+    if y.size and (y.min() < 0 or y.max() >= classes or p.min() < 0 or p.max() >= classes):
+        raise TinysmileError(f"labels and predictions must lie in 0..{classes - 1}")
+    out = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(out, (y, p), 1)
+    return out
+
+
+def from_confusion(cm: np.ndarray) -> dict[str, Any]:
+    """Accuracy, macro-F1, Cohen's kappa and the multi-class Matthews correlation of a
+    confusion matrix, with per-class precision, recall and F1. A class that is never
+    predicted (or never present) has precision (or recall) 0 in the macro mean, as the
+    usual definition has it, so a model that ignores a class is not flattered."""
+    cm = np.asarray(cm, dtype=np.int64)
+    n = int(cm.sum())
+    if n == 0:
+        raise TinysmileError("no samples to score")
+    tp = np.diag(cm).astype(np.float64)
+    actual = cm.sum(axis=1).astype(np.float64)
+    predicted = cm.sum(axis=0).astype(np.float64)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    accuracy = tp.sum() / n
+    # Agreement expected by chance from the two marginals.
+    chance = float((actual * predicted).sum()) / (n * n)
+    kappa = (accuracy - chance) / (1 - chance) if chance < 1 else float("nan")
+    # Gorodkin's R_K: (c s - sum p_k t_k) / sqrt((s^2 - sum p_k^2)(s^2 - sum t_k^2)).
+    c, s = tp.sum(), float(n)
+    cov = c * s - float((predicted * actual).sum())
+    var_p = s * s - float((predicted * predicted).sum())
+    var_t = s * s - float((actual * actual).sum())
+    mcc = cov / np.sqrt(var_p * var_t) if var_p > 0 and var_t > 0 else 0.0
+    return {
+        "n": n,
+        "accuracy": float(accuracy),
+        "macro_f1": float(f1.mean()),
+        "kappa": float(kappa),
+        "mcc": float(mcc),
+        "precision": [float(v) for v in precision],
+        "recall": [float(v) for v in recall],
+        "f1": [float(v) for v in f1],
+        "support": [int(v) for v in actual],
+        "confusion": cm.tolist(),
+    }
+
+
+def multiclass_summary(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """The metrics of argmax decisions over ``scores`` (N, K): float probabilities or the
+    int8 outputs (on ties the lower class, as numpy's argmax and the C's scan take it)."""
+    s = np.asarray(scores)
+    if s.ndim != 2 or s.shape[1] < 2:
+        raise TinysmileError(f"multi-class scores must be (N, K >= 2), got shape {s.shape}")
+    return from_confusion(confusion(labels, np.argmax(s, axis=1), s.shape[1]))
+
+
+def degraded_classes(
+    score: Any, pixels: np.ndarray, labels: np.ndarray, clean_accuracy: float, seed: int = 0
+) -> dict[str, Any]:
+    """degraded_auc's twin for a classifier of several classes: the accuracy of the argmax
+    decisions on the same images, each through one seeded serving-skew degradation; its
+    drop from the clean figure; the accuracy within each degradation's share."""
+    from tinysmile.data.augment import degrade
+
+    degraded, names = degrade(pixels, seed)
+    predicted = np.argmax(np.asarray(score(degraded)), axis=1)
+    right = predicted == np.asarray(labels)
+    by = {}
+    for name in sorted(set(names)):
+        mask = np.array([n == name for n in names])
+        by[name] = {"n": int(mask.sum()), "accuracy": float(right[mask].mean())}
+    accuracy = float(right.mean())
+    return {
+        "seed": seed,
+        "accuracy": accuracy,
+        "accuracy_drop": clean_accuracy - accuracy,
+        "by_degradation": by,
+    }

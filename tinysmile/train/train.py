@@ -27,7 +27,15 @@ from tinysmile.data.augment import augment
 from tinysmile.data.preprocess import PreprocessSpec, crop_to_input, to_float
 from tinysmile.errors import TinysmileError
 from tinysmile.train import metrics as M
-from tinysmile.train.arch import Arch, layer_costs, load_arch, total_macs, total_params, with_input
+from tinysmile.train.arch import (
+    Arch,
+    layer_costs,
+    load_arch,
+    total_macs,
+    total_params,
+    with_classes,
+    with_input,
+)
 from tinysmile.train.dataset import (
     Arrays,
     is_store,
@@ -35,6 +43,7 @@ from tinysmile.train.dataset import (
     split_samples_of,
     store_samples,
     subset,
+    task_labels,
 )
 
 RUN_FILE = "run.json"
@@ -43,7 +52,13 @@ LAYERS_FILE = "layers.json"
 SPEC_FILE = "preprocess.json"
 MODEL_FILE = "model.keras"
 ARCH_FILE = "arch.json"
-LABELS = {"smile": ["no_smile", "smile"]}
+BALANCES = ("balanced", "sqrt", "none")
+
+
+def labels_of(task: str) -> list[str]:
+    """The class names of a task: the smile models' two (as their bundles have always
+    named them), else the store's or FER2013's emotions (tinysmile.train.dataset)."""
+    return ["no_smile", "smile"] if task == "smile" else task_labels(task)
 
 
 def import_tensorflow() -> Any:
@@ -67,16 +82,25 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def class_weights(labels: np.ndarray) -> dict[int, float]:
-    """Weights that make both classes count equally in the loss (mean weight 1)."""
+def class_weights(
+    labels: np.ndarray, classes: int = 2, balance: str = "balanced"
+) -> dict[int, float]:
+    """Per-class loss weights with a mean weight of 1 over the samples. balanced: every
+    class counts equally (weight inversely proportional to its count); sqrt: halfway
+    there (inversely proportional to the count's square root; for accuracy on a skewed
+    set such as FER2013's attitude, where full balance buys the rare classes' recall with
+    the common one's); none: every sample 1."""
+    if balance not in BALANCES:
+        raise TinysmileError(f"class balance is one of {', '.join(BALANCES)}, got {balance!r}")
     n = labels.size
-    out = {}
-    for c in (0, 1):
-        k = int(np.sum(labels == c))
-        if k == 0:
+    counts = np.array([int(np.sum(labels == c)) for c in range(classes)], dtype=np.float64)
+    for c in range(classes):
+        if counts[c] == 0:
             raise TinysmileError(f"the training split has no samples of class {c}")
-        out[c] = n / (2.0 * k)
-    return out
+    power = {"balanced": 1.0, "sqrt": 0.5, "none": 0.0}[balance]
+    raw = counts**-power
+    raw *= n / float((raw * counts).sum())
+    return {c: float(raw[c]) for c in range(classes)}
 
 
 def augment_batch(
@@ -153,7 +177,8 @@ def _batches(
             self.epoch = 0
             self.n = data.labels.size
             self.order = np.random.default_rng([seed, 0]).permutation(self.n)
-            self.w = np.where(data.labels == 1, weights[1], weights[0]).astype(np.float32)
+            table = np.array([weights[c] for c in range(len(weights))], dtype=np.float32)
+            self.w = table[data.labels]
 
         def __len__(self) -> int:
             return max(1, self.n // batch_size)
@@ -175,7 +200,9 @@ def _batches(
 
 
 def predict_float(model: Any, spec: PreprocessSpec, pixels: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(to_float(spec, pixels), batch_size=256, verbose=0)).reshape(-1)
+    """The float model's probabilities: (N,) of a 1-unit sigmoid, (N, K) of a softmax."""
+    out = np.asarray(model.predict(to_float(spec, pixels), batch_size=256, verbose=0))
+    return out.reshape(-1) if out.shape[-1] == 1 else out.reshape(len(out), -1)
 
 
 def _load_split(
@@ -185,15 +212,23 @@ def _load_split(
     limit: int | None,
     say: Any,
     split_samples: Mapping[str, list] | None = None,
+    task: str = "smile",
+    emotion_map: Mapping[int, int] | None = None,
 ) -> Arrays | None:
-    samples = subset(split_samples_of(store, split, split_samples), limit)
+    samples = subset(split_samples_of(store, split, split_samples, task, emotion_map), limit)
     if not samples:
         return None
     t = time.perf_counter()
     arrays = load_samples(spec, samples)
+    if task == "smile":
+        counts = f"{int(arrays.labels.sum())} smiling"
+    else:
+        names = labels_of(task)
+        counts = ", ".join(
+            f"{int(np.sum(arrays.labels == c))} {name}" for c, name in enumerate(names)
+        )
     say(
-        f"{split}: {arrays.labels.size} images ({int(arrays.labels.sum())} smiling), "
-        f"loaded in {time.perf_counter() - t:.1f} s"
+        f"{split}: {arrays.labels.size} images ({counts}), loaded in {time.perf_counter() - t:.1f} s"
     )
     return arrays
 
@@ -207,7 +242,7 @@ def check_store(store: str | Path) -> Path:
     return root
 
 
-def store_spec(store: str | Path, height: int, width: int) -> PreprocessSpec:
+def store_spec(store: str | Path, height: int, width: int, task: str = "smile") -> PreprocessSpec:
     """The preprocessing to train on a store's images with: a face detector only for the
     importers that need one, and the framing of the crops a dataset ships (so that the
     bundle tells a camera runtime how to frame a detected face the same way)."""
@@ -216,7 +251,9 @@ def store_spec(store: str | Path, height: int, width: int) -> PreprocessSpec:
 
     root = check_store(store)
     with Store(root, create=False) as s:
-        sources = s.sources()
+        # Emotions are read from the samples of the store's own tasks.
+        tasks = [task] if task in s.tasks() else s.tasks()
+        sources = sorted({src for t in tasks for src in s.sources(t)})
     return spec_for_sources(sources, height, width)
 
 
@@ -241,8 +278,20 @@ def train_run(
     split_samples: Mapping[str, list] | None = None,
     teacher: str | Path | None = None,
     distill: float = 0.5,
+    task: str = "smile",
+    emotion_map: Mapping[int, int] | None = None,
+    init: str | Path | None = None,
+    balance: str | None = None,
 ) -> dict[str, Any]:
     """Train and write the run directory; returns the metrics dict.
+
+    ``task``: smile (one sigmoid unit, a threshold chosen on validation), or attitude or
+    emotion (a softmax over the classes, decided by argmax; the architecture's head is
+    made so). ``emotion_map``: FER2013 samples relabelled from their emotion
+    (tinysmile.train.dataset.parse_emotion_map). ``init``: a run whose weights start this
+    one, layer by layer where the names and shapes agree (transfer: pretrain on the seven
+    emotions, fine-tune on attitude; or start from a smile model's features). ``balance``:
+    the class weights (class_weights; default balanced for smile, sqrt otherwise).
 
     ``arch``: a built-in name, a JSON file or a document. The input size is the spec's
     when one is given (the architecture's input is resized to it), else the
@@ -250,10 +299,14 @@ def train_run(
     samples to use as each, in place of the store's own split (cross-validation).
     ``teacher``: a run folder (its model.keras and preprocess.json); each target is then
     ``distill`` times the teacher's probability plus the rest times the label."""
-    arch_spec = load_arch(arch)
+    names = labels_of(task)
+    classes = len(names)
+    binary = classes == 2
+    balance = balance or ("balanced" if binary else "sqrt")
+    arch_spec = with_classes(load_arch(arch), classes)
     store = check_store(data)
     if spec is None:
-        spec = store_spec(store, arch_spec["input"]["height"], arch_spec["input"]["width"])
+        spec = store_spec(store, arch_spec["input"]["height"], arch_spec["input"]["width"], task)
     arch_spec = with_input(arch_spec, spec.height, spec.width)
     arch_name = arch_spec["name"]
     if epochs < 1:
@@ -261,22 +314,30 @@ def train_run(
     if not 0 < target_precision < 1:
         raise TinysmileError(f"target precision must be in (0, 1), got {target_precision}")
     if teacher is not None:
+        if not binary:
+            raise TinysmileError(
+                "--teacher distils a smile model's probability; not for --task " + task
+            )
         Teacher.check(teacher, distill)  # before the data is loaded
+    if init is not None:
+        load_run(init)  # before the data is loaded
     started = time.perf_counter()
     cpu_started = time.process_time()
     run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
 
     small = None if limit is None else max(limit // 4, 1)
-    train = _load_split(spec, store, "train", limit, say, split_samples)
-    val = _load_split(spec, store, "val", small, say, split_samples)
+    train = _load_split(spec, store, "train", limit, say, split_samples, task, emotion_map)
+    val = _load_split(spec, store, "val", small, say, split_samples, task, emotion_map)
     if train is None or val is None:
-        raise TinysmileError(f"{store}: training needs samples in both the train and val splits")
-    if len(set(val.labels.tolist())) < 2:
+        raise TinysmileError(
+            f"{store}: training needs {task} samples in both the train and val splits"
+        )
+    if binary and len(set(val.labels.tolist())) < 2:
         raise TinysmileError(f"{store}: the val split has one class only; AUC is undefined")
-    weights = class_weights(train.labels)
+    weights = class_weights(train.labels, classes, balance)
     sources: dict[str, int] = {}
-    for sample in store_samples(store, None):
+    for sample in store_samples(store, None, task, emotion_map):
         sources[sample.source] = sources.get(sample.source, 0) + 1
 
     import_tensorflow()
@@ -287,16 +348,24 @@ def train_run(
     teaching = None if teacher is None else Teacher(teacher, distill)
     seed_everything(seed, deterministic)
     model = build_model(arch_spec)
+    initialised = None if init is None else init_from(model, init, say)
     batches = _batches(spec, train, weights, batch_size, seed, augment_strength, teaching)
     steps = len(batches) * epochs
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
+    # Early stopping watches the validation AUC of a smile model, the accuracy of a
+    # classifier of more classes (the figure its targets are set in).
+    watch = "auc" if binary else "accuracy"
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.AUC(name="auc", num_thresholds=500)],
+        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+        metrics=[
+            keras.metrics.AUC(name="auc", num_thresholds=500)
+            if binary
+            else keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        ],
     )
     stop = keras.callbacks.EarlyStopping(
-        monitor="val_auc", mode="max", patience=patience, restore_best_weights=True, verbose=0
+        monitor=f"val_{watch}", mode="max", patience=patience, restore_best_weights=True, verbose=0
     )
     say(
         f"training {arch_name} on {train.labels.size} images, {epochs} epochs max, "
@@ -307,32 +376,45 @@ def train_run(
     history = model.fit(
         batches,
         epochs=epochs,
-        validation_data=(to_float(spec, val.pixels), val.labels.astype(np.float32)),
+        validation_data=(
+            to_float(spec, val.pixels),
+            val.labels.astype(np.float32 if binary else np.int64),
+        ),
         validation_batch_size=256,
         callbacks=[stop],
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - t0
     hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-    best_epoch = int(np.argmax(hist["val_auc"])) + 1 if hist.get("val_auc") else len(hist["loss"])
+    key = f"val_{watch}"
+    best_epoch = int(np.argmax(hist[key])) + 1 if hist.get(key) else len(hist["loss"])
 
-    # The threshold is chosen on validation, then applied unchanged to test.
     val_scores = predict_float(model, spec, val.pixels)
-    threshold, reached = M.threshold_for_precision(val.labels, val_scores, target_precision)
-    result: dict[str, Any] = {
-        "arch": arch_name,
-        "target_precision": target_precision,
-        "target_precision_reached": reached,
-        "threshold": threshold,
-        "val": M.summary(val.labels, val_scores, threshold),
-        "train_seconds": round(train_seconds, 1),
-        "epochs_run": len(hist["loss"]),
-        "best_epoch": best_epoch,
-    }
-    test = _load_split(spec, store, "test", small, say, split_samples)
-    if test is not None and len(set(test.labels.tolist())) == 2:
-        result["test"] = M.summary(test.labels, predict_float(model, spec, test.pixels), threshold)
-    M.plot_curves(val.labels, val_scores, run, f"{arch_name}, validation")
+    result: dict[str, Any] = {"arch": arch_name, "task": task, "labels": names}
+    test = _load_split(spec, store, "test", small, say, split_samples, task, emotion_map)
+    if binary:
+        # The threshold is chosen on validation, then applied unchanged to test.
+        threshold, reached = M.threshold_for_precision(val.labels, val_scores, target_precision)
+        result.update(
+            target_precision=target_precision,
+            target_precision_reached=reached,
+            threshold=threshold,
+            val=M.summary(val.labels, val_scores, threshold),
+        )
+        if test is not None and len(set(test.labels.tolist())) == 2:
+            result["test"] = M.summary(
+                test.labels, predict_float(model, spec, test.pixels), threshold
+            )
+        M.plot_curves(val.labels, val_scores, run, f"{arch_name}, validation")
+    else:
+        result["val"] = M.multiclass_summary(val.labels, val_scores)
+        if test is not None:
+            result["test"] = M.multiclass_summary(
+                test.labels, predict_float(model, spec, test.pixels)
+            )
+    result.update(
+        train_seconds=round(train_seconds, 1), epochs_run=len(hist["loss"]), best_epoch=best_epoch
+    )
 
     costs = layer_costs(export_model(model))
     result["macs"] = total_macs(costs)
@@ -350,7 +432,13 @@ def train_run(
             {
                 "arch": arch_name,
                 "data": str(store.resolve()),
-                "task": "smile",
+                "task": task,
+                "labels": names,
+                "emotion_map": None
+                if emotion_map is None
+                else {str(k): v for k, v in emotion_map.items()},
+                "init": initialised,
+                "class_balance": balance,
                 "seed": seed,
                 "epochs": epochs,
                 "batch_size": batch_size,
@@ -456,6 +544,35 @@ def _remove_earlier_restarts(run: Path, keep: set[str], say: Any) -> None:
             p.unlink()
     if not keep:
         folder.rmdir()
+
+
+def init_from(model: Any, run_dir: str | Path, say: Any = print) -> dict[str, Any]:
+    """Copy a trained run's weights into ``model`` layer by layer, where a layer of the same
+    name has weights of the same shapes; returns which layers were taken and which kept
+    their fresh initialisation (a head of another class count, a resized layer)."""
+    import keras
+
+    run, _, _ = load_run(run_dir)
+    source = keras.models.load_model(run / MODEL_FILE, compile=False)
+    theirs = {layer.name: layer for layer in source.layers}
+    taken, fresh = [], []
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        other = theirs.get(layer.name)
+        theirs_w = other.get_weights() if other is not None else []
+        if len(theirs_w) == len(weights) and all(
+            a.shape == b.shape for a, b in zip(theirs_w, weights, strict=True)
+        ):
+            layer.set_weights(theirs_w)
+            taken.append(layer.name)
+        else:
+            fresh.append(layer.name)
+    if not taken:
+        raise TinysmileError(f"{run}: no layer of its model fits this architecture (--init)")
+    say(f"weights from {run}: {', '.join(taken)}; initialised afresh: {', '.join(fresh) or 'none'}")
+    return {"run": str(run.resolve()), "layers": taken, "fresh": fresh}
 
 
 def load_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], PreprocessSpec]:
