@@ -101,7 +101,9 @@ def run_cmd(
     max_frames: int | None,
     as_json: bool,
 ) -> None:
-    """Run the smiling bot with MODEL (default: the bundled smile model)."""
+    """Run the smiling bot with MODEL (default: the bundled smile model). With an attitude
+    bundle (negative, neutral, positive) the status line shows the attitude, its three
+    probabilities and a rolling history of the last ones; the LED lights for positive."""
     from tinysmile.pi.camera import open_camera
     from tinysmile.pi.capturelog import CaptureLog, parse_size
     from tinysmile.pi.gpio import Pins
@@ -115,6 +117,10 @@ def run_cmd(
         raise TinysmileError("--explain keeps maps in the capture log: give --log DIR too")
     log = CaptureLog(log_dir, budget, log_frame_side) if log_dir is not None else None
     offload = None
+    if mcu != "none" and len(bundle.labels) > 2:
+        raise TinysmileError(
+            "--mcu: the board's app decides smiles; an attitude bundle runs on the Pi"
+        )
     if mcu != "none":
         from tinysmile.pi.offload import Offload, auto_port
 
@@ -166,6 +172,13 @@ def run_cmd(
             }
         if as_json:
             click.echo(json.dumps({"summary": summary}, sort_keys=True))
+        elif "attitudes" in summary:
+            counts = ", ".join(f"{n} {k}" for k, n in summary["attitudes"].items())
+            click.echo(
+                f"{summary['frames']} frames, {summary['faces']} with a face ({counts}), "
+                f"{summary['fps']} fps; engines {summary['by_engine']}"
+            )
+            click.echo(f"history: {stats.history_line()}")
         else:
             click.echo(
                 f"{summary['frames']} frames, {summary['faces']} with a face, "

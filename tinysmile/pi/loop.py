@@ -2,12 +2,16 @@
 -> the bundle's preprocessing -> inference -> the smile LED (and, optionally, the log).
 
 No face in the frame means no inference: the LED goes off and the record says face null.
+An attitude bundle (a softmax over negative, neutral, positive) is decided by its largest
+output: the record names the attitude with the three probabilities, the LED lights for
+positive, and the status line keeps a rolling history of the last attitudes.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +29,10 @@ from tinysmile.pi.gpio import Pins
 from tinysmile.train.infer import Runner
 
 STAGES = ("capture", "detect", "preprocess", "infer")
+# How many of the last attitudes the status line shows, and the label that lights the LED.
+HISTORY = 12
+LIT_LABEL = "positive"
+NO_FACE = "-"
 
 
 def load_pi_bundle(model: str | None) -> Bundle:
@@ -49,6 +57,13 @@ class Stats:
     by_engine: dict[str, int] = field(default_factory=dict)
     offload: dict[str, Any] = field(default_factory=dict)  # mcu: failovers, reconnects
     last: dict[str, Any] = field(default_factory=dict)
+    # An attitude bundle's: decisions per label, and the last HISTORY ones (NO_FACE: none).
+    labels: dict[str, int] | None = None
+    history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
+
+    def history_line(self) -> str:
+        """The last decisions, oldest first, by their first three letters (- for no face)."""
+        return " ".join(h if h == NO_FACE else h[:3] for h in self.history)
 
     def fps(self) -> float:
         dt = time.perf_counter() - self.started
@@ -60,6 +75,9 @@ class Stats:
             decision = "-"
         elif last["face"] is None:
             decision = "no face"
+        elif "attitude" in last:
+            ps = " ".join(f"{k[:3]} {v:.2f}" for k, v in last["probabilities"].items())
+            decision = f"{last['attitude']} ({ps})"
         else:
             decision = f"{'smile' if last['smile'] else 'no smile'} p={last['probability']:.2f}"
         ms = " ".join(f"{k} {self.last_ms.get(k, 0):.1f}" for k in STAGES)
@@ -70,6 +88,8 @@ class Stats:
         if self.offload:
             state = "up" if self.offload["connected"] else "down, deciding here"
             line += f" | mcu {state} ({self.offload['failovers']} failovers)"
+        if self.labels is not None:
+            line += f" | history: {self.history_line()}"
         return line
 
     def summary(self) -> dict[str, Any]:
@@ -80,6 +100,7 @@ class Stats:
             "smiles": self.smiles,
             "fps": round(self.fps(), 2),
             "by_engine": dict(self.by_engine),
+            **({} if self.labels is None else {"attitudes": dict(self.labels)}),
         }
 
 
@@ -109,10 +130,25 @@ class Bot:
         self.log = log
         self.offload = offload
         self.explain = explain  # log the occlusion map of each logged crop (map.png)
-        self.smile_index = smile_index(bundle, int(np.prod(self.runner.output["shape"])))
-        self.threshold = self.runner.threshold_int8
         self.model_hash = bundle.model_hash()
         self.stats = Stats()
+        # A softmax bundle (attitude) is decided by its largest output, not a threshold.
+        self.classes = self.runner.multiclass
+        if self.classes:
+            if LIT_LABEL not in self.runner.labels:
+                raise TinysmileError(
+                    f"{bundle.name}: labels {self.runner.labels} have no {LIT_LABEL!r} to light"
+                    " the LED for"
+                )
+            if offload is not None:
+                raise TinysmileError(
+                    "--mcu: the board's app decides smiles; an attitude bundle runs on the Pi"
+                )
+            self.threshold = None
+            self.stats.labels = {name: 0 for name in self.runner.labels}
+        else:
+            self.smile_index = smile_index(bundle, int(np.prod(self.runner.output["shape"])))
+            self.threshold = self.runner.threshold_int8
 
     def _decided(
         self,
@@ -122,6 +158,19 @@ class Bot:
         out: np.ndarray,
         engine: str,
     ) -> None:
+        if self.classes:
+            d = self.runner.decide(out)
+            record.update(
+                face=list(box),
+                crop=list(pre.crop),
+                attitude=d["label"],
+                probability=d["probability"],
+                probabilities=d["probabilities"],
+                outputs_int8=d["outputs_int8"],
+                smile=d["label"] == LIT_LABEL,  # what lights the LED
+                engine=engine,
+            )
+            return
         q = int(out[self.smile_index])
         record.update(
             face=list(box),
@@ -175,15 +224,21 @@ class Bot:
                 self._decided(record, box, pre, out, engine)  # type: ignore[arg-type]
             else:
                 ms["preprocess"] = ms["infer"] = 0.0
-                record.update(probability=None, smile=False, output_int8=None, engine=None)
+                record.update(probability=None, smile=False, engine=None)
+                record["outputs_int8" if self.classes else "output_int8"] = None
+                if self.classes:
+                    record["attitude"] = None
         self.pins.show(record["smile"])
         record["led"] = int(record["smile"]) if self.pins.led is not None else None
         record["ms"] = {k: round(v, 3) for k, v in ms.items()}
         if self.log is not None and pre is not None:
             t3 = time.perf_counter()
             meta = {k: record[k] for k in ("source", "face", "crop", "probability", "smile")}
+            if self.classes:
+                meta.update({k: record[k] for k in ("attitude", "probabilities", "outputs_int8")})
+            else:
+                meta["output_int8"] = record["output_int8"]
             meta.update(
-                output_int8=record["output_int8"],
                 threshold_int8=self.threshold,
                 engine=record["engine"],
                 detector=self.detector.name if board is None else "board",
@@ -210,6 +265,12 @@ class Bot:
         st.frames += 1
         st.faces += int(record["face"] is not None)
         st.smiles += int(record["smile"])
+        if self.classes:
+            label = record.get("attitude")
+            if label is not None:
+                st.labels[label] += 1  # type: ignore[index]
+            st.history.append(label or NO_FACE)
+            record["history"] = list(st.history)
         if record["engine"]:
             st.by_engine[record["engine"]] = st.by_engine.get(record["engine"], 0) + 1
         st.last_ms = ms
