@@ -24,6 +24,14 @@ def label_group() -> None:
 @_store
 @click.option("--queue", type=click.Choice(QUEUES), default="unlabelled", show_default=True)
 @click.option(
+    "--task",
+    type=click.Choice(["smile", "attitude"]),
+    default="smile",
+    show_default=True,
+    help="What the raters answer: smile (y smile, n no smile) or attitude (1 negative,"
+    " 2 neutral, 3 positive); both also take u (can't tell) and space (skip).",
+)
+@click.option(
     "--raters-per-image",
     type=int,
     default=None,
@@ -55,6 +63,7 @@ def label_group() -> None:
 def serve_cmd(
     store_dir: Path,
     queue: str,
+    task: str,
     raters_per_image: int | None,
     policy: str | None,
     host: str,
@@ -78,9 +87,9 @@ def serve_cmd(
         if set_config(store, config):
             click.echo(f"label: policy now {config.policy}, {config.raters} rater(s) per image")
         if queue == "audit":
-            n = ensure_audit(store, audit_size, seed)
+            n = ensure_audit(store, audit_size, seed, task)
             click.echo(f"label: audit sample of {n} labelled images (seed {seed})")
-        ratings = Ratings(store, queue, config)
+        ratings = Ratings(store, queue, config, task)
         serve(ratings, host=host, port=port, token=token, say=lambda s: click.echo(s))
     finally:
         store.close()

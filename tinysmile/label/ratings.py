@@ -32,11 +32,46 @@ from tinysmile.data.votes import POLICIES, UNSURE, resolve, votes_needed
 from tinysmile.errors import TinysmileError
 
 QUEUES = ("unlabelled", "audit", "suspects")
-# What a rater can answer on the page (smile task); a skip only hides the image from
-# that rater, it is not a vote.
+# What a rater can answer on the page; a skip only hides the image from that rater, it is
+# not a vote. TASK is the task a rating session rates unless told another.
 SKIP = "skip"
-ANSWERS = ("yes", "no", UNSURE, SKIP)
 TASK = "smile"
+# Per task: (key, answer, what the page's button says) of each decisive answer, in the
+# order of the page's buttons; every task also takes unsure (u) and skip (space). The
+# answers are the ones tinysmile.data.votes resolves for the task.
+TASK_KEYS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "smile": (("y", "yes", "smile"), ("n", "no", "no smile")),
+    "attitude": (("1", "negative", "negative"), ("2", "neutral", "neutral"), ("3", "positive", "positive")),
+}
+COMMON_KEYS = (("u", UNSURE, "can't tell"), (" ", SKIP, "skip"))
+QUESTIONS = {
+    "smile": "Is the person smiling?",
+    "attitude": "Is the person's attitude negative, neutral or positive?",
+}
+
+
+def check_label_task(task: str) -> str:
+    if task not in TASK_KEYS:
+        raise TinysmileError(f"unknown task {task!r}; choose one of {', '.join(TASK_KEYS)}")
+    return task
+
+
+def answers_for(task: str) -> tuple[str, ...]:
+    """Every answer the page may send for a task: its decisive ones, unsure and skip."""
+    return tuple(a for _, a, _ in TASK_KEYS[check_label_task(task)] + COMMON_KEYS)
+
+
+def page_keys(task: str) -> dict[str, Any]:
+    """What the rating page shows for a task: its question and each key's answer."""
+    keys = TASK_KEYS[check_label_task(task)] + COMMON_KEYS
+    return {
+        "task": task,
+        "question": QUESTIONS[task],
+        "keys": [{"key": k, "answer": a, "text": t} for k, a, t in keys],
+    }
+
+
+ANSWERS = answers_for(TASK)
 
 DEFAULT_POLICY = "majority"
 DEFAULT_RATERS = 2
@@ -121,10 +156,8 @@ def set_config(store: Store, config: LabelConfig) -> bool:
             "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
             [("label.policy", config.policy), ("label.raters", str(config.raters))],
         )
-        for (sample,) in db.execute(
-            "SELECT DISTINCT sample FROM votes WHERE task=?", (TASK,)
-        ).fetchall():
-            _refresh(db, sample, TASK, config)
+        for sample, task in db.execute("SELECT DISTINCT sample, task FROM votes").fetchall():
+            _refresh(db, sample, task, config)
     return True
 
 
@@ -173,7 +206,7 @@ def audit_rank(seed: int, sample: str) -> str:
     return hashlib.sha256(f"{seed}:{sample}".encode()).hexdigest()
 
 
-def ensure_audit(store: Store, size: int, seed: int = 0) -> int:
+def ensure_audit(store: Store, size: int, seed: int = 0, task: str = TASK) -> int:
     """Draw (or extend) the store's audit sample of labelled images; returns its size."""
     if size < 1:
         raise TinysmileError(f"--audit-size must be >= 1, got {size}")
@@ -186,7 +219,7 @@ def ensure_audit(store: Store, size: int, seed: int = 0) -> int:
         )
     labelled = [
         r[0]
-        for r in store.query("SELECT id FROM samples WHERE task=? AND label IS NOT NULL", (TASK,))
+        for r in store.query("SELECT id FROM samples WHERE task=? AND label IS NOT NULL", (task,))
     ]
     if not labelled:
         raise TinysmileError(f"{store.root}: no labelled images to audit")
@@ -198,9 +231,9 @@ def ensure_audit(store: Store, size: int, seed: int = 0) -> int:
         db.executemany(
             "INSERT OR IGNORE INTO queue_items(queue, task, sample, rank) VALUES"
             " ('audit', ?, ?, ?)",
-            [(TASK, s, i) for i, s in enumerate(chosen)],
+            [(task, s, i) for i, s in enumerate(chosen)],
         )
-    return store.query("SELECT COUNT(*) FROM queue_items WHERE queue='audit' AND task=?", (TASK,))[
+    return store.query("SELECT COUNT(*) FROM queue_items WHERE queue='audit' AND task=?", (task,))[
         0
     ][0]
 
@@ -245,18 +278,22 @@ class Ratings:
     policy the store holds at the time.
     """
 
-    def __init__(self, store: Store, queue: str, config: LabelConfig | None = None) -> None:
+    def __init__(
+        self, store: Store, queue: str, config: LabelConfig | None = None, task: str = TASK
+    ) -> None:
         if queue not in QUEUES:
             raise TinysmileError(f"unknown queue {queue!r}; choose one of {', '.join(QUEUES)}")
         self.store = store
         self.queue = queue
+        self.task = check_label_task(task)
+        self.answers = answers_for(task)
         if config is not None:
             set_config(store, config)  # a no-op when it is the store's policy already
         self.config = get_config(store)
         # One connection, many request threads: SQLite would serialise the writes anyway.
         self._lock = threading.Lock()
         if queue != "unlabelled" and not store.query(
-            "SELECT 1 FROM queue_items WHERE queue=? AND task=? LIMIT 1", (queue, TASK)
+            "SELECT 1 FROM queue_items WHERE queue=? AND task=? LIMIT 1", (queue, self.task)
         ):
             hint = {
                 "audit": "draw it with --audit-size",
@@ -282,10 +319,10 @@ class Ratings:
         where, order = self._pending_sql()
         with self._lock:
             row = self.store.connection.execute(
-                f"SELECT s.id FROM {where} ORDER BY {order} LIMIT 1", (TASK, rater)
+                f"SELECT s.id FROM {where} ORDER BY {order} LIMIT 1", (self.task, rater)
             ).fetchone()
             left = self.store.connection.execute(
-                f"SELECT COUNT(*) FROM {where}", (TASK, rater)
+                f"SELECT COUNT(*) FROM {where}", (self.task, rater)
             ).fetchone()[0]
             progress = self._progress(rater)
         return {"image": row[0] if row else None, "left": left, **progress}
@@ -313,7 +350,7 @@ class Ratings:
         source, _ = _queue_sql(self.queue)
         return (
             self.store.connection.execute(
-                f"SELECT 1 FROM {source} AND s.id=?", (TASK, sample)
+                f"SELECT 1 FROM {source} AND s.id=?", (self.task, sample)
             ).fetchone()
             is not None
         )
@@ -323,7 +360,7 @@ class Ratings:
         sample = check_sample_id(sample)
         with self._lock:
             row = self.store.connection.execute(
-                "SELECT file FROM samples WHERE id=? AND task=?", (sample, TASK)
+                "SELECT file FROM samples WHERE id=? AND task=?", (sample, self.task)
             ).fetchone()
         if row is None:
             raise RatingError("no such image", 404)
@@ -336,8 +373,8 @@ class Ratings:
         request = check_request_id(request)
         rater = check_rater(rater)
         sample = check_sample_id(sample)
-        if answer not in ANSWERS:
-            raise RatingError(f"answer: one of {', '.join(ANSWERS)}")
+        if answer not in self.answers:
+            raise RatingError(f"answer: one of {', '.join(self.answers)}")
         db = self.store.connection
         with self._lock, _immediate(db):
             seen = db.execute(
@@ -348,7 +385,7 @@ class Ratings:
                     raise RatingError("request id already used for another vote", 409)
                 return VoteResult(seen[0], sample, answer, repeated=True)
             row = db.execute(
-                "SELECT label FROM samples WHERE id=? AND task=?", (sample, TASK)
+                "SELECT label FROM samples WHERE id=? AND task=?", (sample, self.task)
             ).fetchone()
             if row is None:
                 raise RatingError("no such image", 404)
@@ -356,17 +393,17 @@ class Ratings:
                 raise RatingError(f"image is not in the {self.queue} queue", 409)
             if db.execute(
                 "SELECT 1 FROM votes WHERE sample=? AND task=? AND rater=? AND undone IS NULL",
-                (sample, TASK, rater),
+                (sample, self.task, rater),
             ).fetchone():
                 raise RatingError("you already rated this image (undo it first)", 409)
             cur = db.execute(
                 "INSERT INTO votes(request, sample, task, rater, queue, answer, given_label, at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (request, sample, TASK, rater, self.queue, answer, row[0], time.time()),
+                (request, sample, self.task, rater, self.queue, answer, row[0], time.time()),
             )
             # The store's policy, read in this transaction: another `label serve` on the
             # same store may have changed it since this one started.
-            _refresh(db, sample, TASK, _read_config(db))
+            _refresh(db, sample, self.task, _read_config(db))
             return VoteResult(int(cur.lastrowid), sample, answer, repeated=False)
 
     def undo(self, request: Any, rater: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ has a token):
     GET  /                      the page (tinysmile/label/static, shipped in the package)
     GET  /static/NAME           its script and style sheet
     GET  /image/ID              an image, by its 64-hex sample id only
+    GET  /api/task              the task rated: its question and answer keys
     GET  /api/next?rater=NAME   the rater's next image and progress
     POST /api/vote              {"request", "rater", "image", "answer"}
     POST /api/undo              {"request" (of the vote to undo), "rater"}
@@ -36,7 +37,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tinysmile.errors import TinysmileError
-from tinysmile.label.ratings import RatingError, Ratings
+from tinysmile.label.ratings import RatingError, Ratings, page_keys
 
 MAX_BODY = 4096  # a vote is ~200 bytes of JSON
 STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
@@ -122,6 +123,9 @@ def create_app(ratings: Ratings, token: str | None = None, loopback: bool = True
         kind = IMAGE_TYPES.get(path.suffix.lower(), "application/octet-stream")
         return FileResponse(path, media_type=kind)
 
+    async def task(request: Request) -> Response:
+        return JSONResponse(page_keys(ratings.task), headers=NO_STORE)
+
     async def next_image(request: Request) -> Response:
         state = await run_in_threadpool(ratings.next_for, request.query_params.get("rater"))
         return JSONResponse({**state, "queue": ratings.queue}, headers=NO_STORE)
@@ -173,6 +177,7 @@ def create_app(ratings: Ratings, token: str | None = None, loopback: bool = True
             Route("/", page),
             Route("/static/{name}", static),
             Route("/image/{id}", image),
+            Route("/api/task", task),
             Route("/api/next", next_image),
             Route("/api/vote", vote, methods=["POST"]),
             Route("/api/undo", undo, methods=["POST"]),
@@ -219,7 +224,7 @@ def serve(
     sock, url, token = open_listener(host, port, token)
     cfg = ratings.config
     say(
-        f"label serve: {url} (queue {ratings.queue}, policy {cfg.policy}, "
+        f"label serve: {url} (task {ratings.task}, queue {ratings.queue}, policy {cfg.policy}, "
         f"{cfg.raters} rater(s) per image); Ctrl-C stops"
     )
     app = create_app(ratings, token=token, loopback=is_loopback(host) and token is None)

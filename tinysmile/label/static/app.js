@@ -4,7 +4,9 @@
 // next image is loading: a fast double press never rates an image the rater has not seen.
 "use strict";
 
-const KEYS = { y: "yes", n: "no", u: "unsure", " ": "skip" };
+// The task's keys come from the server (GET api/task): smile's y/n or attitude's 1/2/3,
+// with u (can't tell) and space (skip); z undoes. Until they arrive no key answers.
+const KEYS = {};
 const token = new URLSearchParams(location.search).get("token");
 const $ = (id) => document.getElementById(id);
 const state = { rater: null, image: null, last: null, busy: true };
@@ -115,8 +117,36 @@ document.addEventListener("keydown", (e) => {
   }
 });
 
-document.querySelectorAll("nav button").forEach((b) =>
-  b.addEventListener("click", () => { b.blur(); press(b.dataset.key); }));
+function keyName(key) { return key === " " ? "space" : key; }
+
+function addButton(nav, key, text) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.dataset.key = key;
+  const k = document.createElement("kbd");
+  k.textContent = keyName(key);
+  b.append(k, " " + text);
+  b.addEventListener("click", () => { b.blur(); press(key); });
+  nav.append(b);
+}
+
+function setTask(task) {
+  const nav = $("keys");
+  nav.replaceChildren();
+  const hints = [];
+  task.keys.forEach((k, i) => {
+    KEYS[k.key] = k.answer;
+    hints.push(keyName(k.key) + " " + k.text);
+    // undo sits before skip, as it always has
+    if (k.answer === "skip") addButton(nav, "z", "undo");
+    addButton(nav, k.key, k.text);
+  });
+  document.body.dataset.task = task.task;
+  $("question").textContent = task.question;
+  $("hint").textContent = task.question + " Keys: " + hints.join(", ") + ", z undo.";
+}
+
+const taskReady = api("api/task").then(setTask);
 
 function start(name) {
   state.rater = name;
@@ -125,7 +155,11 @@ function start(name) {
   $("login").hidden = true;
   $("rate").hidden = false;
   state.busy = false;
-  step(() => api("api/next?rater=" + encodeURIComponent(name)));
+  // The first image waits for the task's keys: the page is not ready before both.
+  step(async () => {
+    await taskReady;
+    return api("api/next?rater=" + encodeURIComponent(name));
+  });
 }
 
 $("login").addEventListener("submit", (e) => {
