@@ -306,7 +306,8 @@ def _window_graph(rng, kind: str):
     (filters 1-10 other than 3x3, non-square, strides 1-3, channels past a group of 4),
     DEPTHWISE_CONV_2D:1ch one input channel with multipliers 1-8 (the tiled convolution),
     DEPTHWISE_CONV_2D:dil the kxk shapes with dilations 1-3 (one above 1),
-    DEPTHWISE_CONV_2D:mult several input channels with multipliers 2-4 (kxk),
+    DEPTHWISE_CONV_2D:mult several input channels with multipliers 2-4 (kxk), :mult8 with
+    multipliers 5-8 (the expanded window's word stores),
     MAX_POOL_2D:odd and AVERAGE_POOL_2D:odd 5-43 channels, not a multiple of 4 (x4's last
     word overlapping the one before)."""
     from tinysmile.compiler.ir import Graph, Op, Tensor
@@ -343,6 +344,9 @@ def _window_graph(rng, kind: str):
         c, multiplier = int(rng.choice([2, 3, 4, 5, 8])), int(rng.integers(2, 5))
         if rng.random() < 0.3:
             fh = fw = 3
+    elif focus == "mult8":
+        # multipliers 5-8: the expanded window's word stores, the last overlapping
+        c, multiplier = int(rng.choice([2, 3, 5])), int(rng.integers(5, 9))
     dh = dw = 1
     if focus == "dil":
         c = int(rng.choice([1, 4, 5, 8]))
@@ -409,6 +413,7 @@ RANDOM_CASES = (
     + [("DEPTHWISE_CONV_2D:kxk", s) for s in range(8)]
     + [("DEPTHWISE_CONV_2D:dil", s) for s in range(5)]
     + [("DEPTHWISE_CONV_2D:mult", s) for s in range(5)]
+    + [("DEPTHWISE_CONV_2D:mult8", s) for s in range(4)]
     + [("MAX_POOL_2D:odd", s) for s in range(6)]
     + [("AVERAGE_POOL_2D:odd", s) for s in range(6)]
 )
@@ -418,6 +423,7 @@ FOCUS_VARIANTS = {
     "1ch": {"tiled", "tiled16"},
     "dil": {"kxk"},
     "mult": {"kxk"},
+    "mult8": {"kxk"},
     "odd": {"x4"},
 }
 
@@ -487,27 +493,28 @@ def _corpus_model(name: str) -> bytes:
     return corpus.MODELS[name]()
 
 
-@pytest.mark.parametrize("name", ["corpus_r1", "corpus_r3"])
-def test_corpus_pools_in_place_equal_litert(name, tmp_path):
-    """The speed corpus's pools on channels past a group of 4 (corpus_r1: 2x2 average on
-    46; corpus_r3: 2x2 then 3x3 max on 43) take x4, the first in place (overlapping its
-    input, window_lead), and the whole model gives LiteRT's bytes."""
+@pytest.mark.parametrize("name", ["corpus_r1", "corpus_r3", "corpus_r7", "corpus_r9"])
+def test_corpus_models_equal_litert(name, tmp_path):
+    """Speed corpus models whose layers take the fast paths on odd shapes, whole, against
+    LiteRT under ASan/UBSan: pools on channels past a group of 4 (corpus_r1: 2x2 average
+    on 46, in place; corpus_r3: 2x2 then 3x3 max on 43, the first in place, overlapping its
+    input by window_lead); depthwise kxk with multipliers (corpus_r7: 8x8 times 7 on 8
+    channels; corpus_r9: 5x4 times 2 on 17) and border windows on channels past a group of
+    4 (corpus_r1: a dilated 10x10 on 46; corpus_r9: 9x4 on 34)."""
     model = _corpus_model(name)
     compiled = compile_model(model, tmp_path)
     plan = compiled.program.plan
-    pools = [
-        layer
-        for layer in compiled.program.layers
-        if layer.op.kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D")
-    ]
     in_place = 0
-    for layer in pools:
-        assert layer.params["variant"] == "x4" and layer.params["channels"] % 4, layer.params
-        (i,), (o,) = layer.op.inputs, layer.op.outputs
-        (si, ai), (so, ao) = plan.storage(i), plan.storage(o)
-        size = compiled.program.graph.tensor(o).nbytes
-        in_place += si == so == "arena" and ao <= ai < ao + size  # lead bytes apart
-    assert in_place >= 1, pools
+    for layer in compiled.program.layers:
+        if layer.op.kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+            assert layer.params["variant"] == "x4", layer.params
+            (i,), (o,) = layer.op.inputs, layer.op.outputs
+            (si, ai), (so, ao) = plan.storage(i), plan.storage(o)
+            size = compiled.program.graph.tensor(o).nbytes
+            in_place += si == so == "arena" and ao <= ai < ao + size  # lead bytes apart
+        if layer.op.kind == "DEPTHWISE_CONV_2D":
+            assert layer.params["variant"] == "kxk", layer.params
+    assert in_place >= (name in ("corpus_r1", "corpus_r3"))
     x = random_inputs(model, 24, seed=7)
     want = litert_reference(model, x).reshape(len(x), -1)
     got = build_host(compiled, tmp_path).run(x)

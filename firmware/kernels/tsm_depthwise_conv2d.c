@@ -330,6 +330,28 @@ static inline void tsm_dw_set4(int8_t *dst, uint32_t pad4, int32_t n)
     }
 }
 
+/* n bytes, any n: the words of tsm_dw_copy4 / tsm_dw_set4 (unaligned ones are single
+ * loads and stores on Cortex-M3 and up), then the 1-3 bytes past them. */
+static inline void tsm_dw_copy(int8_t *dst, const int8_t *src, int32_t n)
+{
+    const int32_t n4 = n & ~3;
+    int32_t i;
+    tsm_dw_copy4(dst, src, n4);
+    for (i = n4; i < n; ++i) {
+        dst[i] = src[i];
+    }
+}
+
+static inline void tsm_dw_set(int8_t *dst, uint32_t pad4, int32_t n)
+{
+    const int32_t n4 = n & ~3;
+    int32_t i;
+    tsm_dw_set4(dst, pad4, n4);
+    for (i = n4; i < n; ++i) {
+        dst[i] = (int8_t)pad4;
+    }
+}
+
 /* A window crossing the border, copied into `window` (rows of 3 * channels bytes) with
  * the input zero point outside the input: the folded bias cancels those taps exactly, as
  * the reference skips them, and the interior code does the rest. A row inside the input
@@ -604,32 +626,45 @@ static void tsm_dwk_pixel(const tsm_depthwise_conv2d_kxk_params_t *p, const int8
 /* With a depth multiplier M, output channel c reads input channel c / M: every window is
  * copied into `window` as a multiplier-1 layer would see it, each input byte M times
  * (rows of filter_w * channels bytes, the zero point outside the input), and the
- * multiplier-1 code runs on that. */
+ * multiplier-1 code runs on that. An input byte's M copies are stores of the byte
+ * repeated in a word: a halfword (and a byte) below 4, else words, the last one ending
+ * at the M-th byte (overlapping the one before when 4 does not divide M). */
 TSM_NO_LIBCALLS static void tsm_dwk_expand(const tsm_depthwise_conv2d_kxk_params_t *p,
                                            const int8_t *in_b, int32_t iy0, int32_t ix0,
                                            int8_t *window)
 {
     const int32_t m = p->depth_multiplier;
     const int32_t in_c = p->channels / m;
-    const int8_t pad = (int8_t)(-p->input_offset);
+    const uint32_t pad4 = (uint32_t)(uint8_t)(int8_t)(-p->input_offset) * 0x01010101u;
     int32_t ky, kx, c, k;
     int8_t *dst = window;
     for (ky = 0; ky < p->filter_h; ++ky) {
         const int32_t iy = iy0 + ky * p->dilation_h;
-        for (kx = 0; kx < p->filter_w; ++kx) {
+        for (kx = 0; kx < p->filter_w; ++kx, dst += p->channels) {
             const int32_t ix = ix0 + kx * p->dilation_w;
+            const int8_t *src;
+            int8_t *d = dst;
             if (iy < 0 || iy >= p->input_h || ix < 0 || ix >= p->input_w) {
-                for (k = 0; k < p->channels; ++k) {
-                    *dst++ = pad;
-                }
+                tsm_dw_set(dst, pad4, p->channels);
                 continue;
             }
-            {
-                const int8_t *src = in_b + (iy * p->input_w + ix) * in_c;
-                for (c = 0; c < in_c; ++c) {
-                    for (k = 0; k < m; ++k) {
-                        *dst++ = src[c];
+            src = in_b + (iy * p->input_w + ix) * in_c;
+            if (m >= 4) {
+                for (c = 0; c < in_c; ++c, d += m) {
+                    const uint32_t v4 = (uint32_t)(uint8_t)src[c] * 0x01010101u;
+                    for (k = 0; k < m - 4; k += 4) {
+                        tsm_write_u32(d + k, v4);
                     }
+                    tsm_write_u32(d + m - 4, v4);
+                }
+            } else if (m == 2) {
+                for (c = 0; c < in_c; ++c, d += 2) {
+                    tsm_write_u16(d, (uint16_t)((uint32_t)(uint8_t)src[c] * 0x0101u));
+                }
+            } else {
+                for (c = 0; c < in_c; ++c, d += m) {
+                    tsm_write_u16(d, (uint16_t)((uint32_t)(uint8_t)src[c] * 0x0101u));
+                    d[m - 1] = src[c];
                 }
             }
         }
@@ -640,8 +675,8 @@ TSM_NO_LIBCALLS static void tsm_dwk_expand(const tsm_depthwise_conv2d_kxk_params
  * its taps side by side whatever the dilation) with the input zero point outside the
  * input, which the folded bias cancels exactly, as the reference skips those taps. A row
  * inside the input is its inside taps [kx0, kx1) between pad runs: one run of bytes
- * without a dilation, else a tap at a time; words where the channels are a multiple of 4,
- * else bytes. */
+ * without a dilation, else a tap at a time; words, then (channels not a multiple of 4) the
+ * bytes past the last word. */
 TSM_NO_LIBCALLS static void tsm_dwk_border(const tsm_depthwise_conv2d_kxk_params_t *p,
                                            const int8_t *in_b, int32_t iy0, int32_t ix0,
                                            int8_t *window, uint32_t lo4, uint32_t hi4,
@@ -659,10 +694,9 @@ TSM_NO_LIBCALLS static void tsm_dwk_border(const tsm_depthwise_conv2d_kxk_params
     /* the taps kx with 0 <= ix0 + kx * dw < input_w */
     const int32_t kx0 = ix0 >= 0 ? 0 : TSM_MIN(fw, (dw - 1 - ix0) / dw);
     const int32_t kx1 = p->input_w <= ix0 ? 0 : TSM_MIN(fw, (p->input_w - ix0 + dw - 1) / dw);
-    const int8_t pad = (int8_t)(-p->input_offset);
-    const uint32_t pad4 = (uint32_t)(uint8_t)pad * 0x01010101u;
-    const int words = (ch & 3) == 0;
-    int32_t ky, kx, i;
+    const uint32_t pad4 = (uint32_t)(uint8_t)(int8_t)(-p->input_offset) * 0x01010101u;
+    const int words = (ch & 3) == 0; /* no bytes past the words: the shorter loops */
+    int32_t ky, kx;
     for (ky = 0; ky < p->filter_h; ++ky) {
         const int32_t iy = iy0 + ky * p->dilation_h;
         int8_t *dst = window + ky * wrow;
@@ -674,12 +708,8 @@ TSM_NO_LIBCALLS static void tsm_dwk_border(const tsm_depthwise_conv2d_kxk_params
             tsm_dw_set4(dst, pad4, a);
             tsm_dw_set4(dst + e, pad4, wrow - e);
         } else {
-            for (i = 0; i < a; ++i) {
-                dst[i] = pad;
-            }
-            for (i = e; i < wrow; ++i) {
-                dst[i] = pad;
-            }
+            tsm_dw_set(dst, pad4, a);
+            tsm_dw_set(dst + e, pad4, wrow - e);
         }
         if (e <= a) {
             continue;
@@ -688,20 +718,15 @@ TSM_NO_LIBCALLS static void tsm_dwk_border(const tsm_depthwise_conv2d_kxk_params
             if (words) {
                 tsm_dw_copy4(dst + a, in_b + (base + a), e - a);
             } else {
-                for (i = a; i < e; ++i) {
-                    dst[i] = in_b[base + i];
-                }
+                tsm_dw_copy(dst + a, in_b + (base + a), e - a);
             }
             continue;
         }
         for (kx = kx0; kx < kx1; ++kx) {
-            const int8_t *src = in_b + (base + kx * dw * ch);
             if (words) {
-                tsm_dw_copy4(dst + kx * ch, src, ch);
+                tsm_dw_copy4(dst + kx * ch, in_b + (base + kx * dw * ch), ch);
             } else {
-                for (i = 0; i < ch; ++i) {
-                    dst[kx * ch + i] = src[i];
-                }
+                tsm_dw_copy(dst + kx * ch, in_b + (base + kx * dw * ch), ch);
             }
         }
     }
