@@ -97,6 +97,9 @@ class Spec:
     build_flags: list[str] = field(default_factory=list)  # every source, libraries too
     src_flags: list[str] = field(default_factory=list)  # the project's own sources only
     cxx_flags: list[str] = field(default_factory=list)  # every C++ source
+    # A flag sequence the core forces on every C++ file, dropped from ours and the folders'.
+    cxx_drop: list[str] = field(default_factory=list)
+    cxx_drop_dirs: list[str] = field(default_factory=list)
     lib_deps: list[str] = field(default_factory=list)
     options: list[tuple[str, str]] = field(default_factory=list)
     platformio: dict[str, str] = field(default_factory=dict)  # the [platformio] section
@@ -475,6 +478,10 @@ def _flags(spec: Spec) -> None:
             # parts' manifests carry them for the library's).
             flags += [f"-I{d}" for d in spec.library.include_dirs]
             spec.cxx_flags += tflm_lib.CXX_FLAGS
+            forced = board.get("local", {}).get("forced_cxx_flags", [])
+            if forced:
+                spec.cxx_drop = list(forced)
+                spec.cxx_drop_dirs = [str(spec.library.root)]
             parts = spec.library.manifests(spec.tflm.methods, tflm_lib.cache_dir())
             spec.lib_deps += [f"symlink://{p}" for p in parts]
             spec.options.append(("lib_ldf_mode", "off" if bare else "chain"))
@@ -540,6 +547,8 @@ def write(spec: Spec, out_dir: str | Path) -> Project:
             strict_flags=" ".join(STRICT_FLAGS),
             strict_dirs=" ".join(STRICT_DIRS),
             opt_flags=" ".join(OPT_FLAGS if spec.board["template"] != "pio" else []),
+            cxx_drop=" ".join(spec.cxx_drop),
+            cxx_drop_dirs=" ".join(spec.cxx_drop_dirs),
             cxx_flags=" ".join(spec.cxx_flags),
             build_flags=spec.build_flags,
             src_flags=spec.src_flags,
