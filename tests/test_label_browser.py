@@ -142,6 +142,32 @@ def test_a_vote_survives_a_server_restart_and_a_new_browser(browser, tmp_path):
         assert page.text("rated") == "2"
 
 
+def test_attitude_keys_on_the_page(browser, tmp_path):
+    """label serve --task attitude: the page shows the task's question and buttons, and
+    1, 2, 3 answer negative, neutral, positive (y is no answer there)."""
+    from test_attitude import _attitude_store
+
+    ids = _attitude_store(tmp_path / "s", 4)
+    with Server(tmp_path / "s", "--task", "attitude", "--raters-per-image", "1") as srv:
+        page = Page(browser, srv.url)
+        page.login("ann")
+        assert "negative, neutral or positive" in page.text("question")
+        buttons = [b.text for b in page.b.find_elements(By.CSS_SELECTOR, "#keys button")]
+        assert buttons == ["1 negative", "2 neutral", "3 positive", "u can't tell", "z undo",
+                           "space skip"]  # fmt: skip
+        shown = []
+        for key in ("3", "1", "2"):
+            shown.append(page.image)
+            page.press(key)
+        page.b.find_element(By.TAG_NAME, "body").send_keys("y")  # not an attitude key
+        assert page.image not in shown and page.text("rated") == "3"
+    rows = votes_in_store(tmp_path / "s")
+    assert [(r[2], r[3]) for r in rows] == list(zip(shown, ("positive", "negative", "neutral")))
+    with Store(tmp_path / "s", create=False) as s:
+        labels = {x.id: x.label for x in s.samples(task="attitude")}
+    assert labels == {shown[0]: 2, shown[1]: 0, shown[2]: 1} and set(labels) <= set(ids)
+
+
 def test_chromium_keeps_its_temporary_files_to_itself():
     # Each Chromium start leaves an org.chromium.Chromium.* folder in its TMPDIR: chrome()
     # gives it a folder of its own and removes it, so the tests leave none in /tmp.
