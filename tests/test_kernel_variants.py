@@ -493,14 +493,15 @@ def _corpus_model(name: str) -> bytes:
     return corpus.MODELS[name]()
 
 
-@pytest.mark.parametrize("name", ["corpus_r1", "corpus_r3", "corpus_r7", "corpus_r9"])
+@pytest.mark.parametrize("name", ["corpus_r1", "corpus_r3", "corpus_r9"])
 def test_corpus_models_equal_litert(name, tmp_path):
     """Speed corpus models whose layers take the fast paths on odd shapes, whole, against
     LiteRT under ASan/UBSan: pools on channels past a group of 4 (corpus_r1: 2x2 average
     on 46, in place; corpus_r3: 2x2 then 3x3 max on 43, the first in place, overlapping its
-    input by window_lead); depthwise kxk with multipliers (corpus_r7: 8x8 times 7 on 8
-    channels; corpus_r9: 5x4 times 2 on 17) and border windows on channels past a group of
-    4 (corpus_r1: a dilated 10x10 on 46; corpus_r9: 9x4 on 34)."""
+    input by window_lead); depthwise kxk with a multiplier (corpus_r9: 5x4 times 2 on 17)
+    and border windows on channels past a group of 4 (corpus_r1: a dilated 10x10 on 46;
+    corpus_r9: 9x4 on 34); FULLY_CONNECTED x4 with a block of two (corpus_r1's 10-unit
+    head)."""
     model = _corpus_model(name)
     compiled = compile_model(model, tmp_path)
     plan = compiled.program.plan
@@ -519,3 +520,49 @@ def test_corpus_models_equal_litert(name, tmp_path):
     want = litert_reference(model, x).reshape(len(x), -1)
     got = build_host(compiled, tmp_path).run(x)
     np.testing.assert_array_equal(got, want)
+
+
+def _dense_graph(rng, out_depth: int, batches: int):
+    """One FULLY_CONNECTED: random depth (past a multiple of 4 or not), per-channel or
+    per-tensor weight scales, zero points, a fused activation."""
+    from tinysmile.compiler.ir import Graph, Op, Tensor
+    from tinysmile.compiler.ops import lookup
+
+    depth = int(rng.integers(1, 41))
+    per_channel = bool(rng.random() < 0.5)
+    s_in, zp_in = float(rng.uniform(0.01, 0.1)), int(rng.integers(-128, 128))
+    s_out, zp_out = float(rng.uniform(0.01, 0.2)), int(rng.integers(-100, 100))
+    n_scales = out_depth if per_channel else 1
+    s_w = (rng.uniform(0.002, 0.05, n_scales) * 10 ** rng.uniform(-1, 1.5, n_scales)).astype(
+        np.float32
+    )
+    weights = rng.integers(-127, 128, (out_depth, depth)).astype(np.int8)
+    bias = rng.integers(-3000, 3000, out_depth).astype(np.int32)
+    b_scale = (np.float32(s_in) * s_w).astype(np.float32)
+    tensors = [
+        Tensor(0, "x", (batches, depth), np.dtype(np.int8), _quant(s_in, zp_in)),
+        Tensor(1, "w", (out_depth, depth), np.dtype(np.int8), _quant(s_w, 0), weights),
+        Tensor(2, "b", (out_depth,), np.dtype(np.int32), _quant(b_scale, 0), bias),
+        Tensor(3, "y", (batches, out_depth), np.dtype(np.int8), _quant(s_out, zp_out)),
+    ]
+    options = {"activation": str(rng.choice(["NONE", "RELU", "RELU6"]))}
+    kind = "FULLY_CONNECTED"
+    op = Op(0, kind, [0, 1, 2], [3], options, options_type=lookup(kind).options)
+    return Graph("random_dense", "0" * 64, tensors, [op], [0], [3])
+
+
+# output units: blocks of four, a block of two (2, 3, 6, 7, 10, 11 left), a last unit
+@pytest.mark.parametrize("out_depth,batches", [(2, 1), (3, 2), (6, 1), (7, 1), (10, 1), (9, 3)])
+def test_random_dense_x4_equals_twin(out_depth, batches, tmp_path):
+    """FULLY_CONNECTED x4 on every way the units split into blocks of four, two and one,
+    depths on and past a multiple of 4, batches above 1: the numpy twin's bytes."""
+    from tinysmile.compiler.reference import reference_invoke
+
+    rng = np.random.default_rng([29, out_depth, batches])
+    graph = _dense_graph(rng, out_depth, batches)
+    compiled = compile_model(graph, tmp_path)
+    assert compiled.report["layers"][0]["variant"] == "x4"
+    x = rng.integers(-128, 128, (40, *graph.input.shape), dtype=np.int8)
+    want = reference_invoke(compiled.program, x).reshape(len(x), -1)
+    got = build_host(compiled, tmp_path).run(x)
+    np.testing.assert_array_equal(got, want, err_msg=str(compiled.report["layers"][0]))

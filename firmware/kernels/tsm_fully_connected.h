@@ -26,8 +26,8 @@ void tsm_fully_connected(const tsm_fully_connected_params_t *p, const int8_t *in
  * input zero point is folded into the bias at compile time, and the weights are stored in
  * the order the kernel reads them (interleave_rows in compiler/ops/fully_connected.py):
  * per block of four output units, each four-column word of the four rows in turn, then
- * the block's last input_depth % 4 columns row after row; the output units after the last
- * whole block row by row. */
+ * the block's last input_depth % 4 columns row after row; then, when two or three units
+ * are left, the first two as a block of two, the same way; the last unit as it is. */
 typedef struct {
     int32_t batches;
     int32_t input_depth;

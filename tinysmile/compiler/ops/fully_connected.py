@@ -40,17 +40,22 @@ ROWS = 4  # the x4 kernel's block of output units
 def interleave_rows(filter_2d: np.ndarray) -> np.ndarray:
     """The x4 kernel's weight order (tsm_fully_connected.h): output units in blocks of four,
     each block's words taken in turn (row 0's bytes 0-3, row 1's, row 2's, row 3's, then
-    bytes 4-7 ...), the block's last depth % 4 columns row after row; the rows after the
-    last whole block as they are. One pointer then walks the block's four rows."""
+    bytes 4-7 ...), the block's last depth % 4 columns row after row; then, when two or
+    three units are left, the first two as a block of two the same way; the last unit as
+    it is. One pointer then walks a block's rows."""
     out_depth, depth = filter_2d.shape
     d4 = depth - depth % 4
-    blocks = out_depth - out_depth % ROWS
     parts = []
-    for o in range(0, blocks, ROWS):
-        rows = filter_2d[o : o + ROWS]
-        words = rows[:, :d4].reshape(ROWS, d4 // 4, 4).transpose(1, 0, 2)
-        parts += [words.reshape(-1), rows[:, d4:].reshape(-1)]
-    parts.append(filter_2d[blocks:].reshape(-1))
+    o = 0
+    for n in (ROWS, 2):
+        while o + n <= out_depth:
+            rows = filter_2d[o : o + n]
+            words = rows[:, :d4].reshape(n, d4 // 4, 4).transpose(1, 0, 2)
+            parts += [words.reshape(-1), rows[:, d4:].reshape(-1)]
+            o += n
+            if n == 2:
+                break
+    parts.append(filter_2d[o:].reshape(-1))
     return np.concatenate(parts).astype(np.int8)
 
 
