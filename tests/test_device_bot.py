@@ -25,7 +25,10 @@ from tinysmile.bundle import load_bundle
 BOARD = "qemu-cortex-m4"
 SMILES = Path("/work/shared/datasets/smilesmiled/SMILEs")
 FW, FH = 320, 240
-DEVICE_FRAMES = 64
+# 24 frames: 21 faces (smiling and not, alternately) and 3 without (black, grey, a bare
+# scene). A frame's 76,800 bytes cross the emulated UART byte by byte: the frame count is
+# most of this file's time.
+DEVICE_FRAMES = 24
 DEVICE_SEED = 21
 
 needs_smiles = pytest.mark.skipif(
@@ -274,7 +277,7 @@ def test_board_pipeline_equals_the_host_on_camera_frames(finders, bot_port):
             last_crc = cap.crc
     finally:
         client.close()
-    assert seen[FACE_NONE] >= 4 and seen[FACE_FOUND] >= 32, seen
+    assert seen[FACE_NONE] >= 4 and seen[FACE_FOUND] >= DEVICE_FRAMES // 2, seen
 
 
 @pytest.mark.slow
