@@ -155,6 +155,10 @@ def refused_labels(runs: dict[str, dict]) -> list[str]:
     return [rt for rt in runs if "refused" in runs[rt]]
 
 
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "-"  # a model without MACs has no MACs per instruction
+
+
 def print_model(con: Console, name: str, runs: dict[str, dict], profiles: bool = True) -> None:
     from tinysmile.device.commands import profile_table
 
@@ -169,7 +173,7 @@ def print_model(con: Console, name: str, runs: dict[str, dict], profiles: bool =
         t.add_column(f"native / {label}", justify="right")
     for row, key, fmt in ROWS:
         cells = ["refused" if "refused" in runs[rt] else fmt.format(runs[rt][key]) for rt in runs]
-        cells += [f"{runs['native'][key] / runs[label][key]:.2f}" for label in labels]
+        cells += [ratio(runs["native"][key], runs[label][key]) for label in labels]
         t.add_row(row, *cells)
     con.print(t)
     for rt in refused_labels(runs):
