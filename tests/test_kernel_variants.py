@@ -309,7 +309,7 @@ def _window_graph(rng, kind: str):
     DEPTHWISE_CONV_2D:mult several input channels with multipliers 2-4 (kxk), :mult8 with
     multipliers 5-8 (the expanded window's word stores),
     MAX_POOL_2D:odd and AVERAGE_POOL_2D:odd 5-43 channels, not a multiple of 4 (x4's last
-    word overlapping the one before)."""
+    word overlapping the one before), :narrowN N = 1-3 channels (narrow)."""
     from tinysmile.compiler.ir import Graph, Op, Tensor
 
     kind, _, focus = kind.partition(":")
@@ -323,9 +323,10 @@ def _window_graph(rng, kind: str):
     fh, fw = min(fh, h), min(fw, w)
     sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
     multiplier = None
-    if focus == "odd":
-        # pools on channels past a group of 4: the x4 variants' overlapping last word
-        c = int(rng.choice([5, 6, 7, 9, 11, 13, 43]))
+    if focus == "odd" or focus.startswith("narrow"):
+        # pools on channels past a group of 4 (the x4 variants' overlapping last word), or
+        # on 1-3 (narrowN: N channels, the narrow variants)
+        c = int(rng.choice([5, 6, 7, 9, 11, 13, 43])) if focus == "odd" else int(focus[6:])
         sh, sw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
         if rng.random() < 0.5:
             fh = fw = sh = sw = int(rng.choice([2, 3]))  # what Keras's pools build
@@ -353,7 +354,7 @@ def _window_graph(rng, kind: str):
         while (dh, dw) == (1, 1):
             dh, dw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
     padding = str(rng.choice(["SAME", "VALID"]))
-    if focus and focus != "odd" and padding == "VALID":
+    if focus and focus != "odd" and not focus.startswith("narrow") and padding == "VALID":
         # SAME may take a window wider than the input
         h, w = max(h, (fh - 1) * dh + 1), max(w, (fw - 1) * dw + 1)
     act = str(rng.choice(["NONE", "RELU", "RELU6"]))
@@ -416,6 +417,7 @@ RANDOM_CASES = (
     + [("DEPTHWISE_CONV_2D:mult8", s) for s in range(4)]
     + [("MAX_POOL_2D:odd", s) for s in range(6)]
     + [("AVERAGE_POOL_2D:odd", s) for s in range(6)]
+    + [(f"{k}_POOL_2D:narrow{c}", s) for k in ("MAX", "AVERAGE") for c in (1, 2, 3) for s in (0, 1)]
 )
 # the variant each focused case is drawn for
 FOCUS_VARIANTS = {
@@ -425,6 +427,7 @@ FOCUS_VARIANTS = {
     "mult": {"kxk"},
     "mult8": {"kxk"},
     "odd": {"x4"},
+    **{f"narrow{c}": {"narrow"} for c in (1, 2, 3)},
 }
 
 

@@ -137,3 +137,61 @@ void tsm_max_pool2d_x4(const tsm_pool_params_t *p, const int8_t *input, int8_t *
         }
     }
 }
+
+/* One to three channels (ch, a constant in each copy): each pixel's window walked once,
+ * every channel of a tap together, instead of once per channel with the index worked out
+ * per tap. A pixel's reads all come before its writes, as window_lead assumes. */
+static inline __attribute__((always_inline)) void
+tsm_max_pool2d_narrow_ch(const tsm_pool_params_t *p, const int8_t *input, int8_t *output,
+                         const int32_t ch)
+{
+    const int32_t row = p->input_w * ch;
+    const int32_t lo = p->activation_min, hi = p->activation_max;
+    int32_t b, oy, ox, y, x;
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = input + b * p->input_h * row;
+        for (oy = 0; oy < p->output_h; ++oy) {
+            const int32_t y0 = oy * p->stride_h - p->pad_h;
+            const int32_t ys = TSM_MAX(0, -y0);
+            const int32_t ny = TSM_MIN(p->filter_h, p->input_h - y0) - ys;
+            for (ox = 0; ox < p->output_w; ++ox, output += ch) {
+                const int32_t x0 = ox * p->stride_w - p->pad_w;
+                const int32_t xs = TSM_MAX(0, -x0);
+                const int32_t nx = TSM_MIN(p->filter_w, p->input_w - x0) - xs;
+                const int8_t *r = in_b + (y0 + ys) * row + (x0 + xs) * ch;
+                /* -128: what an empty window gives, as the generic kernel */
+                int32_t m0 = -128, m1 = -128, m2 = -128;
+                for (y = 0; y < ny; ++y, r += row) {
+                    const int8_t *q = r;
+                    for (x = 0; x < nx; ++x, q += ch) {
+                        m0 = TSM_MAX(m0, q[0]);
+                        if (ch > 1) {
+                            m1 = TSM_MAX(m1, q[1]);
+                        }
+                        if (ch > 2) {
+                            m2 = TSM_MAX(m2, q[2]);
+                        }
+                    }
+                }
+                output[0] = (int8_t)tsm_clamp(m0, lo, hi);
+                if (ch > 1) {
+                    output[1] = (int8_t)tsm_clamp(m1, lo, hi);
+                }
+                if (ch > 2) {
+                    output[2] = (int8_t)tsm_clamp(m2, lo, hi);
+                }
+            }
+        }
+    }
+}
+
+void tsm_max_pool2d_narrow(const tsm_pool_params_t *p, const int8_t *input, int8_t *output)
+{
+    if (p->channels == 1) {
+        tsm_max_pool2d_narrow_ch(p, input, output, 1);
+    } else if (p->channels == 2) {
+        tsm_max_pool2d_narrow_ch(p, input, output, 2);
+    } else {
+        tsm_max_pool2d_narrow_ch(p, input, output, 3);
+    }
+}

@@ -9,4 +9,7 @@ void tsm_max_pool2d(const tsm_pool_params_t *p, const int8_t *input, int8_t *out
  * channels % 4 != 0), SSUB8 + SEL per tap on a DSP core */
 void tsm_max_pool2d_x4(const tsm_pool_params_t *p, const int8_t *input, int8_t *output);
 
+/* channels 1-3: a pixel's window walked once, its channels together */
+void tsm_max_pool2d_narrow(const tsm_pool_params_t *p, const int8_t *input, int8_t *output);
+
 #endif

@@ -19,7 +19,8 @@ class AveragePool2D(Pool2D):
         # past a multiple of 4 the last word overlaps the one before
         if p["channels"] >= 4 and p["filter_h"] * p["filter_w"] <= 256:
             return "x4"
-        return "generic"
+        # 1-3 channels: the window walked once per pixel, its channels together
+        return "narrow" if p["channels"] < 4 else "generic"
 
     def reference(self, g: Graph, op: Op, p: dict[str, Any], xs: list[np.ndarray]) -> np.ndarray:
         x = xs[0].astype(np.int64)

@@ -16,7 +16,8 @@ class MaxPool2D(Pool2D):
 
     def variant(self, g: Graph, op: Op, p: dict[str, Any]) -> str:
         # four channels per word; past a multiple of 4 the last word overlaps the one before
-        return "x4" if p["channels"] >= 4 else "generic"
+        # 1-3 channels: the window walked once per pixel, its channels together
+        return "x4" if p["channels"] >= 4 else "narrow"
 
     def reference(self, g: Graph, op: Op, p: dict[str, Any], xs: list[np.ndarray]) -> np.ndarray:
         x = xs[0].astype(np.int32)
