@@ -52,6 +52,10 @@ APOLLO3_CORE = Path(
     __import__("os").environ.get("TINYSMILE_APOLLO3_CORE")
     or SHARED_PIO / "framework-arduinoapollo3"
 )
+# SparkFun's HM01B0 camera library (the Edge's app), as ../shared/libraries keeps it.
+HM01B0_LIB = Path(
+    __import__("os").environ.get("TINYSMILE_HM01B0_LIB") or SHARED_LIBS / "SparkFun_HM01B0_Camera"
+)
 TFLM = tflm_library(TFLM_LIB)
 TFLM_ARDUINO = tflm_library(ARDUINO_LIB)
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from device_helpers import APOLLO3_CORE
+from device_helpers import APOLLO3_CORE, HM01B0_LIB, TFLM, TFLM_LIB
 
 from tinysmile.boards import list_boards, load_board
 from tinysmile.cli import main
@@ -34,15 +34,37 @@ def _snapshot(folder: Path) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    """A fresh PlatformIO state folder, tinysmile state and cache: nothing installed before."""
+    """A fresh PlatformIO state folder and tinysmile state: nothing installed before. The
+    object cache stays the session's (tinysmile's cache folder): the core's and TFLite
+    Micro's objects are compiled once per machine, as for a user."""
     root = tmp_path_factory.mktemp("apollo3")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PLATFORMIO_CORE_DIR", str(root / "platformio"))
         mp.setenv("TINYSMILE_STATE_DIR", str(root / "state"))
-        mp.setenv("TINYSMILE_CACHE_DIR", str(root / "cache"))
         mp.setenv("TINYSMILE_APOLLO3_CORE", str(APOLLO3_CORE))
+        mp.setenv("TINYSMILE_HM01B0_LIB", str(HM01B0_LIB))
         mp.delenv("TINYSMILE_APOLLO3_PLATFORM", raising=False)
         yield root
+
+
+def _dry_run(board_id: str, *extra: str) -> dict:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["flash", "--board", board_id, "--dry-run", "--port", PORT, "--json", *extra])
+    assert rc == 0, buf.getvalue()
+    return json.loads(buf.getvalue())
+
+
+# Each board in both modes, each runtime. TFLite Micro compiles once per board and define
+# set (the app's differ from the harness's), 4 CPU-minutes cold: one tflm build here (the
+# Edge's harness, which verify --no-board checks); the others are linked by hand (docs/boards.md).
+BUILDS = [
+    ("sparkfun-edge", "native", "harness"),
+    ("sparkfun-redboard-artemis-atp", "native", "harness"),
+    ("sparkfun-edge", "native", "app"),
+    ("sparkfun-redboard-artemis-atp", "native", "app"),
+    ("sparkfun-edge", "tflm", "harness"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +72,25 @@ def linked(env):
     """`flash --dry-run --json` for each Apollo3 board, the native harness of the bundled
     model; and what the shared folders looked like before."""
     before = _snapshot(APOLLO3_CORE.parent)
-    out = {}
-    for board_id in APOLLO3:
-        buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):
-            rc = main(["flash", "--board", board_id, "--dry-run", "--port", PORT, "--json"])
-        assert rc == 0, buf.getvalue()
-        out[board_id] = json.loads(buf.getvalue())
+    out = {board_id: _dry_run(board_id) for board_id in APOLLO3}
     return out, before
+
+
+@pytest.fixture(scope="module")
+def linked_all(linked):
+    """The rest of BUILDS (the app with the face finder and the HM01B0 library; tflm with
+    the newest TFLite Micro tree)."""
+    res, _ = linked
+    out = {(b, "native", "harness"): res[b] for b in APOLLO3}
+    for board_id, runtime, mode in BUILDS:
+        if (board_id, runtime, mode) in out:
+            continue
+        if runtime == "tflm" and TFLM is None:
+            continue
+        extra = ["--runtime", runtime, "--mode", mode]
+        extra += ["--tflm-lib", str(TFLM_LIB)] if runtime == "tflm" else []
+        out[board_id, runtime, mode] = _dry_run(board_id, *extra)
+    return out
 
 
 def _size_a(elf: str) -> dict[str, tuple[int, int]]:
@@ -103,7 +136,9 @@ def test_dry_run_links_offline_with_the_linkers_sizes(linked, env):
     assert (env / "platformio" / "packages" / "framework-arduinoapollo3.pio-link").is_file()
     # Nothing was written into the shared folders, and the generated packages are in the cache.
     assert _snapshot(APOLLO3_CORE.parent) == before
-    cache = env / "cache" / "pio-local"
+    from tinysmile.device.tflm_lib import cache_dir
+
+    cache = cache_dir() / "pio-local"
     assert (cache / "toolchain-gccarmnoneeabi" / "package.json").is_file()
     assert (cache / "lib" / "libarm_cortexM4lf_math.a").read_bytes() == b"!<arch>\n"
 
@@ -316,3 +351,71 @@ def test_profile_no_board_counts_every_instruction(linked):
     assert out["instructions"] == n and out["clock_hz"] == 48_000_000
     assert out["ms_estimate"] == pytest.approx(out["cycles_estimate"] / 48_000)
     assert any("wait states" in a for a in out["assumptions"])
+
+
+@pytest.mark.slow
+@needs_core
+def test_every_runtime_and_mode_links(linked_all):
+    """The app (camera driver through SparkFun's HM01B0 library on the Edge, the face finder)
+    and TFLite Micro link too; each with the linker's sizes inside the board."""
+    from tinysmile.device.budget import check_linked
+
+    for (board_id, runtime, mode), r in linked_all.items():
+        assert (r["runtime"], r["mode"]) == (runtime, mode)
+        sizes = _size_a(r["elf"])
+        # C++ (TFLite Micro) adds an unwinding index to flash.
+        exidx = sizes.get(".ARM.exidx", (0, 0))[0]
+        assert r["flash_bytes"] == sizes[".text"][0] + exidx + sizes[".data"][0]
+        check_linked(load_board(board_id), r["memory"], "x")
+    want = {b for b in BUILDS if b[1] == "native" or TFLM is not None}
+    assert set(linked_all) == want
+    edge_app = linked_all["sparkfun-edge", "native", "app"]
+    assert edge_app["detector"] == "face_finder"
+    syms = subprocess.run(
+        ["arm-none-eabi-nm", edge_app["elf"]], capture_output=True, text=True, check=True
+    ).stdout
+    # SparkFun's Apollo3 implementation of the camera, not its generic fallback.
+    assert "hm01b0_cfg" in syms and "tsm_port_camera_capture" in syms
+
+
+@pytest.mark.slow
+@needs_core
+@pytest.mark.skipif(TFLM is None, reason=f"needs TFLite Micro at {TFLM_LIB}")
+def test_verify_no_board_tflm_is_bit_exact(linked_all):
+    """TFLite Micro's setup runs first (the harness's binding calls it), then 16 inputs."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN, "verify", "--board", "sparkfun-edge", "--no-board"]
+        + ["--runtime", "tflm", "--tflm-lib", str(TFLM_LIB), "--samples", "16", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["ok"] and out["matched"] == 16
+    assert out["elf"] == linked_all["sparkfun-edge", "tflm", "harness"]["elf"]
+
+
+def test_a_linked_firmware_that_does_not_fit_is_refused_with_the_linkers_numbers():
+    import dataclasses
+
+    from tinysmile.device.budget import check_linked
+    from tinysmile.errors import TinysmileError
+
+    board = load_board("sparkfun-edge")
+    mem = {"ram_data": 100, "ram_bss": 20_000, "ram_stack": 81_920, "ram_total": 102_020}
+    mem |= {"flash_text": 30_000, "flash_rodata": 0, "flash_data_init": 100}
+    mem |= {"flash_total": 30_100}
+    check_linked(board, mem)
+    small = dataclasses.replace(board, data={**board.data, "ram_bytes": 102_019})
+    with pytest.raises(
+        TinysmileError,
+        match=r"needs 102,020 bytes of RAM \(\.data 100, \.bss "
+        r"20,000, stack 81,920\) but sparkfun-edge has 102,019: 1 bytes too many",
+    ):
+        check_linked(small, mem)
+    # Flash: above the bootloader (the Edge's app starts at 0xC000).
+    tight = dataclasses.replace(board, data={**board.data, "flash_bytes": 0xC000 + 30_099})
+    with pytest.raises(TinysmileError, match=r"30,100 bytes of flash .* has 30,099 above"):
+        check_linked(tight, mem)

@@ -52,6 +52,7 @@ def apollo3_core():
     """The Apollo3 boards' core, as the user's $TINYSMILE_APOLLO3_CORE would name it."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TINYSMILE_APOLLO3_CORE", str(APOLLO3_CORE))
+        mp.delenv("TINYSMILE_HM01B0_LIB", raising=False)  # the registry's camera library
         yield APOLLO3_CORE
 
 

@@ -445,7 +445,7 @@ def _flags(spec: Spec) -> None:
         flags += [counter_define(board), *pin_defines(board)]
         if spec.mode == "app" and board.camera and board.camera.get("driver"):
             flags.append("-DTSM_PORT_CAMERA")
-            spec.lib_deps += list(board.camera.get("lib_deps", []))
+            spec.lib_deps += _camera_libs(board)
     pio = board.platformio
     platform = platform_uri(pio["platform"]) if spec.local is None else spec.local.platform
     spec.options = [("platform", platform), ("board", pio["board"])]
@@ -459,6 +459,9 @@ def _flags(spec: Spec) -> None:
             ("platform_packages", "".join(f"\n    {p}" for p in spec.local.packages))
         )
         common += [f"-L{d}" for d in spec.local.lib_dirs]
+        common += [f"-D{d}" for d in board["local"].get("recipe_defines", [])]
+        # The core's objects are the same for every model on a board: compiled once.
+        spec.platformio["build_cache_dir"] = str(tflm_lib.cache_dir() / "pio-build-cache")
     if spec.runtime == "tflm":
         if spec.library is None:
             # The registry's library, compiled the way its Arduino builder does.
@@ -496,6 +499,22 @@ def _flags(spec: Spec) -> None:
         ("custom_tinysmile_runtime", spec.runtime),
         ("custom_tinysmile_mode", spec.mode),
     ]
+
+
+def _camera_libs(board: Board) -> list[str]:
+    """The camera driver's libraries: a local copy, used in place, when the camera table's
+    variable names one; else the registry's (a networked machine)."""
+    import os
+
+    cam = board.camera or {}
+    env = cam.get("local_lib_env")
+    local = os.environ.get(env) if env else None
+    if not local:
+        return list(cam.get("lib_deps", []))
+    folder = Path(local).expanduser().resolve()
+    if not (folder / "library.properties").is_file() and not (folder / "library.json").is_file():
+        raise TinysmileError(f"${env}={local}: not an Arduino library (no library.properties)")
+    return [f"symlink://{folder}"]
 
 
 def _info_context(report: dict[str, Any]) -> dict[str, Any]:
