@@ -164,6 +164,23 @@ def test_upload_commands_name_protocol_address_and_port(linked):
 
 @pytest.mark.slow
 @needs_core
+def test_a_dry_run_without_a_board_names_a_placeholder_port(linked, monkeypatch, capsys):
+    """--dry-run touches no port, so no board attached is no error: the command names PORT
+    (the project is linked already: PlatformIO's rebuild is incremental)."""
+    from tinysmile.device import transport
+    from tinysmile.device.commands import NO_PORT
+
+    monkeypatch.setattr(transport, "find_ports", lambda ids: [])
+    assert main(["flash", "--board", "sparkfun-edge", "--dry-run", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    cmd = res["upload_command"]
+    assert res["port"] is None and res["upload"]["port"] is None
+    assert cmd[cmd.index("-port") + 1] == NO_PORT == "PORT"
+    assert res["elf"] == linked[0]["sparkfun-edge"]["elf"]
+
+
+@pytest.mark.slow
+@needs_core
 def test_uploaders_that_exit_0_on_a_missing_port_fail_in_one_line(linked, capsys):
     """The core's own scripts, run for real against a port that does not exist: both exit
     0; flash reads what they print. (The build is PlatformIO's cached one: no relink.)"""

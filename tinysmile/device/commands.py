@@ -209,14 +209,24 @@ def build_local(
     return project, mem
 
 
+NO_PORT = "PORT"  # what a dry run's upload command names when no board is attached
+
+
 def _flash_local(
     bundle, board, runtime, mode, port, log, tflm_lib_dir, finder, core_dir, dry_run
 ) -> dict[str, Any]:
     from tinysmile.device import upload
 
-    port = _find_port(board, port)  # before a build that takes a while
+    try:
+        port = _find_port(board, port)  # before a build that takes a while
+    except TinysmileError:
+        if not dry_run:
+            raise
+        # A dry run touches no port: with no board attached, the command names PORT.
+        port = None
+        log(f"no {board.id} on USB: the upload command names {NO_PORT} (pass --port)")
     project, mem = build_local(bundle, board, runtime, mode, log, tflm_lib_dir, finder, core_dir)
-    cmd = upload.command(board, project.local.core, project.bin, port)
+    cmd = upload.command(board, project.local.core, project.bin, port or NO_PORT)
     out = {
         "board": board.id,
         "model": bundle.name,
@@ -375,7 +385,8 @@ board_option = click.option(
 @click.option(
     "--dry-run",
     is_flag=True,
-    help="build (link) the firmware and print how it would be uploaded; no port is opened",
+    help="build (link) the firmware and print how it would be uploaded; no port is opened"
+    " (with no board attached, the upload command names PORT)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def flash_cmd(

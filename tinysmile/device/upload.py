@@ -30,7 +30,7 @@ def command(board: Board, core: Path, bin_path: Path, port: str) -> list[str]:
     return [sys.executable, "-B", str(script), *[str(a).format(**values) for a in up["args"]]]
 
 
-def describe(board: Board, port: str) -> dict[str, Any]:
+def describe(board: Board, port: str | None) -> dict[str, Any]:
     up = board["upload"]
     return {"protocol": up["protocol"], "address": up["address"], "port": port}
 
