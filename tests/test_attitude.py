@@ -493,3 +493,55 @@ def test_label_serve_tells_the_page_the_attitude_keys(tmp_path):
         assert status == 400 and "negative, neutral, positive" in reply["error"]
     with Server(tmp_path / "s") as srv:  # the default stays smile
         assert [k["answer"] for k in srv.get("api/task")[1]["keys"]][:2] == ["yes", "no"]
+
+
+# -- the shipped attitude model --------------------------------------------------------
+
+ATTITUDE_DEFAULT = REPO / "tinysmile" / "models" / "attitude_default"
+FER_VAL = Path(os.environ.get("TINYSMILE_FER2013", REPO.parent / "shared" / "datasets" / "fer2013"))
+
+
+def test_the_shipped_attitude_model_and_its_card_agree():
+    import hashlib
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tinysmile.bundle import load_bundle
+    from tinysmile.compiler.api import compile_in_memory
+    from tinysmile.train.quantize import model_card
+
+    bundle = load_bundle("attitude_default")  # by name, from tinysmile/models
+    assert bundle.path == ATTITUDE_DEFAULT
+    meta = bundle.meta
+    assert meta["task"] == "attitude" and bundle.labels == LABELS
+    assert meta["model_sha256"] == hashlib.sha256(bundle.model_bytes()).hexdigest()
+    it = Interpreter(model_content=bundle.model_bytes())
+    assert it.get_output_details()[0]["quantization"] == (1 / 256, -128)
+    assert list(it.get_input_details()[0]["shape"]) == [1, 48, 48, 1]
+    assert meta["macs"] == sum(layer["macs"] for layer in meta["layers"]) <= 5_000_000
+    report = compile_in_memory(bundle.model_bytes()).report
+    assert report["arena_bytes"] == meta["device"]["arena_bytes"]
+    # The card is the bundle's own rendering, and its figures follow from its confusion.
+    assert (ATTITUDE_DEFAULT / "MODEL_CARD.md").read_text() == model_card(meta)
+    q = meta["metrics"]["val"]["int8"]
+    cm = np.array(q["confusion"])
+    assert cm.sum() == q["n"] == meta["provenance"]["val_samples"]
+    for key in ("accuracy", "macro_f1", "kappa", "mcc"):
+        assert q[key] == pytest.approx(M.from_confusion(cm)[key], abs=1e-12)
+    assert set(meta["provenance"]["data_sha256"]) == {"train", "val", "test"}
+
+
+@pytest.mark.skipif(not (FER_VAL / "validation").is_dir(), reason=f"FER2013 not at {FER_VAL}")
+def test_the_shipped_attitude_model_on_fer2013_images(capsys):
+    # Ten validation images of each attitude: the model's decisions are the largest of
+    # LiteRT's int8 outputs, and it does far better than the majority class (negative) on
+    # them (the card's full figure is on all 3,293 validation images).
+    images = []
+    for emo in ("happy", "neutral", "angry"):
+        images += sorted((FER_VAL / "validation" / emo).glob("*.jpg"))[:10]
+    out = _cli_json(capsys, "predict", "attitude_default", *map(str, images), "--json")
+    labels = [p["label"] for p in out["predictions"]]
+    for p in out["predictions"]:
+        assert p["label"] == LABELS[int(np.argmax(p["outputs_int8"]))]
+    truth = ["positive"] * 10 + ["neutral"] * 10 + ["negative"] * 10
+    assert sum(a == b for a, b in zip(labels, truth)) >= 15
