@@ -105,6 +105,26 @@ def flash(
     return out
 
 
+def _generate(bundle, board, runtime: str, mode: str, log, tflm_lib_dir, finder, core_dir=None):
+    """A real board's project in the state folder, one per board, model, runtime, mode and
+    finder (the budget is checked here: nothing is built for a model that does not fit)."""
+    from tinysmile.device.project import finder_digest, generate_project
+    from tinysmile.device.session import project_dir
+
+    log(f"generating the {runtime} {mode} project for {board.id}")
+    key = f"{runtime}:{mode}" + (f":finder-{finder_digest(finder)}" if finder else "")
+    return generate_project(
+        bundle,
+        board,
+        project_dir(board, bundle, key=key),
+        runtime,
+        mode,
+        tflm_lib_dir=tflm_lib_dir,
+        finder=finder,
+        core_dir=core_dir,
+    )
+
+
 def _flash_real(
     bundle,
     board,
@@ -118,20 +138,8 @@ def _flash_real(
     """Budget check and project first (nothing is built for a model that does not fit),
     then the port by VID:PID, then `pio run -t upload`."""
     from tinysmile.device.pio import run_pio
-    from tinysmile.device.project import finder_digest, generate_project
-    from tinysmile.device.session import project_dir
 
-    log(f"generating the {runtime} {mode} project for {board.id}")
-    key = f"{runtime}:{mode}" + (f":finder-{finder_digest(finder)}" if finder else "")
-    project = generate_project(
-        bundle,
-        board,
-        project_dir(board, bundle, key=key),
-        runtime,
-        mode,
-        tflm_lib_dir=tflm_lib_dir,
-        finder=finder,
-    )
+    project = _generate(bundle, board, runtime, mode, log, tflm_lib_dir, finder)
     from tinysmile.device.transport import find_ports
 
     if port is None:
@@ -187,21 +195,8 @@ def build_local(
     the linker's sizes against the board. Returns (project, the linker's memory summary)."""
     from tinysmile.device.budget import check_linked
     from tinysmile.device.pio import memory_summary, run_pio
-    from tinysmile.device.project import finder_digest, generate_project
-    from tinysmile.device.session import project_dir
 
-    log(f"generating the {runtime} {mode} project for {board.id}")
-    key = f"{runtime}:{mode}" + (f":finder-{finder_digest(finder)}" if finder else "")
-    project = generate_project(
-        bundle,
-        board,
-        project_dir(board, bundle, key=key),
-        runtime,
-        mode,
-        tflm_lib_dir=tflm_lib_dir,
-        finder=finder,
-        core_dir=core_dir,
-    )
+    project = _generate(bundle, board, runtime, mode, log, tflm_lib_dir, finder, core_dir)
     log(f"linking with PlatformIO against {project.local.core}")
     run_pio(project)
     mem = memory_summary(project)
