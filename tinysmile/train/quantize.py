@@ -10,6 +10,7 @@ integer comparison is what the device makes.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import sys
@@ -640,7 +641,10 @@ def _hashes(hashes: dict[str, str] | None) -> str:
     """The card's words for each split's content hash (none from older bundles)."""
     if not hashes:
         return ""
-    parts = ", ".join(f"{k} `{v[:16]}`" for k, v in hashes.items())
+    empty = hashlib.sha256(b"").hexdigest()  # a split with no sample (FER2013's held-back test)
+    parts = ", ".join(
+        f"{k} " + ("empty" if v == empty else f"`{v[:16]}`") for k, v in hashes.items()
+    )
     return f" Each split's content (sha256 of its sample ids, sorted): {parts}."
 
 
