@@ -249,6 +249,30 @@ def test_missing_or_wrong_core_and_missing_port_are_one_line(env, capsys, monkey
     assert "no sparkfun-edge found on USB (looked for 1a86:7523): connect it, or pass --port" in err
 
 
+@needs_core
+def test_compile_board_takes_core_as_flash_does(env, capsys, monkeypatch, tmp_path):
+    """`compile --board` writes an Apollo3 project from --core as well as from the variable;
+    without either, one line; --core on a board built through the registry, one line."""
+    monkeypatch.delenv("TINYSMILE_APOLLO3_CORE")
+    args = ["compile", "--board", "sparkfun-edge", "--out"]
+    assert main([*args, str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "pass --core DIR or set $TINYSMILE_APOLLO3_CORE" in err
+    assert not (tmp_path / "a" / "platformio.ini").exists()
+    assert main([*args, str(tmp_path / "b"), "--core", str(tmp_path / "nope")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert main([*args, str(tmp_path / "c"), "--core", str(APOLLO3_CORE), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    ini = (tmp_path / "c" / "platformio.ini").read_text()
+    assert res["board"] == "sparkfun-edge" and f"symlink://{APOLLO3_CORE.resolve()}" in ini
+    other = next(b for b in list_boards() if not load_board(b).get("local"))
+    assert main(["compile", "--board", other, "--out", str(tmp_path / "d"), "--core", "x"]) == 2
+    err = capsys.readouterr().err
+    assert f"--core is for boards built from a local core; {other} is not" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_pyproject_declares_the_uploaders_and_emulators_dependencies():
     import tomllib
 

@@ -300,7 +300,7 @@ def test_cli_compile_board_json(tmp_path, capsys, monkeypatch):
     res = json.loads(capsys.readouterr().out)
     assert res["budget"]["runtime"] == "tflm" and (out / "platformio.ini").is_file()
     assert main(["compile", "--runtime", "tflm", "--out", str(tmp_path / "x")]) == 2
-    assert "--runtime, --mode and --tflm-lib need --board" in capsys.readouterr().err
+    assert "--runtime, --mode, --tflm-lib and --core need --board" in capsys.readouterr().err
     # The emulated board has no registry library to fall back on: one line, what to pass.
     monkeypatch.delenv(tflm_lib.ENV_VAR, raising=False)
     emulated = next(b for b in list_boards() if load_board(b).emulated)

@@ -57,6 +57,19 @@ def _default_prefix(path: Path) -> str:
     return c_identifier(stem.lower())
 
 
+# Shared with flash, verify and profile (tinysmile.device.commands imports it from here, so
+# that a plain compile loads nothing of tinysmile.device).
+core_option = click.option(
+    "--core",
+    "core_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="the Arduino core of a board built offline from local folders (SparkFun Apollo3 "
+    "v1.x: framework-arduinoapollo3, or an Arduino IDE install's "
+    "packages/SparkFun/hardware/apollo3/1.2.3); default: $TINYSMILE_APOLLO3_CORE",
+)
+
+
 @click.command("compile")
 @click.argument("model", required=False)
 @click.option(
@@ -101,6 +114,7 @@ def _default_prefix(path: Path) -> str:
     help="With --board --runtime tflm: a local copy of TFLite Micro (a source tree made by its "
     "create_tflm_tree.py, or the Arduino library), used in place (default: $TINYSMILE_TFLM_LIB).",
 )
+@core_option
 def compile_cmd(
     model: str | None,
     out_dir: str,
@@ -111,6 +125,7 @@ def compile_cmd(
     runtime: str | None = None,
     mode: str | None = None,
     tflm_lib_dir: str | None = None,
+    core_dir: str | None = None,
 ) -> None:
     """Compile a full-int8 MODEL (.tflite or bundle; default: the bundled smile model) to
     C: const weights, one static arena, one invoke function, no interpreter.
@@ -138,10 +153,13 @@ def compile_cmd(
             mode or "harness",
             as_json,
             tflm_lib_dir,
+            core_dir,
         )
         return
-    if runtime or mode or tflm_lib_dir:
-        raise TinysmileError("--runtime, --mode and --tflm-lib need --board (the project's board)")
+    if runtime or mode or tflm_lib_dir or core_dir:
+        raise TinysmileError(
+            "--runtime, --mode, --tflm-lib and --core need --board (the project's board)"
+        )
     path = _model_path(model)
     start = time.perf_counter()
     result = compile_model(

@@ -7,6 +7,9 @@ from typing import Any
 
 import click
 
+# --core is compile's too; its one definition lives with the compiler's commands, which a
+# plain compile loads without any of tinysmile.device.
+from tinysmile.compiler.commands import core_option
 from tinysmile.errors import TinysmileError
 
 
@@ -279,13 +282,20 @@ def compile_board_project(
     mode: str,
     as_json: bool,
     tflm_lib_dir: str | None = None,
+    core_dir: str | None = None,
 ) -> dict:
     """`tinysmile compile --board`: the board's whole PlatformIO project in out_dir, after
-    checking the model fits (the compiler hands over here: projects are the device side's)."""
+    checking the model fits (the compiler hands over here: projects are the device side's).
+    core_dir: --core, for boards built from a local core (else their variable)."""
+    from tinysmile.device import localpio
     from tinysmile.device.project import generate_project
 
     bundle, board = _load(model, board_id)
-    project = generate_project(bundle, board, out_dir, runtime, mode, tflm_lib_dir=tflm_lib_dir)
+    if core_dir and not localpio.is_local(board):
+        raise TinysmileError(f"--core is for boards built from a local core; {board.id} is not")
+    project = generate_project(
+        bundle, board, out_dir, runtime, mode, tflm_lib_dir=tflm_lib_dir, core_dir=core_dir
+    )
     budget = project.budget.to_dict()
     result = {
         "board": board.id,
@@ -302,6 +312,7 @@ def compile_board_project(
     else:
         print_budget(budget)
         lib = f" --tflm-lib {tflm_lib_dir}" if tflm_lib_dir else ""
+        lib += f" --core {core_dir}" if core_dir else ""
         click.echo(
             f"wrote the PlatformIO project {project.dir} (build: pio run -d {project.dir}; "
             f"flash: tinysmile flash --board {board.id} --runtime {runtime} --mode {mode}{lib})"
@@ -350,15 +361,6 @@ no_board_option = click.option(
     "instruction-set emulator (boards built from local folders)",
 )
 
-core_option = click.option(
-    "--core",
-    "core_dir",
-    default=None,
-    type=click.Path(file_okay=False),
-    help="the Arduino core of a board built offline from local folders (SparkFun Apollo3 "
-    "v1.x: framework-arduinoapollo3, or an Arduino IDE install's "
-    "packages/SparkFun/hardware/apollo3/1.2.3); default: $TINYSMILE_APOLLO3_CORE",
-)
 
 board_option = click.option(
     "--board",
