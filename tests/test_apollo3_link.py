@@ -384,14 +384,26 @@ def test_profile_no_board_counts_every_instruction(linked):
     # Every instruction costs at least a cycle; a taken branch at least two.
     assert prof["cycles_estimate"] >= n + prof["taken_branches"]
     assert estimate_cycles(model.fw.stats.mix) == prof["cycles_estimate"]
-    # The command: the same count, and milliseconds at the board's 48 MHz.
+    # The command: the same count, and milliseconds at the board's 48 MHz; --emulated sets
+    # the emulated Cortex-M4's count for the same model beside it (its own build of the same
+    # -O2 sources, counted between INFER's stamps: close, not equal).
     buf = io.StringIO()
+    args = ["profile", "--board", "sparkfun-edge", "--no-board", "--json", "--emulated"]
     with contextlib.redirect_stdout(buf):
-        assert main(["profile", "--board", "sparkfun-edge", "--no-board", "--json"]) == 0
+        assert main(args) == 0
     out = json.loads(buf.getvalue())
     assert out["instructions"] == n and out["clock_hz"] == 48_000_000
     assert out["ms_estimate"] == pytest.approx(out["cycles_estimate"] / 48_000)
     assert any("wait states" in a for a in out["assumptions"])
+    emu = out["emulated"]
+    assert emu["board"] == "qemu-cortex-m4" and emu["unit"] == "instructions"
+    assert 0.9 < emu["instructions"] / n == emu["ratio"] < 1.1
+
+
+def test_profile_emulated_needs_no_board(capsys):
+    assert main(["profile", "--board", "sparkfun-edge", "--emulated"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: --emulated sets the emulated board's figure beside --no-board's"
 
 
 @pytest.mark.slow

@@ -645,18 +645,34 @@ def run_profile(
     tflm_lib_dir: str | None = None,
     no_board: bool = False,
     core_dir: str | None = None,
+    emulated: bool = False,
 ) -> dict[str, Any]:
+    """emulated (with no_board): also profile the same model and runtime on the emulated
+    board of the same core, under "emulated"."""
     from tinysmile.device.profile import profile
     from tinysmile.device.session import connect
 
     bundle, board = _load(model, board_id)
+    if emulated and not no_board:
+        raise TinysmileError("--emulated sets the emulated board's figure beside --no-board's")
     host = _compile_only(bundle)
     if no_board:
         from tinysmile.device.profile import profile_linked
 
+        twin = _emulated_twin(board) if emulated else None
         project = _linked_harness(bundle, board, runtime, log, tflm_lib_dir, core_dir, port)
         out = profile_linked(project.elf, board, host.report)
         out.update(board=board.id, model=bundle.name, sha256=bundle.model_hash(), runtime=runtime)
+        if twin is not None:
+            emu = run_profile(model, twin.id, log=log, runtime=runtime, tflm_lib_dir=tflm_lib_dir)
+            out["emulated"] = {
+                "board": twin.id,
+                "instructions": emu["total"],
+                "unit": emu["unit"],
+                "ratio": emu["total"] / out["instructions"],
+                "counted": "QEMU -icount between the INFER stamps (the call around the "
+                "model included), the emulated board's own build of the same sources",
+            }
         return out
     with connect(board, bundle, port, log=log, runtime=runtime, tflm_lib_dir=tflm_lib_dir) as conn:
         results = [profile(conn.client, board, host.report, runtime=runtime) for _ in range(runs)]
@@ -673,6 +689,17 @@ def run_profile(
     if runs > 1:
         out["repeat_totals"] = [r.total for r in results]
     return out
+
+
+def _emulated_twin(board):
+    """The emulated board with the same CPU core as `board` (one clear line if none)."""
+    from tinysmile.boards import list_boards, load_board
+
+    for board_id in list_boards():
+        other = load_board(board_id)
+        if other.emulated and other["core"] == board["core"]:
+            return other
+    raise TinysmileError(f"no emulated board has {board.id}'s core ({board['core']})")
 
 
 def profile_table(res: dict[str, Any]):
@@ -715,8 +742,16 @@ def profile_table(res: dict[str, Any]):
 @tflm_lib_option
 @no_board_option
 @core_option
+@click.option(
+    "--emulated",
+    is_flag=True,
+    help="with --no-board: also profile the same model on the emulated board of the same "
+    "core (QEMU, builds and boots it) and print its count beside",
+)
 @click.option("--json", "as_json", is_flag=True)
-def profile_cmd(model, board_id, port, runtime, tflm_lib_dir, no_board, core_dir, as_json) -> int:
+def profile_cmd(
+    model, board_id, port, runtime, tflm_lib_dir, no_board, core_dir, emulated, as_json
+) -> int:
     """Per-layer and total instruction counts (cycles on real boards), MACs per layer. On
     the tflm runtime the layers are TFLite Micro's operators, timed through its profiler."""
     from rich.console import Console
@@ -732,6 +767,7 @@ def profile_cmd(model, board_id, port, runtime, tflm_lib_dir, no_board, core_dir
             tflm_lib_dir=tflm_lib_dir,
             no_board=no_board,
             core_dir=core_dir,
+            emulated=emulated,
         )
     if as_json:
         click.echo(json.dumps(res, indent=2))
@@ -745,6 +781,12 @@ def profile_cmd(model, board_id, port, runtime, tflm_lib_dir, no_board, core_dir
         mix = ", ".join(f"{k} {v:,}" for k, v in res["mix"].items())
         click.echo(f"instruction mix: {mix}")
         click.echo("an estimate, assuming: " + "; ".join(res["assumptions"]))
+        emu = res.get("emulated")
+        if emu:
+            click.echo(
+                f"beside it, the emulated board {emu['board']}: {emu['instructions']:,} "
+                f"{emu['unit']} per inference ({emu['ratio']:.3f}x; {emu['counted']})"
+            )
     else:
         Console(highlight=False).print(profile_table(res))
         click.echo(
