@@ -124,3 +124,45 @@ def test_training_and_the_pi_crop_with_one_function(tmp_path):
     assert (
         np.abs(aligned - upright).mean() < 0.5 * np.abs(plain.pixels.astype(int) - upright).mean()
     )
+
+
+def test_a_store_mixing_crops_and_photos_aligns_only_the_photos(tmp_path, monkeypatch):
+    """`train --face-crop blazeface-aligned` on SMILEsmileD + GENKI-4K: a GENKI-4K photo gets
+    the aligned crop at the crops' framing, a SMILEsmileD crop is taken as it is (BlazeFace
+    never sees it): the loader's per-source rule, with a stand-in for BlazeFace's eyes."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    import cv2
+
+    from tinysmile.data import preprocess as P
+    from tinysmile.train.dataset import load_samples
+
+    spec = P.spec_for_sources(["smilesmiled", "genki4k"], 48, 48)
+    assert (spec.face_crop, spec.crop_margin, spec.crop_shift_y) == (
+        "haar",
+        *P.SOURCE_FRAMING["smilesmiled"],
+    )
+    spec = dataclasses.replace(spec, face_crop="blazeface-aligned")
+    eyes = ((70.0, 80.0), (110.0, 86.0))
+    seen = []
+
+    class Eyes:
+        def detect_eyes(self, gray):
+            seen.append(gray.shape)
+            return [((0, 0, 1, 1), eyes)]
+
+    monkeypatch.setattr(P, "_ALIGNER", [Eyes()])
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (200, 180), dtype=np.uint8)
+    crop = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "photo.png"), photo)
+    cv2.imwrite(str(tmp_path / "crop.png"), crop)
+    samples = [
+        SimpleNamespace(id="a", path=tmp_path / "photo.png", source="genki4k", label=1),
+        SimpleNamespace(id="b", path=tmp_path / "crop.png", source="smilesmiled", label=0),
+    ]
+    got = load_samples(spec, samples).pixels
+    assert seen == [photo.shape]  # the photo only
+    np.testing.assert_array_equal(got[0], aligned_crop(spec, photo, eyes).pixels)
+    np.testing.assert_array_equal(got[1], resize_area(crop, 48, 48).reshape(48, 48, 1))

@@ -125,6 +125,10 @@ NEEDS_FACE_DETECTION = frozenset({"genki4k", "celeba"})
 # every 10th SMILEsmileD image, upscaled 3x into a grey 400x400 canvas, Haar found 893 of
 # 1056: crop side 0.759 of the box's, centre 0.076 box heights below the box's).
 SOURCE_FRAMING: dict[str, tuple[float, float]] = {"smilesmiled": (-0.12, 0.076)}
+# Importers whose images are tight face crops already: a spec that finds faces (haar,
+# blazeface-aligned) takes their images as they are, and crops only the photos of the
+# same store (tinysmile.train.dataset.load_samples).
+CROP_SOURCES = frozenset({"smilesmiled", "fer2013"})
 
 
 def spec_for_sources(sources: Iterable[str], height: int = 64, width: int = 64) -> PreprocessSpec:
@@ -134,15 +138,15 @@ def spec_for_sources(sources: Iterable[str], height: int = 64, width: int = 64) 
     PreprocessSpec yourself when they do not.
     """
     names = set(sources)
-    if NEEDS_FACE_DETECTION & names:
-        return PreprocessSpec(height=height, width=width, face_crop="haar")
+    face_crop = "haar" if NEEDS_FACE_DETECTION & names else "none"
+    # Photos mixed with a dataset's crops are framed like those crops.
     framing = {SOURCE_FRAMING[n] for n in names if n in SOURCE_FRAMING}
     if len(framing) == 1:
         margin, shift = framing.pop()
         return PreprocessSpec(
-            height=height, width=width, face_crop="none", crop_margin=margin, crop_shift_y=shift
+            height=height, width=width, face_crop=face_crop, crop_margin=margin, crop_shift_y=shift
         )
-    return PreprocessSpec(height=height, width=width, face_crop="none")
+    return PreprocessSpec(height=height, width=width, face_crop=face_crop)
 
 
 @dataclass

@@ -100,10 +100,13 @@ def _echo_err(msg: str) -> None:
 )
 @click.option(
     "--face-crop",
-    type=click.Choice(["none", "haar"]),
+    type=click.Choice(["none", "haar", "blazeface-aligned"]),
     default=None,
     help="none: the images are face crops already (SMILEsmileD, FER2013); haar: detect"
-    " faces [from the store's sources: haar for GENKI-4K and CelebA].",
+    " faces; blazeface-aligned: BlazeFace's eyes level and size the face, as `pi run"
+    " --detector blazeface-aligned` crops it [from the store's sources: haar for GENKI-4K"
+    " and CelebA]. A store's SMILEsmileD and FER2013 crops are taken as they are, and"
+    " photos mixed with them are framed like them.",
 )
 @click.option("--size", type=int, default=None, help="Input height and width [the architecture's].")
 @click.option(

@@ -26,11 +26,21 @@ class Arrays:
     found: np.ndarray | None = None
 
 
-def _pixels(spec: PreprocessSpec, path: Any, detector: Any) -> tuple[np.ndarray, bool]:
+def _pixels(
+    spec: PreprocessSpec, path: Any, detector: Any, source: str | None = None
+) -> tuple[np.ndarray, bool]:
     """One image as the model's input: the spec's own preprocessing, or with a detector
-    (tinysmile.pi.detect) the face it finds in the whole image, framed by the spec's rule."""
+    (tinysmile.pi.detect) the face it finds in the whole image, framed by the spec's rule.
+    A sample of a source that ships face crops (CROP_SOURCES) is taken as it is by a spec
+    that finds faces: the store mixes crops with photos, and only the photos need one."""
+    from tinysmile.data.preprocess import CROP_SOURCES
+
     image = load_image(path)
     if detector is None:
+        if source in CROP_SOURCES and spec.face_crop != "none":
+            import dataclasses
+
+            spec = dataclasses.replace(spec, face_crop="none")
         return preprocess(spec, image), True
     from tinysmile.data.preprocess import whole_image_crop
 
@@ -186,7 +196,7 @@ def load_samples(spec: PreprocessSpec, samples: list, detector: Any = None) -> A
     pixels = np.empty((len(samples), spec.height, spec.width, 1), dtype=np.uint8)
     found = np.ones(len(samples), dtype=bool)
     for i, s in enumerate(samples):
-        pixels[i], found[i] = _pixels(spec, s.path, detector)
+        pixels[i], found[i] = _pixels(spec, s.path, detector, s.source)
     labels = np.array([int(s.label) for s in samples], dtype=np.int64)
     return Arrays(
         pixels=pixels,
