@@ -166,3 +166,59 @@ def test_a_store_mixing_crops_and_photos_aligns_only_the_photos(tmp_path, monkey
     assert seen == [photo.shape]  # the photo only
     np.testing.assert_array_equal(got[0], aligned_crop(spec, photo, eyes).pixels)
     np.testing.assert_array_equal(got[1], resize_area(crop, 48, 48).reshape(48, 48, 1))
+
+
+SMILES = REPO.parent / "shared" / "datasets" / "smilesmiled" / "SMILEs"
+
+
+@pytest.mark.skipif(not SMILES.is_dir(), reason="SMILEsmileD not found")
+def test_evaluate_against_through_a_detector_frames_each_model_by_its_own_spec(
+    tmp_path, capsys, monkeypatch
+):
+    """`evaluate A --detector blazeface --against B` on whole frames: B's scores are the
+    ones `evaluate B --detector blazeface` gives alone (B's spec says blazeface-aligned, so
+    its crops are the aligned ones), a frame without a face scoring lowest for both."""
+    import json
+    import shutil
+
+    import cv2
+
+    from tinysmile.cli import main
+    from tinysmile.pi.scenes import make_scene
+
+    default = REPO / "tinysmile" / "models" / "smile_default"
+    aligned = shutil.copytree(default, tmp_path / "aligned")
+    meta = json.loads((aligned / "bundle.json").read_text())
+    meta["preprocess"]["face_crop"] = "blazeface-aligned"
+    (aligned / "bundle.json").write_text(json.dumps(meta))
+    rng = np.random.default_rng(3)
+    tree = tmp_path / "frames"
+    for folder, cls in (("positives/positives7", "smile"), ("negatives/negatives7", "no_smile")):
+        (tree / cls).mkdir(parents=True)
+        for f in sorted((SMILES / folder).glob("*.jpg"))[30:36]:
+            scene = make_scene(cv2.imread(str(f), 0), rng).image
+            cv2.imwrite(str(tree / cls / f"{f.stem}.png"), scene)
+    cv2.imwrite(str(tree / "smile" / "empty.png"), np.full((240, 320), 90, np.uint8))
+
+    def evaluate(*args):
+        assert (
+            main(["evaluate", *args, "--data", str(tree), "--detector", "blazeface", "--json"]) == 0
+        )
+        return json.loads(capsys.readouterr().out)
+
+    import tinysmile.train.commands as C
+
+    made, make = [], C._whole_image_detector
+    monkeypatch.setattr(
+        C,
+        "_whole_image_detector",
+        lambda name, spec: made.append(spec.face_crop) or make(name, spec),
+    )
+    res = evaluate(str(default), "--against", str(aligned), "--resamples", "100")
+    assert made == ["none", "blazeface-aligned"]  # each model's detector from its own spec
+    alone = evaluate(str(aligned))
+    a = res["against"]
+    assert res["n"] == alone["n"] == 13
+    assert a["auc"] == alone["auc"] and a["faces_found"] == alone["faces_found"] == 12 / 13
+    assert a["difference"] == pytest.approx(res["auc"] - alone["auc"], abs=1e-12)
+    assert res["auc"] == evaluate(str(default))["auc"]

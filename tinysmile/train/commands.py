@@ -380,9 +380,10 @@ def predict_cmd(model: Path, images: tuple[Path, ...], detector: str, as_json: b
     "--against",
     type=click.Path(path_type=Path),
     default=None,
-    help="Another model bundle, scored on the same images (each with its own preprocessing):"
-    " the AUC difference MODEL minus it, with a 95 % interval from a paired bootstrap over"
-    " the images. Tells a real improvement from the split's noise.",
+    help="Another model bundle, scored on the same images (each with its own preprocessing;"
+    " with --detector, the same detector's face framed by each one's spec): the AUC"
+    " difference MODEL minus it, with a 95 % interval from a paired bootstrap over the"
+    " images. Tells a real improvement from the split's noise.",
 )
 @click.option(
     "--resamples",
@@ -418,8 +419,8 @@ def evaluate_cmd(
     runner = Runner(model)
     finder = None
     if detector != "spec":
-        if degrade or against is not None:
-            raise TinysmileError("--detector takes neither --degrade nor --against")
+        if degrade:
+            raise TinysmileError("--detector does not take --degrade")
         finder = _whole_image_detector(detector, runner.spec)
     task = runner.bundle.meta.get("task", "smile")
     if runner.multiclass:
@@ -463,14 +464,29 @@ def evaluate_cmd(
         )
     if against is not None:
         other = Runner(against)
-        theirs = load_data(other.spec, data, None if split == "all" else split, limit=limit)
+        # With --detector, the other model's crops are the same detector's, framed by its
+        # own spec (an aligned spec gets the aligned crop), as `pi run` would give it.
+        other_finder = None if finder is None else _whole_image_detector(detector, other.spec)
+        theirs = load_data(
+            other.spec,
+            data,
+            None if split == "all" else split,
+            task=task,
+            limit=limit,
+            detector=other_finder,
+        )
         if theirs.names != arrays.names:  # the same loader on the same data: a bug if not
             raise TinysmileError(f"{against}: loaded other images than {model}")
         other_scores = other.scores(theirs.pixels, progress=sys.stderr.isatty())
+        if theirs.found is not None:
+            import numpy as np
+
+            other_scores = np.where(theirs.found, other_scores, -129)
         result["against"] = {
             "model": other.bundle.name,
             "path": str(against),
             "auc": M.roc_auc(arrays.labels, other_scores),
+            **({} if theirs.found is None else {"faces_found": float(np.mean(theirs.found))}),
             **M.paired_bootstrap_auc(arrays.labels, scores, other_scores, resamples, seed),
         }
     if as_json:
