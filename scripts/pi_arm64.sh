@@ -7,6 +7,7 @@
 #   bash scripts/pi_arm64.sh setup                   # build the root once (about 8 minutes)
 #   bash scripts/pi_arm64.sh run [--bind DIR]... [--] CMD [ARG...]
 #   bash scripts/pi_arm64.sh path                    # where the root is
+#   bash scripts/pi_arm64.sh ready                   # exit 0 if `run` would run (root and venv current)
 #   bash scripts/pi_arm64.sh clean                   # remove the root and its tarball
 #
 # Needs root, Debian's mirror (deb.debian.org, as this machine's apt uses it) and PyPI.
@@ -226,6 +227,11 @@ case ${1:-} in
   setup) setup ;;
   run) shift; run "$@" ;;
   path) echo "$ROOT" ;;
+  ready)
+    # What `run` checks: the root, and a venv pinned to this checkout's .venv.
+    [ -f "$READY" ] || die "no arm64 root at $ROOT: run 'bash scripts/pi_arm64.sh setup'"
+    venv_ready "$(venv_key)" || die "the arm64 root's venv is not this checkout's: run 'bash scripts/pi_arm64.sh setup'"
+    ;;
   clean) need_root; rm -rf "$ROOT" "$TARBALL"; say "removed $HOME_DIR/{root,root.tar.gz}" ;;
   *)
     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'

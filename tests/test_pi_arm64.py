@@ -39,9 +39,13 @@ SMALL_SIDES = (34, 38, 42, 46)  # in 160x120 frames
 def _root() -> Path | None:
     if os.geteuid() != 0 or not shutil.which("unshare"):
         return None
+    # `ready`: the root exists and its venv is pinned to this checkout's (a root set up for
+    # another checkout, or before a dependency changed, is skipped as absent, not failed).
+    ready = subprocess.run(["bash", str(SCRIPT), "ready"], capture_output=True, check=False)
+    if ready.returncode != 0:
+        return None
     out = subprocess.run(["bash", str(SCRIPT), "path"], capture_output=True, text=True, check=False)
-    root = Path(out.stdout.strip())
-    return root if (root / "etc" / "tinysmile-pi-arm64").is_file() else None
+    return Path(out.stdout.strip())
 
 
 ROOT = _root()
