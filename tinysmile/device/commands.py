@@ -143,21 +143,7 @@ def _flash_real(
     from tinysmile.device.pio import run_pio
 
     project = _generate(bundle, board, runtime, mode, log, tflm_lib_dir, finder)
-    from tinysmile.device.transport import find_ports
-
-    if port is None:
-        ids = list(board.serial.get("usb_ids", []))
-        found = find_ports(ids)
-        if not found:
-            raise TinysmileError(
-                f"no {board.id} found on USB (looked for {', '.join(ids) or 'no VID:PID'}): "
-                "connect it, or pass --port"
-            )
-        if len(found) > 1:
-            raise TinysmileError(
-                f"several {board.id} boards found ({', '.join(found)}); pass --port"
-            )
-        port = found[0]
+    port = _find_port(board, port)
     log(f"building and uploading with PlatformIO to {port}")
     run_pio(project, "upload", upload_port=port)
     return {
