@@ -41,7 +41,11 @@ TASK = "smile"
 # answers are the ones tinysmile.data.votes resolves for the task.
 TASK_KEYS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "smile": (("y", "yes", "smile"), ("n", "no", "no smile")),
-    "attitude": (("1", "negative", "negative"), ("2", "neutral", "neutral"), ("3", "positive", "positive")),
+    "attitude": (
+        ("1", "negative", "negative"),
+        ("2", "neutral", "neutral"),
+        ("3", "positive", "positive"),
+    ),
 }
 COMMON_KEYS = (("u", UNSURE, "can't tell"), (" ", SKIP, "skip"))
 QUESTIONS = {
