@@ -88,13 +88,7 @@ def flash(
     run_pio(project, "upload")
     mem = memory_summary(project)
     out: dict[str, Any] = {
-        "board": board.id,
-        "model": bundle.name,
-        "sha256": bundle.model_hash(),
-        "runtime": runtime,
-        "mode": mode,
-        "detector": finder.name if finder else None,
-        "project": str(project.dir),
+        **_flashed(bundle, board, runtime, mode, finder, project),
         "elf": str(project.elf),
         "memory": mem,
         "notes": project.notes,
@@ -106,6 +100,19 @@ def flash(
         )
     out.update(port=st.port, pid=st.pid)
     return out
+
+
+def _flashed(bundle, board, runtime: str, mode: str, finder, project) -> dict[str, Any]:
+    """What every flash result starts with: board, model, runtime, mode, finder, project."""
+    return {
+        "board": board.id,
+        "model": bundle.name,
+        "sha256": bundle.model_hash(),
+        "runtime": runtime,
+        "mode": mode,
+        "detector": finder.name if finder else None,
+        "project": str(project.dir),
+    }
 
 
 def _generate(bundle, board, runtime: str, mode: str, log, tflm_lib_dir, finder, core_dir=None):
@@ -147,13 +154,7 @@ def _flash_real(
     log(f"building and uploading with PlatformIO to {port}")
     run_pio(project, "upload", upload_port=port)
     return {
-        "board": board.id,
-        "model": bundle.name,
-        "sha256": bundle.model_hash(),
-        "runtime": runtime,
-        "mode": mode,
-        "detector": finder.name if finder else None,
-        "project": str(project.dir),
+        **_flashed(bundle, board, runtime, mode, finder, project),
         "port": port,
         "budget": project.budget.to_dict(),
         "notes": project.notes,
@@ -212,13 +213,7 @@ def _flash_local(
     project, mem = build_local(bundle, board, runtime, mode, log, tflm_lib_dir, finder, core_dir)
     cmd = upload.command(board, project.local.core, project.bin, port or NO_PORT)
     out = {
-        "board": board.id,
-        "model": bundle.name,
-        "sha256": bundle.model_hash(),
-        "runtime": runtime,
-        "mode": mode,
-        "detector": finder.name if finder else None,
-        "project": str(project.dir),
+        **_flashed(bundle, board, runtime, mode, finder, project),
         "elf": str(project.elf),
         "bin": str(project.bin),
         # The linker's figures (the estimate it replaces is under "budget").
