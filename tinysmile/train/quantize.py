@@ -637,6 +637,15 @@ def _num(v: Any) -> str:
     return "-" if v is None else f"{round(v):,}"
 
 
+def _arch_line(meta: dict[str, Any]) -> str:
+    """The card's line on the architecture: its name, MACs, parameters, input and ops."""
+    return (
+        f"Architecture: `{meta.get('provenance', {}).get('arch')}`; {meta.get('macs'):,} MACs"
+        f" per inference, {meta.get('params'):,} parameters; int8 input"
+        f" {meta['input']['shape']}, ops: {', '.join(meta.get('ops', []))}."
+    )
+
+
 def _hashes(hashes: dict[str, str] | None) -> str:
     """The card's words for each split's content hash (none from older bundles)."""
     if not hashes:
@@ -693,11 +702,7 @@ def classes_card(meta: dict[str, Any]) -> str:
             f" {meta['output']['zero_point']})."
         ),
         "",
-        (
-            f"Architecture: `{prov.get('arch')}`; {meta.get('macs'):,} MACs per inference, "
-            f"{meta.get('params'):,} parameters; int8 input {meta['input']['shape']}, "
-            f"ops: {', '.join(meta.get('ops', []))}."
-        ),
+        _arch_line(meta),
         "",
         "## Data",
         "",
@@ -854,11 +859,7 @@ def model_card(meta: dict[str, Any]) -> str:
             f"probability {_fmt(meta.get('threshold'))})."
         ),
         "",
-        (
-            f"Architecture: `{prov.get('arch')}`; {meta.get('macs'):,} MACs per inference, "
-            f"{meta.get('params'):,} parameters; int8 input {meta['input']['shape']}, "
-            f"ops: {', '.join(meta.get('ops', []))}."
-        ),
+        _arch_line(meta),
         "",
         "## Data",
         "",
